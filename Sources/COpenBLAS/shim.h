@@ -1,0 +1,6 @@
+#pragma once
+// Debian's libopenblas-dev installs cblas.h through the alternatives system.
+#include <cblas.h>
+// Exposed so benchmarks and tests can pin BLAS threads; never set OPENBLAS_CORETYPE.
+extern void openblas_set_num_threads(int num_threads);
+extern int openblas_get_num_threads(void);

