@@ -18,3 +18,11 @@ final class AutogradTests: XCTestCase {
         XCTAssertEqual(b.grad?.values, [5, 7, 9])
     }
 }
+
+final class GradCheckSelfTest: XCTestCase {
+    func testElementwiseOpsMatchFiniteDifferences() {
+        let a = randomTensor([2, 3, 4], seed: 1)
+        let b = randomTensor([3, 1], seed: 2).scaled(1, plus: 3)
+        assertGradientsMatchFiniteDifferences([a, b]) { x in (x[0] * x[1] - x[0]) / x[1] + x[1] }
+    }
+}
