@@ -7,7 +7,7 @@ alone), holding the flat state dict Guise must read from it: same names, dtypes,
 hostile_*.pt / hostile_*.pkl are pickles that would run a command if loaded with pickle/torch.load
 (never load them); bad_*.pt are malformed checkpoints that must be refused with a clear error.
 """
-import io, json, os, pickle, struct, sys, zipfile
+import argparse, collections, json, os, pathlib, pickle, struct, zipfile
 import numpy as np
 import torch
 import torch.nn as nn
@@ -49,6 +49,10 @@ def write(name, obj, expected, legacy=False):
     path = os.path.join(OUT, name + ".pt")
     torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
     save_expected(os.path.join(OUT, name + ".expected.safetensors"), expected)
+
+
+class AttributeDict(dict):
+    pass
 
 
 class SmallNet(nn.Module):
@@ -143,6 +147,14 @@ def main():
     a, b, c = torch.randn(3, generator=g), torch.randn(2, 2, generator=g), torch.randn(1, generator=g)
     write("dotted", {"enc": {"w": a, "deep": {"b": b}}, "list": [c, 5], "note": "x"},
           {"enc.w": a, "enc.deep.b": b, "list.0": c})
+
+    # What training scripts leave beside the weights: numpy scalars and arrays, argparse args, paths,
+    # a dict subclass (Lightning's AttributeDict), a defaultdict; pickle protocol 4.
+    extras = {"state_dict": sd, "epoch": np.int64(5), "acc": np.float32(0.5), "arr": np.arange(3),
+              "args": argparse.Namespace(lr=0.1, name="x"), "path": pathlib.PurePosixPath("/a/b"),
+              "hyper_parameters": AttributeDict(lr=1), "callbacks": collections.defaultdict(list)}
+    torch.save(extras, os.path.join(OUT, "zip_extras_p4.pt"), pickle_protocol=4)
+    save_expected(os.path.join(OUT, "zip_extras_p4.expected.safetensors"), sd)
 
     write_hostile()
     write_bad()

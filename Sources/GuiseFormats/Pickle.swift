@@ -361,14 +361,20 @@ final class Unpickler {
     }
 
     private func append(_ items: [PickleValue]) throws {
-        guard case .ref(let i) = try top(), case .list(var a) = arena.nodes[i] else { throw fail("malformed pickle (APPEND to a non-list)") }
+        guard case .ref(let i) = try top() else { throw fail("malformed pickle (APPEND to a non-list)") }
+        // A list subclass made by NEWOBJ gets its items this way; it becomes a plain list.
+        if case .object(_, _, _, nil) = arena.nodes[i] { arena.nodes[i] = .list([]) }
+        guard case .list(var a) = arena.nodes[i] else { throw fail("malformed pickle (APPEND to a non-list)") }
         arena.nodes[i] = .opaque("")  // keeps `a` uniquely referenced
         a.append(contentsOf: items)
         arena.nodes[i] = .list(a)
     }
 
     private func setItems(_ pairs: [(PickleValue, PickleValue)]) throws {
-        guard case .ref(let i) = try top(), arena.setItems(i, pairs) else { throw fail("malformed pickle (SETITEM on a non-dict)") }
+        guard case .ref(let i) = try top() else { throw fail("malformed pickle (SETITEM on a non-dict)") }
+        // A dict subclass made by NEWOBJ (Lightning's AttributeDict, ...) becomes a plain dict.
+        if case .object(_, _, _, nil) = arena.nodes[i] { arena.nodes[i] = .dict(keys: [], values: [], index: [:]) }
+        guard arena.setItems(i, pairs) else { throw fail("malformed pickle (SETITEM on a non-dict)") }
     }
 
     // MARK: the allowlist
@@ -436,8 +442,16 @@ final class Unpickler {
                 return .bytes(out)
             }
             return .bytes(Array(s.utf8))
-        case "torch.device":
-            return arena.add(.opaque("device"))
+        case "collections.defaultdict":
+            return arena.add(.dict(keys: [], values: [], index: [:]))  // the factory is never called
+        case "torch.device", "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath",
+             "pathlib.PureWindowsPath", "datetime.datetime", "datetime.date", "datetime.time", "datetime.timedelta",
+             "builtins.slice", "builtins.complex", "builtins.range",
+             "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
+             "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct":
+            // Plain-data constructors that training scripts leave in checkpoints (epochs as numpy
+            // scalars, paths, dates). They hold no weights we read, so they stay opaque.
+            return arena.add(.opaque(full))
         case "torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2":
             return try rebuildTensor(try a(), dtype: nil, full)
         case "torch._utils._rebuild_tensor_v3":

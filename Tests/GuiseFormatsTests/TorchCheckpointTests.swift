@@ -6,7 +6,7 @@ final class TorchCheckpointTests: XCTestCase {
         ("zip_dtypes", .torchZip), ("legacy_dtypes", .torchLegacy), ("zip_half", .torchZip), ("legacy_half", .torchLegacy),
         ("zip_views", .torchZip), ("legacy_views", .torchLegacy), ("nested_model_state_dict", .torchZip),
         ("state_dict_module_prefix", .torchZip), ("pickled_module", .torchZip), ("pickled_module_legacy", .torchLegacy),
-        ("dotted", .torchZip),
+        ("dotted", .torchZip), ("zip_extras_p4", .torchZip),
     ]
 
     func testCheckpointsMatchTorchBitForBit() throws {
