@@ -148,6 +148,13 @@ def main():
     write("dotted", {"enc": {"w": a, "deep": {"b": b}}, "list": [c, 5], "note": "x"},
           {"enc.w": a, "enc.deep.b": b, "list.0": c})
 
+    # A module used twice and a tied weight: state_dict names each under every path.
+    shared = nn.Linear(2, 2)
+    twice = nn.ModuleDict({"a": shared, "b": shared, "c": nn.Linear(2, 2, bias=False)})
+    twice.c.weight = shared.weight
+    assert list(twice.state_dict()) == ["a.weight", "a.bias", "b.weight", "b.bias", "c.weight"]
+    write("pickled_shared_module", twice, twice.state_dict())
+
     # What training scripts leave beside the weights: numpy scalars and arrays, argparse args, paths,
     # a dict subclass (Lightning's AttributeDict), a defaultdict; pickle protocol 4.
     extras = {"state_dict": sd, "epoch": np.int64(5), "acc": np.float32(0.5), "arr": np.arange(3),

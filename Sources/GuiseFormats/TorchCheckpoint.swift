@@ -279,13 +279,15 @@ public struct TorchCheckpoint {
     }
 }
 
-/// Walks unpickled values for tensors. Containers are visited once, so shared or cyclic
-/// structures cost no more than their size.
+/// Walks unpickled values for tensors. A container shared by two parents (a module used twice)
+/// is named under both, as torch's state_dict does; a container inside itself is not re-entered,
+/// and a budget on visits keeps a hostile web of shared containers from taking forever.
 private struct Walker {
     let path: String
     let arena: PickleArena
     var found: [(String, PickledTensor)] = []
-    private var visited = Set<Int>()
+    private var onPath = Set<Int>()
+    private var budget = 1_000_000
     static let maxDepth = 200
 
     init(path: String, arena: PickleArena) {
@@ -347,7 +349,10 @@ private struct Walker {
         guard depth < Self.maxDepth else { throw FormatError("\(path): checkpoint nests deeper than \(Self.maxDepth) levels") }
         guard case .ref(let i) = v else { return }
         if case .tensor(let t) = arena.nodes[i] { found.append((prefix, t)); return }
-        guard visited.insert(i).inserted else { return }
+        budget -= 1
+        guard budget > 0 else { throw FormatError("\(path): checkpoint structure is too large to walk (shared containers?)") }
+        guard onPath.insert(i).inserted else { return }
+        defer { onPath.remove(i) }
         switch arena.nodes[i] {
         case .dict(let keys, let values, _):
             if let params = arena.dictLookup(arena.nodes[i], "_parameters"), arena.dictLookup(arena.nodes[i], "_modules") != nil {

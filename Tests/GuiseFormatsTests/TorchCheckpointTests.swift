@@ -6,7 +6,7 @@ final class TorchCheckpointTests: XCTestCase {
         ("zip_dtypes", .torchZip), ("legacy_dtypes", .torchLegacy), ("zip_half", .torchZip), ("legacy_half", .torchLegacy),
         ("zip_views", .torchZip), ("legacy_views", .torchLegacy), ("nested_model_state_dict", .torchZip),
         ("state_dict_module_prefix", .torchZip), ("pickled_module", .torchZip), ("pickled_module_legacy", .torchLegacy),
-        ("dotted", .torchZip), ("zip_extras_p4", .torchZip),
+        ("dotted", .torchZip), ("zip_extras_p4", .torchZip), ("pickled_shared_module", .torchZip),
     ]
 
     func testCheckpointsMatchTorchBitForBit() throws {
@@ -168,21 +168,21 @@ final class TorchCheckpointTests: XCTestCase {
     /// never a crash. Flips in raw tensor data cannot be detected in this format.
     func testCorruptedLegacyFileNeverCrashes() throws {
         for name in ["legacy_views", "pickled_module_legacy"] {
-            let full = try bytes(name + ".pt")
+            var b = try bytes(name + ".pt")
             var refused = 0
-            for i in stride(from: 0, to: full.count, by: full.count > 5000 ? 7 : 1) {
+            for i in stride(from: 0, to: b.count, by: b.count > 5000 ? 23 : 1) {
                 for mask: UInt8 in [0x01, 0x80, 0xFF] {
-                    var b = full
                     b[i] ^= mask
                     do { try read(b) } catch { refused += 1 }
+                    b[i] ^= mask
                 }
             }
             XCTAssertGreaterThan(refused, 0)
         }
     }
 
-    /// A legacy checkpoint whose object is a 200 000-deep tuple: read and refused, no stack overflow.
-    func testDeepNestingIsRefused() throws {
+    /// A legacy checkpoint around a hand-written main pickle (without storages).
+    private func legacy(_ main: [UInt8]) throws -> [UInt8] {
         let legacy = try MappedFile(path: try fixturePath("legacy_half.pt"))
         // The first three pickles (magic, protocol, sys_info) are reused as they are.
         var pos = 0
@@ -191,13 +191,31 @@ final class TorchCheckpointTests: XCTestCase {
             _ = try u.load()
             pos = u.pos
         }
-        var b = [UInt8](legacy.bytes[0..<pos])
-        b += [0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 200_000) + [0x2E]  // ((((),),),)...
-        b += [0x80, 0x02, 0x5D, 0x2E]  // no storages
+        return [UInt8](legacy.bytes[0..<pos]) + main + [0x80, 0x02, 0x5D, 0x2E]  // ... and an empty key list
+    }
+
+    /// A 200 000-deep tuple: read and refused, no stack overflow (also not when it is released).
+    func testDeepNestingIsRefused() throws {
+        let b = try legacy([0x80, 0x02, 0x29] + [UInt8](repeating: 0x85, count: 200_000) + [0x2E])  // ((((),),),)...
         let out = temporaryPath("deep.pt")
         defer { unlink(out) }
         try Data(b).write(to: URL(fileURLWithPath: out))
         XCTAssertThrowsError(try Checkpoint(path: out)) { XCTAssertTrue("\($0)".contains("nests deeper"), "\($0)") }
+    }
+
+    /// A list inside itself reads as no tensors; 2^60 paths through shared tuples are refused
+    /// after a bounded walk instead of running forever.
+    func testCyclesAndSharedWebsTerminate() throws {
+        try read(try legacy([0x80, 0x02, 0x5D, 0x71, 0x00, 0x68, 0x00, 0x61, 0x2E])) { XCTAssertEqual($0.names, []) }
+        let web = try legacy([0x80, 0x02, 0x29] + Array([[UInt8]](repeating: [0x32, 0x86], count: 60).joined()) + [0x2E])
+        XCTAssertThrowsError(try read(web)) { XCTAssertTrue("\($0)".contains("too large to walk"), "\($0)") }
+    }
+
+    func testEmptyTensorsWiden() throws {
+        let c = try Checkpoint(path: try fixturePath("zip_dtypes.pt"))
+        let e = try XCTUnwrap(c.tensors["empty"])
+        XCTAssertEqual(e.shape, [0, 5])
+        XCTAssertEqual(e.toTensor().shape, [0, 5])
     }
 
     func testUnpicklerRefusesAbsurdLengthsAndJunk() throws {
