@@ -7,7 +7,7 @@ alone), holding the flat state dict Guise must read from it: same names, dtypes,
 hostile_*.pt / hostile_*.pkl are pickles that would run a command if loaded with pickle/torch.load
 (never load them); bad_*.pt are malformed checkpoints that must be refused with a clear error.
 """
-import argparse, collections, json, os, pathlib, pickle, struct, zipfile
+import argparse, collections, io, json, os, pathlib, pickle, pickletools, struct, zipfile
 import numpy as np
 import torch
 import torch.nn as nn
@@ -113,6 +113,8 @@ def main():
     d = all_dtypes()
     write("zip_dtypes", d, d)
     write("legacy_dtypes", d, d, legacy=True)
+    py2_cuda_legacy(os.path.join(OUT, "legacy_dtypes.pt"), os.path.join(OUT, "legacy_py2_cuda.pt"))
+    save_expected(os.path.join(OUT, "legacy_py2_cuda.expected.safetensors"), d)
     h = halves()
     write("zip_half", h, h)
     write("legacy_half", h, h, legacy=True)
@@ -165,6 +167,28 @@ def main():
 
     write_hostile()
     write_bad()
+
+
+def py2_cuda_legacy(src, dst):
+    """Rewrites a legacy checkpoint as Python 2 torch on a GPU wrote them: str keys as
+    SHORT_BINSTRING, storages as torch.cuda.*Storage on 'cuda:0'. The storage bytes are unchanged."""
+    data = open(src, "rb").read()
+    f = io.BytesIO(data)
+    out = b""
+    for _ in range(5):  # magic, protocol, sys_info, the object, the storage keys
+        ops = list(pickletools.genops(f))
+        ends = [pos for _, _, pos in ops[1:]] + [f.tell()]
+        for (op, arg, pos), end in zip(ops, ends):
+            if op.name == "GLOBAL" and arg.startswith("torch ") and arg.endswith("Storage"):
+                out += b"ctorch.cuda\n" + arg.split(" ")[1].encode() + b"\n"
+            elif op.name == "BINUNICODE" and arg == "cpu":
+                out += b"U\x06cuda:0"
+            elif op.name == "BINUNICODE" and arg.isascii() and len(arg) < 256:
+                out += b"U" + bytes([len(arg)]) + arg.encode()
+            else:
+                out += data[pos:end]
+    with open(dst, "wb") as g:
+        g.write(out + data[f.tell():])
 
 
 class Pwn:

@@ -7,6 +7,7 @@ final class TorchCheckpointTests: XCTestCase {
         ("zip_views", .torchZip), ("legacy_views", .torchLegacy), ("nested_model_state_dict", .torchZip),
         ("state_dict_module_prefix", .torchZip), ("pickled_module", .torchZip), ("pickled_module_legacy", .torchLegacy),
         ("dotted", .torchZip), ("zip_extras_p4", .torchZip), ("pickled_shared_module", .torchZip),
+        ("legacy_py2_cuda", .torchLegacy),
     ]
 
     func testCheckpointsMatchTorchBitForBit() throws {
