@@ -115,6 +115,8 @@ def main():
     write("legacy_dtypes", d, d, legacy=True)
     py2_cuda_legacy(os.path.join(OUT, "legacy_dtypes.pt"), os.path.join(OUT, "legacy_py2_cuda.pt"))
     save_expected(os.path.join(OUT, "legacy_py2_cuda.expected.safetensors"), d)
+    zip64(os.path.join(OUT, "zip_dtypes.pt"), os.path.join(OUT, "zip64_dtypes.pt"))
+    save_expected(os.path.join(OUT, "zip64_dtypes.expected.safetensors"), d)
     h = halves()
     write("zip_half", h, h)
     write("legacy_half", h, h, legacy=True)
@@ -167,6 +169,34 @@ def main():
 
     write_hostile()
     write_bad()
+
+
+def zip64(src, dst):
+    """Rewrites a torch zip's central directory the way ZIP64 writers do for files over 4 GiB: every
+    size and offset saturated to 0xFFFFFFFF in the classic fields, the real values in ZIP64 extra
+    fields and the ZIP64 end record. Local headers and data are unchanged."""
+    data = open(src, "rb").read()
+    with zipfile.ZipFile(src) as z:
+        infos = z.infolist()
+    cd_start = struct.unpack("<I", data[-22 + 16:-22 + 20])[0]  # from the classic end record (no comment)
+    assert data[cd_start:cd_start + 4] == b"PK\x01\x02"
+    out = bytearray(data[:cd_start])
+    cd = bytearray()
+    for i in infos:
+        name = i.filename.encode()
+        extra = struct.pack("<HHQQQ", 1, 24, i.file_size, i.compress_size, i.header_offset)
+        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, i.flag_bits, i.compress_type, 0, 0, i.CRC,
+                          0xFFFFFFFF, 0xFFFFFFFF, len(name), len(extra), 0, 0, 0, 0, 0xFFFFFFFF) + name + extra
+    out += cd
+    rec = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, len(infos), len(infos), len(cd), cd_start)
+    out += struct.pack("<IIQI", 0x07064B50, 0, rec, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    with open(dst, "wb") as f:
+        f.write(out)
+    # torch's own reader must accept it, with the same values.
+    a, b = torch.load(dst), torch.load(src)
+    assert all(torch.equal(a[k], b[k]) for k in b)
 
 
 def py2_cuda_legacy(src, dst):

@@ -7,7 +7,7 @@ final class TorchCheckpointTests: XCTestCase {
         ("zip_views", .torchZip), ("legacy_views", .torchLegacy), ("nested_model_state_dict", .torchZip),
         ("state_dict_module_prefix", .torchZip), ("pickled_module", .torchZip), ("pickled_module_legacy", .torchLegacy),
         ("dotted", .torchZip), ("zip_extras_p4", .torchZip), ("pickled_shared_module", .torchZip),
-        ("legacy_py2_cuda", .torchLegacy),
+        ("legacy_py2_cuda", .torchLegacy), ("zip64_dtypes", .torchZip),
     ]
 
     func testCheckpointsMatchTorchBitForBit() throws {
@@ -125,31 +125,30 @@ final class TorchCheckpointTests: XCTestCase {
     /// refuses the file or, where the byte carries nothing it uses (a time stamp, a storage's CRC),
     /// still reads exactly torch's values. It never crashes and never returns garbage.
     func testCorruptedCentralDirectoryNeverYieldsGarbage() throws {
-        let name = "zip_dtypes"
-        let full = try bytes(name + ".pt")
-        let expected = try fixture(name + ".expected")
-        // The classic end record is the last 22 bytes; its central-directory offset is at +16.
-        let eocd = full.count - 22
-        let dirStart = Int(full[eocd + 16]) | Int(full[eocd + 17]) << 8 | Int(full[eocd + 18]) << 16 | Int(full[eocd + 19]) << 24
-        XCTAssertGreaterThan(dirStart, 0)
-        var refused = 0
-        for i in dirStart..<full.count {
-            for mask: UInt8 in [0x01, 0x5A, 0xFF] {
-                var b = full
-                b[i] ^= mask
-                do {
-                    try read(b) { c in assertSameTensors(c.names, c.tensors, expected, "flip \(mask) at \(i)") }
-                } catch {
-                    refused += 1
+        for name in ["zip_dtypes", "zip64_dtypes"] {
+            let full = try bytes(name + ".pt")
+            let expected = try fixture(name + ".expected")
+            // The directory runs from its first entry's signature to the end of the file.
+            let dirStart = try XCTUnwrap((0..<(full.count - 4)).first { full[$0..<($0 + 4)].elementsEqual([0x50, 0x4B, 0x01, 0x02]) })
+            var refused = 0, b = full
+            for i in dirStart..<full.count {
+                for mask: UInt8 in [0x01, 0x5A, 0xFF] {
+                    b[i] ^= mask
+                    do {
+                        try read(b) { c in assertSameTensors(c.names, c.tensors, expected, "\(name): flip \(mask) at \(i)") }
+                    } catch {
+                        refused += 1
+                    }
+                    b[i] ^= mask
                 }
             }
-        }
-        XCTAssertGreaterThan(refused, (full.count - dirStart))
-        // Specific fields must be caught: the first entry's signature, sizes and local-header offset.
-        for i in [dirStart, dirStart + 20, dirStart + 24, dirStart + 42] {
-            var b = full
-            b[i] ^= 0x5A
-            XCTAssertThrowsError(try read(b), "flip at \(i)")
+            XCTAssertGreaterThan(refused, full.count - dirStart, name)
+            // Specific fields must be caught: the first entry's signature, sizes and local-header offset.
+            for i in [dirStart, dirStart + 20, dirStart + 24, dirStart + 42] {
+                b[i] ^= 0x5A
+                XCTAssertThrowsError(try read(b), "\(name): flip at \(i)")
+                b[i] ^= 0x5A
+            }
         }
     }
 
