@@ -113,13 +113,13 @@ final class Unpickler {
     let data: UnsafeRawBufferPointer
     private(set) var pos: Int
     let arena: PickleArena
-    private let persistentLoad: PersistentLoad
+    private let persistentLoad: PersistentLoad?
     private var stack: [PickleValue] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
 
     init(path: String, data: UnsafeRawBufferPointer, at pos: Int = 0, arena: PickleArena = PickleArena(),
-         persistentLoad: @escaping PersistentLoad = { _, _ in throw FormatError("unexpected persistent id") }) {
+         persistentLoad: PersistentLoad? = nil) {
         self.path = path
         self.data = data
         self.pos = pos
@@ -336,8 +336,10 @@ final class Unpickler {
                 guard !items.isEmpty else { throw fail("malformed OBJ") }
                 let cls = items.removeFirst()
                 stack.append(try call(cls, arena.add(.tuple(items))))
-            case 0x51: stack.append(try persistentLoad(try pop(), arena))                 // BINPERSID
-            case 0x50: stack.append(try persistentLoad(.string(try line()), arena))       // PERSID
+            case 0x51, 0x50:                                          // BINPERSID, PERSID: data kept outside the pickle
+                let pid = op == 0x51 ? try pop() : .string(try line())
+                guard let persistentLoad else { throw fail("pickle refers to data outside it (a persistent id), and nothing holds such data here") }
+                stack.append(try persistentLoad(pid, arena))
             case 0x82, 0x83, 0x84:
                 throw fail("pickle uses the copyreg extension registry (EXT opcodes), which is not supported")
             case 0x97, 0x98:

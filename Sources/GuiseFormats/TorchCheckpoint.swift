@@ -165,8 +165,7 @@ public struct TorchCheckpoint {
                                    _ storages: StorageTable) throws -> PickleValue {
         var pos = 0
         func next(_ load: Unpickler.PersistentLoad? = nil) throws -> PickleValue {
-            let u = load.map { Unpickler(path: path, data: b, at: pos, arena: arena, persistentLoad: $0) }
-                ?? Unpickler(path: path, data: b, at: pos, arena: arena)
+            let u = Unpickler(path: path, data: b, at: pos, arena: arena, persistentLoad: load)
             let v = try u.load()
             pos = u.pos
             return v
