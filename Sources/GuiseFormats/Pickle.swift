@@ -450,7 +450,9 @@ final class Unpickler {
              "pathlib.PureWindowsPath", "datetime.datetime", "datetime.date", "datetime.time", "datetime.timedelta",
              "builtins.slice", "builtins.complex", "builtins.range",
              "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-             "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct":
+             "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
+             // Whole modules pickled by torch 0.4-1.0 carry their backend and RNNs a placeholder.
+             "torch.nn.backends.thnn._get_thnn_function_backend", "torch.backends.cudnn.rnn.Unserializable":
             // Plain-data constructors that training scripts leave in checkpoints (epochs as numpy
             // scalars, paths, dates). They hold no weights we read, so they stay opaque.
             return arena.add(.opaque(full))
@@ -494,6 +496,9 @@ final class Unpickler {
         switch Self.canonical(module) + "." + name {
         case "collections.OrderedDict", "builtins.dict": return arena.add(.dict(keys: [], values: [], index: [:]))
         case "builtins.set", "builtins.list": return arena.add(.list([]))
+        case "torch.Size":  // older torch: torch.Size.__new__(torch.Size, (dims...))
+            let given = try args(argsValue, "torch.Size")
+            return arena.add(.tuple(given.first.flatMap { arena.items($0) } ?? []))
         default:
             return arena.add(.object(module: module, name: name, args: try args(argsValue, "\(module).\(name)"), state: nil))
         }

@@ -240,6 +240,27 @@ final class TorchCheckpointTests: XCTestCase {
         }
     }
 
+    /// Artefacts of modules pickled by old torch: the THNN backend getter and NEWOBJ torch.Size.
+    func testOldTorchModuleArtefacts() throws {
+        func ascii(_ s: String) -> [UInt8] { Array(s.utf8) }
+        var p: [UInt8] = [0x80, 0x02, 0x7D, 0x28]                                     // {
+        p += [0x58, 8, 0, 0, 0] + ascii("_backend")                                   //  '_backend':
+        p += ascii("ctorch.nn.backends.thnn\n_get_thnn_function_backend\n)R")        //   backend(),
+        p += [0x58, 4, 0, 0, 0] + ascii("size")                                       //  'size':
+        p += ascii("ctorch\nSize\n") + [0x4B, 2, 0x4B, 3, 0x86, 0x85, 0x81]         //   Size.__new__(Size, ((2, 3),))
+        p += [0x75, 0x2E]                                                             // } (SETITEMS), STOP
+        try p.withUnsafeBytes { raw in
+            let u = Unpickler(path: "p", data: raw)
+            let v = try u.load()
+            let d = try XCTUnwrap(u.arena.node(v))
+            guard case .opaque("torch.nn.backends.thnn._get_thnn_function_backend")? = u.arena.dictLookup(d, "_backend").flatMap(u.arena.node) else {
+                return XCTFail("backend not read")
+            }
+            let size = try XCTUnwrap(u.arena.dictLookup(d, "size").flatMap(u.arena.items))
+            XCTAssertEqual(size.count, 2)
+        }
+    }
+
     func testUnpicklerReadsPlainValues() throws {
         // {'a': [1, -2, 3.5, 'é', b'\x00', True, None, 2**70]} at protocol 4, written by Python.
         let hex = "80049532000000000000007d948c0161945d94284b014afeffffff47400c0000000000008c02c3a994430100948" +
