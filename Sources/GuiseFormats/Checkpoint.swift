@@ -1,4 +1,5 @@
 import Foundation
+import GuiseTensor
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,6 +39,14 @@ public struct Checkpoint {
     }
 
     public var parameterCount: Int { tensors.values.reduce(0) { $0 + $1.count } }
+
+    public subscript(name: String) -> StoredTensor? { tensors[name] }
+
+    /// Widened to float32; throws naming the tensor when it is absent.
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let s = tensors[name] else { throw FormatError("\(path): no tensor named '\(name)'") }
+        return s.toTensor()
+    }
 
     private static func isSafeTensors(_ path: String) throws -> Bool {
         let m = try MappedFile(path: path)

@@ -1,5 +1,6 @@
 import XCTest
 @testable import GuiseFormats
+import GuiseTensor
 
 final class TorchCheckpointTests: XCTestCase {
     static let checkpoints: [(String, CheckpointFormat)] = [
@@ -216,6 +217,8 @@ final class TorchCheckpointTests: XCTestCase {
         let e = try XCTUnwrap(c.tensors["empty"])
         XCTAssertEqual(e.shape, [0, 5])
         XCTAssertEqual(e.toTensor().shape, [0, 5])
+        XCTAssertEqual(try c.tensor("i16").values, [-300, 300])
+        XCTAssertThrowsError(try c.tensor("nope")) { XCTAssertTrue("\($0)".hasSuffix("no tensor named 'nope'")) }
     }
 
     func testUnpicklerRefusesAbsurdLengthsAndJunk() throws {
