@@ -47,8 +47,8 @@ let package = Package(
         .executableTarget(name: "guise", dependencies: ["GuiseCLI"], swiftSettings: cpu),
 
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage"], swiftSettings: cpu),
-        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI"], swiftSettings: cpu),
+        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats"], swiftSettings: cpu),
     ]
 )
