@@ -57,6 +57,10 @@ conv("conv_depth_mult", rnd(1, 2, 6, 6), rnd(6, 1, 3, 3), None, pad=(1, 1, 1, 1)
 conv("conv_pointwise", rnd(2, 5, 6, 4), rnd(3, 5, 1, 1), rnd(3))
 conv("conv_asym_pad", rnd(1, 2, 7, 8), rnd(3, 2, 3, 3), rnd(3), stride=(2, 2), pad=(0, 1, 1, 0))
 conv("conv_1x1_stride2", rnd(1, 4, 7, 6), rnd(3, 4, 1, 1), None, stride=(2, 2))
+# 16+ channels per group take the stride-1 path without im2col (ShiftedConv.swift).
+conv("conv_wide_c16", rnd(2, 16, 6, 5), rnd(16, 16, 3, 3, scale=0.3), rnd(16), pad=(1, 1, 1, 1))
+conv("conv_wide_groups_dil_asym", rnd(1, 32, 7, 6), rnd(32, 16, 3, 2, scale=0.3), rnd(32), pad=(2, 1, 0, 1), dil=(2, 1), groups=2)
+conv("conv_wide_overpad", rnd(1, 16, 4, 5), rnd(16, 16, 3, 3, scale=0.3), None, pad=(3, 3, 2, 2))
 conv("conv_5x5_rect", rnd(2, 3, 11, 7), rnd(2, 3, 5, 3), rnd(2), stride=(1, 2), pad=(2, 2, 1, 1), dil=(1, 2))
 
 
@@ -73,6 +77,7 @@ def convt(name, x, w, b=None, stride=(1, 1), pad=(0, 0), opad=(0, 0), dil=(1, 1)
 convt("convt_stride2", rnd(1, 4, 5, 6), rnd(4, 3, 3, 3), rnd(3), stride=(2, 2), pad=(1, 1), opad=(1, 1))
 convt("convt_groups_dil", rnd(2, 4, 4, 5), rnd(4, 2, 3, 3), rnd(4), dil=(2, 2), groups=2)
 convt("convt_4x4_up", rnd(1, 3, 4, 4), rnd(3, 2, 4, 4), None, stride=(2, 2), pad=(1, 1), opad=(0, 1))
+convt("convt_wide", rnd(1, 16, 5, 4), rnd(16, 16, 3, 3, scale=0.3), rnd(16), pad=(1, 1))
 convt("convt_dil_opad", rnd(1, 2, 3, 4), rnd(2, 2, 3, 3), None, stride=(1, 2), pad=(1, 0), opad=(1, 1), dil=(2, 1))
 
 

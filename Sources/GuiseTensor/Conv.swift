@@ -25,6 +25,12 @@ struct ConvKernels {
     /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ y: UnsafeMutablePointer<Float>) {
+        if ShiftedConv.applies(geo, groups: groups) {
+            let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
+            let wk = ShiftedConv.tapWeights(w, outChannels: outChannels, cg: inPerGroup, taps: geo.kh * geo.kw)
+            sc.forward(x, tapWeights: wk.pointer, bias: bias, batch: batch, y)
+            return
+        }
         let col = geo.isPointwise ? nil : Storage(uninitializedCount: geo.colRows * p)
         let og = outPerGroup, k = k, p = p
         if let bias {
@@ -46,6 +52,14 @@ struct ConvKernels {
 
     /// dx = Wᵀ·dy, folded back onto the input by col2im.
     func inputGrad(_ gy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>) {
+        if ShiftedConv.applies(geo, groups: groups) && outPerGroup >= 16 {
+            let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
+            if let back = sc.inputGradConv() {
+                let wk = sc.flippedTapWeights(w)
+                back.forward(gy, tapWeights: wk.pointer, bias: nil, batch: batch, gx)
+                return
+            }
+        }
         let col = geo.isPointwise ? nil : Storage(uninitializedCount: geo.colRows * p)
         let og = outPerGroup, k = k, p = p
         if col != nil { gx.update(repeating: 0, count: batch * inSample) }
@@ -61,6 +75,10 @@ struct ConvKernels {
 
     /// dW = Σₙ dy[n]·col(x[n])ᵀ.
     func weightGrad(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ gw: UnsafeMutablePointer<Float>) {
+        if ShiftedConv.applies(geo, groups: groups) {
+            ShiftedConv(geo, outChannels: outChannels, groups: groups).weightGrad(x, gy, batch: batch, gw)
+            return
+        }
         let col = geo.isPointwise ? nil : Storage(uninitializedCount: geo.colRows * p)
         let og = outPerGroup, k = k, p = p
         for n in 0..<batch {

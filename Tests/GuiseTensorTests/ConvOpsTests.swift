@@ -36,7 +36,8 @@ final class ConvOpsTests: XCTestCase {
     func testConv2dMatchesPyTorch() throws {
         for (name, bias) in [("conv_basic", true), ("conv_stride2_groups2", true), ("conv_dilation2", false),
                              ("conv_depthwise", true), ("conv_depth_mult", false), ("conv_pointwise", true),
-                             ("conv_asym_pad", true), ("conv_1x1_stride2", false), ("conv_5x5_rect", true)] {
+                             ("conv_asym_pad", true), ("conv_1x1_stride2", false), ("conv_5x5_rect", true),
+                             ("conv_wide_c16", true), ("conv_wide_groups_dil_asym", true), ("conv_wide_overpad", false)] {
             try checkFixture(name, inputs: bias ? ["x", "w", "b"] : ["x", "w"], Self.conv)
         }
     }
@@ -49,6 +50,11 @@ final class ConvOpsTests: XCTestCase {
         }
         let xp = randomTensor([1, 3, 4, 4], seed: 6), wp = randomTensor([2, 3, 1, 1], seed: 7)
         assertGradientsMatchFiniteDifferences([xp, wp]) { t in NN.conv2d(t[0], weight: t[1]) }
+        // 16 channels per group: the stride-1 path without im2col.
+        let xs = randomTensor([2, 16, 4, 5], seed: 20), ws = randomTensor([16, 16, 3, 3], seed: 21, scale: 0.2)
+        assertGradientsMatchFiniteDifferences([xs, ws]) { t in
+            NN.conv2d(t[0], weight: t[1], padding: NN.Padding(top: 1, bottom: 2, left: 0, right: 1), dilation: NN.Pair(1, 2))
+        }
     }
 
     func testConvOnlyInputNeedsGradient() {
@@ -73,7 +79,8 @@ final class ConvOpsTests: XCTestCase {
     }
 
     func testConvTranspose2dMatchesPyTorch() throws {
-        for (name, bias) in [("convt_stride2", true), ("convt_groups_dil", true), ("convt_4x4_up", false), ("convt_dil_opad", false)] {
+        for (name, bias) in [("convt_stride2", true), ("convt_groups_dil", true), ("convt_4x4_up", false), ("convt_dil_opad", false),
+                             ("convt_wide", true)] {
             try checkFixture(name, inputs: bias ? ["x", "w", "b"] : ["x", "w"], Self.convT)
         }
     }
