@@ -26,7 +26,7 @@ def measure(body, budget=3.0, max_runs=15):
         if len(times) >= 5 and t1 - start > budget:
             break
     times.sort()
-    return times[len(times) // 2]
+    return times[len(times) // 2], times[0]
 
 
 def sgemm(n):
@@ -71,8 +71,8 @@ def main():
 
     def run_guise(name):
         out = subprocess.run([args.guise, "--tsv", "--only", name], check=True, capture_output=True, text=True).stdout
-        _, ms, gflop = out.strip().split("\t")
-        return float(ms), float(gflop)
+        _, ms, best, gflop = out.strip().split("\t")
+        return float(ms), float(best), float(gflop)
 
     if args.guise:
         names = subprocess.run([args.guise, "--list"], check=True, capture_output=True, text=True).stdout.split("\n")
@@ -82,23 +82,25 @@ def main():
     guise, peak = {}, None
     if args.guise and "sgemm 2048" in names:
         guise["sgemm 2048"] = run_guise("sgemm 2048")
-        peak = guise["sgemm 2048"][1] / guise["sgemm 2048"][0] * 1e3
+        peak = guise["sgemm 2048"][2] / guise["sgemm 2048"][0] * 1e3
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load:.2f} at start"
           + (f"; Guise sgemm peak {peak:.1f} GFLOP/s" if peak else ""))
-    print(f"{'op':30} {'Guise ms':>9} {'torch ms':>9} {'ratio':>6} {'GFLOP/s':>8} {'%peak':>6} {'torch GF/s':>10}")
+    print("median of runs (ratio = Guise/torch); 'best' columns use each side's fastest run")
+    print(f"{'op':30} {'Guise ms':>9} {'torch ms':>9} {'ratio':>6} {'best ratio':>10} {'GFLOP/s':>8} {'%peak':>6} {'torch GF/s':>10}")
     for name in names:
         if name not in ROWS:
             print(f"{name:30} (no PyTorch row)")
             continue
         if args.guise and name not in guise:
             guise[name] = run_guise(name)
-        t = measure(ROWS[name]()) * 1e3
+        t, tbest = (v * 1e3 for v in measure(ROWS[name]()))
         if name in guise:
-            ms, gflop = guise[name]
+            ms, best, gflop = guise[name]
             gf = gflop / ms * 1e3
             pct = f"{100 * gf / peak:5.0f}%" if peak else ""
-            print(f"{name:30} {ms:9.2f} {t:9.2f} {ms / t:6.2f} {gf:8.1f} {pct:>6} {gflop / t * 1e3:10.1f}", flush=True)
+            print(f"{name:30} {ms:9.2f} {t:9.2f} {ms / t:6.2f} {best / tbest:10.2f} {gf:8.1f} {pct:>6} {gflop / t * 1e3:10.1f}",
+                  flush=True)
         else:
             print(f"{name:30} {'':9} {t:9.2f}", flush=True)
 

@@ -61,6 +61,10 @@ conv("conv_1x1_stride2", rnd(1, 4, 7, 6), rnd(3, 4, 1, 1), None, stride=(2, 2))
 conv("conv_wide_c16", rnd(2, 16, 6, 5), rnd(16, 16, 3, 3, scale=0.3), rnd(16), pad=(1, 1, 1, 1))
 conv("conv_wide_groups_dil_asym", rnd(1, 32, 7, 6), rnd(32, 16, 3, 2, scale=0.3), rnd(32), pad=(2, 1, 0, 1), dil=(2, 1), groups=2)
 conv("conv_wide_overpad", rnd(1, 16, 4, 5), rnd(16, 16, 3, 3, scale=0.3), None, pad=(3, 3, 2, 2))
+# 3×3 stride 1 with 16+ channels per group: Winograd F(2×2, 3×3) (Winograd.swift); odd sizes,
+# asymmetric padding and groups exercise partial tiles.
+conv("conv_wino_odd_groups", rnd(1, 32, 8, 5), rnd(32, 16, 3, 3, scale=0.3), rnd(32), pad=(1, 0, 2, 1), groups=2)
+conv("conv_wino_batch", rnd(2, 16, 9, 11), rnd(24, 16, 3, 3, scale=0.3), rnd(24), pad=(1, 1, 1, 1))
 conv("conv_5x5_rect", rnd(2, 3, 11, 7), rnd(2, 3, 5, 3), rnd(2), stride=(1, 2), pad=(2, 2, 1, 1), dil=(1, 2))
 
 

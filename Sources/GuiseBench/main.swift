@@ -4,7 +4,7 @@ import GuiseTensor
 
 // Times Guise's hot ops with warm-up and the median of several runs.
 // `GuiseBench [SUBSTRING]` prints a table; `GuiseBench --tsv [--only NAME]` prints
-// `name<TAB>ms<TAB>gflop` lines, and `--list` the row names. Tools/bench_torch.py runs each
+// `name<TAB>median ms<TAB>best ms<TAB>gflop` lines, and `--list` the row names. Tools/bench_torch.py runs each
 // row here and then in PyTorch back to back, so load from other processes hits both alike.
 // A row is a name, its FLOP count and a closure that builds inputs and returns the timed body;
 // Tools/bench_torch.py must have a row of the same name.
@@ -15,8 +15,9 @@ struct Row {
     let make: () -> () -> Void
 }
 
-/// Median wall time in seconds of `body`, after warm-up, with runs capped at about `budget` seconds.
-func measure(_ body: () -> Void, budget: Double = 3, maxRuns: Int = 15) -> Double {
+/// Median and best wall time in seconds of `body`, after warm-up, with runs capped at about
+/// `budget` seconds. On a machine others are loading, the best run is the steadier figure.
+func measure(_ body: () -> Void, budget: Double = 3, maxRuns: Int = 15) -> (median: Double, best: Double) {
     body(); body()
     var times: [Double] = []
     let start = DispatchTime.now().uptimeNanoseconds
@@ -28,7 +29,7 @@ func measure(_ body: () -> Void, budget: Double = 3, maxRuns: Int = 15) -> Doubl
         if times.count >= 5 && Double(t1 - start) / 1e9 > budget { break }
     }
     times.sort()
-    return times[times.count / 2]
+    return (times[times.count / 2], times[0])
 }
 
 func convFlops(n: Int, cin: Int, cout: Int, k: Int, hw: Int) -> Double {
@@ -80,13 +81,13 @@ if args.contains("--list") { for row in rows { print(row.name) }; exit(0) }
 let tsv = args.contains("--tsv")
 let only = args.firstIndex(of: "--only").flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil }
 let filter = args.first { !$0.hasPrefix("--") && $0 != only }
-if !tsv { print(String(format: "%-28@ %10@ %10@", "op", "ms", "GFLOP/s")) }
+if !tsv { print(String(format: "%-30@ %10@ %10@ %10@", "op", "median ms", "best ms", "GFLOP/s")) }
 for row in rows where (only.map { row.name == $0 } ?? true) && (filter.map { row.name.contains($0) } ?? true) {
-    let seconds = measure(row.make())
+    let t = measure(row.make())
     if tsv {
-        print("\(row.name)\t\(seconds * 1e3)\t\(row.flops / 1e9)")
+        print("\(row.name)\t\(t.median * 1e3)\t\(t.best * 1e3)\t\(row.flops / 1e9)")
     } else {
-        print(String(format: "%-28@ %10.2f %10.1f", row.name, seconds * 1e3, row.flops / seconds / 1e9))
+        print(String(format: "%-30@ %10.2f %10.2f %10.1f", row.name, t.median * 1e3, t.best * 1e3, row.flops / t.median / 1e9))
     }
     fflush(stdout)
 }

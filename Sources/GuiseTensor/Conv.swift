@@ -25,6 +25,13 @@ struct ConvKernels {
     /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ y: UnsafeMutablePointer<Float>) {
+        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
+            let wino = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width,
+                                   outChannels: outChannels, groups: groups, padding: geo.padding)
+            let u = Winograd3x3.transformWeights(w, outChannels: outChannels, cg: inPerGroup)
+            wino.forward(x, transformedWeights: u.pointer, bias: bias, batch: batch, y)
+            return
+        }
         if ShiftedConv.applies(geo, groups: groups) {
             let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
             let wk = ShiftedConv.tapWeights(w, outChannels: outChannels, cg: inPerGroup, taps: geo.kh * geo.kw)
@@ -52,6 +59,14 @@ struct ConvKernels {
 
     /// dx = Wᵀ·dy, folded back onto the input by col2im.
     func inputGrad(_ gy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>) {
+        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels),
+           let back = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
+                                  groups: groups, padding: geo.padding).inputGradConv() {
+            let flipped = Winograd3x3.flippedWeights(w, channels: geo.channels, outChannels: outChannels, groups: groups)
+            let u = Winograd3x3.transformWeights(flipped.pointer, outChannels: geo.channels, cg: outPerGroup)
+            back.forward(gy, transformedWeights: u.pointer, bias: nil, batch: batch, gx)
+            return
+        }
         if ShiftedConv.applies(geo, groups: groups) && outPerGroup >= 16 {
             let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
             if let back = sc.inputGradConv() {

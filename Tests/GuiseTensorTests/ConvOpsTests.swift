@@ -37,7 +37,8 @@ final class ConvOpsTests: XCTestCase {
         for (name, bias) in [("conv_basic", true), ("conv_stride2_groups2", true), ("conv_dilation2", false),
                              ("conv_depthwise", true), ("conv_depth_mult", false), ("conv_pointwise", true),
                              ("conv_asym_pad", true), ("conv_1x1_stride2", false), ("conv_5x5_rect", true),
-                             ("conv_wide_c16", true), ("conv_wide_groups_dil_asym", true), ("conv_wide_overpad", false)] {
+                             ("conv_wide_c16", true), ("conv_wide_groups_dil_asym", true), ("conv_wide_overpad", false),
+                             ("conv_wino_odd_groups", true), ("conv_wino_batch", true)] {
             try checkFixture(name, inputs: bias ? ["x", "w", "b"] : ["x", "w"], Self.conv)
         }
     }
@@ -55,6 +56,9 @@ final class ConvOpsTests: XCTestCase {
         assertGradientsMatchFiniteDifferences([xs, ws]) { t in
             NN.conv2d(t[0], weight: t[1], padding: NN.Padding(top: 1, bottom: 2, left: 0, right: 1), dilation: NN.Pair(1, 2))
         }
+        // 3×3 stride 1 with 16 channels: Winograd, odd output width.
+        let wb = randomTensor([16], seed: 22)
+        assertGradientsMatchFiniteDifferences([xs, ws, wb]) { t in NN.conv2d(t[0], weight: t[1], bias: t[2], padding: NN.Padding(1, 0)) }
     }
 
     func testConvOnlyInputNeedsGradient() {

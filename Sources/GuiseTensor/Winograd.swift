@@ -1,0 +1,203 @@
+/// 3×3 stride-1 convolution by Winograd's F(2×2, 3×3).
+///
+/// Each 2×2 output tile needs 16 multiplies per (in, out) channel pair instead of 36: the
+/// 4×4 input tile d and the kernel g are transformed (V = Bᵀ d B, U = G g Gᵀ), the 16
+/// elementwise products summed over input channels become 16 GEMMs (U[ξ] [out × in] times
+/// V[ξ] [in × tiles]), and Y = Aᵀ M A maps each 4×4 result back to 2×2 outputs. The GEMM
+/// work is 2.25× smaller than direct/im2col convolution; the transforms are adds only. Rounding
+/// stays near float32's (the F(2×2, 3×3) transforms have entries 0, ±½, ±1).
+///
+/// Tiles are processed in chunks of tile rows so that V and M stay in cache between the
+/// transforms and the GEMMs.
+struct Winograd3x3 {
+    let channels: Int, height: Int, width: Int
+    let outChannels: Int, groups: Int
+    let padding: NN.Padding
+
+    var outH: Int { height + padding.top + padding.bottom - 2 }
+    var outW: Int { width + padding.left + padding.right - 2 }
+    var tilesH: Int { (outH + 1) / 2 }
+    var tilesW: Int { (outW + 1) / 2 }
+    var cg: Int { channels / groups }
+    var og: Int { outChannels / groups }
+
+    static func applies(_ geo: ConvGeometry, groups: Int, outChannels: Int) -> Bool {
+        let p = geo.padding
+        return geo.kh == 3 && geo.kw == 3 && geo.stride == NN.Pair(1, 1) && geo.dilation == NN.Pair(1, 1) &&
+            geo.outH == geo.height + p.top + p.bottom - 2 && geo.outW == geo.width + p.left + p.right - 2 &&
+            geo.channels / groups >= 16 && outChannels / groups >= 16
+    }
+
+    init(channels: Int, height: Int, width: Int, outChannels: Int, groups: Int, padding: NN.Padding) {
+        self.channels = channels; self.height = height; self.width = width
+        self.outChannels = outChannels; self.groups = groups; self.padding = padding
+    }
+
+    /// U = G g Gᵀ for every (out, in) pair of W [outChannels, cg, 3, 3], as [16][outChannels][cg].
+    static func transformWeights(_ w: UnsafePointer<Float>, outChannels: Int, cg: Int) -> Storage {
+        let s = Storage(uninitializedCount: 16 * outChannels * cg)
+        let u = s.pointer, plane = outChannels * cg
+        Parallel.forEach(outChannels, minChunk: max(1, 4096 / max(cg, 1))) { r in
+            for o in r {
+                for c in 0..<cg {
+                    let g = w + (o * cg + c) * 9
+                    var t = [Float](repeating: 0, count: 12)          // (G g): 4 rows × 3 columns
+                    for j in 0..<3 {
+                        let g0 = g[j], g1 = g[3 + j], g2 = g[6 + j]
+                        t[j] = g0; t[3 + j] = 0.5 * (g0 + g1 + g2); t[6 + j] = 0.5 * (g0 - g1 + g2); t[9 + j] = g2
+                    }
+                    for a in 0..<4 {
+                        let t0 = t[a * 3], t1 = t[a * 3 + 1], t2 = t[a * 3 + 2]
+                        let row = u + (a * 4) * plane + o * cg + c
+                        row[0] = t0; row[plane] = 0.5 * (t0 + t1 + t2); row[2 * plane] = 0.5 * (t0 - t1 + t2); row[3 * plane] = t2
+                    }
+                }
+            }
+        }
+        return s
+    }
+
+    /// The kernel of the input-gradient conv: W [outChannels, cg, 3, 3] flipped, with in and
+    /// out swapped within each group, as [channels, og, 3, 3].
+    static func flippedWeights(_ w: UnsafePointer<Float>, channels: Int, outChannels: Int, groups: Int) -> Storage {
+        let cg = channels / groups, og = outChannels / groups
+        let s = Storage(uninitializedCount: channels * og * 9)
+        let d = s.pointer
+        for g in 0..<groups {
+            for ol in 0..<og {
+                for cl in 0..<cg {
+                    let src = w + ((g * og + ol) * cg + cl) * 9
+                    let dst = d + ((g * cg + cl) * og + ol) * 9
+                    for t in 0..<9 { dst[8 - t] = src[t] }
+                }
+            }
+        }
+        return s
+    }
+
+    /// The input-gradient conv: 3×3 stride 1 again, padding 2 − p. Nil when p > 2.
+    func inputGradConv() -> Winograd3x3? {
+        let p = NN.Padding(top: 2 - padding.top, bottom: 2 - padding.bottom, left: 2 - padding.left, right: 2 - padding.right)
+        guard p.top >= 0, p.bottom >= 0, p.left >= 0, p.right >= 0 else { return nil }
+        return Winograd3x3(channels: outChannels, height: outH, width: outW, outChannels: channels, groups: groups, padding: p)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, transformedWeights u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 batch: Int, _ y: UnsafeMutablePointer<Float>) {
+        let tw = tilesW, th = tilesH
+        // About 8 MB of V and M per chunk.
+        let rowsPerChunk = max(1, min(th, (1 << 21) / max(16 * (channels + outChannels) * tw, 1)))
+        let maxTiles = rowsPerChunk * tw
+        let v = Storage(uninitializedCount: 16 * channels * maxTiles)
+        let m = Storage(uninitializedCount: 16 * outChannels * maxTiles)
+        for n in 0..<batch {
+            let xn = x + n * channels * height * width, yn = y + n * outChannels * outH * outW
+            var ty0 = 0
+            while ty0 < th {
+                let ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
+                transformInput(xn, rows: ty0..<ty1, into: v.pointer)
+                for xi in 0..<16 {
+                    for g in 0..<groups {
+                        sgemm(m: og, n: tiles, k: cg, u + (xi * outChannels + g * og) * cg, lda: cg,
+                              v.pointer + (xi * channels + g * cg) * tiles, ldb: tiles,
+                              beta: 0, m.pointer + (xi * outChannels + g * og) * tiles, ldc: tiles)
+                    }
+                }
+                transformOutput(m.pointer, rows: ty0..<ty1, bias: bias, into: yn)
+                ty0 = ty1
+            }
+        }
+    }
+
+    /// V[ξ][c][tile] = (Bᵀ d B)[ξ] for the tiles in tile rows `rows`. Done separably: each padded
+    /// input row is split into even and odd columns and transformed along W (vectorisable over
+    /// tiles), then groups of four such rows are combined along H.
+    func transformInput(_ x: UnsafePointer<Float>, rows: Range<Int>, into v: UnsafeMutablePointer<Float>) {
+        let tw = tilesW, tiles = rows.count * tw
+        let lines = 2 * rows.count + 2
+        let s = self
+        Parallel.forEach(channels, minChunk: 1) { range in
+            let even = UnsafeMutablePointer<Float>.allocate(capacity: tw + 1)
+            let odd = UnsafeMutablePointer<Float>.allocate(capacity: tw + 1)
+            let r = UnsafeMutablePointer<Float>.allocate(capacity: lines * 4 * tw)
+            defer { even.deallocate(); odd.deallocate(); r.deallocate() }
+            for c in range {
+                let plane = x + c * s.height * s.width
+                for line in 0..<lines {
+                    let ih = 2 * rows.lowerBound + line - s.padding.top
+                    if ih < 0 || ih >= s.height {
+                        (r + line * 4 * tw).update(repeating: 0, count: 4 * tw)
+                        continue
+                    }
+                    let src = plane + ih * s.width
+                    for k in 0...tw {
+                        let ie = 2 * k - s.padding.left, io = ie + 1
+                        even[k] = ie >= 0 && ie < s.width ? src[ie] : 0
+                        odd[k] = io >= 0 && io < s.width ? src[io] : 0
+                    }
+                    let r0 = r + line * 4 * tw, r1 = r0 + tw, r2 = r1 + tw, r3 = r2 + tw
+                    for k in 0..<tw {
+                        r0[k] = even[k] - even[k + 1]
+                        r1[k] = odd[k] + even[k + 1]
+                        r2[k] = even[k + 1] - odd[k]
+                        r3[k] = odd[k] - odd[k + 1]
+                    }
+                }
+                for ty in 0..<rows.count {
+                    let l0 = r + (2 * ty) * 4 * tw, l1 = l0 + 4 * tw, l2 = l1 + 4 * tw, l3 = l2 + 4 * tw
+                    for b in 0..<4 {
+                        let a0 = l0 + b * tw, a1 = l1 + b * tw, a2 = l2 + b * tw, a3 = l3 + b * tw
+                        let base = v + c * tiles + ty * tw
+                        let v0 = base + (0 * 4 + b) * s.channels * tiles, v1 = base + (1 * 4 + b) * s.channels * tiles
+                        let v2 = base + (2 * 4 + b) * s.channels * tiles, v3 = base + (3 * 4 + b) * s.channels * tiles
+                        for k in 0..<tw {
+                            v0[k] = a0[k] - a2[k]
+                            v1[k] = a1[k] + a2[k]
+                            v2[k] = a2[k] - a1[k]
+                            v3[k] = a1[k] - a3[k]
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// y = Aᵀ M A (+ bias) for the tiles in tile rows `rows`, dropping the outputs past an odd edge.
+    func transformOutput(_ m: UnsafePointer<Float>, rows: Range<Int>, bias: UnsafePointer<Float>?,
+                         into y: UnsafeMutablePointer<Float>) {
+        let tw = tilesW, tiles = rows.count * tw
+        let s = self
+        Parallel.forEach(outChannels, minChunk: 1) { range in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: 8 * tw)   // Aᵀ M: 2 rows × 4 columns
+            defer { p.deallocate() }
+            for o in range {
+                let b = bias?[o] ?? 0
+                let out = y + o * s.outH * s.outW
+                for ty in 0..<rows.count {
+                    for col in 0..<4 {
+                        let base = m + o * tiles + ty * tw
+                        let m0 = base + (0 * 4 + col) * s.outChannels * tiles, m1 = base + (1 * 4 + col) * s.outChannels * tiles
+                        let m2 = base + (2 * 4 + col) * s.outChannels * tiles, m3 = base + (3 * 4 + col) * s.outChannels * tiles
+                        let p0 = p + col * tw, p1 = p + (4 + col) * tw
+                        for k in 0..<tw {
+                            p0[k] = m0[k] + m1[k] + m2[k]
+                            p1[k] = m1[k] - m2[k] - m3[k]
+                        }
+                    }
+                    for i in 0..<2 {
+                        let oh = 2 * (rows.lowerBound + ty) + i
+                        if oh >= s.outH { break }
+                        let q0 = p + (4 * i) * tw, q1 = q0 + tw, q2 = q1 + tw, q3 = q2 + tw
+                        let row = out + oh * s.outW
+                        let pairs = s.outW / 2
+                        for k in 0..<pairs {
+                            row[2 * k] = q0[k] + q1[k] + q2[k] + b
+                            row[2 * k + 1] = q1[k] - q2[k] - q3[k] + b
+                        }
+                        if s.outW % 2 == 1 { row[2 * pairs] = q0[pairs] + q1[pairs] + q2[pairs] + b }
+                    }
+                }
+            }
+        }
+    }
+}
