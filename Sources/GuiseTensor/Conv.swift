@@ -90,6 +90,11 @@ struct ConvKernels {
 
     /// dW = Σₙ dy[n]·col(x[n])ᵀ.
     func weightGrad(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ gw: UnsafeMutablePointer<Float>) {
+        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
+            Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
+                        groups: groups, padding: geo.padding).weightGrad(x, gy, batch: batch, gw)
+            return
+        }
         if ShiftedConv.applies(geo, groups: groups) {
             ShiftedConv(geo, outChannels: outChannels, groups: groups).weightGrad(x, gy, batch: batch, gw)
             return

@@ -10,6 +10,9 @@
 /// Tiles are processed in chunks of tile rows so that V and M stay in cache between the
 /// transforms and the GEMMs.
 struct Winograd3x3 {
+    /// Floats of V and M per chunk (about 8 MB). Tests lower it to exercise chunking.
+    nonisolated(unsafe) static var chunkFloats = 1 << 21
+
     let channels: Int, height: Int, width: Int
     let outChannels: Int, groups: Int
     let padding: NN.Padding
@@ -85,8 +88,7 @@ struct Winograd3x3 {
     func forward(_ x: UnsafePointer<Float>, transformedWeights u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  batch: Int, _ y: UnsafeMutablePointer<Float>) {
         let tw = tilesW, th = tilesH
-        // About 8 MB of V and M per chunk.
-        let rowsPerChunk = max(1, min(th, (1 << 21) / max(16 * (channels + outChannels) * tw, 1)))
+        let rowsPerChunk = max(1, min(th, Winograd3x3.chunkFloats / max(16 * (channels + outChannels) * tw, 1)))
         let maxTiles = rowsPerChunk * tw
         let v = Storage(uninitializedCount: 16 * channels * maxTiles)
         let m = Storage(uninitializedCount: 16 * outChannels * maxTiles)
@@ -105,6 +107,105 @@ struct Winograd3x3 {
                 }
                 transformOutput(m.pointer, rows: ty0..<ty1, bias: bias, into: yn)
                 ty0 = ty1
+            }
+        }
+    }
+
+    /// The weight gradient by the same transforms: with Y = Aᵀ (U ⊙ V) A per tile,
+    /// dL/dU = (A dY Aᵀ) ⊙ V and dL/dg = Gᵀ (dL/dU) G. Summed over tiles, dL/dU[ξ] is a GEMM
+    /// Z[ξ] [out × tiles] · V[ξ]ᵀ [tiles × in], again 2.25× less work than direct.
+    /// gw is [outChannels, cg, 3, 3].
+    func weightGrad(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, batch: Int, _ gw: UnsafeMutablePointer<Float>) {
+        let tw = tilesW, th = tilesH
+        let rowsPerChunk = max(1, min(th, Winograd3x3.chunkFloats / max(16 * (channels + outChannels) * tw, 1)))
+        let maxTiles = rowsPerChunk * tw
+        let v = Storage(uninitializedCount: 16 * channels * maxTiles)
+        let z = Storage(uninitializedCount: 16 * outChannels * maxTiles)
+        let sums = Storage(uninitializedCount: 16 * outChannels * cg)
+        var first = true
+        for n in 0..<batch {
+            let xn = x + n * channels * height * width, gyn = gy + n * outChannels * outH * outW
+            var ty0 = 0
+            while ty0 < th {
+                let ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
+                transformInput(xn, rows: ty0..<ty1, into: v.pointer)
+                transformGradOutput(gyn, rows: ty0..<ty1, into: z.pointer)
+                for xi in 0..<16 {
+                    for g in 0..<groups {
+                        sgemm(transB: true, m: og, n: cg, k: tiles, z.pointer + (xi * outChannels + g * og) * tiles, lda: tiles,
+                              v.pointer + (xi * channels + g * cg) * tiles, ldb: tiles,
+                              beta: first ? 0 : 1, sums.pointer + (xi * outChannels + g * og) * cg, ldc: cg)
+                    }
+                }
+                first = false
+                ty0 = ty1
+            }
+        }
+        // dL/dg = Gᵀ S G, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
+        let sp = sums.pointer, plane = outChannels * cg, cg = cg
+        Parallel.forEach(outChannels, minChunk: max(1, 4096 / max(cg, 1))) { r in
+            for o in r {
+                for c in 0..<cg {
+                    var t = [Float](repeating: 0, count: 12)           // (Gᵀ S): 3 rows × 4 columns
+                    for b in 0..<4 {
+                        let s0 = sp[(0 * 4 + b) * plane + o * cg + c], s1 = sp[(1 * 4 + b) * plane + o * cg + c]
+                        let s2 = sp[(2 * 4 + b) * plane + o * cg + c], s3 = sp[(3 * 4 + b) * plane + o * cg + c]
+                        t[b] = s0 + 0.5 * (s1 + s2); t[4 + b] = 0.5 * (s1 - s2); t[8 + b] = 0.5 * (s1 + s2) + s3
+                    }
+                    let d = gw + (o * cg + c) * 9
+                    for i in 0..<3 {
+                        let x0 = t[i * 4], x1 = t[i * 4 + 1], x2 = t[i * 4 + 2], x3 = t[i * 4 + 3]
+                        d[i * 3] = x0 + 0.5 * (x1 + x2); d[i * 3 + 1] = 0.5 * (x1 - x2); d[i * 3 + 2] = 0.5 * (x1 + x2) + x3
+                    }
+                }
+            }
+        }
+    }
+
+    /// Z[ξ][o][tile] = (A dY Aᵀ)[ξ], A = [[1, 0], [1, 1], [1, −1], [0, −1]], for the 2×2 blocks of
+    /// dy in tile rows `rows`; outputs past an odd edge count as zero.
+    func transformGradOutput(_ gy: UnsafePointer<Float>, rows: Range<Int>, into z: UnsafeMutablePointer<Float>) {
+        let tw = tilesW, tiles = rows.count * tw
+        let s = self
+        Parallel.forEach(outChannels, minChunk: 1) { range in
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)   // even/odd columns of two rows
+            defer { buf.deallocate() }
+            let e0 = buf, o0 = buf + tw, e1 = buf + 2 * tw, o1 = buf + 3 * tw
+            for o in range {
+                let plane = gy + o * s.outH * s.outW
+                for ty in 0..<rows.count {
+                    for i in 0..<2 {
+                        let oh = 2 * (rows.lowerBound + ty) + i
+                        let e = i == 0 ? e0 : e1, od = i == 0 ? o0 : o1
+                        if oh >= s.outH {
+                            e.update(repeating: 0, count: tw); od.update(repeating: 0, count: tw)
+                            continue
+                        }
+                        let row = plane + oh * s.outW
+                        for k in 0..<tw {
+                            e[k] = row[2 * k]
+                            od[k] = 2 * k + 1 < s.outW ? row[2 * k + 1] : 0
+                        }
+                    }
+                    let base = z + o * tiles + ty * tw
+                    for a in 0..<4 {
+                        let zrow = base + (a * 4) * s.outChannels * tiles, stride = s.outChannels * tiles
+                        for k in 0..<tw {
+                            // Row pass (A dY): a picks r0, r0 + r1, r0 − r1 or −r1.
+                            let xe: Float, xo: Float
+                            switch a {
+                            case 0: xe = e0[k]; xo = o0[k]
+                            case 1: xe = e0[k] + e1[k]; xo = o0[k] + o1[k]
+                            case 2: xe = e0[k] - e1[k]; xo = o0[k] - o1[k]
+                            default: xe = -e1[k]; xo = -o1[k]
+                            }
+                            zrow[k] = xe
+                            zrow[stride + k] = xe + xo
+                            zrow[2 * stride + k] = xe - xo
+                            zrow[3 * stride + k] = -xo
+                        }
+                    }
+                }
             }
         }
     }

@@ -232,3 +232,62 @@ final class ConvOpsTests: XCTestCase {
         }
     }
 }
+
+/// The fast paths (Winograd, per-tap GEMMs) at sizes where many tiles and chunks add up,
+/// against direct sums in double precision.
+final class ConvFastPathTests: XCTestCase {
+    func direct(_ x: Tensor, _ w: Tensor, pad: Int, dil: Int) -> (y: [Double], gx: [Double], gw: [Double], gy: Tensor) {
+        let (c, h, wd) = (x.shape[1], x.shape[2], x.shape[3]), (o, k) = (w.shape[0], w.shape[2])
+        let oh = h + 2 * pad - dil * (k - 1), ow = wd + 2 * pad - dil * (k - 1)
+        let xv = x.values, wv = w.values
+        let gy = randomTensor([1, o, oh, ow], seed: 77)
+        let gv = gy.values
+        var y = [Double](repeating: 0, count: o * oh * ow), gx = [Double](repeating: 0, count: xv.count)
+        var gw = [Double](repeating: 0, count: wv.count)
+        for oc in 0..<o {
+            for ic in 0..<c {
+                for ki in 0..<k {
+                    for kj in 0..<k {
+                        let wi = ((oc * c + ic) * k + ki) * k + kj, wval = Double(wv[wi])
+                        for i in 0..<oh {
+                            let ih = i - pad + ki * dil
+                            if ih < 0 || ih >= h { continue }
+                            for j in 0..<ow {
+                                let iw = j - pad + kj * dil
+                                if iw < 0 || iw >= wd { continue }
+                                let xi = (ic * h + ih) * wd + iw, yi = (oc * oh + i) * ow + j
+                                y[yi] += wval * Double(xv[xi])
+                                gx[xi] += wval * Double(gv[yi])
+                                gw[wi] += Double(xv[xi]) * Double(gv[yi])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (y, gx, gw, gy)
+    }
+
+    func check(channels: Int, size: Int, pad: Int, dil: Int) {
+        let x = randomTensor([1, channels, size, size + 3], seed: 31), w = randomTensor([channels, channels, 3, 3], seed: 32, scale: 0.2)
+        let ref = direct(x, w, pad: pad, dil: dil)
+        x.requiresGrad = true; w.requiresGrad = true
+        let y = NN.conv2d(x, weight: w, padding: NN.Padding(pad, pad), dilation: NN.Pair(dil, dil))
+        y.backward(seed: ref.gy)
+        let toTensor = { (v: [Double], s: [Int]) in Tensor(shape: s, values: v.map { Float($0) }) }
+        assertClose(y, toTensor(ref.y, y.shape), "forward \(channels)ch @\(size) dil \(dil)")
+        assertClose(x.grad!, toTensor(ref.gx, x.shape), "d/dx \(channels)ch @\(size) dil \(dil)")
+        assertClose(w.grad!, toTensor(ref.gw, w.shape), "d/dw \(channels)ch @\(size) dil \(dil)")
+    }
+
+    func testWinogradAtSize() {
+        check(channels: 16, size: 33, pad: 1, dil: 1)
+        // Chunks of 3 tile rows: many chunks, the last one partial.
+        let saved = Winograd3x3.chunkFloats
+        Winograd3x3.chunkFloats = 3 * 16 * 32 * 18
+        defer { Winograd3x3.chunkFloats = saved }
+        check(channels: 16, size: 33, pad: 1, dil: 1)
+    }
+
+    func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }
+}
