@@ -86,7 +86,8 @@ def main():
     load = os.getloadavg()[0]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load:.2f} at start"
           + (f"; Guise sgemm peak {peak:.1f} GFLOP/s" if peak else ""))
-    print("median of runs (ratio = Guise/torch); 'best' columns use each side's fastest run")
+    print("median of runs (ratio = Guise/torch); 'best ratio' uses each side's fastest run;")
+    print("GFLOP/s count a conv's direct-convolution FLOPs, so Winograd can exceed the sgemm peak")
     print(f"{'op':30} {'Guise ms':>9} {'torch ms':>9} {'ratio':>6} {'best ratio':>10} {'GFLOP/s':>8} {'%peak':>6} {'torch GF/s':>10}")
     for name in names:
         if name not in ROWS:
