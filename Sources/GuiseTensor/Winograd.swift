@@ -230,12 +230,8 @@ struct Winograd3x3 {
                         (r + line * 4 * tw).update(repeating: 0, count: 4 * tw)
                         continue
                     }
-                    let src = plane + ih * s.width
-                    for k in 0...tw {
-                        let ie = 2 * k - s.padding.left, io = ie + 1
-                        even[k] = ie >= 0 && ie < s.width ? src[ie] : 0
-                        odd[k] = io >= 0 && io < s.width ? src[io] : 0
-                    }
+                    Winograd3x3.deinterleave(plane + ih * s.width, width: s.width, shift: s.padding.left,
+                                             count: tw + 1, even: even, odd: odd)
                     let r0 = r + line * 4 * tw, r1 = r0 + tw, r2 = r1 + tw, r3 = r2 + tw
                     for k in 0..<tw {
                         r0[k] = even[k] - even[k + 1]
@@ -260,6 +256,26 @@ struct Winograd3x3 {
                     }
                 }
             }
+        }
+    }
+
+    /// even[k] = row[2k − shift], odd[k] = row[2k + 1 − shift], zero outside the row.
+    @inline(__always)
+    static func deinterleave(_ row: UnsafePointer<Float>, width: Int, shift: Int, count: Int,
+                             even: UnsafeMutablePointer<Float>, odd: UnsafeMutablePointer<Float>) {
+        // k's with 0 ≤ 2k + parity − shift < width, clamped to 0..<count.
+        func span(_ parity: Int) -> Range<Int> {
+            let lo = max(0, (shift - parity + 1) / 2)
+            let last = width - 1 + shift - parity
+            let hi = last < 0 ? 0 : min(count, last / 2 + 1)
+            return min(lo, hi)..<hi
+        }
+        for parity in 0..<2 {
+            let dst = parity == 0 ? even : odd, r = span(parity)
+            dst.update(repeating: 0, count: r.lowerBound)
+            let src = row + parity - shift
+            for k in r { dst[k] = src[2 * k] }
+            (dst + r.upperBound).update(repeating: 0, count: count - r.upperBound)
         }
     }
 
