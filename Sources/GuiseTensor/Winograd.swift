@@ -9,8 +9,21 @@
 ///
 /// Tiles are processed in chunks of tile rows so that V and M stay in cache between the
 /// transforms and the GEMMs.
+import COpenBLAS
+import Foundation
+
+/// Runs `body` with OpenBLAS on one thread, for code that splits work across cores itself.
+func withSingleThreadedBLAS<T>(_ body: () -> T) -> T {
+    let saved = openblas_get_num_threads()
+    if saved == 1 { return body() }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(saved) }
+    return body()
+}
+
 struct Winograd3x3 {
-    /// Floats of V and M per chunk (about 8 MB). Tests lower it to exercise chunking.
+    /// Floats of V and M per job (about 8 MB, in the shared L3). Tests lower it to exercise
+    /// many jobs.
     nonisolated(unsafe) static var chunkFloats = 1 << 21
 
     let channels: Int, height: Int, width: Int
@@ -85,28 +98,39 @@ struct Winograd3x3 {
         return Winograd3x3(channels: outChannels, height: outH, width: outW, outChannels: channels, groups: groups, padding: p)
     }
 
+    /// Work is split into jobs of a few tile rows of one sample; each core takes whole jobs
+    /// (transform, 16 GEMMs, transform) with single-threaded GEMMs. Nothing is shared between
+    /// jobs, so there is no barrier per GEMM and no BLAS thread spinning beside our transforms.
+    func jobs(batch: Int) -> (rowsPerJob: Int, perSample: Int) {
+        let th = tilesH
+        var rows = max(1, min(th, Winograd3x3.chunkFloats / max(16 * (channels + outChannels) * tilesW, 1)))
+        rows = min(rows, max(1, (th + Parallel.threads - 1) / Parallel.threads))
+        return (rows, (th + rows - 1) / rows)
+    }
+
     func forward(_ x: UnsafePointer<Float>, transformedWeights u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  batch: Int, _ y: UnsafeMutablePointer<Float>) {
-        let tw = tilesW, th = tilesH
-        let rowsPerChunk = max(1, min(th, Winograd3x3.chunkFloats / max(16 * (channels + outChannels) * tw, 1)))
-        let maxTiles = rowsPerChunk * tw
-        let v = Storage(uninitializedCount: 16 * channels * maxTiles)
-        let m = Storage(uninitializedCount: 16 * outChannels * maxTiles)
-        for n in 0..<batch {
-            let xn = x + n * channels * height * width, yn = y + n * outChannels * outH * outW
-            var ty0 = 0
-            while ty0 < th {
-                let ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
-                transformInput(xn, rows: ty0..<ty1, into: v.pointer)
-                for xi in 0..<16 {
-                    for g in 0..<groups {
-                        sgemm(m: og, n: tiles, k: cg, u + (xi * outChannels + g * og) * cg, lda: cg,
-                              v.pointer + (xi * channels + g * cg) * tiles, ldb: tiles,
-                              beta: 0, m.pointer + (xi * outChannels + g * og) * tiles, ldc: tiles)
+        let (rowsPerJob, perSample) = jobs(batch: batch)
+        let maxTiles = rowsPerJob * tilesW
+        let s = self
+        withSingleThreadedBLAS {
+            Parallel.forEach(batch * perSample, minChunk: 1) { range in
+                let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
+                let m = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
+                for job in range {
+                    let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
+                    let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
+                    let xn = x + n * s.channels * s.height * s.width, yn = y + n * s.outChannels * s.outH * s.outW
+                    s.transformInput(xn, rows: rows, into: v.pointer)
+                    for xi in 0..<16 {
+                        for g in 0..<s.groups {
+                            sgemm(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
+                                  v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
+                                  beta: 0, m.pointer + (xi * s.outChannels + g * s.og) * tiles, ldc: tiles)
+                        }
                     }
+                    s.transformOutput(m.pointer, rows: rows, bias: bias, into: yn)
                 }
-                transformOutput(m.pointer, rows: ty0..<ty1, bias: bias, into: yn)
-                ty0 = ty1
             }
         }
     }
@@ -116,29 +140,36 @@ struct Winograd3x3 {
     /// Z[ξ] [out × tiles] · V[ξ]ᵀ [tiles × in], again 2.25× less work than direct.
     /// gw is [outChannels, cg, 3, 3].
     func weightGrad(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, batch: Int, _ gw: UnsafeMutablePointer<Float>) {
-        let tw = tilesW, th = tilesH
-        let rowsPerChunk = max(1, min(th, Winograd3x3.chunkFloats / max(16 * (channels + outChannels) * tw, 1)))
-        let maxTiles = rowsPerChunk * tw
-        let v = Storage(uninitializedCount: 16 * channels * maxTiles)
-        let z = Storage(uninitializedCount: 16 * outChannels * maxTiles)
-        let sums = Storage(uninitializedCount: 16 * outChannels * cg)
-        var first = true
-        for n in 0..<batch {
-            let xn = x + n * channels * height * width, gyn = gy + n * outChannels * outH * outW
-            var ty0 = 0
-            while ty0 < th {
-                let ty1 = min(th, ty0 + rowsPerChunk), tiles = (ty1 - ty0) * tw
-                transformInput(xn, rows: ty0..<ty1, into: v.pointer)
-                transformGradOutput(gyn, rows: ty0..<ty1, into: z.pointer)
-                for xi in 0..<16 {
-                    for g in 0..<groups {
-                        sgemm(transB: true, m: og, n: cg, k: tiles, z.pointer + (xi * outChannels + g * og) * tiles, lda: tiles,
-                              v.pointer + (xi * channels + g * cg) * tiles, ldb: tiles,
-                              beta: first ? 0 : 1, sums.pointer + (xi * outChannels + g * og) * cg, ldc: cg)
+        let (rowsPerJob, perSample) = jobs(batch: batch)
+        let maxTiles = rowsPerJob * tilesW
+        let sumCount = 16 * outChannels * cg
+        let sums = Storage(zeroedCount: sumCount)
+        let lock = NSLock()
+        let s = self
+        withSingleThreadedBLAS {
+            Parallel.forEach(batch * perSample, minChunk: 1) { range in
+                // Each core sums its jobs' tiles apart, then adds its total in under the lock.
+                let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
+                let z = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
+                let local = Storage(uninitializedCount: sumCount)
+                for job in range {
+                    let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
+                    let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
+                    s.transformInput(x + n * s.channels * s.height * s.width, rows: rows, into: v.pointer)
+                    s.transformGradOutput(gy + n * s.outChannels * s.outH * s.outW, rows: rows, into: z.pointer)
+                    for xi in 0..<16 {
+                        for g in 0..<s.groups {
+                            sgemm(transB: true, m: s.og, n: s.cg, k: tiles, z.pointer + (xi * s.outChannels + g * s.og) * tiles,
+                                  lda: tiles, v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
+                                  beta: job == range.lowerBound ? 0 : 1, local.pointer + (xi * s.outChannels + g * s.og) * s.cg,
+                                  ldc: s.cg)
+                        }
                     }
                 }
-                first = false
-                ty0 = ty1
+                lock.lock()
+                let d = sums.pointer, l = local.pointer
+                for i in 0..<sumCount { d[i] += l[i] }
+                lock.unlock()
             }
         }
         // dL/dg = Gᵀ S G, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
@@ -167,11 +198,11 @@ struct Winograd3x3 {
     func transformGradOutput(_ gy: UnsafePointer<Float>, rows: Range<Int>, into z: UnsafeMutablePointer<Float>) {
         let tw = tilesW, tiles = rows.count * tw
         let s = self
-        Parallel.forEach(outChannels, minChunk: 1) { range in
+        do {
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: 4 * tw)   // even/odd columns of two rows
             defer { buf.deallocate() }
             let e0 = buf, o0 = buf + tw, e1 = buf + 2 * tw, o1 = buf + 3 * tw
-            for o in range {
+            for o in 0..<s.outChannels {
                 let plane = gy + o * s.outH * s.outW
                 for ty in 0..<rows.count {
                     for i in 0..<2 {
@@ -217,12 +248,12 @@ struct Winograd3x3 {
         let tw = tilesW, tiles = rows.count * tw
         let lines = 2 * rows.count + 2
         let s = self
-        Parallel.forEach(channels, minChunk: 1) { range in
+        do {
             let even = UnsafeMutablePointer<Float>.allocate(capacity: tw + 1)
             let odd = UnsafeMutablePointer<Float>.allocate(capacity: tw + 1)
             let r = UnsafeMutablePointer<Float>.allocate(capacity: lines * 4 * tw)
             defer { even.deallocate(); odd.deallocate(); r.deallocate() }
-            for c in range {
+            for c in 0..<s.channels {
                 let plane = x + c * s.height * s.width
                 for line in 0..<lines {
                     let ih = 2 * rows.lowerBound + line - s.padding.top
@@ -284,10 +315,10 @@ struct Winograd3x3 {
                          into y: UnsafeMutablePointer<Float>) {
         let tw = tilesW, tiles = rows.count * tw
         let s = self
-        Parallel.forEach(outChannels, minChunk: 1) { range in
+        do {
             let p = UnsafeMutablePointer<Float>.allocate(capacity: 8 * tw)   // Aᵀ M: 2 rows × 4 columns
             defer { p.deallocate() }
-            for o in range {
+            for o in 0..<s.outChannels {
                 let b = bias?[o] ?? 0
                 let out = y + o * s.outH * s.outW
                 for ty in 0..<rows.count {
