@@ -54,10 +54,11 @@ struct Winograd3x3 {
         let s = Storage(uninitializedCount: 16 * outChannels * cg)
         let u = s.pointer, plane = outChannels * cg
         Parallel.forEach(outChannels, minChunk: max(1, 4096 / max(cg, 1))) { r in
+            let t = UnsafeMutablePointer<Float>.allocate(capacity: 12)     // (G g): 4 rows × 3 columns
+            defer { t.deallocate() }
             for o in r {
                 for c in 0..<cg {
                     let g = w + (o * cg + c) * 9
-                    var t = [Float](repeating: 0, count: 12)          // (G g): 4 rows × 3 columns
                     for j in 0..<3 {
                         let g0 = g[j], g1 = g[3 + j], g2 = g[6 + j]
                         t[j] = g0; t[3 + j] = 0.5 * (g0 + g1 + g2); t[6 + j] = 0.5 * (g0 - g1 + g2); t[9 + j] = g2
@@ -79,10 +80,11 @@ struct Winograd3x3 {
         let cg = channels / groups, og = outChannels / groups
         let s = Storage(uninitializedCount: channels * og * 9)
         let d = s.pointer
-        for g in 0..<groups {
-            for ol in 0..<og {
+        Parallel.forEach(outChannels, minChunk: max(1, 4096 / max(cg * 9, 1))) { r in
+            for o in r {
+                let g = o / og, ol = o % og
                 for cl in 0..<cg {
-                    let src = w + ((g * og + ol) * cg + cl) * 9
+                    let src = w + (o * cg + cl) * 9
                     let dst = d + ((g * cg + cl) * og + ol) * 9
                     for t in 0..<9 { dst[8 - t] = src[t] }
                 }
@@ -175,9 +177,10 @@ struct Winograd3x3 {
         // dL/dg = Gᵀ S G, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
         let sp = sums.pointer, plane = outChannels * cg, cg = cg
         Parallel.forEach(outChannels, minChunk: max(1, 4096 / max(cg, 1))) { r in
+            let t = UnsafeMutablePointer<Float>.allocate(capacity: 12)     // (Gᵀ S): 3 rows × 4 columns
+            defer { t.deallocate() }
             for o in r {
                 for c in 0..<cg {
-                    var t = [Float](repeating: 0, count: 12)           // (Gᵀ S): 3 rows × 4 columns
                     for b in 0..<4 {
                         let s0 = sp[(0 * 4 + b) * plane + o * cg + c], s1 = sp[(1 * 4 + b) * plane + o * cg + c]
                         let s2 = sp[(2 * 4 + b) * plane + o * cg + c], s3 = sp[(3 * 4 + b) * plane + o * cg + c]
