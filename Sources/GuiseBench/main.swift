@@ -71,6 +71,8 @@ func sgemmRow(_ n: Int) -> Row {
     }
 }
 
+// Further rows (an ADM ResBlock, attention) are one `Row(...)` each here, and an entry of
+// the same name in ROWS in Tools/bench_torch.py.
 let rows: [Row] = [sgemmRow(2048)] + convRows(channels: 256, size: 64) + convRows(channels: 128, size: 128)
 
 let threads = 2
