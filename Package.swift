@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "guise", targets: ["guise"]),
         .library(name: "Guise", targets: ["GuiseCLI"]),
+        .executable(name: "GuiseBench", targets: ["GuiseBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,6 +46,8 @@ let package = Package(
             swiftSettings: cpu
         ),
         .executableTarget(name: "guise", dependencies: ["GuiseCLI"], swiftSettings: cpu),
+        // Benchmarks against PyTorch (`make bench`).
+        .executableTarget(name: "GuiseBench", dependencies: ["GuiseTensor", "COpenBLAS"], swiftSettings: hot),
 
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
