@@ -2,6 +2,10 @@ import Foundation
 
 /// Optimisers that update parameters in place from their `grad`, following PyTorch's
 /// single-tensor update rules step for step (torch.optim.SGD, Adam, AdamW).
+///
+/// Hyperparameters are Double, as Python floats are: PyTorch derives coefficients such as
+/// 1 − β₂ in double and rounds them to float only when they reach the kernel, and 1 − Float(0.999)
+/// differs from Float(1 − 0.999) by 1e-5 relative.
 public protocol Optimizer: AnyObject {
     var parameters: [Tensor] { get }
     func step()
@@ -19,12 +23,12 @@ func checkParameter(_ p: Tensor) {
 /// SGD with momentum, dampening, Nesterov and L2 weight decay.
 public final class SGD: Optimizer {
     public let parameters: [Tensor]
-    public var lr: Float
-    public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    public var lr: Double
+    public let momentum: Double, dampening: Double, weightDecay: Double, nesterov: Bool
     public private(set) var momentumBuffers: [Tensor?]
 
-    public init(_ parameters: [Tensor], lr: Float, momentum: Float = 0, dampening: Float = 0,
-                weightDecay: Float = 0, nesterov: Bool = false) {
+    public init(_ parameters: [Tensor], lr: Double, momentum: Double = 0, dampening: Double = 0,
+                weightDecay: Double = 0, nesterov: Bool = false) {
         parameters.forEach(checkParameter)
         precondition(!nesterov || (momentum > 0 && dampening == 0), "Nesterov momentum needs momentum > 0 and no dampening")
         self.parameters = parameters
@@ -34,27 +38,28 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
+        let wd = Float(weightDecay), mom = Float(momentum), keep = Float(1 - dampening), rate = Float(-lr)
         for (i, p) in parameters.enumerated() {
             guard let grad = p.grad else { continue }
             let g = grad.contiguous(), x = p.data, n = p.count
             let d = Tensor(uninitialized: p.shape)
             let dp = d.data, gp = g.data
-            for j in 0..<n { dp[j] = weightDecay != 0 ? gp[j] + weightDecay * x[j] : gp[j] }
+            for j in 0..<n { dp[j] = wd != 0 ? gp[j] + wd * x[j] : gp[j] }
             if momentum != 0 {
                 if let buf = momentumBuffers[i] {
                     let b = buf.data
-                    for j in 0..<n { b[j] = b[j] * momentum + (1 - dampening) * dp[j] }
+                    for j in 0..<n { b[j] = b[j] * mom + keep * dp[j] }
                 } else {
                     momentumBuffers[i] = d.copy()
                 }
                 let b = momentumBuffers[i]!.data
                 if nesterov {
-                    for j in 0..<n { dp[j] += momentum * b[j] }
+                    for j in 0..<n { dp[j] += mom * b[j] }
                 } else {
                     dp.update(from: b, count: n)
                 }
             }
-            for j in 0..<n { x[j] += -lr * dp[j] }
+            for j in 0..<n { x[j] += rate * dp[j] }
         }
     }
 }
@@ -62,14 +67,14 @@ public final class SGD: Optimizer {
 /// Adam, or AdamW when `decoupledWeightDecay` (weight decay applied to the weights, not the gradient).
 public final class Adam: Optimizer {
     public let parameters: [Tensor]
-    public var lr: Float
-    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float, decoupled: Bool
+    public var lr: Double
+    public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double, decoupled: Bool
     public private(set) var steps = 0
     /// First and second moment estimates (exp_avg, exp_avg_sq), one per parameter.
     public let firstMoments: [Tensor], secondMoments: [Tensor]
 
-    public init(_ parameters: [Tensor], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999), eps: Float = 1e-8,
-                weightDecay: Float = 0, decoupledWeightDecay: Bool = false) {
+    public init(_ parameters: [Tensor], lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                weightDecay: Double = 0, decoupledWeightDecay: Bool = false) {
         parameters.forEach(checkParameter)
         self.parameters = parameters
         self.lr = lr; beta1 = betas.0; beta2 = betas.1; self.eps = eps
@@ -79,34 +84,34 @@ public final class Adam: Optimizer {
     }
 
     /// torch.optim.AdamW's defaults (weight decay 0.01).
-    public static func adamW(_ parameters: [Tensor], lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                             eps: Float = 1e-8, weightDecay: Float = 1e-2) -> Adam {
+    public static func adamW(_ parameters: [Tensor], lr: Double = 1e-3, betas: (Double, Double) = (0.9, 0.999),
+                             eps: Double = 1e-8, weightDecay: Double = 1e-2) -> Adam {
         Adam(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupledWeightDecay: true)
     }
 
     public func step() {
         steps += 1
         // Bias corrections in Double, as PyTorch computes them with Python floats.
-        let bc1 = 1 - Foundation.pow(Double(beta1), Double(steps))
-        let bc2 = 1 - Foundation.pow(Double(beta2), Double(steps))
-        let stepSize = Float(Double(lr) / bc1)
+        let bc1 = 1 - Foundation.pow(beta1, Double(steps))
+        let bc2 = 1 - Foundation.pow(beta2, Double(steps))
+        let stepSize = Float(lr / bc1)
         let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = Float(1 - Double(lr) * Double(weightDecay))
+        let decay = Float(1 - lr * weightDecay)
+        let wd = Float(weightDecay), b2 = Float(beta2), w1 = Float(1 - beta1), w2 = Float(1 - beta2), e = Float(eps)
         for (i, p) in parameters.enumerated() {
             guard let grad = p.grad else { continue }
             let g = grad.contiguous()
             let x = p.data, gp = g.data, m = firstMoments[i].data, v = secondMoments[i].data
             let n = p.count
-            let w1 = 1 - beta1, w2 = 1 - beta2
             for j in 0..<n {
                 var gj = gp[j]
-                if weightDecay != 0 {
-                    if decoupled { x[j] *= decay } else { gj += weightDecay * x[j] }
+                if wd != 0 {
+                    if decoupled { x[j] *= decay } else { gj += wd * x[j] }
                 }
                 // lerp(m, g, w1) as torch computes it for weights below 0.5.
                 m[j] = m[j] + w1 * (gj - m[j])
-                v[j] = v[j] * beta2 + w2 * gj * gj
-                let denom = v[j].squareRoot() / bc2Sqrt + eps
+                v[j] = v[j] * b2 + w2 * gj * gj
+                let denom = v[j].squareRoot() / bc2Sqrt + e
                 x[j] += -stepSize * (m[j] / denom)
             }
         }
@@ -115,11 +120,11 @@ public final class Adam: Optimizer {
 
 /// Exponential moving average of weights: shadow ← decay·shadow + (1−decay)·param.
 public final class EMA {
-    public let decay: Float
+    public let decay: Double
     public let shadow: [Tensor]
 
     /// Starts from a copy of the current parameters.
-    public init(_ parameters: [Tensor], decay: Float) {
+    public init(_ parameters: [Tensor], decay: Double) {
         self.decay = decay
         shadow = parameters.map { $0.detached().copy() }
     }
@@ -129,8 +134,8 @@ public final class EMA {
         for (s, p) in zip(shadow, parameters) {
             precondition(s.shape == p.shape, "EMA shape \(s.shape) vs parameter \(p.shape)")
             let src = p.detached().contiguous()
-            let a = s.data, b = src.data, w = 1 - decay
-            for j in 0..<s.count { a[j] = a[j] * decay + w * b[j] }
+            let a = s.data, b = src.data, keep = Float(decay), w = Float(1 - decay)
+            for j in 0..<s.count { a[j] = a[j] * keep + w * b[j] }
         }
     }
 

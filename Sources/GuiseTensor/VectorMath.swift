@@ -49,7 +49,8 @@ public enum VMath {
         p = p * (r * r) + r + 1
         let bits = unsafeBitCast(t, to: SIMD8<UInt32>.self) &- unsafeBitCast(magic, to: SIMD8<UInt32>.self)
         let pow2 = unsafeBitCast((bits &+ 127) &<< 23, to: F8.self)
-        return p * pow2
+        // Outside the clamp the true value is below the smallest normal or above the largest float.
+        return (p * pow2).replacing(with: 0, where: x0 .< -87.33654).replacing(with: .infinity, where: x0 .> 88.72283)
     }
 
     @inline(__always)
@@ -145,45 +146,67 @@ enum Loop {
         }
     }
 
+    /// Float partial sums are flushed to Double every `block` elements, so long runs keep
+    /// float32 accuracy instead of drifting by n·ulp.
+    static let block = 1024
+
     /// Σ a[i] over a run, SIMD-accumulated then widened to Double.
     @inline(__always)
     static func sum(_ a: UnsafePointer<Float>, _ n: Int) -> Double {
-        var acc0 = F8(repeating: 0), acc1 = F8(repeating: 0)
-        var i = 0
-        while i + 16 <= n { acc0 += load8(a + i); acc1 += load8(a + i + 8); i += 16 }
-        if i + 8 <= n { acc0 += load8(a + i); i += 8 }
-        var s = Double((acc0 + acc1).sum())
-        while i < n { s += Double(a[i]); i += 1 }
+        var s = 0.0
+        var lo = 0
+        while lo < n {
+            let hi = Swift.min(n, lo + block)
+            var acc0 = F8(repeating: 0), acc1 = F8(repeating: 0)
+            var i = lo
+            while i + 16 <= hi { acc0 += load8(a + i); acc1 += load8(a + i + 8); i += 16 }
+            if i + 8 <= hi { acc0 += load8(a + i); i += 8 }
+            s += Double((acc0 + acc1).sum())
+            while i < hi { s += Double(a[i]); i += 1 }
+            lo = hi
+        }
         return s
     }
 
     /// Σ (a[i] − m)² over a run.
     @inline(__always)
     static func sumSquaredDeviation(_ a: UnsafePointer<Float>, _ n: Int, _ m: Float) -> Double {
-        var acc0 = F8(repeating: 0), acc1 = F8(repeating: 0)
         let vm = F8(repeating: m)
-        var i = 0
-        while i + 16 <= n {
-            let d0 = load8(a + i) - vm, d1 = load8(a + i + 8) - vm
-            acc0 += d0 * d0; acc1 += d1 * d1; i += 16
+        var s = 0.0
+        var lo = 0
+        while lo < n {
+            let hi = Swift.min(n, lo + block)
+            var acc0 = F8(repeating: 0), acc1 = F8(repeating: 0)
+            var i = lo
+            while i + 16 <= hi {
+                let d0 = load8(a + i) - vm, d1 = load8(a + i + 8) - vm
+                acc0 += d0 * d0; acc1 += d1 * d1; i += 16
+            }
+            if i + 8 <= hi { let d = load8(a + i) - vm; acc0 += d * d; i += 8 }
+            s += Double((acc0 + acc1).sum())
+            while i < hi { let d = a[i] - m; s += Double(d * d); i += 1 }
+            lo = hi
         }
-        if i + 8 <= n { let d = load8(a + i) - vm; acc0 += d * d; i += 8 }
-        var s = Double((acc0 + acc1).sum())
-        while i < n { let d = a[i] - m; s += Double(d * d); i += 1 }
         return s
     }
 
     /// Σ a[i]·b[i] over a run.
     @inline(__always)
     static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Double {
-        var acc0 = F8(repeating: 0), acc1 = F8(repeating: 0)
-        var i = 0
-        while i + 16 <= n {
-            acc0 += load8(a + i) * load8(b + i); acc1 += load8(a + i + 8) * load8(b + i + 8); i += 16
+        var s = 0.0
+        var lo = 0
+        while lo < n {
+            let hi = Swift.min(n, lo + block)
+            var acc0 = F8(repeating: 0), acc1 = F8(repeating: 0)
+            var i = lo
+            while i + 16 <= hi {
+                acc0 += load8(a + i) * load8(b + i); acc1 += load8(a + i + 8) * load8(b + i + 8); i += 16
+            }
+            if i + 8 <= hi { acc0 += load8(a + i) * load8(b + i); i += 8 }
+            s += Double((acc0 + acc1).sum())
+            while i < hi { s += Double(a[i] * b[i]); i += 1 }
+            lo = hi
         }
-        if i + 8 <= n { acc0 += load8(a + i) * load8(b + i); i += 8 }
-        var s = Double((acc0 + acc1).sum())
-        while i < n { s += Double(a[i] * b[i]); i += 1 }
         return s
     }
 }
