@@ -54,14 +54,16 @@ extension Tensor {
 
     /// x·σ(x), also called swish.
     public func silu() -> Tensor {
-        let (src, out) = mapped { $0 * VMath.sigmoid($0) }
+        let src = contiguous()
+        let out = Tensor(uninitialized: shape)
+        Loop.apply(SiLUKernel(), count, src.data, out.data)
         if Autograd.shouldRecord(src) {
             let x = src.detached()
             out.record("silu", [src]) { g in
-                [Tensor.gradMap(x, x, g) { x, _, g in
-                    let s = VMath.sigmoid(x)
-                    return g * s * (1 + x * (1 - s))
-                }]
+                let gc = g.contiguous()
+                let gx = Tensor(uninitialized: x.shape)
+                Loop.apply2(SiLUGradKernel(), x.count, x.data, gc.data, gx.data)
+                return [gx]
             }
         }
         return out

@@ -1,9 +1,9 @@
 /// Normalisation layers over NCHW-style tensors, viewed as planes [N·C, inner].
 /// Statistics are SIMD sums widened to Double; passes are split across cores by plane or group.
 enum PlaneKernels {
-    /// out[p, i] = x[p, i]·a[p] + b[p].
-    static func affine(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, planes: Int, inner: Int,
-                       _ a: [Float], _ b: [Float]) {
+    /// out[p, i] = k(x[p, i]·a[p] + b[p]), k an activation fused into the same pass.
+    static func affine<K: VectorKernel>(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, planes: Int, inner: Int,
+                                        _ a: [Float], _ b: [Float], then k: K = IdentityKernel()) {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 Parallel.forEach(planes * inner, minChunk: Loop.grain) { r in
@@ -11,8 +11,12 @@ enum PlaneKernels {
                     while i < r.upperBound {
                         let p = i / inner, end = Swift.min(r.upperBound, (p + 1) * inner)
                         let va = F8(repeating: ap[p]), vb = F8(repeating: bp[p])
-                        while i + 8 <= end { store8(load8(x + i) * va + vb, out + i); i += 8 }
-                        while i < end { out[i] = x[i] * ap[p] + bp[p]; i += 1 }
+                        while i + 8 <= end { store8(k(load8(x + i) * va + vb), out + i); i += 8 }
+                        if i < end {
+                            let c = end - i
+                            storePartial(k(loadPartial(x + i, c) * va + vb), out + i, c)
+                            i = end
+                        }
                     }
                 }
             }
@@ -81,6 +85,20 @@ extension NN {
     /// Group norm over [N, C, *]: statistics per (sample, group of C/groups channels), then a
     /// per-channel affine. Differentiable in x, weight and bias.
     public static func groupNorm(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) -> Tensor {
+        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, then: IdentityKernel())
+    }
+
+    /// SiLU(groupNorm(x)), the ADM ResBlock's opening pair. In inference the activation is
+    /// applied in the normalising pass (one read and one write of x); when recording it is the
+    /// two differentiable ops.
+    public static func groupNormSiLU(_ x: Tensor, groups: Int, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5) -> Tensor {
+        if Autograd.shouldRecord([x, weight, bias]) {
+            return groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps).silu()
+        }
+        return groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, then: SiLUKernel())
+    }
+
+    static func groupNorm<K: VectorKernel>(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, then k: K) -> Tensor {
         precondition(x.rank >= 2, "groupNorm needs [N, C, ...], got \(x.shape)")
         let n = x.shape[0], c = x.shape[1]
         precondition(groups > 0 && c % groups == 0, "groupNorm: \(c) channels do not split into \(groups) groups")
@@ -101,8 +119,8 @@ extension NN {
             sh[p] = Float(Double(bv?[ch] ?? 0) - mean[grp] * scale)
         }
         let out = Tensor(uninitialized: x.shape)
-        PlaneKernels.affine(src.data, out.data, planes: planes, inner: inner, a, sh)
-        if Autograd.shouldRecord([src, w, b]) {
+        PlaneKernels.affine(src.data, out.data, planes: planes, inner: inner, a, sh, then: k)
+        if K.self == IdentityKernel.self && Autograd.shouldRecord([src, w, b]) {
             let xs = src.detached()
             out.record("group_norm", [src] + (w.map { [$0] } ?? []) + (b.map { [$0] } ?? [])) { g in
                 let gc = g.contiguous()

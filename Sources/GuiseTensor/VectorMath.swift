@@ -210,3 +210,52 @@ enum Loop {
         return s
     }
 }
+
+
+/// Kernels as types, for the hottest loops: a generic loop specialised on a kernel type
+/// inlines it, where a closure captured across the thread dispatch stays an indirect call
+/// (measured 20–25 % slower for SiLU).
+protocol VectorKernel { func callAsFunction(_ x: F8) -> F8 }
+protocol VectorKernel2 { func callAsFunction(_ x: F8, _ g: F8) -> F8 }
+
+struct IdentityKernel: VectorKernel {
+    @inline(__always) func callAsFunction(_ x: F8) -> F8 { x }
+}
+
+struct SiLUKernel: VectorKernel {
+    @inline(__always) func callAsFunction(_ x: F8) -> F8 { x * VMath.sigmoid(x) }
+}
+
+/// (x, g) ↦ g·d silu/dx
+struct SiLUGradKernel: VectorKernel2 {
+    @inline(__always) func callAsFunction(_ x: F8, _ g: F8) -> F8 {
+        let s = VMath.sigmoid(x)
+        let d: F8 = (1 - s) * x + 1
+        return g * s * d
+    }
+}
+
+extension Loop {
+    static func apply<K: VectorKernel>(_ k: K, _ n: Int, _ a: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+        Parallel.forEach(n, minChunk: grain) { r in
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound { store8(k(load8(a + i)), dst + i); i += 8 }
+            if i < r.upperBound {
+                let c = r.upperBound - i
+                storePartial(k(loadPartial(a + i, c)), dst + i, c)
+            }
+        }
+    }
+
+    static func apply2<K: VectorKernel2>(_ k: K, _ n: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                                         _ dst: UnsafeMutablePointer<Float>) {
+        Parallel.forEach(n, minChunk: grain) { r in
+            var i = r.lowerBound
+            while i + 8 <= r.upperBound { store8(k(load8(a + i), load8(b + i)), dst + i); i += 8 }
+            if i < r.upperBound {
+                let c = r.upperBound - i
+                storePartial(k(loadPartial(a + i, c), loadPartial(b + i, c)), dst + i, c)
+            }
+        }
+    }
+}

@@ -124,6 +124,15 @@ final class NormTests: XCTestCase {
         try checkOp("group_norm_plain", inputs: 1) { NN.groupNorm($0[0], groups: 2, eps: 1e-6) }
     }
 
+    func testFusedGroupNormSiLU() throws {
+        try checkOp("group_norm_silu", inputs: 3) { NN.groupNormSiLU($0[0], groups: 4, weight: $0[1], bias: $0[2]) }
+        // Inference takes the fused single-pass path.
+        let xs = try (0..<3).map { try coreOps.tensor("group_norm_silu.x\($0)") }
+        let y = NN.groupNormSiLU(xs[0], groups: 4, weight: xs[1], bias: xs[2])
+        XCTAssertNil(y.gradFn)
+        assertClose(y, try coreOps.tensor("group_norm_silu.y"), "fused group norm + SiLU")
+    }
+
     func testInstanceNorm() throws {
         try checkOp("instance_norm", inputs: 3) { NN.instanceNorm($0[0], weight: $0[1], bias: $0[2]) }
     }
