@@ -60,6 +60,9 @@ case("pow3", lambda x: x ** 3, rnd(3, 7))
 case("pow15", lambda x: x ** 1.5, rnd(3, 7, positive=True))
 case("abs", torch.abs, rnd(3, 7))
 case("clamp", lambda x: x.clamp(-0.5, 0.7), rnd(3, 7))
+WHERE_MASK = (torch.rand(3, 4) > 0.5).float()
+out["where.mask"] = WHERE_MASK.numpy()
+case("where", lambda a, b: torch.where(WHERE_MASK > 0, a, b), rnd(3, 4), rnd(4))
 case("maximum", torch.maximum, rnd(3, 4), rnd(4))
 case("minimum", torch.minimum, rnd(3, 4), rnd(3, 1))
 
@@ -118,6 +121,8 @@ case("squeeze", lambda x: x.unsqueeze(0).transpose(1, 2).squeeze(0), rnd(3, 1, 4
 # Losses
 case("cosine", lambda a, b: F.cosine_similarity(a, b, 1), rnd(4, 8), rnd(4, 8))
 case("cosine_bcast", lambda a, b: F.cosine_similarity(a, b, -1, eps=1e-6), rnd(3, 5), rnd(1, 5))
+# A zero vector: PyTorch clamps each norm at eps, and the gradient is b̂/eps.
+case("cosine_zero", lambda a, b: F.cosine_similarity(a, b, 1), torch.cat([torch.zeros(1, 6), rnd(2, 6)]), rnd(3, 6))
 case("l1", F.l1_loss, rnd(3, 6), rnd(3, 6))
 case("mse", F.mse_loss, rnd(3, 6), rnd(3, 6))
 

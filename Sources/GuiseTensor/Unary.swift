@@ -145,3 +145,25 @@ extension Tensor {
         return out
     }
 }
+
+extension Tensor {
+    /// a where `condition` is non-zero, else b, with broadcasting (torch.where). The condition
+    /// is data, not differentiable; gradients flow to a and b where each was chosen.
+    public static func select(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Tensor {
+        let shape = Broadcast.shape(Broadcast.shape(condition.shape, a.shape), b.shape)
+        func dense(_ t: Tensor) -> Tensor { Autograd.noGrad { t.shape == shape ? t.contiguous() : t.expanded(to: shape).contiguous() } }
+        let c = dense(condition), ae = dense(a), be = dense(b)
+        let out = Tensor(uninitialized: shape)
+        let zero = F8(repeating: 0)
+        Loop.map3(out.count, c.data, ae.data, be.data, out.data) { c, x, y in y.replacing(with: x, where: c .!= zero) }
+        if Autograd.shouldRecord(a, b) {
+            let sa = a.shape, sb = b.shape
+            out.record("where", [a, b]) { g in
+                let ga = Tensor.gradMap(c, c, g) { c, _, g in F8(repeating: 0).replacing(with: g, where: c .!= 0) }
+                let gb = Tensor.gradMap(c, c, g) { c, _, g in g.replacing(with: 0, where: c .!= 0) }
+                return [ga.summed(toShape: sa), gb.summed(toShape: sb)]
+            }
+        }
+        return out
+    }
+}
