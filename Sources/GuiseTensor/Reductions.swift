@@ -57,6 +57,7 @@ extension Tensor {
 
     /// Σ over `dims` (all when empty). Differentiable.
     public func sum(dims: [Int] = [], keepDims: Bool = false) -> Tensor {
+        if rank == 0 { return scaled(1) }
         let axes = reductionAxes(dims)
         let kept = Tensor.keptShape(shape, axes)
         let outShape = keepDims ? kept : (0..<rank).filter { !axes.contains($0) }.map { shape[$0] }

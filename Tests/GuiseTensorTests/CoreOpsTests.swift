@@ -198,6 +198,12 @@ final class ReductionTests: XCTestCase {
         XCTAssertEqual(x.maxAlong(dim: 1).indices.map(Float.init), try coreOps.tensor("max_dim1.indices").values)
     }
 
+    func testScalarReductions() {
+        XCTAssertEqual(Tensor.scalar(3).sum().item(), 3)
+        XCTAssertEqual(Tensor.scalar(3).mean().shape, [])
+        XCTAssertEqual(randomTensor([2, 3]).sum(dims: [0, 1], keepDims: true).shape, [1, 1])
+    }
+
     func testLargeSumKeepsPrecision() {
         let x = Tensor(shape: [3, 100_003], repeating: 0.1)
         let s = x.sum(dims: [1]).values
