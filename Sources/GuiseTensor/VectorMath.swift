@@ -36,17 +36,17 @@ public enum VMath {
         let x = vmin(vmax(x0, F8(repeating: -87.33654)), F8(repeating: 88.37626))
         // Adding 1.5·2^23 rounds to the nearest integer and leaves it in the low mantissa bits.
         let magic = F8(repeating: 12582912)
-        let t = x * 1.44269504 + magic
+        let t = magic.addingProduct(x, F8(repeating: 1.44269504))
         let n = t - magic
-        var r = x - n * 0.693359375
-        r = r + n * 2.12194440e-4
-        var p = F8(repeating: 1.9875691500e-4)
-        p = p * r + 1.3981999507e-3
-        p = p * r + 8.3334519073e-3
-        p = p * r + 4.1665795894e-2
-        p = p * r + 1.6666665459e-1
-        p = p * r + 5.0000001201e-1
-        p = p * (r * r) + r + 1
+        // addingProduct is one fused multiply-add (Swift does not contract a·b + c by itself).
+        var r = x.addingProduct(n, F8(repeating: -0.693359375))
+        r = r.addingProduct(n, F8(repeating: 2.12194440e-4))
+        var p = F8(repeating: 1.3981999507e-3).addingProduct(F8(repeating: 1.9875691500e-4), r)
+        p = F8(repeating: 8.3334519073e-3).addingProduct(p, r)
+        p = F8(repeating: 4.1665795894e-2).addingProduct(p, r)
+        p = F8(repeating: 1.6666665459e-1).addingProduct(p, r)
+        p = F8(repeating: 5.0000001201e-1).addingProduct(p, r)
+        p = (r + 1).addingProduct(p, r * r)
         let bits = unsafeBitCast(t, to: SIMD8<UInt32>.self) &- unsafeBitCast(magic, to: SIMD8<UInt32>.self)
         let pow2 = unsafeBitCast((bits &+ 127) &<< 23, to: F8.self)
         // Outside the clamp the true value is below the smallest normal or above the largest float.
@@ -80,16 +80,15 @@ public enum VMath {
     public static func erf(_ x: F8) -> F8 {
         let z = vmax(x, -x)
         let t = 1 / (1 + 0.5 * z)
-        var p = F8(repeating: 0.17087277)
-        p = p * t - 0.82215223
-        p = p * t + 1.48851587
-        p = p * t - 1.13520398
-        p = p * t + 0.27886807
-        p = p * t - 0.18628806
-        p = p * t + 0.09678418
-        p = p * t + 0.37409196
-        p = p * t + 1.00002368
-        p = p * t - 1.26551223
+        var p = F8(repeating: -0.82215223).addingProduct(F8(repeating: 0.17087277), t)
+        p = F8(repeating: 1.48851587).addingProduct(p, t)
+        p = F8(repeating: -1.13520398).addingProduct(p, t)
+        p = F8(repeating: 0.27886807).addingProduct(p, t)
+        p = F8(repeating: -0.18628806).addingProduct(p, t)
+        p = F8(repeating: 0.09678418).addingProduct(p, t)
+        p = F8(repeating: 0.37409196).addingProduct(p, t)
+        p = F8(repeating: 1.00002368).addingProduct(p, t)
+        p = F8(repeating: -1.26551223).addingProduct(p, t)
         let erfc = t * exp(p - z * z)
         let r = 1 - erfc
         // For tiny |x|, 1 − erfc cancels; erf(x) ≈ 2x/√π (1 − x²/3) is exact to float there.
