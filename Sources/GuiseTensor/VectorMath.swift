@@ -33,6 +33,14 @@ public enum VMath {
     /// (Cephes' expf coefficients), and 2^n assembled in the exponent bits.
     @inline(__always)
     public static func exp(_ x0: F8) -> F8 {
+        // Outside the clamp the true value is below the smallest normal or above the largest float.
+        expClamped(x0).replacing(with: 0, where: x0 .< -87.33654).replacing(with: .infinity, where: x0 .> 88.72283)
+    }
+
+    /// e^x for x inside [−87.3, 88.4]; beyond, the value at the nearer bound (≈1e-38 or ≈2e38).
+    /// Enough wherever the result only enters 1/(1+e) or a ratio, and two blends cheaper.
+    @inline(__always)
+    static func expClamped(_ x0: F8) -> F8 {
         let x = vmin(vmax(x0, F8(repeating: -87.33654)), F8(repeating: 88.37626))
         // Adding 1.5·2^23 rounds to the nearest integer and leaves it in the low mantissa bits.
         let magic = F8(repeating: 12582912)
@@ -49,20 +57,19 @@ public enum VMath {
         p = (r + 1).addingProduct(p, r * r)
         let bits = unsafeBitCast(t, to: SIMD8<UInt32>.self) &- unsafeBitCast(magic, to: SIMD8<UInt32>.self)
         let pow2 = unsafeBitCast((bits &+ 127) &<< 23, to: F8.self)
-        // Outside the clamp the true value is below the smallest normal or above the largest float.
-        return (p * pow2).replacing(with: 0, where: x0 .< -87.33654).replacing(with: .infinity, where: x0 .> 88.72283)
+        return p * pow2
     }
 
     @inline(__always)
     public static func sigmoid(_ x: F8) -> F8 {
-        1 / (1 + exp(-x))
+        1 / (1 + expClamped(-x))
     }
 
     /// tanh through e^(−2|x|), which never overflows; the sign is put back at the end.
     @inline(__always)
     public static func tanh(_ x: F8) -> F8 {
         let ax = vmax(x, -x)
-        let e = exp(-2 * ax)
+        let e = expClamped(-2 * ax)
         let t = (1 - e) / (1 + e)
         // Near zero (1−e)/(1+e) loses relative precision; the odd Taylor series is exact there.
         let x2 = x * x
@@ -89,7 +96,7 @@ public enum VMath {
         p = F8(repeating: 0.37409196).addingProduct(p, t)
         p = F8(repeating: 1.00002368).addingProduct(p, t)
         p = F8(repeating: -1.26551223).addingProduct(p, t)
-        let erfc = t * exp(p - z * z)
+        let erfc = t * expClamped(p - z * z)
         let r = 1 - erfc
         // For tiny |x|, 1 − erfc cancels; erf(x) ≈ 2x/√π (1 − x²/3) is exact to float there.
         let z2: F8 = z * z
@@ -222,7 +229,7 @@ struct IdentityKernel: VectorKernel {
 }
 
 struct SiLUKernel: VectorKernel {
-    @inline(__always) func callAsFunction(_ x: F8) -> F8 { x * VMath.sigmoid(x) }
+    @inline(__always) func callAsFunction(_ x: F8) -> F8 { x / (1 + VMath.expClamped(-x)) }
 }
 
 /// (x, g) ↦ g·d silu/dx
