@@ -227,14 +227,21 @@ extension NN {
         let (mean, rstd) = PlaneKernels.stats(src.data, groups: rows, size: d, eps: eps)
         let out = Tensor(uninitialized: x.shape)
         let xp = src.data, op = out.data
-        let wp = w?.data, bp = b?.data
+        // Without affine parameters the row runs against ones and zeros.
+        let ones = w == nil ? Tensor(shape: [d], repeating: 1) : nil, zeros = b == nil ? Tensor(zeros: [d]) : nil
+        let wp = (w ?? ones!).data, bp = (b ?? zeros!).data
         Parallel.forEach(rows, minChunk: Swift.max(1, Loop.grain / Swift.max(d, 1))) { r in
             for row in r {
-                let mu = Float(mean[row]), rs = Float(rstd[row])
+                let mu = F8(repeating: Float(mean[row])), rs = F8(repeating: Float(rstd[row]))
                 let xr = xp + row * d, yr = op + row * d
-                for j in 0..<d {
-                    let h = (xr[j] - mu) * rs
-                    yr[j] = h * (wp?[j] ?? 1) + (bp?[j] ?? 0)
+                var j = 0
+                while j + 8 <= d {
+                    store8(((load8(xr + j) - mu) * rs) * load8(wp + j) + load8(bp + j), yr + j); j += 8
+                }
+                if j < d {
+                    let c = d - j
+                    let h = (loadPartial(xr + j, c) - mu) * rs
+                    storePartial(h * loadPartial(wp + j, c) + loadPartial(bp + j, c), yr + j, c)
                 }
             }
         }
