@@ -245,3 +245,37 @@ final class LossTests: XCTestCase {
         try checkOp("mse", inputs: 2) { NN.mseLoss($0[0], $0[1]) }
     }
 }
+
+/// matmul over every operand layout cblas can take directly, against a plain triple loop.
+final class MatmulLayoutTests: XCTestCase {
+    func naive(_ a: Tensor, _ b: Tensor) -> Tensor {
+        let batch = Broadcast.shape(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2)))
+        let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1], n = b.shape[b.rank - 1]
+        let ae = a.expanded(to: batch + [m, k]).contiguous().values, be = b.expanded(to: batch + [k, n]).contiguous().values
+        let nb = batch.reduce(1, *)
+        var out = [Float](repeating: 0, count: nb * m * n)
+        for i in 0..<nb { for r in 0..<m { for c in 0..<n {
+            var s: Float = 0
+            for j in 0..<k { s += ae[i * m * k + r * k + j] * be[i * k * n + j * n + c] }
+            out[i * m * n + r * n + c] = s
+        } } }
+        return Tensor(shape: batch + [m, n], values: out)
+    }
+
+    func testLayouts() {
+        let cases: [(Tensor, Tensor)] = [
+            (randomTensor([5, 3], seed: 1), randomTensor([3, 4], seed: 2)),
+            (randomTensor([3, 5], seed: 1).transposedLastTwo, randomTensor([4, 3], seed: 2).transposedLastTwo),
+            (randomTensor([2, 1, 3], seed: 3), randomTensor([3, 4], seed: 4)),               // m = 1, tall path
+            (randomTensor([2, 3, 5, 3], seed: 5), randomTensor([3, 6], seed: 6)),            // tall path
+            (randomTensor([2, 3, 3, 5], seed: 5).transposedLastTwo, randomTensor([6, 3], seed: 6).transposedLastTwo),
+            (randomTensor([4, 7], seed: 7).narrow(1..<3).reshaped([2, 7]), randomTensor([7, 1], seed: 8)), // n = 1
+            (randomTensor([1, 4], seed: 9), randomTensor([3, 4, 2], seed: 10)),              // a broadcast over b's batch
+            (randomTensor([2, 6, 4], seed: 11).slice(dim: 1, start: 0, end: 6, step: 2), randomTensor([2, 4, 3], seed: 12)), // row stride 8
+            (randomTensor([3, 4], seed: 13).expanded(to: [2, 3, 4]), randomTensor([2, 4, 2], seed: 14)), // zero batch stride
+        ]
+        for (i, (a, b)) in cases.enumerated() {
+            assertClose(a.matmul(b), naive(a, b), tol: 1e-5, "layout case \(i)")
+        }
+    }
+}
