@@ -172,6 +172,20 @@ final class SoftmaxAttentionTests: XCTestCase {
         try checkOp("attention_scale", inputs: 3) { NN.scaledDotProductAttention($0[0], $0[1], $0[2], scale: 0.3) }
     }
 
+    /// guided-diffusion's QKVAttentionLegacy: q, k, v are slices of one [B·H, 3·C, T] tensor, used transposed.
+    func testAttentionOnSlicesOfPackedQKV() {
+        let qkv = randomTensor([2, 3 * 4, 10], seed: 21)
+        let parts = qkv.split(sizes: [4, 4, 4], dim: 1).map { $0.transposedLastTwo }
+        let dense = parts.map { $0.contiguous() }
+        XCTAssertNotNil(MatrixLayout(parts[0]), "a slice of packed qkv should reach cblas without a copy")
+        assertClose(NN.scaledDotProductAttention(parts[0], parts[1], parts[2], scale: 0.5),
+                    NN.scaledDotProductAttention(dense[0], dense[1], dense[2], scale: 0.5), tol: 1e-6)
+        assertGradientsMatchFiniteDifferences([qkv]) { x in
+            let p = x[0].split(sizes: [4, 4, 4], dim: 1).map { $0.transposedLastTwo }
+            return NN.scaledDotProductAttention(p[0], p[1], p[2])
+        }
+    }
+
     func testAttentionOnTransposedLayouts() throws {
         try checkOp("attention_t", inputs: 3) {
             NN.scaledDotProductAttention($0[0].transposedLastTwo, $0[1].transposedLastTwo, $0[2].transposedLastTwo)
