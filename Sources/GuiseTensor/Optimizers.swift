@@ -69,7 +69,9 @@ public final class Adam: Optimizer {
     public let parameters: [Tensor]
     public var lr: Double
     public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double, decoupled: Bool
-    public private(set) var steps = 0
+    /// Steps taken by each parameter; like PyTorch's per-parameter `state['step']`, a
+    /// parameter without a gradient does not advance.
+    public private(set) var steps: [Int]
     /// First and second moment estimates (exp_avg, exp_avg_sq), one per parameter.
     public let firstMoments: [Tensor], secondMoments: [Tensor]
 
@@ -81,6 +83,7 @@ public final class Adam: Optimizer {
         self.weightDecay = weightDecay; decoupled = decoupledWeightDecay
         firstMoments = parameters.map { Tensor(zeros: $0.shape) }
         secondMoments = parameters.map { Tensor(zeros: $0.shape) }
+        steps = Array(repeating: 0, count: parameters.count)
     }
 
     /// torch.optim.AdamW's defaults (weight decay 0.01).
@@ -90,26 +93,25 @@ public final class Adam: Optimizer {
     }
 
     public func step() {
-        steps += 1
-        // Bias corrections in Double, as PyTorch computes them with Python floats.
-        let bc1 = 1 - Foundation.pow(beta1, Double(steps))
-        let bc2 = 1 - Foundation.pow(beta2, Double(steps))
-        let stepSize = Float(lr / bc1)
-        let bc2Sqrt = Float(bc2.squareRoot())
-        let decay = Float(1 - lr * weightDecay)
         let wd = Float(weightDecay), b2 = Float(beta2), w1 = Float(1 - beta1), w2 = Float(1 - beta2), e = Float(eps)
+        let decay = Float(1 - lr * weightDecay)
         for (i, p) in parameters.enumerated() {
             guard let grad = p.grad else { continue }
+            steps[i] += 1
+            // Bias corrections in Double, as PyTorch computes them with Python floats.
+            let bc1 = 1 - Foundation.pow(beta1, Double(steps[i]))
+            let bc2 = 1 - Foundation.pow(beta2, Double(steps[i]))
+            let stepSize = Float(lr / bc1)
+            let bc2Sqrt = Float(bc2.squareRoot())
             let g = grad.contiguous()
             let x = p.data, gp = g.data, m = firstMoments[i].data, v = secondMoments[i].data
-            let n = p.count
-            for j in 0..<n {
+            for j in 0..<p.count {
                 var gj = gp[j]
                 if wd != 0 {
                     if decoupled { x[j] *= decay } else { gj += wd * x[j] }
                 }
-                // lerp(m, g, w1) as torch computes it for weights below 0.5.
-                m[j] = m[j] + w1 * (gj - m[j])
+                // m.lerp_(g, 1 − β₁), with torch's two formulas either side of weight 0.5.
+                m[j] = w1 < 0.5 ? m[j] + w1 * (gj - m[j]) : gj - (gj - m[j]) * (1 - w1)
                 v[j] = v[j] * b2 + w2 * gj * gj
                 let denom = v[j].squareRoot() / bc2Sqrt + e
                 x[j] += -stepSize * (m[j] / denom)
