@@ -3,8 +3,14 @@
 /// q [..., T, D], k [..., S, D], v [..., S, Dv] with equal leading dims (e.g. [B, H]).
 /// Operands may be transposed views (guided-diffusion keeps q, k, v as [.., D, T]): they go
 /// to cblas as transposes without copies. The T×S score matrix is the only large buffer:
-/// inference reuses one per head; training keeps the probabilities for backward.
+/// inference reuses one per head; training keeps the probabilities for backward while they
+/// fit `attentionProbabilityBudget`, and beyond it recomputes each head's in backward (one
+/// more GEMM and softmax per head, bit-identical probabilities).
 extension NN {
+    /// Most probability elements (floats) one attention op keeps for backward: 8 Mi floats =
+    /// 32 MiB, e.g. 8 heads at T = 1024. Larger batches recompute instead.
+    nonisolated(unsafe) public static var attentionProbabilityBudget = 8 << 20
+
     public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil) -> Tensor {
         precondition(q.rank >= 2 && k.rank == q.rank && v.rank == q.rank, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
         let lead = Array(q.shape.dropLast(2))
@@ -21,10 +27,11 @@ extension NN {
         let pq = qq.storage.pointer, pk = kk.storage.pointer, pv = vv.storage.pointer
 
         let recording = Autograd.shouldRecord([q, k, v])
-        let probs = Tensor(uninitialized: recording ? lead + [t, s] : [t, s])
+        let keep = recording && batches * t * s <= attentionProbabilityBudget
+        let probs = Tensor(uninitialized: keep ? lead + [t, s] : [t, s])
         let out = Tensor(uninitialized: lead + [t, dv])
         for i in 0..<batches {
-            let p = probs.data + (recording ? i * t * s : 0)
+            let p = probs.data + (keep ? i * t * s : 0)
             sgemm(lq.trans, !lk.trans, t, s, d, alpha, pq + oq[i], lq.ld, pk + ok[i], lk.ld, 0, p, s)
             SoftmaxKernel.rows(p, rows: t, n: s, log: false)
             sgemm(false, lv.trans, t, dv, s, 1, p, s, pv + ov[i], lv.ld, 0, out.data + i * t * dv, dv)
@@ -41,7 +48,15 @@ extension NN {
                 let rowDot = Tensor(uninitialized: [t])
                 let pq = qs.storage.pointer, pk = ks.storage.pointer, pv = vs.storage.pointer
                 for i in 0..<batches {
-                    let p = pr.data + i * t * s, go = gc.data + i * t * dv, oo = o.data + i * t * dv
+                    let go = gc.data + i * t * dv, oo = o.data + i * t * dv
+                    let p: UnsafeMutablePointer<Float>
+                    if keep {
+                        p = pr.data + i * t * s
+                    } else {
+                        p = pr.data
+                        sgemm(lq.trans, !lk.trans, t, s, d, alpha, pq + oq[i], lq.ld, pk + ok[i], lk.ld, 0, p, s)
+                        SoftmaxKernel.rows(p, rows: t, n: s, log: false)
+                    }
                     // dP = dO·Vᵀ and dV = Pᵀ·dO
                     sgemm(false, !lv.trans, t, s, dv, 1, go, dv, pv + ov[i], lv.ld, 0, dp.data, s)
                     sgemm(true, false, s, dv, t, 1, p, s, go, dv, 0, gv.data + i * s * dv, dv)

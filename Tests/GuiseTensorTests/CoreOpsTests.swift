@@ -172,6 +172,17 @@ final class SoftmaxAttentionTests: XCTestCase {
         try checkOp("attention_scale", inputs: 3) { NN.scaledDotProductAttention($0[0], $0[1], $0[2], scale: 0.3) }
     }
 
+    /// Over the probability budget, backward recomputes each head's probabilities: same gradients.
+    func testAttentionRecomputesOverBudget() throws {
+        let saved = NN.attentionProbabilityBudget
+        NN.attentionProbabilityBudget = 0
+        defer { NN.attentionProbabilityBudget = saved }
+        try checkOp("attention", inputs: 3) { NN.scaledDotProductAttention($0[0], $0[1], $0[2]) }
+        try checkOp("attention_t", inputs: 3) {
+            NN.scaledDotProductAttention($0[0].transposedLastTwo, $0[1].transposedLastTwo, $0[2].transposedLastTwo)
+        }
+    }
+
     /// guided-diffusion's QKVAttentionLegacy: q, k, v are slices of one [B·H, 3·C, T] tensor, used transposed.
     func testAttentionOnSlicesOfPackedQKV() {
         let qkv = randomTensor([2, 3 * 4, 10], seed: 21)
