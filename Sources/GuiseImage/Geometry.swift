@@ -65,6 +65,28 @@ public enum Interpolation: Int32, Sendable {
     case nearest = 0, linear = 1, cubic = 2, area = 3
 }
 
+/// What a warp samples outside the source image.
+public enum Border: Equatable, Sendable {
+    case constant(Float)
+    /// The nearest edge pixel.
+    case replicate
+    /// Mirrored without repeating the edge pixel (OpenCV's BORDER_REFLECT_101).
+    case reflect
+
+    var mode: Int32 {
+        switch self {
+        case .constant: Int32(CVB_BORDER_CONSTANT)
+        case .replicate: Int32(CVB_BORDER_REPLICATE)
+        case .reflect: Int32(CVB_BORDER_REFLECT101)
+        }
+    }
+
+    var value: Float {
+        if case .constant(let v) = self { return v }
+        return 0
+    }
+}
+
 /// Raw plane operations behind Image and Mask: `count` planes of width × height, one after another.
 enum Planes {
     static func resize(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, to dw: Int, _ dh: Int, _ interp: Interpolation) throws -> [Float] {
@@ -74,13 +96,12 @@ enum Planes {
         return out
     }
 
-    /// Pixels that map from outside the source take `border`.
     static func warp(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, _ t: AffineTransform, to dw: Int, _ dh: Int,
-                     _ interp: Interpolation, border: Float) throws -> [Float] {
+                     _ interp: Interpolation, border: Border) throws -> [Float] {
         guard dw > 0 && dh > 0 else { throw ImageError("cannot warp to \(dw)x\(dh)") }
         var out = [Float](repeating: 0, count: dw * dh * count)
         try OpenCV.check(cvb_warp_affine(v, Int32(w), Int32(h), Int32(count), t.matrix, &out, Int32(dw), Int32(dh),
-                                         interp.rawValue, Int32(CVB_BORDER_CONSTANT), border))
+                                         interp.rawValue, border.mode, border.value))
         return out
     }
 
@@ -116,9 +137,9 @@ extension Image {
         return with(try Planes.resize(v, width, height, c, to: w, h, interpolation), width: w, height: h)
     }
 
-    /// dst(p) = self(t⁻¹(p)) on a width × height canvas (cv::warpAffine); outside is `border`.
+    /// dst(p) = self(t⁻¹(p)) on a width × height canvas (cv::warpAffine).
     public func warpedAffine(_ t: AffineTransform, width w: Int, height h: Int,
-                             interpolation: Interpolation = .linear, border: Float = 0) throws -> Image {
+                             interpolation: Interpolation = .linear, border: Border = .constant(0)) throws -> Image {
         let (v, c) = allPlanes
         return with(try Planes.warp(v, width, height, c, t, to: w, h, interpolation, border: border), width: w, height: h)
     }
@@ -194,8 +215,9 @@ public struct Mask: Equatable {
         Mask(width: w, height: h, values: try Planes.resize(values, width, height, 1, to: w, h, interpolation))
     }
 
+    /// Outside the source the mask is 0.
     public func warpedAffine(_ t: AffineTransform, width w: Int, height h: Int, interpolation: Interpolation = .linear) throws -> Mask {
-        Mask(width: w, height: h, values: try Planes.warp(values, width, height, 1, t, to: w, h, interpolation, border: 0))
+        Mask(width: w, height: h, values: try Planes.warp(values, width, height, 1, t, to: w, h, interpolation, border: .constant(0)))
     }
 
     public func blurred(sigma: Double) throws -> Mask {
