@@ -24,8 +24,9 @@ public struct FaceTemplate: Equatable, Sendable {
     /// (ffhq-dataset's recreate_aligned_images, Karras et al. 2019) to the ArcFace points:
     /// with e = eye-to-eye and m = eye-midpoint-to-mouth-midpoint vectors, the crop is the
     /// square centred at eyeMid + 0.1·m, of half-side max(2|e|, 1.8|m|), turned along
-    /// e − rot90(m). The result (left eye ≈ (97, 121)) matches the 5-point FFHQ templates
-    /// used by face-restoration tools to within about a pixel.
+    /// e − rot90(m). The eyes and nose land within a pixel of the 5-point FFHQ template that
+    /// face-restoration tools (facexlib) measured on FFHQ itself, scaled to 256; the mouth
+    /// corners lie ~6 px lower and ~2.5 px closer together, as ArcFace's mean face differs.
     public static let ffhq256: FaceTemplate = {
         let a = arcface112.points
         func mid(_ p: Point, _ q: Point) -> Point { Point((p.x + q.x) / 2, (p.y + q.y) / 2) }
@@ -103,9 +104,10 @@ public enum FaceAligner {
     }
 
     /// The blend weights for pasting a crop back: the crop's footprint in the image (times the
-    /// optional crop-space `mask`), eroded by `feather` pixels then blurred with σ = feather/4,
-    /// so the weight reaches exactly 0 inside the footprint. `feather` nil picks 5 % of the
-    /// face's size in the image. Weights are 0 everywhere outside the footprint.
+    /// optional crop-space `mask`), eroded, then blurred with σ = feather/4. OpenCV's kernel
+    /// reaches 4σ = feather pixels along each axis, so √2·feather on the diagonal: eroding by
+    /// more than that keeps every weight outside the footprint exactly 0. `feather` nil picks
+    /// 5 % of the face's size in the image.
     public static func pasteMask(for aligned: AlignedFace, imageWidth: Int, imageHeight: Int,
                                  mask: Mask? = nil, feather: Int? = nil) throws -> Mask {
         let inverse = try aligned.transform.inverted()
@@ -118,7 +120,8 @@ public enum FaceAligner {
         // Pixels the crop only partly covers are dropped before feathering.
         region.values = region.values.map { $0 >= 0.999 ? 1 : ($0 > 0.001 ? $0 : 0) }
         let radius = feather ?? max(2, Int((0.05 * Double(size) / aligned.transform.scale).rounded()))
-        return try region.eroded(radius: radius).blurred(sigma: Double(radius) / 4)
+        let erosion = Int((Double(radius) * 2.0.squareRoot()).rounded(.up)) + 1
+        return try region.eroded(radius: erosion).blurred(sigma: Double(radius) / 4)
     }
 
     /// Puts a (possibly edited) crop back into the image: inverse warp, feathered mask, and
