@@ -21,10 +21,10 @@ extension FaceOrder: ExpressibleByArgument {}
 
 /// Options shared by the commands that find faces.
 struct FaceOptions: ParsableArguments {
-    @Option(help: "Face detector: \(DetectorChoice.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Face detector: OpenCV's Haar cascades (frontalface_default or alt2).")
     var detector: DetectorChoice = .haar
 
-    @Option(help: "Face order: \(FaceOrder.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Face order: largest box first, highest score first, or left to right.")
     var order: FaceOrder = .largest
 
     func detect(in image: Image) throws -> [Face] {
@@ -68,7 +68,7 @@ struct Detect: ParsableCommand {
                                       detector: faces.detector.rawValue, order: faces.order.rawValue,
                                       faces: found.map(FaceReport.init))
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(report), as: UTF8.self))
         } else {
             if found.isEmpty { print("no faces found in \(image)") }

@@ -42,7 +42,7 @@ struct ModelCommand: ParsableCommand {
             }
             if json {
                 let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 print(String(decoding: try encoder.encode(Report(directory: store.directory, files: rows)), as: UTF8.self))
                 return
             }

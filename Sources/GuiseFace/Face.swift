@@ -52,7 +52,7 @@ public enum FaceOrder: String, CaseIterable, Sendable {
     /// Highest score first.
     case score
     /// Left to right by box centre.
-    case leftToRight
+    case leftToRight = "left-to-right"
 
     /// Sorts stably; ties fall back to the box position, so the order is deterministic.
     public func sorted(_ faces: [Face]) -> [Face] {
