@@ -39,7 +39,7 @@ let package = Package(
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
         // Layer 5: face analysis (detection, alignment, paste-back).
-        .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: hot),
+        .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         // Layer 7: the command-line tool, a thin layer over the library.
         .target(
             name: "GuiseCLI",

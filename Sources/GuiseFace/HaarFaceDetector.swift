@@ -50,7 +50,8 @@ public final class HaarFaceDetector: FaceDetector {
         }
         defer { cvb_buffer_free(buffer) }
         let count = cvb_buffer_size(buffer) / (5 * MemoryLayout<Int32>.size)
-        let v = UnsafeBufferPointer(start: cvb_buffer_data(buffer).assumingMemoryBound(to: Int32.self), count: 5 * count)
+        guard count > 0, let data = cvb_buffer_data(buffer) else { return [] }
+        let v = UnsafeBufferPointer(start: data.assumingMemoryBound(to: Int32.self), count: 5 * count)
         let faces = (0..<count).map { i in
             Face(box: Box(x: Double(v[5 * i]), y: Double(v[5 * i + 1]), width: Double(v[5 * i + 2]), height: Double(v[5 * i + 3])),
                  score: Double(v[5 * i + 4]))

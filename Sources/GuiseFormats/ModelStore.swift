@@ -57,7 +57,8 @@ public struct ModelStore {
         let fm = FileManager.default
         var candidates = [fm.currentDirectoryPath + "/Models"]
         // .build/<config>/guise → walk up to the repository.
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        let executable = Bundle.main.executableURL ?? URL(fileURLWithPath: CommandLine.arguments[0])
+        var dir = executable.resolvingSymlinksInPath().deletingLastPathComponent()
         for _ in 0..<6 {
             candidates.append(dir.path + "/Models")
             dir = dir.deletingLastPathComponent()

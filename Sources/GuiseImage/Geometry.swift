@@ -88,8 +88,17 @@ public enum Border: Equatable, Sendable {
 }
 
 /// Raw plane operations behind Image and Mask: `count` planes of width × height, one after another.
+/// The sizes are checked here, not only in initialisers, because OpenCV trusts them and this
+/// module builds with -Ounchecked, where preconditions vanish.
 enum Planes {
+    static func check(_ v: [Float], _ w: Int, _ h: Int, _ count: Int) throws {
+        guard w > 0, h > 0, v.count == w * h * count else {
+            throw ImageError("\(v.count) values do not make \(count) planes of \(w)x\(h)")
+        }
+    }
+
     static func resize(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, to dw: Int, _ dh: Int, _ interp: Interpolation) throws -> [Float] {
+        try check(v, w, h, count)
         guard dw > 0 && dh > 0 else { throw ImageError("cannot resize to \(dw)x\(dh)") }
         var out = [Float](repeating: 0, count: dw * dh * count)
         try OpenCV.check(cvb_resize(v, Int32(w), Int32(h), Int32(count), &out, Int32(dw), Int32(dh), interp.rawValue))
@@ -98,6 +107,7 @@ enum Planes {
 
     static func warp(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, _ t: AffineTransform, to dw: Int, _ dh: Int,
                      _ interp: Interpolation, border: Border) throws -> [Float] {
+        try check(v, w, h, count)
         guard dw > 0 && dh > 0 else { throw ImageError("cannot warp to \(dw)x\(dh)") }
         var out = [Float](repeating: 0, count: dw * dh * count)
         try OpenCV.check(cvb_warp_affine(v, Int32(w), Int32(h), Int32(count), t.matrix, &out, Int32(dw), Int32(dh),
@@ -106,6 +116,7 @@ enum Planes {
     }
 
     static func blur(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, sigma: Double) throws -> [Float] {
+        try check(v, w, h, count)
         guard sigma > 0 else { return v }
         var out = [Float](repeating: 0, count: v.count)
         try OpenCV.check(cvb_gaussian_blur(v, Int32(w), Int32(h), Int32(count), &out, sigma, 0))
@@ -113,6 +124,7 @@ enum Planes {
     }
 
     static func morphology(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, dilate: Bool, radius: Int) throws -> [Float] {
+        try check(v, w, h, count)
         guard radius > 0 else { return v }
         var out = [Float](repeating: 0, count: v.count)
         try OpenCV.check(cvb_morphology(v, Int32(w), Int32(h), Int32(count), &out, dilate ? 1 : 0, Int32(radius)))
@@ -121,9 +133,18 @@ enum Planes {
 }
 
 extension Image {
+    /// Throws if the planes do not match the size (they are public and mutable).
+    public func validate() throws {
+        try Planes.check(rgb, width, height, 3)
+        if let alpha { try Planes.check(alpha, width, height, 1) }
+    }
+
     /// RGB and alpha planes together, so one bridge call handles both.
     private var allPlanes: (values: [Float], count: Int) {
-        alpha.map { (rgb + $0, 4) } ?? (rgb, 3)
+        get throws {
+            try validate()
+            return alpha.map { (rgb + $0, 4) } ?? (rgb, 3)
+        }
     }
 
     private func with(_ planes: [Float], width w: Int, height h: Int) -> Image {
@@ -133,19 +154,19 @@ extension Image {
     }
 
     public func resized(width w: Int, height h: Int, interpolation: Interpolation = .area) throws -> Image {
-        let (v, c) = allPlanes
+        let (v, c) = try allPlanes
         return with(try Planes.resize(v, width, height, c, to: w, h, interpolation), width: w, height: h)
     }
 
     /// dst(p) = self(t⁻¹(p)) on a width × height canvas (cv::warpAffine).
     public func warpedAffine(_ t: AffineTransform, width w: Int, height h: Int,
                              interpolation: Interpolation = .linear, border: Border = .constant(0)) throws -> Image {
-        let (v, c) = allPlanes
+        let (v, c) = try allPlanes
         return with(try Planes.warp(v, width, height, c, t, to: w, h, interpolation, border: border), width: w, height: h)
     }
 
     public func blurred(sigma: Double) throws -> Image {
-        let (v, c) = allPlanes
+        let (v, c) = try allPlanes
         return with(try Planes.blur(v, width, height, c, sigma: sigma), width: width, height: height)
     }
 
@@ -155,6 +176,9 @@ extension Image {
         guard top.width == width, top.height == height, mask.width == width, mask.height == height else {
             throw ImageError("blend: image, overlay and mask sizes differ")
         }
+        try validate()
+        try top.validate()
+        try Planes.check(mask.values, width, height, 1)
         var out = self
         let n = pixelCount
         for i in 0..<n where mask.values[i] > 0 {
@@ -172,6 +196,9 @@ extension Image {
         guard source.width == width, source.height == height, mask.width == width, mask.height == height else {
             throw ImageError("seamlessClone: image, source and mask sizes differ")
         }
+        try validate()
+        try source.validate()
+        try Planes.check(mask.values, width, height, 1)
         var out = [Float](repeating: 0, count: rgb.count)
         try OpenCV.check(cvb_seamless_clone(source.rgb, rgb, mask.values, Int32(width), Int32(height), &out))
         let cloned = Image(width: width, height: height, rgb: out, alpha: alpha)
@@ -182,6 +209,8 @@ extension Image {
     /// a baseline for masked editing. 8-bit inside OpenCV; pixels outside the mask are unchanged.
     public func inpainted(mask: Mask, radius: Double = 3) throws -> Image {
         guard mask.width == width, mask.height == height else { throw ImageError("inpaint: image and mask sizes differ") }
+        try validate()
+        try Planes.check(mask.values, width, height, 1)
         var out = [Float](repeating: 0, count: rgb.count)
         try OpenCV.check(cvb_inpaint_telea(rgb, mask.values, Int32(width), Int32(height), radius, &out))
         let filled = Image(width: width, height: height, rgb: out, alpha: alpha)

@@ -96,6 +96,7 @@ public enum ImageIO {
     }
 
     public static func encode(_ image: Image, as format: ImageFileFormat, bitDepth: Int? = nil, quality: Int = 95) throws -> Data {
+        try image.validate()
         let source = image.sourceFormat
         var depth = bitDepth ?? source?.bitDepth ?? 8
         if format != .png && format != .tiff { depth = 8 }
