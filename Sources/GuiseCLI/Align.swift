@@ -8,7 +8,7 @@ struct Align: ParsableCommand {
         discussion: """
         --size 256 gives an FFHQ-style crop (face with hair and chin, for diffusion models); \
         --size 112 an ArcFace-style crop (tight, for identity networks). The face is aligned \
-        from its 5 keypoints when the detector gives them, else from its box.
+        from its keypoints (both eyes at least) when the detector finds them, else from its box.
         """
     )
 

@@ -3,10 +3,12 @@ import Foundation
 import GuiseImage
 
 /// OpenCV's Viola–Jones Haar cascades from Debian's opencv-data: the fallback detector.
-/// It gives boxes only (no keypoints). The score is the number of raw detections merged into
-/// the face (detectMultiScale2's numDetections): an integer ≥ minNeighbours, higher is surer,
-/// not a probability. (detectMultiScale3's level weights need outputRejectLevels, which also
-/// returns windows rejected by the last stages and so changes what is detected.)
+/// The score is the number of raw detections merged into the face (detectMultiScale2's
+/// numDetections): an integer ≥ minNeighbours, higher is surer, not a probability.
+/// (detectMultiScale3's level weights need outputRejectLevels, which also returns windows
+/// rejected by the last stages and so changes what is detected.)
+/// With `findEyes`, an eye cascade searched in the upper face adds `leftEye`/`rightEye`
+/// keypoints when it finds one plausible eye on each side; alignment then uses them.
 public final class HaarFaceDetector: FaceDetector {
     public enum Cascade: String, CaseIterable, Sendable {
         case frontalDefault = "haarcascade_frontalface_default.xml"
@@ -24,27 +26,79 @@ public final class HaarFaceDetector: FaceDetector {
     /// The smallest face searched for, as a fraction of the image's shorter side (at least 24 px).
     public var minSizeFraction = 0.05
 
-    private let cascade: OpaquePointer
+    private let faces: CascadeClassifier
+    private let eyes: CascadeClassifier?
 
-    public init(cascade: Cascade = .frontalDefault) throws {
+    public init(cascade: Cascade = .frontalDefault, findEyes: Bool = true) throws {
+        faces = try CascadeClassifier(file: cascade.rawValue)
+        eyes = findEyes ? try CascadeClassifier(file: "haarcascade_eye.xml") : nil
+    }
+
+    public func detect(_ image: Image) throws -> [Face] {
+        let grey = image.interleaved8(channels: 1)
+        let minSize = max(24, Int(Double(min(image.width, image.height)) * minSizeFraction))
+        var found = try faces.detect(grey, width: image.width, height: image.height, scaleFactor: scaleFactor,
+                                     minNeighbours: minNeighbours, minSize: minSize)
+            .map { Face(box: $0.box, score: Double($0.count)) }
+        if let eyes {
+            for i in found.indices { found[i].keypoints = try findEyes(in: image, face: found[i].box, with: eyes) }
+        }
+        return FaceOrder.largest.sorted(found)
+    }
+
+    /// Searches the band from 15 % to 60 % of the face's height, scaled to 160 px wide (eye
+    /// cascades need eyes of 20 px or more). Accepts one eye per half, level within a quarter
+    /// of the face width and 25–65 % of the width apart; otherwise gives no keypoints.
+    private func findEyes(in image: Image, face b: Box, with eyes: CascadeClassifier) throws -> [String: Point] {
+        let x0 = max(0, Int(b.x)), x1 = min(image.width, Int(b.x + b.width))
+        let y0 = max(0, Int(b.y + 0.15 * b.height)), y1 = min(image.height, Int(b.y + 0.6 * b.height))
+        guard x1 - x0 >= 8, y1 - y0 >= 4 else { return [:] }
+        let w = x1 - x0, h = y1 - y0
+        let luma = image.grey()
+        var band = [Float](repeating: 0, count: w * h)
+        for y in 0..<h { for x in 0..<w { band[y * w + x] = luma[(y0 + y) * image.width + x0 + x] } }
+        let scale = 160 / Double(w)
+        let (sw, sh) = (160, max(1, Int((Double(h) * scale).rounded())))
+        let scaled = try Image(grey: band, width: w, height: h).resized(width: sw, height: sh, interpolation: scale > 1 ? .cubic : .area)
+        let hits = try eyes.detect(scaled.interleaved8(channels: 1), width: sw, height: sh, scaleFactor: 1.1,
+                                   minNeighbours: 3, minSize: 20)
+        func centre(_ box: Box) -> Point {
+            Point(Double(x0) + box.centre.x / scale, Double(y0) + box.centre.y / scale)
+        }
+        let mid = b.x + b.width / 2
+        let candidates = hits.map { (centre($0.box), $0.box.area) }
+        guard let left = candidates.filter({ $0.0.x < mid }).max(by: { $0.1 < $1.1 })?.0,
+              let right = candidates.filter({ $0.0.x >= mid }).max(by: { $0.1 < $1.1 })?.0 else { return [:] }
+        let gap = right.x - left.x
+        guard abs(right.y - left.y) < 0.25 * b.width, gap > 0.25 * b.width, gap < 0.65 * b.width else { return [:] }
+        return [KeypointName.leftEye: left, KeypointName.rightEye: right]
+    }
+}
+
+/// One loaded cascade file.
+final class CascadeClassifier {
+    private let handle: OpaquePointer
+
+    init(file: String) throws {
         let fm = FileManager.default
-        guard let path = Self.searchPaths.map({ "\($0)/\(cascade.rawValue)" }).first(where: fm.fileExists) else {
-            throw FaceError("Haar cascade \(cascade.rawValue) not found; install opencv-data (make deps)")
+        guard let path = HaarFaceDetector.searchPaths.map({ "\($0)/\(file)" }).first(where: fm.fileExists) else {
+            throw FaceError("Haar cascade \(file) not found; install opencv-data (make deps)")
         }
         var handle: OpaquePointer?
         guard cvb_cascade_load(path, &handle) == 0, let handle else {
             throw FaceError(String(cString: cvb_last_error()))
         }
-        self.cascade = handle
+        self.handle = handle
     }
 
-    deinit { cvb_cascade_free(cascade) }
+    deinit { cvb_cascade_free(handle) }
 
-    public func detect(_ image: Image) throws -> [Face] {
-        let grey = image.interleaved8(channels: 1)
-        let minSize = max(24, Int(Double(min(image.width, image.height)) * minSizeFraction))
+    /// Boxes with their merged-detection counts, on an 8-bit grey image.
+    func detect(_ grey: [UInt8], width: Int, height: Int, scaleFactor: Double, minNeighbours: Int,
+                minSize: Int) throws -> [(box: Box, count: Int)] {
+        precondition(grey.count == width * height)
         var buffer: OpaquePointer?
-        guard cvb_cascade_detect(cascade, grey, Int32(image.width), Int32(image.height), scaleFactor,
+        guard cvb_cascade_detect(handle, grey, Int32(width), Int32(height), scaleFactor,
                                  Int32(minNeighbours), Int32(minSize), &buffer) == 0 else {
             throw FaceError(String(cString: cvb_last_error()))
         }
@@ -52,10 +106,9 @@ public final class HaarFaceDetector: FaceDetector {
         let count = cvb_buffer_size(buffer) / (5 * MemoryLayout<Int32>.size)
         guard count > 0, let data = cvb_buffer_data(buffer) else { return [] }
         let v = UnsafeBufferPointer(start: data.assumingMemoryBound(to: Int32.self), count: 5 * count)
-        let faces = (0..<count).map { i in
-            Face(box: Box(x: Double(v[5 * i]), y: Double(v[5 * i + 1]), width: Double(v[5 * i + 2]), height: Double(v[5 * i + 3])),
-                 score: Double(v[5 * i + 4]))
+        return (0..<count).map { i in
+            (Box(x: Double(v[5 * i]), y: Double(v[5 * i + 1]), width: Double(v[5 * i + 2]), height: Double(v[5 * i + 3])),
+             Int(v[5 * i + 4]))
         }
-        return FaceOrder.largest.sorted(faces)
     }
 }

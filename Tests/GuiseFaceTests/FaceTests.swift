@@ -26,7 +26,16 @@ final class DetectionTests: XCTestCase {
             XCTAssertTrue(b.contains(Point(222, 112)), "the box holds the nose")
             XCTAssertGreaterThan(b.width, 70)
             XCTAssertGreaterThanOrEqual(faces[0].score, 5)
+            // Her pupils are at about (204, 101) and (246, 102) (checked by eye).
+            let l = try XCTUnwrap(faces[0].keypoints[KeypointName.leftEye]), r = try XCTUnwrap(faces[0].keypoints[KeypointName.rightEye])
+            XCTAssertEqual(l.x, 204, accuracy: 6)
+            XCTAssertEqual(l.y, 101, accuracy: 6)
+            XCTAssertEqual(r.x, 246, accuracy: 6)
+            XCTAssertEqual(r.y, 102, accuracy: 6)
         }
+        let plain = try HaarFaceDetector(findEyes: false).detect(image)
+        XCTAssertEqual(plain.count, 1)
+        XCTAssertEqual(plain.first?.keypoints, [:])
     }
 
     func testNoFaceInACoffeeCup() throws {
@@ -135,6 +144,19 @@ final class AlignmentTests: XCTestCase {
                 XCTAssertLessThan(diff / Float(inside), poisson ? 0.03 : 0.02, "\(template.size) poisson \(poisson)")
                 XCTAssertGreaterThan(movedInside, inside / (poisson ? 3 : 2), "\(template.size) poisson \(poisson)")
             }
+        }
+    }
+
+    /// Without keypoints the fit uses points guessed from the box; the crop still puts the
+    /// astronaut's eyes near the template's (the fractions were measured on this photo).
+    func testAlignFromBoxAlone() throws {
+        let image = try sample("astronaut.png")
+        let face = try XCTUnwrap(try HaarFaceDetector(findEyes: false).detect(image).first)
+        let aligned = try FaceAligner.align(image, face: face, template: .ffhq256)
+        for (name, pupil) in [(KeypointName.leftEye, Point(204, 101)), (KeypointName.rightEye, Point(246, 102))] {
+            let p = aligned.transform.apply(pupil), t = FaceTemplate.ffhq256.points[name]!
+            XCTAssertEqual(p.x, t.x, accuracy: 12, name)
+            XCTAssertEqual(p.y, t.y, accuracy: 12, name)
         }
     }
 
