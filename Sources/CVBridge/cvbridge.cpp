@@ -7,9 +7,13 @@
 #include <opencv2/objdetect.hpp>
 #include <opencv2/photo.hpp>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -58,6 +62,60 @@ std::vector<cv::Mat> plane_views(const float *p, int w, int h, int planes) {
     return out;
 }
 
+// Codec libraries under imdecode report damaged data by printing warnings to stderr
+// (libjpeg: "Corrupt JPEG data: premature end of data segment") and still return an image.
+// While it lives, this sends file descriptor 2 to a temporary file so the bridge can read
+// those warnings and turn them into an error instead. A mutex keeps concurrent decodes from
+// interleaving the redirection; other threads' stderr output during a decode is lost.
+class StderrCapture {
+    static std::mutex &lock() { static std::mutex m; return m; }
+    std::lock_guard<std::mutex> guard{lock()};
+    FILE *file = nullptr;
+    int saved = -1;
+
+  public:
+    StderrCapture() {
+        fflush(stderr);
+        file = tmpfile();
+        if (file) saved = dup(2);
+        if (saved >= 0) dup2(fileno(file), 2);
+    }
+    // Restores stderr and returns what was written meanwhile.
+    std::string finish() {
+        std::string text;
+        if (saved >= 0) {
+            fflush(stderr);
+            dup2(saved, 2);
+            close(saved);
+            saved = -1;
+        }
+        if (file) {
+            rewind(file);
+            char chunk[512];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, file)) > 0 && text.size() < 4096) text.append(chunk, n);
+            fclose(file);
+            file = nullptr;
+        }
+        return text;
+    }
+    ~StderrCapture() { finish(); }
+};
+
+// The first warning that means the pixels are damaged, or "". libjpeg's "extraneous bytes
+// before marker" is padding many cameras write, harmless to the image.
+std::string damage_warning(const std::string &text) {
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(start, end - start);
+        if (!line.empty() && line.find("extraneous bytes") == std::string::npos) return line;
+        start = end + 1;
+    }
+    return "";
+}
+
 cv::Mat to_bgr8(const float *planar, int w, int h) {
     auto v = plane_views(planar, w, h, 3);
     std::vector<cv::Mat> bgr = {v[2], v[1], v[0]};
@@ -98,8 +156,16 @@ int cvb_decode(const uint8_t *data, size_t size, int unchanged,
     return guarded("decode", [&] {
         cv::Mat raw(1, int(size), CV_8U, const_cast<uint8_t *>(data));
         int flags = unchanged ? cv::IMREAD_UNCHANGED : cv::IMREAD_COLOR;
-        cv::Mat m = cv::imdecode(raw, flags);
+        cv::Mat m;
+        std::string warnings;
+        {
+            StderrCapture capture;
+            m = cv::imdecode(raw, flags);
+            warnings = capture.finish();
+        }
         if (m.empty()) throw Failure("not a readable image (corrupt, truncated or unsupported)");
+        std::string damage = damage_warning(warnings);
+        if (!damage.empty()) throw Failure("damaged image data (" + damage + ")");
         if (m.depth() != CV_8U && m.depth() != CV_16U) {
             cv::Mat f;
             double scale = m.depth() == CV_32F || m.depth() == CV_64F ? 65535.0 : 1.0;

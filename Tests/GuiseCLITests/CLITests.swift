@@ -129,6 +129,10 @@ final class CLITests: XCTestCase {
         let truncated = dir + "/truncated.jpg"
         try jpeg.prefix(jpeg.count / 2).write(to: URL(fileURLWithPath: truncated))
         try assertFails(["align", truncated], output: out, mentions: "truncated JPEG")
+        var garbled = jpeg
+        for k in stride(from: 2000, to: 5000, by: 7) { garbled[k] = k % 2 == 1 ? 0xFF : 0x13 }
+        try garbled.write(to: URL(fileURLWithPath: dir + "/garbled.jpg"))
+        try assertFails(["align", dir + "/garbled.jpg"], output: out, mentions: "Corrupt JPEG data")
         let png = try Data(contentsOf: URL(fileURLWithPath: repoRoot + "/Samples/astronaut.png"))
         let cut = dir + "/cut.png"
         try png.prefix(png.count / 3).write(to: URL(fileURLWithPath: cut))

@@ -123,6 +123,14 @@ final class ImageIOTests: XCTestCase {
         XCTAssertThrowsError(try ImageIO.decode(badFrame)) { error in
             XCTAssertTrue("\(error)".contains("not a readable image"), "\(error)")
         }
+        // Garbage inside the entropy-coded data: libjpeg only warns and fills in grey; the
+        // bridge turns its warning into an error.
+        var garbled = jpeg
+        let scan = try XCTUnwrap(findMarker(0xDA, in: jpeg)) + 200
+        for k in stride(from: scan, to: scan + 3000, by: 7) { garbled[k] = k % 2 == 1 ? 0xFF : 0x13 }
+        XCTAssertThrowsError(try ImageIO.decode(garbled)) { error in
+            XCTAssertTrue("\(error)".contains("damaged image data (Corrupt JPEG data"), "\(error)")
+        }
         // A JPEG frame declaring 60000 × 60000 is refused from its header.
         var huge = jpeg
         huge[sof + 5] = 0xEA; huge[sof + 6] = 0x60; huge[sof + 7] = 0xEA; huge[sof + 8] = 0x60

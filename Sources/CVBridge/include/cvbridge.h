@@ -28,6 +28,8 @@ void cvb_buffer_free(cvb_buffer *b);
 /// as colour and EXIF orientation is applied (OpenCV 4.6 reads EXIF from JPEG only);
 /// with 1 channels and bit depth are kept as stored (no orientation).
 /// Outputs interleaved pixels with 1 (grey), 3 (RGB) or 4 (RGBA) channels, depth 8 or 16.
+/// Data a codec library warns is damaged (libjpeg's "Corrupt JPEG data ...") is an error;
+/// those warnings never reach stderr.
 int cvb_decode(const uint8_t *data, size_t size, int unchanged,
                int *width, int *height, int *channels, int *depth, cvb_buffer **pixels);
 
