@@ -74,7 +74,8 @@ struct Detect: ParsableCommand {
             if found.isEmpty { print("no faces found in \(image)") }
             for (i, f) in found.enumerated() {
                 let b = f.box
-                print("face \(i): x \(fmt(b.x)) y \(fmt(b.y)) width \(fmt(b.width)) height \(fmt(b.height)) score \(fmt(f.score))")
+                let points = f.keypoints.sorted { $0.key < $1.key }.map { " \($0.key) (\(fmt($0.value.x)), \(fmt($0.value.y)))" }
+                print("face \(i): x \(fmt(b.x)) y \(fmt(b.y)) width \(fmt(b.width)) height \(fmt(b.height)) score \(fmt(f.score))" + points.joined())
             }
         }
     }

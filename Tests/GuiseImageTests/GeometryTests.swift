@@ -1,3 +1,4 @@
+import CVBridge
 import XCTest
 @testable import GuiseImage
 
@@ -73,6 +74,24 @@ final class GeometryTests: XCTestCase {
         // border: the result is near the surroundings, far from the patch's red.
         XCTAssertLessThan(cloned[30, 22, 0], 0.8)
         XCTAssertNotEqual(filled[30, 22, 0], base[30, 22, 0])
+    }
+
+    /// A C++ exception inside OpenCV comes back as a status and a one-line message.
+    func testOpenCVExceptionsBecomeErrors() throws {
+        var buffer: OpaquePointer?
+        let pixels = [UInt8](repeating: 0, count: 12)
+        XCTAssertEqual(cvb_encode(".xyz", pixels, 2, 2, 3, 8, 90, &buffer), -1)
+        XCTAssertNil(buffer)
+        let message = String(cString: cvb_last_error())
+        XCTAssertTrue(message.hasPrefix("encode: "), message)
+        XCTAssertFalse(message.contains("\n"))
+        let image = Image(width: 8, height: 8, red: 1, green: 1, blue: 1)
+        XCTAssertThrowsError(try image.seamlessCloned(image, mask: Mask(width: 8, height: 8, fill: 0))) { error in
+            XCTAssertTrue("\(error)".contains("mask is empty"), "\(error)")
+        }
+        var broken = image
+        broken.rgb.removeLast()
+        XCTAssertThrowsError(try broken.resized(width: 4, height: 4))
     }
 
     func testInterleavedConversionsAndGrey() {
