@@ -112,13 +112,16 @@ public enum FaceAligner {
                                  mask: Mask? = nil, feather: Int? = nil) throws -> Mask {
         let inverse = try aligned.transform.inverted()
         let size = aligned.template.size
-        var region = mask ?? Mask(width: size, height: size, fill: 1)
-        guard region.width == size, region.height == size else {
-            throw FaceError("the paste mask is \(region.width)x\(region.height), the crop \(size)x\(size)")
+        if let mask, mask.width != size || mask.height != size {
+            throw FaceError("the paste mask is \(mask.width)x\(mask.height), the crop \(size)x\(size)")
         }
-        region = try region.warpedAffine(inverse, width: imageWidth, height: imageHeight)
-        // Pixels the crop only partly covers are dropped before feathering.
-        region.values = region.values.map { $0 >= 0.999 ? 1 : ($0 > 0.001 ? $0 : 0) }
+        // Only pixels the crop covers fully; bilinear sampling blends its edge with the border.
+        let footprint = try Mask(width: size, height: size, fill: 1).warpedAffine(inverse, width: imageWidth, height: imageHeight)
+        var region = Mask(width: imageWidth, height: imageHeight, values: footprint.values.map { $0 >= 0.999 ? 1 : 0 })
+        if let mask {
+            let warped = try mask.warpedAffine(inverse, width: imageWidth, height: imageHeight)
+            region.values = zip(region.values, warped.values).map { $0 * min(max($1, 0), 1) }
+        }
         let radius = feather ?? max(2, Int((0.05 * Double(size) / aligned.transform.scale).rounded()))
         let erosion = Int((Double(radius) * 2.0.squareRoot()).rounded(.up)) + 1
         return try region.eroded(radius: erosion).blurred(sigma: Double(radius) / 4)

@@ -160,6 +160,32 @@ final class AlignmentTests: XCTestCase {
         }
     }
 
+    /// A crop-space mask limits the paste to its region: outside the warped mask, exact.
+    func testPasteBackWithARegionMask() throws {
+        let image = try sample("astronaut.png")
+        let face = try XCTUnwrap(try HaarFaceDetector().detect(image).first)
+        let aligned = try FaceAligner.align(image, face: face, template: .ffhq256)
+        var region = Mask(width: 256, height: 256, fill: 0)
+        for y in 96..<160 { for x in 96..<160 { region[x, y] = 1 } }
+        var edited = aligned.crop
+        for i in edited.rgb.indices { edited.rgb[i] = 1 - edited.rgb[i] }
+        let out = try FaceAligner.pasteBack(edited, of: aligned, into: image, mask: region)
+        var changed = 0
+        for y in 0..<image.height {
+            for x in 0..<image.width {
+                let p = aligned.transform.apply(Point(Double(x), Double(y)))
+                let outside = p.x < 95 || p.y < 95 || p.x > 160 || p.y > 160
+                if outside {
+                    XCTAssertEqual(out[x, y, 0], image[x, y, 0])
+                } else if abs(out[x, y, 0] - image[x, y, 0]) > 0.1 {
+                    changed += 1
+                }
+            }
+        }
+        XCTAssertGreaterThan(changed, 200)
+        XCTAssertThrowsError(try FaceAligner.pasteBack(edited, of: aligned, into: image, mask: Mask(width: 8, height: 8, fill: 1)))
+    }
+
     func testPasteBackRejectsAWrongCropSize() throws {
         let image = Image(width: 64, height: 64, red: 0.5, green: 0.5, blue: 0.5)
         let face = Face(box: Box(x: 16, y: 16, width: 32, height: 32), score: 1)
