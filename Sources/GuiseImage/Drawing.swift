@@ -3,15 +3,17 @@ extension Image {
     /// Outlines the rectangle whose top-left corner is (x, y); the stroke lies inside it.
     public mutating func strokeRectangle(x: Int, y: Int, width w: Int, height h: Int,
                                          colour: (Float, Float, Float), thickness: Int = 2) {
+        guard w > 0, h > 0 else { return }
+        let t = max(1, min(thickness, w, h))
         for py in y..<(y + h) {
-            for px in x..<(x + w) {
-                let edge = px - x < thickness || x + w - 1 - px < thickness || py - y < thickness || y + h - 1 - py < thickness
-                if edge { setPixel(px, py, colour) }
-            }
+            let fullRow = py - y < t || y + h - 1 - py < t
+            let spans = fullRow ? [x..<(x + w)] : [x..<(x + t), (x + w - t)..<(x + w)]
+            for span in spans { for px in span { setPixel(px, py, colour) } }
         }
     }
 
     public mutating func fillDisc(centre: Point, radius: Double, colour: (Float, Float, Float)) {
+        guard radius > 0 else { return }
         let r = Int(radius.rounded(.up))
         let cx = Int(centre.x.rounded()), cy = Int(centre.y.rounded())
         for py in (cy - r)...(cy + r) {

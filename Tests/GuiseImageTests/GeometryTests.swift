@@ -94,6 +94,17 @@ final class GeometryTests: XCTestCase {
         XCTAssertThrowsError(try broken.resized(width: 4, height: 4))
     }
 
+    func testDrawingStaysInsideTheImage() {
+        var image = Image(width: 10, height: 10, red: 0, green: 0, blue: 0)
+        image.strokeRectangle(x: 2, y: 2, width: 6, height: 6, colour: (1, 0, 0), thickness: 2)
+        XCTAssertEqual(image.rgb[0..<100].filter { $0 == 1 }.count, 36 - 4)
+        XCTAssertEqual(image[4, 4, 0], 0)
+        image.strokeRectangle(x: -3, y: 8, width: 5, height: 5, colour: (0, 1, 0))
+        image.fillDisc(centre: Point(9, 9), radius: 3, colour: (0, 0, 1))
+        XCTAssertEqual(image[9, 9, 2], 1)
+        XCTAssertEqual(image[0, 9, 1], 1)
+    }
+
     func testInterleavedConversionsAndGrey() {
         let image = Image(interleaved: [UInt8]([10, 20, 30, 40, 50, 60]), width: 2, height: 1, channels: 3)
         XCTAssertEqual(image.interleaved8(channels: 3), [10, 20, 30, 40, 50, 60])
