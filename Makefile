@@ -48,9 +48,7 @@ demo: deps models samples build
 	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-256.png --size 256
 	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-112.png --size 112
 	$(BIN) detect Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-faces.png
-	@# The Haar cascade also fires on the shirt, in a bigger box than the real face;
-	@# the face has more merged detections, so pick by score.
-	$(BIN) align Samples/messi5.jpg --order score --out $(DEMO_OUT)/messi-aligned-256.png --size 256
+	$(BIN) align Samples/messi5.jpg --out $(DEMO_OUT)/messi-aligned-256.png --size 256
 	@echo "demo: results in $(DEMO_OUT)/"
 
 test: deps models samples

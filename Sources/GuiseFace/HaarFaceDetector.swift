@@ -7,8 +7,11 @@ import GuiseImage
 /// numDetections): an integer ≥ minNeighbours, higher is surer, not a probability.
 /// (detectMultiScale3's level weights need outputRejectLevels, which also returns windows
 /// rejected by the last stages and so changes what is detected.)
+/// OpenCV groups raw windows of similar size only, so a false detection can enclose a real
+/// face; of two boxes where one holds more than half of the other, only the higher score stays.
 /// With `findEyes`, an eye cascade searched in the upper face adds `leftEye`/`rightEye`
 /// keypoints when it finds one plausible eye on each side; alignment then uses them.
+/// Not for concurrent use: OpenCV's cascade keeps per-call state.
 public final class HaarFaceDetector: FaceDetector {
     public enum Cascade: String, CaseIterable, Sendable {
         case frontalDefault = "haarcascade_frontalface_default.xml"
@@ -40,10 +43,25 @@ public final class HaarFaceDetector: FaceDetector {
         var found = try faces.detect(grey, width: image.width, height: image.height, scaleFactor: scaleFactor,
                                      minNeighbours: minNeighbours, minSize: minSize)
             .map { Face(box: $0.box, score: Double($0.count)) }
+        found = Self.suppressNested(found)
         if let eyes {
             for i in found.indices { found[i].keypoints = try findEyes(in: image, face: found[i].box, with: eyes) }
         }
         return FaceOrder.largest.sorted(found)
+    }
+
+    static func suppressNested(_ faces: [Face]) -> [Face] {
+        func overlap(_ a: Box, _ b: Box) -> Double {
+            let w = min(a.x + a.width, b.x + b.width) - max(a.x, b.x)
+            let h = min(a.y + a.height, b.y + b.height) - max(a.y, b.y)
+            return w > 0 && h > 0 ? w * h : 0
+        }
+        var kept: [Face] = []
+        for face in FaceOrder.score.sorted(faces) {
+            let nested = kept.contains { overlap($0.box, face.box) > 0.5 * min($0.box.area, face.box.area) }
+            if !nested { kept.append(face) }
+        }
+        return kept
     }
 
     /// Searches the band from 15 % to 60 % of the face's height, scaled to 160 px wide (eye

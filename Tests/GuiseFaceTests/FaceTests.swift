@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import GuiseFace
+@testable import GuiseFace
 import GuiseImage
 
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
@@ -36,6 +36,20 @@ final class DetectionTests: XCTestCase {
         let plain = try HaarFaceDetector(findEyes: false).detect(image)
         XCTAssertEqual(plain.count, 1)
         XCTAssertEqual(plain.first?.keypoints, [:])
+    }
+
+    /// messi5.jpg: the frontal cascade also fires on the shirt in a box enclosing half of the
+    /// real face (about x 226–263, y 94–131); nested suppression keeps the better-scored face.
+    func testNestedFalseDetectionIsSuppressed() throws {
+        let faces = try HaarFaceDetector().detect(try sample("messi5.jpg"))
+        XCTAssertEqual(faces.count, 1)
+        XCTAssertTrue(faces.first?.box.contains(Point(244, 112)) ?? false, "\(faces)")
+        XCTAssertLessThan(faces.first?.box.width ?? 0, 60)
+
+        let big = Face(box: Box(x: 0, y: 0, width: 100, height: 100), score: 5)
+        let inside = Face(box: Box(x: 40, y: 40, width: 30, height: 30), score: 9)
+        let apart = Face(box: Box(x: 200, y: 0, width: 30, height: 30), score: 1)
+        XCTAssertEqual(FaceOrder.largest.sorted(HaarFaceDetector.suppressNested([big, inside, apart])), [inside, apart])
     }
 
     func testNoFaceInACoffeeCup() throws {
