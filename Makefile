@@ -51,8 +51,11 @@ build: deps
 
 demo: deps models samples build
 	@mkdir -p $(DEMO_OUT)
+	$(BIN) model verify
 	$(BIN) detect Samples/astronaut.png --json --annotate $(DEMO_OUT)/astronaut-faces.png
 	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-256.png --size 256
+	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-112.png --size 112
+	$(BIN) detect Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-faces.png
 	$(BIN) align Samples/messi5.jpg --out $(DEMO_OUT)/messi-aligned-256.png --size 256
 	@echo "demo: results in $(DEMO_OUT)/"
 
