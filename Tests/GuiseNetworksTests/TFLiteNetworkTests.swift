@@ -63,6 +63,18 @@ final class TFLiteNetworkTests: XCTestCase {
         }
     }
 
+    /// Also covers DENSIFY'd weights, DEPTH_TO_SPACE and bilinear resizing. Its differences at
+    /// ε and ε/2 spread by about 1 %, so the bound is 2 %.
+    func testFullRangeDetectorGradient() throws {
+        let fx = try networkFixture("tflite_face_detection_full_range_sparse")
+        let net = try TFLiteNetwork(path: modelPath("face_detection_full_range_sparse.tflite"))
+        checkDirectionalGradients(try input(fx), directions: directions(side: 192, seed: 31), eps: 3e-5, rtol: 2e-2,
+                                  minUsable: 8, floor: 1, alignWithGradient: true) { t in
+            let o = try! net([t])
+            return Tensor.concat([o[0].reshaped([-1]), o[1].reshaped([-1])], dim: 0)
+        }
+    }
+
     /// Intermediate tensors can be fetched by name, e.g. the selfie mask's logits before its sigmoid.
     func testFetchingIntermediateLogits() throws {
         let fx = try networkFixture("tflite_selfie_segmentation")
