@@ -41,9 +41,10 @@ public final class DlibFaceEncoder {
     }
 
     /// x: [N, 3, 150, 150] RGB in 0…255. Returns [N, 128].
-    public func callAsFunction(_ x: Tensor) -> Tensor {
-        precondition(x.rank == 4 && x.shape[1] == 3 && x.shape[2] == chipSize && x.shape[3] == chipSize,
-                     "dlib face encoder: input \(x.shape) must be [N, 3, \(chipSize), \(chipSize)]")
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        guard x.rank == 4, x.shape[1] == 3, x.shape[2] == chipSize, x.shape[3] == chipSize else {
+            throw NetworkError("\(path): input must be [N, 3, \(chipSize), \(chipSize)] RGB, got \(x.shape)")
+        }
         // dlib's input layer: (pixel − channel mean) / 256.
         var h = (x - mean) * (1 / 256)
         var tags: [Tensor] = []

@@ -6,7 +6,7 @@ import GuiseTensor
 ///
 /// Inputs and outputs are in the model's own layout (NHWC for images). Inside, every 4-D
 /// activation is kept NCHW, the engine's layout; anything of another rank keeps TFLite's layout.
-/// Constant subgraphs (DEQUANTIZE of fp16 weights, DENSIFY of sparse ones) are folded at load,
+/// Constant conversions (DEQUANTIZE of fp16 weights, DENSIFY of sparse ones) are folded at load,
 /// weights are permuted to the engine's layouts once, and every op is checked at load, so an
 /// unsupported op or option is reported by name before anything runs.
 public final class TFLiteNetwork {
@@ -48,7 +48,7 @@ public final class TFLiteNetwork {
         inputShapes = g.inputs.map { g.tensors[$0].shape }
         outputShapes = g.outputs.map { g.tensors[$0].shape }
 
-        // Raw constants (TFLite layout), then folding of ops whose inputs are all constant.
+        // Constants in TFLite layout, by tensor index, including the folded DEQUANTIZE/DENSIFY outputs.
         var raw: [Int: Tensor] = [:]
         func constant(_ t: Int) throws -> Tensor? {
             if let c = raw[t] { return c }
@@ -91,7 +91,7 @@ public final class TFLiteNetwork {
     /// (e.g. logits before a final sigmoid, whose gradients don't vanish where it saturates).
     public func callAsFunction(_ inputs: [Tensor], fetching names: [String]) throws -> [Tensor] {
         let ids = try names.map { n -> Int in
-            guard let t = graph.tensorIndex(named: n) else { throw FormatError("\(path): no tensor named '\(n)'") }
+            guard let t = graph.tensorIndex(named: n) else { throw NetworkError("\(path): no tensor named '\(n)'") }
             return t
         }
         return try run(inputs, fetching: ids)
@@ -99,13 +99,13 @@ public final class TFLiteNetwork {
 
     private func run(_ inputs: [Tensor], fetching fetch: [Int]) throws -> [Tensor] {
         guard inputs.count == graph.inputs.count else {
-            throw FormatError("\(path): the model takes \(graph.inputs.count) inputs, got \(inputs.count)")
+            throw NetworkError("\(path): the model takes \(graph.inputs.count) inputs, got \(inputs.count)")
         }
         var values = [Tensor?](repeating: nil, count: graph.tensors.count)
         for (k, (t, x)) in zip(graph.inputs, inputs).enumerated() {
             let want = graph.tensors[t].shape
             guard x.rank == want.count, Array(x.shape.dropFirst()) == Array(want.dropFirst()) else {
-                throw FormatError("\(path): input '\(inputNames[k])' must have shape \(want) (any batch), got \(x.shape)")
+                throw NetworkError("\(path): input '\(inputNames[k])' must have shape \(want) (any batch), got \(x.shape)")
             }
             values[t] = x.rank == 4 ? x.permuted(0, 3, 1, 2) : x
         }
@@ -115,14 +115,14 @@ public final class TFLiteNetwork {
             for (t, y) in zip(step.outputs, outs) { values[t] = y }
         }
         return try fetch.map { t in
-            guard let y = values[t] else { throw FormatError("\(path): tensor '\(graph.tensors[t].name)' is a constant or unused") }
+            guard let y = values[t] else { throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is a constant or unused") }
             return y.rank == 4 ? y.permuted(0, 2, 3, 1).contiguous() : y
         }
     }
 
     public func callAsFunction(named inputs: [String: Tensor]) throws -> [String: Tensor] {
         let ordered = try inputNames.map { n -> Tensor in
-            guard let x = inputs[n] else { throw FormatError("\(path): missing input '\(n)'") }
+            guard let x = inputs[n] else { throw NetworkError("\(path): missing input '\(n)'") }
             return x
         }
         return Dictionary(uniqueKeysWithValues: zip(outputNames, try self(ordered)))

@@ -16,7 +16,7 @@ final class DlibFaceEncoderTests: XCTestCase {
     func testDescriptorsMatchDlib() throws {
         let enc = try DlibFaceEncoder(path: modelPath("dlib_face_recognition_resnet_model_v1.dat"))
         let (x, expected, names) = try chips()
-        let d = Autograd.noGrad { enc(x) }
+        let d = try Autograd.noGrad { try enc(x) }
         XCTAssertEqual(d.shape, expected.shape)
         for i in 0..<x.shape[0] {
             let dist = DlibFaceEncoder.distance(d.narrow(i..<(i + 1)), expected.narrow(i..<(i + 1)))
@@ -26,6 +26,13 @@ final class DlibFaceEncoderTests: XCTestCase {
         let a = d.narrow(0..<1), mirror = d.narrow(1..<2), other = d.narrow(2..<3)
         XCTAssertLessThan(DlibFaceEncoder.distance(a, mirror), 0.6)
         XCTAssertGreaterThan(DlibFaceEncoder.distance(a, other), 0.6)
+    }
+
+    func testWrongInputShapeIsAnError() throws {
+        let enc = try DlibFaceEncoder(path: modelPath("dlib_face_recognition_resnet_model_v1.dat"))
+        XCTAssertThrowsError(try enc(Tensor(zeros: [1, 3, 112, 112]))) { e in
+            XCTAssert("\(e)".contains("input must be [N, 3, 150, 150]"), "\(e)")
+        }
     }
 
     func testGradientThroughTheNetwork() throws {
@@ -43,6 +50,6 @@ final class DlibFaceEncoderTests: XCTestCase {
                     signDirection(frame, seed: 13), signDirection(centre, seed: 15), signDirection(Array(0..<plane), seed: 17)]
         // Pixels are 0–255 and the network divides by 256: a step of 0.01 is 4e-5 at the first conv.
         checkDirectionalGradients(one, directions: dirs, eps: 0.01, rtol: 1e-2, minUsable: 5, floor: 1e-6,
-                                  alignWithGradient: true) { enc($0) }
+                                  alignWithGradient: true) { try! enc($0) }
     }
 }
