@@ -57,7 +57,7 @@ final class TFLiteNetworkTests: XCTestCase {
         let fx = try networkFixture("tflite_face_detection_short_range")
         let net = try TFLiteNetwork(path: modelPath("face_detection_short_range.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 128, seed: 11), eps: 3e-5, rtol: 1e-2,
-                                  minUsable: 8, floor: 1, alignWithGradient: true) { t in
+                                  minUsable: 6, floor: 1, alignWithGradient: true) { t in
             let o = try! net([t])
             return Tensor.concat([o[0].reshaped([-1]), o[1].reshaped([-1])], dim: 0)
         }
@@ -69,9 +69,21 @@ final class TFLiteNetworkTests: XCTestCase {
         let fx = try networkFixture("tflite_face_detection_full_range_sparse")
         let net = try TFLiteNetwork(path: modelPath("face_detection_full_range_sparse.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 192, seed: 31), eps: 3e-5, rtol: 2e-2,
-                                  minUsable: 8, floor: 1, alignWithGradient: true) { t in
+                                  minUsable: 6, floor: 1, alignWithGradient: true) { t in
             let o = try! net([t])
             return Tensor.concat([o[0].reshaped([-1]), o[1].reshaped([-1])], dim: 0)
+        }
+    }
+
+    /// The iris network carries the gaze loss. Its kinks sit closer together than BlazeFace's
+    /// (at ε = 3e-5 one patch still straddles one, converging only by 1e-5), and at that step the
+    /// differences at ε and ε/2 spread by up to 2 %, hence the bound.
+    func testIrisLandmarkGradient() throws {
+        let fx = try networkFixture("tflite_iris_landmark")
+        let net = try TFLiteNetwork(path: modelPath("iris_landmark.tflite"))
+        checkDirectionalGradients(try input(fx), directions: directions(side: 64, seed: 51), eps: 1e-5, rtol: 2e-2,
+                                  minUsable: 6, floor: 1, alignWithGradient: true) { t in
+            Tensor.concat(try! net([t]).map { $0.reshaped([-1]) }, dim: 0)
         }
     }
 
