@@ -119,7 +119,7 @@ public final class TFLiteModel {
         var values = (0..<(raw.count / elemSize)).map { t.type.load(raw, $0) }
 
         if let q = t.quantization, !q.scale.isEmpty, t.type.isInteger, t.type != .int32, t.type != .int64 {
-            values = try dequantize(values, t, q, what)
+            values = try Self.dequantize(values, shape: t.shape, q, what)
         }
         if let sp = t.sparsity {
             let dense = try TFLiteSparsity.densify(values: values, shape: t.shape, sparsity: sp, what: what)
@@ -148,17 +148,19 @@ public final class TFLiteModel {
         throw FormatError("\(path): tensor '\(t.name)' is not an integer constant (type \(t.type), \(raw.count) bytes)")
     }
 
-    private func dequantize(_ v: [Float], _ t: TFLiteTensor, _ q: TFLiteQuantization, _ what: String) throws -> [Float] {
+    /// real = (q − zero_point) · scale, with one (scale, zero point) per slice along
+    /// `quantizedDimension` when there are several.
+    static func dequantize(_ v: [Float], shape: [Int], _ q: TFLiteQuantization, _ what: String) throws -> [Float] {
         if q.scale.count == 1 {
             let s = q.scale[0], z = Float(q.zeroPoint.first ?? 0)
             return v.map { ($0 - z) * s }
         }
         let axis = q.quantizedDimension
-        guard axis >= 0, axis < t.shape.count, t.shape[axis] == q.scale.count,
-              q.zeroPoint.isEmpty || q.zeroPoint.count == q.scale.count, v.count == Tensor.product(t.shape) else {
-            throw FormatError("\(what): \(q.scale.count) quantization scales do not fit shape \(t.shape) on axis \(axis)")
+        guard axis >= 0, axis < shape.count, shape[axis] == q.scale.count,
+              q.zeroPoint.isEmpty || q.zeroPoint.count == q.scale.count, v.count == Tensor.product(shape) else {
+            throw FormatError("\(what): \(q.scale.count) quantization scales do not fit shape \(shape) on axis \(axis)")
         }
-        let inner = t.shape[(axis + 1)...].reduce(1, *)
+        let inner = shape[(axis + 1)...].reduce(1, *)
         return v.indices.map { i in
             let c = (i / inner) % q.scale.count
             return (v[i] - Float(q.zeroPoint.isEmpty ? 0 : q.zeroPoint[c])) * q.scale[c]

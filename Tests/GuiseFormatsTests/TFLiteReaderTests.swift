@@ -178,6 +178,19 @@ final class TFLiteReaderTests: XCTestCase {
         }
     }
 
+    /// Per-tensor and per-axis (axis 0 of a [2, 3] int8 weight) dequantization.
+    func testDequantization() throws {
+        let perTensor = TFLiteQuantization(scale: [0.5], zeroPoint: [3], quantizedDimension: 0)
+        XCTAssertEqual(try TFLiteModel.dequantize([3, 5, -1], shape: [3], perTensor, "t"), [0, 1, -2])
+        let perAxis = TFLiteQuantization(scale: [0.1, 2], zeroPoint: [0, -1], quantizedDimension: 0)
+        let d = try TFLiteModel.dequantize([10, 20, -10, 1, 0, -1], shape: [2, 3], perAxis, "t")
+        for (a, e) in zip(d, [1, 2, -1, 4, 2, 0] as [Float]) { XCTAssertEqual(a, e, accuracy: 1e-6) }
+        let wrongAxis = TFLiteQuantization(scale: [0.1, 2], zeroPoint: [], quantizedDimension: 1)
+        XCTAssertThrowsError(try TFLiteModel.dequantize([1, 2, 3, 4, 5, 6], shape: [2, 3], wrongAxis, "w")) { e in
+            XCTAssert("\(e)".contains("do not fit shape [2, 3] on axis 1"), "\(e)")
+        }
+    }
+
     func testUnsupportedOpIsNamedAtLoad() throws {
         let m = try TFLiteModel(path: Repo.model("face_landmark.tflite"))
         XCTAssertThrowsError(try m.checkOperators(supported: ["CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "DEQUANTIZE", "PAD", "MAX_POOL_2D"])) { e in
