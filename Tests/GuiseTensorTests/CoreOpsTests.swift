@@ -302,5 +302,11 @@ final class MatmulLayoutTests: XCTestCase {
         for (i, (a, b)) in cases.enumerated() {
             assertClose(a.matmul(b), naive(a, b), tol: 1e-5, "layout case \(i)")
         }
+        // 1-D operands are promoted and the added dims removed, as in torch.matmul.
+        let v = Tensor(shape: [3], values: [1, 2, 3]), m = randomTensor([3, 2], seed: 15)
+        XCTAssertEqual(v.matmul(v).shape, [])
+        XCTAssertEqual(v.matmul(v).item(), 14)
+        XCTAssertEqual(v.matmul(m).shape, [2])
+        assertClose(v.matmul(m), naive(v.reshaped([1, 3]), m).reshaped([2]), tol: 1e-6)
     }
 }
