@@ -123,6 +123,10 @@ final class ActivationTests: XCTestCase {
 final class NormTests: XCTestCase {
     func testGroupNorm() throws {
         try checkOp("group_norm", inputs: 3) { NN.groupNorm($0[0], groups: 3, weight: $0[1], bias: $0[2]) }
+        try checkOp("group_norm_many", inputs: 3) { NN.groupNorm($0[0], groups: 8, weight: $0[1], bias: $0[2]) }
+        let xs = try (0..<3).map { try coreOps.tensor("group_norm_many.x\($0)") }
+        assertClose(NN.groupNormSiLU(xs[0], groups: 8, weight: xs[1], bias: xs[2]),
+                    NN.groupNorm(xs[0], groups: 8, weight: xs[1], bias: xs[2]).silu(), tol: 1e-6, "fused, per-group path")
         try checkOp("group_norm_plain", inputs: 1) { NN.groupNorm($0[0], groups: 2, eps: 1e-6) }
     }
 
