@@ -39,6 +39,8 @@ let package = Package(
         .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge", "GuiseFiles"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
+        // Layer 4: networks (embedded face models run on the engine).
+        .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
         // Layer 5: face analysis (detection, alignment, paste-back).
         .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         // Layer 7: the command-line tool, a thin layer over the library.
@@ -56,6 +58,7 @@ let package = Package(
 
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
+        .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseFormats", "GuiseTensor"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage"], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
