@@ -25,6 +25,10 @@ struct ConvKernels {
     /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ y: UnsafeMutablePointer<Float>) {
+        if DepthwiseConv.applies(geo, groups: groups) {
+            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y)
+            return
+        }
         if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
             let wino = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width,
                                    outChannels: outChannels, groups: groups, padding: geo.padding)
@@ -59,6 +63,10 @@ struct ConvKernels {
 
     /// dx = Wᵀ·dy, folded back onto the input by col2im.
     func inputGrad(_ gy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>) {
+        if DepthwiseConv.applies(geo, groups: groups) {
+            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).inputGrad(gy, w, gx)
+            return
+        }
         if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels),
            let back = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
                                   groups: groups, padding: geo.padding).inputGradConv() {
@@ -90,6 +98,10 @@ struct ConvKernels {
 
     /// dW = Σₙ dy[n]·col(x[n])ᵀ.
     func weightGrad(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ gw: UnsafeMutablePointer<Float>) {
+        if DepthwiseConv.applies(geo, groups: groups) {
+            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).weightGrad(x, gy, gw)
+            return
+        }
         if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
             Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
                         groups: groups, padding: geo.padding).weightGrad(x, gy, batch: batch, gw)
