@@ -11,6 +11,11 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a
 
 /// The three kernels of a grouped convolution, on dense NCHW memory. Convolution is
 /// `forward`; its transpose is `inputGrad`, so both public ops share every line.
+///
+/// Each kernel picks the first path that fits: depthwise convs directly (DepthwiseConv),
+/// 3×3 stride 1 by Winograd (Winograd3x3), other stride-1 kernels by one GEMM per tap
+/// (ShiftedConv), 1×1 stride-1 unpadded convs by one GEMM on the input as it is, and
+/// everything else by im2col + GEMM (+ col2im in backward).
 struct ConvKernels {
     let geo: ConvGeometry
     let batch: Int, groups: Int, outChannels: Int
