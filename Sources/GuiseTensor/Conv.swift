@@ -2,7 +2,7 @@ import COpenBLAS
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
 @inline(__always)
-func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
            beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -60,7 +60,7 @@ struct ConvKernels {
             let b: UnsafePointer<Float>
             if let col { geo.im2col(xn, col.pointer); b = UnsafePointer(col.pointer) } else { b = xn }
             for g in 0..<groups {
-                sgemm(m: og, n: p, k: k, w + g * og * k, lda: k, b + g * k * p, ldb: p,
+                gemmRowMajor(m: og, n: p, k: k, w + g * og * k, lda: k, b + g * k * p, ldb: p,
                       beta: bias == nil ? 0 : 1, y + n * outSample + g * og * p, ldc: p)
             }
         }
@@ -94,7 +94,7 @@ struct ConvKernels {
         for n in 0..<batch {
             let dst = col?.pointer ?? (gx + n * inSample)
             for g in 0..<groups {
-                sgemm(transA: true, m: k, n: p, k: og, w + g * og * k, lda: k, gy + n * outSample + g * og * p, ldb: p,
+                gemmRowMajor(transA: true, m: k, n: p, k: og, w + g * og * k, lda: k, gy + n * outSample + g * og * p, ldb: p,
                       beta: 0, dst + g * k * p, ldc: p)
             }
             if let col { geo.col2im(col.pointer, gx + n * inSample) }
@@ -123,7 +123,7 @@ struct ConvKernels {
             let b: UnsafePointer<Float>
             if let col { geo.im2col(xn, col.pointer); b = UnsafePointer(col.pointer) } else { b = xn }
             for g in 0..<groups {
-                sgemm(transB: true, m: og, n: k, k: p, gy + n * outSample + g * og * p, lda: p, b + g * k * p, ldb: p,
+                gemmRowMajor(transB: true, m: og, n: k, k: p, gy + n * outSample + g * og * p, lda: p, b + g * k * p, ldb: p,
                       beta: n == 0 ? 0 : 1, gw + g * og * k, ldc: k)
             }
         }
