@@ -220,6 +220,12 @@ final class ConvOpsTests: XCTestCase {
         }
     }
 
+    func testGridSampleOfFarAndNaNCoordinatesIsZero() {
+        let x = randomTensor([1, 1, 3, 3], seed: 40)
+        let grid = Tensor(shape: [1, 1, 3, 2], values: [1e30, 0, -1e30, .nan, .nan, .nan])
+        XCTAssertEqual(NN.gridSample(x, grid: grid, alignCorners: false).values, [0, 0, 0])
+    }
+
     func testGridSampleGradientsMatchFiniteDifferences() {
         // Bilinear sampling has kinks at integer pixel positions; with this seed every grid
         // coordinate lies at least 0.03 pixels from one in both align modes, far beyond eps.
