@@ -66,6 +66,8 @@ test: deps models samples
 # PyTorch CPU for the benchmark comparison, in the project's own venv (created once).
 BENCH_VENV := .venv
 BENCH_PY := $(BENCH_VENV)/bin/python
+# Rounds of Guise-then-PyTorch per row; more rounds steady the figures on a busy machine.
+BENCH_ROUNDS ?= 3
 
 $(BENCH_PY):
 	$(PYTHON) -m venv $(BENCH_VENV)
@@ -76,7 +78,7 @@ $(BENCH_PY):
 bench: deps $(BENCH_PY)
 	$(SWIFT) build -c release --product GuiseBench
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (other processes skew timings)"
-	$(BENCH_PY) Tools/bench_torch.py --guise .build/release/GuiseBench
+	$(BENCH_PY) Tools/bench_torch.py --guise .build/release/GuiseBench --rounds $(BENCH_ROUNDS)
 
 clean:
 	rm -rf .build $(DEMO_OUT)

@@ -66,6 +66,8 @@ ROWS = {
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--guise", help="path of the GuiseBench executable to compare against")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate Guise and PyTorch this many times per row (steadier on a loaded machine)")
     ap.add_argument("rows", nargs="*", help="row names (default: all)")
     args = ap.parse_args()
 
@@ -74,36 +76,45 @@ def main():
         _, ms, best, gflop = out.strip().split("\t")
         return float(ms), float(best), float(gflop)
 
+    def rounds(name):
+        """(Guise median, Guise best, torch median, torch best, GFLOP): medians of the rounds' medians, best of all."""
+        g, t = [], []
+        for _ in range(args.rounds):
+            if args.guise:
+                g.append(run_guise(name))
+            t.append(tuple(v * 1e3 for v in measure(ROWS[name]())))
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        if not g:
+            return None, None, med([x[0] for x in t]), min(x[1] for x in t), None
+        return med([x[0] for x in g]), min(x[1] for x in g), med([x[0] for x in t]), min(x[1] for x in t), g[0][2]
+
     if args.guise:
         names = subprocess.run([args.guise, "--list"], check=True, capture_output=True, text=True).stdout.split("\n")
         names = [n for n in names if n and (not args.rows or n in args.rows)]
     else:
         names = args.rows or list(ROWS)
-    guise, peak = {}, None
-    if args.guise and "sgemm 2048" in names:
-        guise["sgemm 2048"] = run_guise("sgemm 2048")
-        peak = guise["sgemm 2048"][2] / guise["sgemm 2048"][0] * 1e3
     load = os.getloadavg()[0]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load:.2f} at start"
-          + (f"; Guise sgemm peak {peak:.1f} GFLOP/s" if peak else ""))
-    print("median of runs (ratio = Guise/torch); 'best ratio' uses each side's fastest run;")
-    print("GFLOP/s count a conv's direct-convolution FLOPs, so Winograd can exceed the sgemm peak")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load:.2f} at start; "
+          f"{args.rounds} round(s) per row")
+    print("ratio = Guise/torch of median times; 'best ratio' of each side's fastest run. GFLOP/s count a")
+    print("conv's direct-convolution FLOPs (so Winograd can pass the sgemm peak), %peak is of Guise's sgemm")
     print(f"{'op':30} {'Guise ms':>9} {'torch ms':>9} {'ratio':>6} {'best ratio':>10} {'GFLOP/s':>8} {'%peak':>6} {'torch GF/s':>10}")
+    peak = None
     for name in names:
         if name not in ROWS:
             print(f"{name:30} (no PyTorch row)")
             continue
-        if args.guise and name not in guise:
-            guise[name] = run_guise(name)
-        t, tbest = (v * 1e3 for v in measure(ROWS[name]()))
-        if name in guise:
-            ms, best, gflop = guise[name]
-            gf = gflop / ms * 1e3
-            pct = f"{100 * gf / peak:5.0f}%" if peak else ""
-            print(f"{name:30} {ms:9.2f} {t:9.2f} {ms / t:6.2f} {best / tbest:10.2f} {gf:8.1f} {pct:>6} {gflop / t * 1e3:10.1f}",
-                  flush=True)
-        else:
+        ms, best, t, tbest, gflop = rounds(name)
+        if ms is None:
             print(f"{name:30} {'':9} {t:9.2f}", flush=True)
+            continue
+        gf = gflop / ms * 1e3
+        if name.startswith("sgemm"):
+            peak = gf
+        pct = f"{100 * gf / peak:5.0f}%" if peak else ""
+        print(f"{name:30} {ms:9.2f} {t:9.2f} {ms / t:6.2f} {best / tbest:10.2f} {gf:8.1f} {pct:>6} {gflop / t * 1e3:10.1f}",
+              flush=True)
+    print(f"load average {os.getloadavg()[0]:.2f} at end")
 
 
 if __name__ == "__main__":

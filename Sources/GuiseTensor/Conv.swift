@@ -2,7 +2,7 @@ import COpenBLAS
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
 @inline(__always)
-func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
            beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
@@ -11,6 +11,11 @@ func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, a
 
 /// The three kernels of a grouped convolution, on dense NCHW memory. Convolution is
 /// `forward`; its transpose is `inputGrad`, so both public ops share every line.
+///
+/// Each kernel picks the first path that fits: depthwise convs directly (DepthwiseConv),
+/// 3×3 stride 1 by Winograd (Winograd3x3), other stride-1 kernels by one GEMM per tap
+/// (ShiftedConv), 1×1 stride-1 unpadded convs by one GEMM on the input as it is, and
+/// everything else by im2col + GEMM (+ col2im in backward).
 struct ConvKernels {
     let geo: ConvGeometry
     let batch: Int, groups: Int, outChannels: Int
@@ -25,6 +30,10 @@ struct ConvKernels {
     /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ y: UnsafeMutablePointer<Float>) {
+        if DepthwiseConv.applies(geo, groups: groups) {
+            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y)
+            return
+        }
         if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
             let wino = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width,
                                    outChannels: outChannels, groups: groups, padding: geo.padding)
@@ -51,7 +60,7 @@ struct ConvKernels {
             let b: UnsafePointer<Float>
             if let col { geo.im2col(xn, col.pointer); b = UnsafePointer(col.pointer) } else { b = xn }
             for g in 0..<groups {
-                sgemm(m: og, n: p, k: k, w + g * og * k, lda: k, b + g * k * p, ldb: p,
+                gemmRowMajor(m: og, n: p, k: k, w + g * og * k, lda: k, b + g * k * p, ldb: p,
                       beta: bias == nil ? 0 : 1, y + n * outSample + g * og * p, ldc: p)
             }
         }
@@ -59,6 +68,10 @@ struct ConvKernels {
 
     /// dx = Wᵀ·dy, folded back onto the input by col2im.
     func inputGrad(_ gy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>) {
+        if DepthwiseConv.applies(geo, groups: groups) {
+            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).inputGrad(gy, w, gx)
+            return
+        }
         if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels),
            let back = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
                                   groups: groups, padding: geo.padding).inputGradConv() {
@@ -81,7 +94,7 @@ struct ConvKernels {
         for n in 0..<batch {
             let dst = col?.pointer ?? (gx + n * inSample)
             for g in 0..<groups {
-                sgemm(transA: true, m: k, n: p, k: og, w + g * og * k, lda: k, gy + n * outSample + g * og * p, ldb: p,
+                gemmRowMajor(transA: true, m: k, n: p, k: og, w + g * og * k, lda: k, gy + n * outSample + g * og * p, ldb: p,
                       beta: 0, dst + g * k * p, ldc: p)
             }
             if let col { geo.col2im(col.pointer, gx + n * inSample) }
@@ -90,6 +103,10 @@ struct ConvKernels {
 
     /// dW = Σₙ dy[n]·col(x[n])ᵀ.
     func weightGrad(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ gw: UnsafeMutablePointer<Float>) {
+        if DepthwiseConv.applies(geo, groups: groups) {
+            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).weightGrad(x, gy, gw)
+            return
+        }
         if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
             Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
                         groups: groups, padding: geo.padding).weightGrad(x, gy, batch: batch, gw)
@@ -106,7 +123,7 @@ struct ConvKernels {
             let b: UnsafePointer<Float>
             if let col { geo.im2col(xn, col.pointer); b = UnsafePointer(col.pointer) } else { b = xn }
             for g in 0..<groups {
-                sgemm(transB: true, m: og, n: k, k: p, gy + n * outSample + g * og * p, lda: p, b + g * k * p, ldb: p,
+                gemmRowMajor(transB: true, m: og, n: k, k: p, gy + n * outSample + g * og * p, lda: p, b + g * k * p, ldb: p,
                       beta: n == 0 ? 0 : 1, gw + g * og * k, ldc: k)
             }
         }

@@ -167,10 +167,12 @@ struct SamplePoint {
     init(ix: Float, iy: Float, dxMult: Float, dyMult: Float, height: Int, width: Int) {
         self.ix = ix; self.iy = iy; self.dxMult = dxMult; self.dyMult = dyMult
         let fx0 = floorf(ix), fy0 = floorf(iy)
-        // Far-off coordinates must not overflow Int; anything beyond ±2 pixels out is simply outside.
-        let cx = min(max(fx0, -2), Float(width) + 1), cy = min(max(fy0, -2), Float(height) + 1)
+        // Far-off coordinates must not overflow Int: anything beyond ±2 pixels out is simply
+        // outside, and so is a NaN coordinate (it samples zero instead of trapping).
+        let bad = ix.isNaN || iy.isNaN
+        let cx = bad ? -2 : min(max(fx0, -2), Float(width) + 1), cy = bad ? -2 : min(max(fy0, -2), Float(height) + 1)
         x0 = Int(cx); y0 = Int(cy)
-        fx = ix - fx0; fy = iy - fy0
+        fx = bad ? 0 : ix - fx0; fy = bad ? 0 : iy - fy0
         let x0in = x0 >= 0 && x0 < width, x1in = x0 + 1 >= 0 && x0 + 1 < width
         let y0in = y0 >= 0 && y0 < height, y1in = y0 + 1 >= 0 && y0 + 1 < height
         in00 = y0in && x0in; in01 = y0in && x1in; in10 = y1in && x0in; in11 = y1in && x1in

@@ -108,7 +108,7 @@ struct ShiftedConv {
             padded(x + n * channels * height * width, into: xp.pointer)
             for t in 0..<taps {
                 for g in 0..<groups {
-                    sgemm(m: og, n: wide, k: cg, wk + (t * outChannels + g * og) * cg, lda: cg,
+                    gemmRowMajor(m: og, n: wide, k: cg, wk + (t * outChannels + g * og) * cg, lda: cg,
                           xp.pointer + g * cg * planeP + shift(t), ldb: planeP,
                           beta: t == 0 ? 0 : 1, yw.pointer + g * og * wide, ldc: wide)
                 }
@@ -158,7 +158,7 @@ struct ShiftedConv {
             }
             for t in 0..<taps {
                 for g in 0..<groups {
-                    sgemm(transB: true, m: og, n: cg, k: wide, gyw.pointer + g * og * wide, lda: wide,
+                    gemmRowMajor(transB: true, m: og, n: cg, k: wide, gyw.pointer + g * og * wide, lda: wide,
                           xp.pointer + g * cg * planeP + shift(t), ldb: planeP,
                           beta: n == 0 ? 0 : 1, gwk.pointer + (t * outChannels + g * og) * cg, ldc: cg)
                 }

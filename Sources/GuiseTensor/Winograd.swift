@@ -126,7 +126,7 @@ struct Winograd3x3 {
                     s.transformInput(xn, rows: rows, into: v.pointer)
                     for xi in 0..<16 {
                         for g in 0..<s.groups {
-                            sgemm(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
+                            gemmRowMajor(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
                                   v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
                                   beta: 0, m.pointer + (xi * s.outChannels + g * s.og) * tiles, ldc: tiles)
                         }
@@ -161,7 +161,7 @@ struct Winograd3x3 {
                     s.transformGradOutput(gy + n * s.outChannels * s.outH * s.outW, rows: rows, into: z.pointer)
                     for xi in 0..<16 {
                         for g in 0..<s.groups {
-                            sgemm(transB: true, m: s.og, n: s.cg, k: tiles, z.pointer + (xi * s.outChannels + g * s.og) * tiles,
+                            gemmRowMajor(transB: true, m: s.og, n: s.cg, k: tiles, z.pointer + (xi * s.outChannels + g * s.og) * tiles,
                                   lda: tiles, v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
                                   beta: job == range.lowerBound ? 0 : 1, local.pointer + (xi * s.outChannels + g * s.og) * s.cg,
                                   ldc: s.cg)

@@ -56,6 +56,12 @@ final class ConvOpsTests: XCTestCase {
         assertGradientsMatchFiniteDifferences([xs, ws]) { t in
             NN.conv2d(t[0], weight: t[1], padding: NN.Padding(top: 1, bottom: 2, left: 0, right: 1), dilation: NN.Pair(1, 2))
         }
+        // Depthwise with a channel multiplier: the direct path.
+        let xd = randomTensor([2, 3, 6, 5], seed: 23), wdw = randomTensor([6, 1, 3, 3], seed: 24), bd = randomTensor([6], seed: 25)
+        assertGradientsMatchFiniteDifferences([xd, wdw, bd]) { t in
+            NN.conv2d(t[0], weight: t[1], bias: t[2], stride: NN.Pair(1, 2), padding: NN.Padding(top: 2, bottom: 1, left: 1, right: 0),
+                      dilation: NN.Pair(2, 1), groups: 3)
+        }
         // 3×3 stride 1 with 16 channels: Winograd, odd output width.
         let wb = randomTensor([16], seed: 22)
         assertGradientsMatchFiniteDifferences([xs, ws, wb]) { t in NN.conv2d(t[0], weight: t[1], bias: t[2], padding: NN.Padding(1, 0)) }
@@ -212,6 +218,12 @@ final class ConvOpsTests: XCTestCase {
                 return NN.gridSample(t[0], grid: grid, padding: .zeros, alignCorners: p[2] == 1)
             }
         }
+    }
+
+    func testGridSampleOfFarAndNaNCoordinatesIsZero() {
+        let x = randomTensor([1, 1, 3, 3], seed: 40)
+        let grid = Tensor(shape: [1, 1, 3, 2], values: [1e30, 0, -1e30, .nan, .nan, .nan])
+        XCTAssertEqual(NN.gridSample(x, grid: grid, alignCorners: false).values, [0, 0, 0])
     }
 
     func testGridSampleGradientsMatchFiniteDifferences() {
