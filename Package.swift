@@ -35,6 +35,8 @@ let package = Package(
         .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor"], swiftSettings: hot),
+        // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
+        .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
         // Layer 7: the command-line tool, a thin layer over the library.
         .target(
             name: "GuiseCLI",
@@ -49,6 +51,7 @@ let package = Package(
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage"], swiftSettings: cpu),
+        .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI"], swiftSettings: cpu),
     ]
 )
