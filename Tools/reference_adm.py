@@ -610,6 +610,44 @@ def make_diffusion_fixtures():
                     {k: v.numpy() if isinstance(v, th.Tensor) else v for k, v in traj.items()})
 
 
+def make_adm_sampling_fixture():
+    """The tiny ADM as the denoiser of short DDPM and guided DDIM runs, with fixed noise: checks the
+    sampler and the network together (timestep mapping, learned variance, gradient through the UNet)."""
+    cfg = ADM_CONFIGS["tiny"]
+    model = create_model(cfg).eval()
+    sd = th.load(os.path.join(NET_DIR, "adm_tiny.pt"))
+    model.load_state_dict({k: v.float() for k, v in sd.items()})
+    model.requires_grad_(False)
+    gen = th.Generator().manual_seed(99)
+    shape = (1, 3, 32, 32)
+    x0 = (th.rand(shape, generator=gen) * 2 - 1) * 0.8
+    target = th.zeros(shape)
+    res = {"x0": x0}
+    for key, method, spacing, skip, guide in [("ddpm", "ddpm", "6", 2, False), ("ddim_guided", "ddim", "ddim6", 2, True)]:
+        d = Diffusion("linear", 1000, spacing, "learned_range", rescale=True)
+        steps = list(range(d.num_timesteps - skip))[::-1]
+        noises = [th.randn(shape, generator=gen) for _ in range(1 + len(steps))]
+        x = d.q_sample(x0, steps[0], noises[0])
+
+        def cond_fn(xt, t):
+            xl = xt.detach().requires_grad_(True)
+            eps = model(xl, d.model_t(t, 1))[:, :3]
+            g = d.xstart_from_eps(xl, t, eps)
+            return -th.autograd.grad(0.5 * ((g - target) ** 2).sum(), xl)[0]
+
+        xs = []
+        for j, t in enumerate(steps):
+            net = lambda a, b: model(a, b)
+            if method == "ddpm":
+                x, _ = d.p_sample(net, x, t, noises[1 + j], True, {}, cond_fn if guide else None)
+            else:
+                x, _ = d.ddim_sample(net, x, t, noises[1 + j], False, {}, 0.5, cond_fn if guide else None)
+            xs.append(x.detach())
+        res[f"{key}_noise"] = th.stack(noises)
+        res[f"{key}_x"] = th.stack(xs)
+    fixture_io.save(os.path.join(NET_DIR, "adm_tiny_sampling.safetensors"), {k: v.numpy() for k, v in res.items()})
+
+
 # ---------------------------------------------------------------------------------------------
 
 if __name__ == "__main__":
@@ -617,5 +655,6 @@ if __name__ == "__main__":
     what = sys.argv[1:] or ["adm", "diffusion"]
     if "adm" in what:
         make_adm_fixtures()
+        make_adm_sampling_fixture()
     if "diffusion" in what:
         make_diffusion_fixtures()
