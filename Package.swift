@@ -49,9 +49,9 @@ let package = Package(
         .executableTarget(name: "guise", dependencies: ["GuiseCLI"], swiftSettings: cpu),
 
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage"], swiftSettings: cpu),
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI"], swiftSettings: cpu),
+        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats"], swiftSettings: cpu),
     ]
 )

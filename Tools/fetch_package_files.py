@@ -4,8 +4,9 @@
     fetch_package_files.py MANIFEST DEST_DIR [--only NAME ...]
 
 MANIFEST lists `sources` (how to get each package) and `files` (which member of which
-source becomes DEST_DIR/name, with its size and sha256). A file already present with the
-right hash is left alone, so the step is idempotent. A new file is written to a temporary
+source becomes DEST_DIR/name, with its size and sha256). A file with a `split` (the
+prior's training data: "train" or "heldout") goes to DEST_DIR/split/name instead. A file
+already present with the right hash is left alone, so the step is idempotent. A new file is written to a temporary
 name, hashed, and renamed only when the hash matches, so a half-downloaded or wrong file
 is never left in place. A mismatch is an error naming the file.
 
@@ -97,12 +98,16 @@ def main(argv):
         src_name = entry.get("source")
         if src_name not in sources:
             continue  # files we ship ourselves, e.g. the project-trained prior
-        path = os.path.join(dest, entry["name"])
+        parts = [entry.get("split", ""), entry["name"]]
+        if any(os.sep in p or p in (".", "..") for p in parts):
+            fail(f"{entry['name']}: a name or split must be a plain file name")
+        path = os.path.join(dest, *parts)
         if os.path.exists(path) and sha256(path) == entry["sha256"]:
             continue
         src = sources[src_name]
         archive = download(src)
-        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=dest)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(path))
         try:
             with os.fdopen(fd, "wb") as out:
                 extract_member(archive, src["kind"], entry["path"], out)

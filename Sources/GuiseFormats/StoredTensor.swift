@@ -21,6 +21,7 @@ public struct StoredTensor {
     public func toTensor() -> Tensor {
         let t = Tensor(uninitialized: shape)
         let n = count
+        if n == 0 { return t }  // an empty tensor may have no bytes at all
         let dst = t.data
         let src = bytes.baseAddress!
         switch dtype {
