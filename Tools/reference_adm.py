@@ -6,7 +6,6 @@ hxngiee/DiffFace's id_embed, andreas128/RePaint's jump schedule).
 Run:  /work/main/.venv/bin/python Tools/reference_adm.py
 Writes
   Tests/GuiseNetworksTests/Fixtures/adm_<name>.pt            torch.save(state_dict), loadable as is
-  Tests/GuiseNetworksTests/Fixtures/adm_<name>.safetensors   the same weights (for readers without .pt)
   Tests/GuiseNetworksTests/Fixtures/adm_<name>.json          create_model argument names (+ num_classes, id_dim)
   Tests/GuiseNetworksTests/Fixtures/adm_<name>_io.safetensors  x, t, [y], [id], out, seed, grad_x
   Tests/GuiseDiffusionTests/Fixtures/diffusion_*.safetensors  schedules, respacing, trajectories, RePaint lists
@@ -311,7 +310,6 @@ def make_adm_fixtures():
         sd = model.state_dict()
         stored = {k: (v.half() if f16 else v.clone()) for k, v in sd.items()}
         th.save(stored, os.path.join(NET_DIR, f"adm_{name}.pt"))
-        fixture_io.save(os.path.join(NET_DIR, f"adm_{name}.safetensors"), {k: v.numpy() for k, v in stored.items()})
         with open(os.path.join(NET_DIR, f"adm_{name}.json"), "w") as f:
             json.dump({k: v for k, v in cfg.items() if k != "dtype"}, f, indent=1, sort_keys=True)
 

@@ -107,20 +107,20 @@ public final class ADMUNet {
         try w.finish()
     }
 
-    /// A checkpoint file: `.safetensors`, or whatever `ADMUNet.stateDictLoader` reads (PyTorch `.pt`).
+    /// A checkpoint file, safetensors or PyTorch (`.pt`, zip or legacy), told apart by content.
     public convenience init(path: String, config: ADMConfig) throws {
         try self.init(config: config, weights: try ADMUNet.loadStateDict(path: path))
     }
 
-    /// Readers for state_dict files other than safetensors, by lowercased extension. The PyTorch
-    /// reader registers itself here so this module does not depend on it.
-    nonisolated(unsafe) public static var stateDictLoaders: [String: (String) throws -> [String: Tensor]] = [:]
-
+    /// A state_dict widened to float32 (fp16/bf16 weights included).
     public static func loadStateDict(path: String) throws -> [String: Tensor] {
-        let ext = (path as NSString).pathExtension.lowercased()
-        if ext == "safetensors" { return try SafeTensorsFile(path: path).allTensors() }
-        if let loader = stateDictLoaders[ext] { return try loader(path) }
-        throw FormatError("\(path): cannot read .\(ext) checkpoints here (supported: \(["safetensors"] + stateDictLoaders.keys.sorted()))")
+        try stateDict(Checkpoint(path: path))
+    }
+
+    public static func stateDict(_ checkpoint: Checkpoint) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (name, stored) in checkpoint.tensors { out[name] = stored.toTensor() }
+        return out
     }
 
     /// ε (and variance values with learn_sigma) for x [N, C, H, W] at network timesteps [N]

@@ -9,7 +9,7 @@ import GuiseDiffusion
 final class ADMSamplingTests: XCTestCase {
     func testSamplerWithADMMatchesReference() throws {
         let config = try ADMConfig.load(path: try fixtureURL("adm_tiny", "json").path)
-        let model = try ADMUNet(path: try fixtureURL("adm_tiny", "safetensors").path, config: config)
+        let model = try ADMUNet(path: try fixtureURL("adm_tiny", "pt").path, config: config)
         let f = try SafeTensorsFile(path: try fixtureURL("adm_tiny_sampling", "safetensors").path)
         let x0 = try f.tensor("x0")
         let target = Tensor(zeros: x0.shape)
