@@ -362,7 +362,15 @@ struct ResBlock {
         let xs = resampled(x)
         let e = embLinear(embAct)
         var h: Tensor
-        if scaleShift {
+        if scaleShift && n == 1 {
+            // For one sample, GroupNorm's per-channel affine absorbs the FiLM: norm(h)·(1+s) + t is
+            // GroupNorm with weight w·(1+s) and bias b·(1+s) + t. Saves two passes over h and the
+            // tape's copy of norm(h).
+            let parts = e.chunk(2, dim: 1)
+            let s1 = parts[0].reshaped([outChannels]) + 1
+            let w = outNorm.weight * s1, b = outNorm.bias * s1 + parts[1].reshaped([outChannels])
+            h = outConv(NN.groupNorm(h0, groups: 32, weight: w, bias: b, eps: 1e-5).silu())
+        } else if scaleShift {
             let parts = e.chunk(2, dim: 1)
             let scale = parts[0].reshaped([n, outChannels, 1, 1]), shift = parts[1].reshaped([n, outChannels, 1, 1])
             h = outNorm(h0) * (scale + 1) + shift

@@ -47,6 +47,12 @@ final class ADMTests: XCTestCase {
                 try model(xl, timesteps: t, y: y, id: id)
             }
             assertClose(grad, try io.tensor("grad_x"), tol: 1e-3, "adm_\(name) input gradient")
+            // A batch of one takes its own path through scale-shift norm: same rows as the batch.
+            let one = try Autograd.noGrad {
+                try model(x.narrow(1..<2).contiguous(), timesteps: t.narrow(1..<2).contiguous(),
+                          y: y?.narrow(1..<2).contiguous(), id: id?.narrow(1..<2).contiguous())
+            }
+            assertClose(one, out.narrow(1..<2).contiguous(), tol: 1e-5, "adm_\(name) batch of one")
         }
     }
 
