@@ -1,6 +1,19 @@
 import Foundation
 import GuiseTensor
 
+// DiffFace's sampler, in these terms (DESIGN.md §3):
+//
+//   let d = try GaussianDiffusion(respacing: "100", varianceType: .learnedRange, rescaleTimesteps: true)
+//   var o = SamplerOptions(method: .ddpm, clipDenoised: false, skipTimesteps: 25)
+//   o.conditioning["id"] = sourceIdentity                        // [1, 512], L2-normalised
+//   o.guidance = Guidance(image: .diffFace, gradient: .throughDenoiser) { xIn, ctx in losses(xIn, ctx.t) }
+//   o.mask = .diffFace(mask: faceMask, stepsRun: 75, maskingThreshold: 30)
+//   let r = try d.sample(denoiser, shape: [1, 3, 256, 256], initImage: target, options: o, noise: SeededNoise(seed: s))
+//   // r.image = target·(1−M) + x̂0·M
+//
+// `.throughPrediction` instead of `.throughDenoiser` skips the backward through the UNet (about a
+// third of the cost per step) at the price of ignoring how ε changes with x_t.
+
 /// A noise-predicting network: given x_t [N, C, ...], the timesteps it expects [N] (already mapped
 /// through respacing and rescaled: `GaussianDiffusion.networkTimestep`) and named conditioning
 /// tensors (e.g. "y" class labels, "id" identity embeddings), returns ε [N, C, ...], or ε and the
