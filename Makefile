@@ -51,8 +51,11 @@ build: deps
 
 demo: deps models samples build
 	@mkdir -p $(DEMO_OUT)
+	$(BIN) model verify
 	$(BIN) detect Samples/astronaut.png --json --annotate $(DEMO_OUT)/astronaut-faces.png
 	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-256.png --size 256
+	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-112.png --size 112
+	$(BIN) detect Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-faces.png
 	$(BIN) align Samples/messi5.jpg --out $(DEMO_OUT)/messi-aligned-256.png --size 256
 	@echo "demo: results in $(DEMO_OUT)/"
 
@@ -60,8 +63,20 @@ test: deps models samples
 	$(SWIFT) build -c release --product guise
 	$(SWIFT) test
 
-bench: deps models samples
-	@echo "bench: no benchmarks yet"
+# PyTorch CPU for the benchmark comparison, in the project's own venv (created once).
+BENCH_VENV := .venv
+BENCH_PY := $(BENCH_VENV)/bin/python
+
+$(BENCH_PY):
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q 'torch==2.13.0+cpu' numpy
+
+# Each row runs in GuiseBench and then in PyTorch, back to back, 2 threads each; prints
+# the time ratio Guise/PyTorch and GFLOP/s against a measured sgemm peak.
+bench: deps $(BENCH_PY)
+	$(SWIFT) build -c release --product GuiseBench
+	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (other processes skew timings)"
+	$(BENCH_PY) Tools/bench_torch.py --guise .build/release/GuiseBench
 
 clean:
 	rm -rf .build $(DEMO_OUT)

@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "guise", targets: ["guise"]),
         .library(name: "Guise", targets: ["GuiseCLI"]),
+        .executable(name: "GuiseBench", targets: ["GuiseBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -19,7 +20,10 @@ let package = Package(
     targets: [
         // Layer 1: C shims.
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
-        .systemLibrary(name: "CPNG", path: "Sources/CPNG"),
+        // libpng's classic API behind a C wrapper (setjmp stays in C); see Sources/CPNG/include/cpng.h.
+        .target(name: "CPNG", path: "Sources/CPNG", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16")]),
+        // Whole-file writes that never leave partial or clobbered outputs; shared by images and weights.
+        .target(name: "GuiseFiles"),
         .target(
             name: "CVBridge",
             path: "Sources/CVBridge",
@@ -32,26 +36,37 @@ let package = Package(
         ),
         // Layer 2: tensors and autodiff; images.
         .target(name: "GuiseTensor", dependencies: ["COpenBLAS"], swiftSettings: hot),
-        .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge"], swiftSettings: hot),
+        .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge", "GuiseFiles"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
-        .target(name: "GuiseFormats", dependencies: ["GuiseTensor"], swiftSettings: hot),
+        .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
+        // Layer 4: networks (the ADM UNet, …).
+        .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
+        // Layer 5: face analysis (detection, alignment, paste-back).
+        .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
         .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
         // Layer 7: the command-line tool, a thin layer over the library.
         .target(
             name: "GuiseCLI",
             dependencies: [
-                "GuiseTensor", "GuiseImage", "GuiseFormats",
+                "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseFace", "GuiseNetworks", "GuiseDiffusion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpu
         ),
         .executableTarget(name: "guise", dependencies: ["GuiseCLI"], swiftSettings: cpu),
+        // Benchmarks against PyTorch (`make bench`).
+        .executableTarget(name: "GuiseBench", dependencies: ["GuiseTensor", "COpenBLAS"], swiftSettings: hot),
+        // The ADM against PyTorch at DiffFace's size (`make bench`, Tools/bench_adm.py).
+        .executableTarget(name: "ADMBench", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: hot),
 
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage"], swiftSettings: cpu),
+        .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
+        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage"], swiftSettings: cpu),
+        .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats"], swiftSettings: cpu),
+        // Depends on the executable so `swift test` builds the `guise` binary these tests run.
+        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "guise"], swiftSettings: cpu),
     ]
 )

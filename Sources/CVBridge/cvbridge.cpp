@@ -1,4 +1,343 @@
 #include "cvbridge.h"
-#include <opencv2/core.hpp>
 
-extern "C" const char *cvb_opencv_version(void) { return CV_VERSION; }
+#include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/objdetect.hpp>
+#include <opencv2/photo.hpp>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <vector>
+
+struct cvb_buffer { std::vector<uint8_t> bytes; };
+struct cvb_cascade { cv::CascadeClassifier classifier; };
+
+namespace {
+
+thread_local std::string last_error;
+
+// OpenCV prints warnings (e.g. "can't read header") to stderr by default; the CLI
+// promises one line per error, so the bridge reports through its return codes only.
+struct QuietLogs {
+    QuietLogs() { cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT); }
+} quiet_logs;
+
+// Runs `body`, turning any exception into -1 plus a one-line message.
+template <typename F> int guarded(const char *what, F body) {
+    try {
+        body();
+        last_error.clear();
+        return 0;
+    } catch (const cv::Exception &e) {
+        last_error = std::string(what) + ": " + (e.err.empty() ? e.what() : e.err);
+    } catch (const std::exception &e) {
+        last_error = std::string(what) + ": " + e.what();
+    } catch (...) {
+        last_error = std::string(what) + ": unknown error";
+    }
+    for (char &c : last_error) if (c == '\n' || c == '\r') c = ' ';
+    return -1;
+}
+
+struct Failure : std::exception {
+    std::string message;
+    explicit Failure(std::string m) : message(std::move(m)) {}
+    const char *what() const noexcept override { return message.c_str(); }
+};
+
+// Views `planes` consecutive float planes as single-channel Mats (no copy).
+std::vector<cv::Mat> plane_views(const float *p, int w, int h, int planes) {
+    if (w <= 0 || h <= 0 || planes <= 0) throw Failure("empty image");
+    std::vector<cv::Mat> out;
+    for (int i = 0; i < planes; i++)
+        out.emplace_back(h, w, CV_32F, const_cast<float *>(p) + size_t(i) * w * h);
+    return out;
+}
+
+// Codec libraries under imdecode report damaged data by printing warnings to stderr
+// (libjpeg: "Corrupt JPEG data: premature end of data segment") and still return an image.
+// While it lives, this sends file descriptor 2 to a temporary file so the bridge can read
+// those warnings and turn them into an error instead. A mutex keeps concurrent decodes from
+// interleaving the redirection; other threads' stderr output during a decode is lost.
+class StderrCapture {
+    static std::mutex &lock() { static std::mutex m; return m; }
+    std::lock_guard<std::mutex> guard{lock()};
+    FILE *file = nullptr;
+    int saved = -1;
+
+  public:
+    StderrCapture() {
+        fflush(stderr);
+        file = tmpfile();
+        if (file) saved = dup(2);
+        if (saved >= 0) dup2(fileno(file), 2);
+    }
+    // Restores stderr and returns what was written meanwhile.
+    std::string finish() {
+        std::string text;
+        if (saved >= 0) {
+            fflush(stderr);
+            dup2(saved, 2);
+            close(saved);
+            saved = -1;
+        }
+        if (file) {
+            rewind(file);
+            char chunk[512];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, file)) > 0 && text.size() < 4096) text.append(chunk, n);
+            fclose(file);
+            file = nullptr;
+        }
+        return text;
+    }
+    ~StderrCapture() { finish(); }
+};
+
+// The first warning that means the pixels are damaged, or "". libjpeg's "extraneous bytes
+// before marker" is padding many cameras write, harmless to the image.
+std::string damage_warning(const std::string &text) {
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(start, end - start);
+        if (!line.empty() && line.find("extraneous bytes") == std::string::npos) return line;
+        start = end + 1;
+    }
+    return "";
+}
+
+cv::Mat to_bgr8(const float *planar, int w, int h) {
+    auto v = plane_views(planar, w, h, 3);
+    std::vector<cv::Mat> bgr = {v[2], v[1], v[0]};
+    cv::Mat merged, out;
+    cv::merge(bgr, merged);
+    merged.convertTo(out, CV_8U, 255.0);  // saturating, rounds to nearest
+    return out;
+}
+
+void from_bgr8(const cv::Mat &bgr, float *planar) {
+    int w = bgr.cols, h = bgr.rows;
+    auto v = plane_views(planar, w, h, 3);
+    std::vector<cv::Mat> ch;
+    cv::split(bgr, ch);
+    for (int i = 0; i < 3; i++) ch[2 - i].convertTo(v[i], CV_32F, 1.0 / 255.0);
+}
+
+cv::Mat mask8(const float *mask, int w, int h) {
+    cv::Mat m(h, w, CV_32F, const_cast<float *>(mask)), out;
+    cv::compare(m, 0.5, out, cv::CMP_GT);
+    return out;
+}
+
+}  // namespace
+
+extern "C" {
+
+const char *cvb_opencv_version(void) { return CV_VERSION; }
+const char *cvb_last_error(void) { return last_error.c_str(); }
+
+const void *cvb_buffer_data(const cvb_buffer *b) { return b->bytes.data(); }
+size_t cvb_buffer_size(const cvb_buffer *b) { return b->bytes.size(); }
+void cvb_buffer_free(cvb_buffer *b) { delete b; }
+
+int cvb_decode(const uint8_t *data, size_t size, int unchanged,
+               int *width, int *height, int *channels, int *depth, cvb_buffer **pixels) {
+    *pixels = nullptr;
+    return guarded("decode", [&] {
+        cv::Mat raw(1, int(size), CV_8U, const_cast<uint8_t *>(data));
+        int flags = unchanged ? cv::IMREAD_UNCHANGED : cv::IMREAD_COLOR;
+        cv::Mat m;
+        std::string warnings;
+        {
+            StderrCapture capture;
+            m = cv::imdecode(raw, flags);
+            warnings = capture.finish();
+        }
+        if (m.empty()) throw Failure("not a readable image (corrupt, truncated or unsupported)");
+        std::string damage = damage_warning(warnings);
+        if (!damage.empty()) throw Failure("damaged image data (" + damage + ")");
+        if (m.depth() != CV_8U && m.depth() != CV_16U) {
+            cv::Mat f;
+            double scale = m.depth() == CV_32F || m.depth() == CV_64F ? 65535.0 : 1.0;
+            m.convertTo(f, CV_16U, scale);
+            m = f;
+        }
+        cv::Mat rgb;
+        switch (m.channels()) {
+            case 1: rgb = m; break;
+            case 3: cv::cvtColor(m, rgb, cv::COLOR_BGR2RGB); break;
+            case 4: cv::cvtColor(m, rgb, cv::COLOR_BGRA2RGBA); break;
+            default: throw Failure("unsupported channel count " + std::to_string(m.channels()));
+        }
+        if (!rgb.isContinuous()) rgb = rgb.clone();
+        auto *b = new cvb_buffer;
+        b->bytes.assign(rgb.data, rgb.data + rgb.total() * rgb.elemSize());
+        *width = rgb.cols;
+        *height = rgb.rows;
+        *channels = rgb.channels();
+        *depth = rgb.depth() == CV_16U ? 16 : 8;
+        *pixels = b;
+    });
+}
+
+int cvb_encode(const char *ext, const void *pixels, int width, int height, int channels,
+               int depth, int quality, cvb_buffer **encoded) {
+    *encoded = nullptr;
+    return guarded("encode", [&] {
+        if (channels != 1 && channels != 3 && channels != 4) throw Failure("unsupported channel count");
+        int type = CV_MAKETYPE(depth == 16 ? CV_16U : CV_8U, channels);
+        cv::Mat m(height, width, type, const_cast<void *>(pixels)), bgr;
+        if (channels == 3) cv::cvtColor(m, bgr, cv::COLOR_RGB2BGR);
+        else if (channels == 4) cv::cvtColor(m, bgr, cv::COLOR_RGBA2BGRA);
+        else bgr = m;
+        std::vector<int> params = {cv::IMWRITE_JPEG_QUALITY, quality, cv::IMWRITE_WEBP_QUALITY, quality};
+        std::vector<uint8_t> out;
+        if (!cv::imencode(ext, bgr, out, params)) throw Failure(std::string("cannot encode as ") + ext);
+        auto *b = new cvb_buffer;
+        b->bytes = std::move(out);
+        *encoded = b;
+    });
+}
+
+int cvb_resize(const float *src, int width, int height, int planes,
+               float *dst, int dst_width, int dst_height, int interpolation) {
+    return guarded("resize", [&] {
+        auto in = plane_views(src, width, height, planes);
+        auto out = plane_views(dst, dst_width, dst_height, planes);
+        for (int i = 0; i < planes; i++) {
+            cv::Mat r;
+            cv::resize(in[i], r, cv::Size(dst_width, dst_height), 0, 0, interpolation);
+            r.copyTo(out[i]);
+        }
+    });
+}
+
+int cvb_warp_affine(const float *src, int width, int height, int planes, const double m[6],
+                    float *dst, int dst_width, int dst_height, int interpolation,
+                    int border_mode, float border_value) {
+    return guarded("warpAffine", [&] {
+        auto in = plane_views(src, width, height, planes);
+        auto out = plane_views(dst, dst_width, dst_height, planes);
+        cv::Mat M(2, 3, CV_64F, const_cast<double *>(m));
+        for (int i = 0; i < planes; i++) {
+            cv::Mat r;
+            cv::warpAffine(in[i], r, M, cv::Size(dst_width, dst_height), interpolation,
+                           border_mode, cv::Scalar(border_value));
+            r.copyTo(out[i]);
+        }
+    });
+}
+
+int cvb_invert_affine(const double m[6], double inverse[6]) {
+    return guarded("invertAffineTransform", [&] {
+        cv::Mat M(2, 3, CV_64F, const_cast<double *>(m)), inv;
+        double det = m[0] * m[4] - m[1] * m[3];
+        if (det == 0 || !std::isfinite(det)) throw Failure("the transform is singular");
+        cv::invertAffineTransform(M, inv);
+        std::memcpy(inverse, inv.ptr<double>(), 6 * sizeof(double));
+    });
+}
+
+int cvb_gaussian_blur(const float *src, int width, int height, int planes, float *dst,
+                      double sigma, int ksize) {
+    return guarded("GaussianBlur", [&] {
+        auto in = plane_views(src, width, height, planes);
+        auto out = plane_views(dst, width, height, planes);
+        for (int i = 0; i < planes; i++) {
+            cv::Mat r;
+            cv::GaussianBlur(in[i], r, cv::Size(ksize, ksize), sigma, sigma, cv::BORDER_REFLECT_101);
+            r.copyTo(out[i]);
+        }
+    });
+}
+
+int cvb_morphology(const float *src, int width, int height, int planes, float *dst,
+                   int dilate, int radius) {
+    return guarded(dilate ? "dilate" : "erode", [&] {
+        auto in = plane_views(src, width, height, planes);
+        auto out = plane_views(dst, width, height, planes);
+        cv::Mat k = cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(2 * radius + 1, 2 * radius + 1));
+        for (int i = 0; i < planes; i++) {
+            cv::Mat r;
+            if (dilate) cv::dilate(in[i], r, k);
+            else cv::erode(in[i], r, k);
+            r.copyTo(out[i]);
+        }
+    });
+}
+
+int cvb_seamless_clone(const float *src, const float *dst, const float *mask,
+                       int width, int height, float *out) {
+    return guarded("seamlessClone", [&] {
+        cv::Mat s = to_bgr8(src, width, height), d = to_bgr8(dst, width, height);
+        cv::Mat m = mask8(mask, width, height);
+        // The solver needs a one-pixel frame of known dst pixels around the region.
+        cv::rectangle(m, cv::Rect(0, 0, width, height), cv::Scalar(0), 1);
+        cv::Rect r = cv::boundingRect(m);
+        if (r.area() == 0) throw Failure("the mask is empty");
+        cv::Point centre(r.x + r.width / 2, r.y + r.height / 2);
+        cv::Mat blended;
+        cv::seamlessClone(s, d, m, centre, blended, cv::NORMAL_CLONE);
+        from_bgr8(blended, out);
+    });
+}
+
+int cvb_inpaint_telea(const float *src, const float *mask, int width, int height,
+                      double radius, float *out) {
+    return guarded("inpaint", [&] {
+        cv::Mat s = to_bgr8(src, width, height), m = mask8(mask, width, height), r;
+        cv::inpaint(s, m, r, radius, cv::INPAINT_TELEA);
+        from_bgr8(r, out);
+    });
+}
+
+int cvb_cascade_load(const char *path, cvb_cascade **cascade) {
+    *cascade = nullptr;
+    return guarded("CascadeClassifier", [&] {
+        auto *c = new cvb_cascade;
+        if (!c->classifier.load(path) || c->classifier.empty()) {
+            delete c;
+            throw Failure(std::string("cannot load cascade ") + path);
+        }
+        *cascade = c;
+    });
+}
+
+void cvb_cascade_free(cvb_cascade *cascade) { delete cascade; }
+
+int cvb_cascade_detect(cvb_cascade *cascade, const uint8_t *grey, int width, int height,
+                       double scale_factor, int min_neighbors, int min_size,
+                       cvb_buffer **detections) {
+    *detections = nullptr;
+    return guarded("detectMultiScale", [&] {
+        cv::Mat g(height, width, CV_8U, const_cast<uint8_t *>(grey)), eq;
+        cv::equalizeHist(g, eq);
+        std::vector<cv::Rect> rects;
+        std::vector<int> counts;
+        cascade->classifier.detectMultiScale(eq, rects, counts, scale_factor, min_neighbors, 0,
+                                             cv::Size(min_size, min_size));
+        auto *b = new cvb_buffer;
+        b->bytes.resize(rects.size() * 5 * sizeof(int32_t));
+        auto *p = reinterpret_cast<int32_t *>(b->bytes.data());
+        for (size_t i = 0; i < rects.size(); i++) {
+            p[5 * i] = rects[i].x;
+            p[5 * i + 1] = rects[i].y;
+            p[5 * i + 2] = rects[i].width;
+            p[5 * i + 3] = rects[i].height;
+            p[5 * i + 4] = i < counts.size() ? counts[i] : 0;
+        }
+        *detections = b;
+    });
+}
+
+}  // extern "C"

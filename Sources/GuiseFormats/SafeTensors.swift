@@ -134,23 +134,3 @@ public enum SafeTensorsWriter {
         try write(tensors.mapValues { Entry($0) }, to: path, metadata: metadata)
     }
 }
-
-/// Writes whole files so a failure never leaves a partial or clobbered output.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let dir = url.deletingLastPathComponent().path
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDir), isDir.boolValue else {
-            throw FormatError("\(path): output folder \(dir) does not exist")
-        }
-        let tmp = dir + "/.\(url.lastPathComponent).partial-\(getpid())"
-        guard FileManager.default.createFile(atPath: tmp, contents: data) else {
-            throw FormatError("\(path): cannot write")
-        }
-        guard rename(tmp, path) == 0 else {
-            unlink(tmp)
-            throw FormatError("\(path): cannot move the finished file into place")
-        }
-    }
-}

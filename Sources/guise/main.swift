@@ -1,3 +1,3 @@
 import GuiseCLI
 
-Guise.main()
+Guise.runMain()

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import GuiseFace
+import GuiseFiles
+import GuiseImage
+
+/// The detectors `--detector` offers.
+enum DetectorChoice: String, ExpressibleByArgument, CaseIterable {
+    case haar
+    case haarAlt2 = "haar-alt2"
+
+    func make() throws -> FaceDetector {
+        switch self {
+        case .haar: try HaarFaceDetector(cascade: .frontalDefault)
+        case .haarAlt2: try HaarFaceDetector(cascade: .frontalAlt2)
+        }
+    }
+}
+
+extension FaceOrder: ExpressibleByArgument {}
+
+/// Options shared by the commands that find faces.
+struct FaceOptions: ParsableArguments {
+    @Option(help: "Face detector: OpenCV's Haar cascades (frontalface_default or alt2).")
+    var detector: DetectorChoice = .haar
+
+    @Option(help: "Face order: largest box first, highest score first, or left to right.")
+    var order: FaceOrder = .largest
+
+    func detect(in image: Image) throws -> [Face] {
+        try detector.make().detect(image, order: order)
+    }
+}
+
+/// Fails early, before any work, if an output path cannot be written.
+func checkOutput(_ path: String) throws {
+    let ext = URL(fileURLWithPath: path).pathExtension
+    guard ImageFileFormat(pathExtension: ext) != nil else {
+        throw ValidationError("\(path): unknown image type .\(ext) (use .png, .jpg, .webp, .bmp or .tif)")
+    }
+    try AtomicFile.checkWritable(path)
+}
+
+struct Detect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Find faces: boxes, scores and keypoints.",
+        discussion: "Prints one line per face, or a JSON report with --json. Finding no face is not an error."
+    )
+
+    @Argument(help: "The photo (PNG, JPEG, WebP, BMP or TIFF).")
+    var image: String
+
+    @Flag(help: "Print a JSON report.")
+    var json = false
+
+    @Option(name: .customLong("annotate"), help: "Also write a copy with the faces drawn on it.")
+    var annotatePath: String?
+
+    @OptionGroup var faces: FaceOptions
+
+    func run() throws {
+        if let annotatePath { try checkOutput(annotatePath) }
+        let picture = try ImageIO.read(image)
+        let found = try faces.detect(in: picture)
+        if let annotatePath { try ImageIO.write(annotated(picture, found), to: annotatePath) }
+        if json {
+            let report = DetectReport(image: image, width: picture.width, height: picture.height,
+                                      detector: faces.detector.rawValue, order: faces.order.rawValue,
+                                      faces: found.map(FaceReport.init))
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+        } else {
+            if found.isEmpty { print("no faces found in \(image)") }
+            for (i, f) in found.enumerated() {
+                let b = f.box
+                let points = f.keypoints.sorted { $0.key < $1.key }.map { " \($0.key) (\(fmt($0.value.x)), \(fmt($0.value.y)))" }
+                print("face \(i): x \(fmt(b.x)) y \(fmt(b.y)) width \(fmt(b.width)) height \(fmt(b.height)) score \(fmt(f.score))" + points.joined())
+            }
+        }
+    }
+
+    /// Boxes in green (face 0 thicker), keypoints in red.
+    func annotated(_ picture: Image, _ found: [Face]) -> Image {
+        var out = picture
+        let thickness = max(2, min(picture.width, picture.height) / 200)
+        for (i, f) in found.enumerated() {
+            out.strokeRectangle(x: Int(f.box.x.rounded()), y: Int(f.box.y.rounded()),
+                                width: Int(f.box.width.rounded()), height: Int(f.box.height.rounded()),
+                                colour: (0, 1, 0), thickness: i == 0 ? 2 * thickness : thickness)
+            for p in f.keypoints.values { out.fillDisc(centre: p, radius: Double(thickness) * 1.5, colour: (1, 0, 0)) }
+        }
+        return out
+    }
+}
+
+func fmt(_ v: Double) -> String { String(format: "%.1f", v) }
+
+struct DetectReport: Encodable {
+    var image: String
+    var width: Int
+    var height: Int
+    var detector: String
+    var order: String
+    var faces: [FaceReport]
+}
+
+struct FaceReport: Encodable {
+    var box: Box
+    var score: Double
+    var keypoints: [String: Point]
+
+    init(_ face: Face) {
+        box = face.box
+        score = face.score
+        keypoints = face.keypoints
+    }
+}

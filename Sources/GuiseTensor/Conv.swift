@@ -1,0 +1,255 @@
+import COpenBLAS
+
+/// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
+@inline(__always)
+func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
+           _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// The three kernels of a grouped convolution, on dense NCHW memory. Convolution is
+/// `forward`; its transpose is `inputGrad`, so both public ops share every line.
+struct ConvKernels {
+    let geo: ConvGeometry
+    let batch: Int, groups: Int, outChannels: Int
+
+    var inPerGroup: Int { geo.channels / groups }
+    var outPerGroup: Int { outChannels / groups }
+    var k: Int { inPerGroup * geo.kh * geo.kw }      // GEMM depth per group
+    var p: Int { geo.outH * geo.outW }               // output pixels
+    var inSample: Int { geo.channels * geo.height * geo.width }
+    var outSample: Int { outChannels * p }
+
+    /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
+    func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 _ y: UnsafeMutablePointer<Float>) {
+        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
+            let wino = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width,
+                                   outChannels: outChannels, groups: groups, padding: geo.padding)
+            let u = Winograd3x3.transformWeights(w, outChannels: outChannels, cg: inPerGroup)
+            wino.forward(x, transformedWeights: u.pointer, bias: bias, batch: batch, y)
+            return
+        }
+        if ShiftedConv.applies(geo, groups: groups) {
+            let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
+            let wk = ShiftedConv.tapWeights(w, outChannels: outChannels, cg: inPerGroup, taps: geo.kh * geo.kw)
+            sc.forward(x, tapWeights: wk.pointer, bias: bias, batch: batch, y)
+            return
+        }
+        let col = geo.isPointwise ? nil : Storage(uninitializedCount: geo.colRows * p)
+        let og = outPerGroup, k = k, p = p
+        if let bias {
+            // Start from the bias and let GEMM accumulate: one pass over y fewer.
+            Parallel.forEach(batch * outChannels, minChunk: max(1, 16384 / max(p, 1))) { r in
+                for row in r { (y + row * p).update(repeating: bias[row % outChannels], count: p) }
+            }
+        }
+        for n in 0..<batch {
+            let xn = x + n * inSample
+            let b: UnsafePointer<Float>
+            if let col { geo.im2col(xn, col.pointer); b = UnsafePointer(col.pointer) } else { b = xn }
+            for g in 0..<groups {
+                sgemm(m: og, n: p, k: k, w + g * og * k, lda: k, b + g * k * p, ldb: p,
+                      beta: bias == nil ? 0 : 1, y + n * outSample + g * og * p, ldc: p)
+            }
+        }
+    }
+
+    /// dx = Wᵀ·dy, folded back onto the input by col2im.
+    func inputGrad(_ gy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ gx: UnsafeMutablePointer<Float>) {
+        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels),
+           let back = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
+                                  groups: groups, padding: geo.padding).inputGradConv() {
+            let flipped = Winograd3x3.flippedWeights(w, channels: geo.channels, outChannels: outChannels, groups: groups)
+            let u = Winograd3x3.transformWeights(flipped.pointer, outChannels: geo.channels, cg: outPerGroup)
+            back.forward(gy, transformedWeights: u.pointer, bias: nil, batch: batch, gx)
+            return
+        }
+        if ShiftedConv.applies(geo, groups: groups) && outPerGroup >= 16 {
+            let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
+            if let back = sc.inputGradConv() {
+                let wk = sc.flippedTapWeights(w)
+                back.forward(gy, tapWeights: wk.pointer, bias: nil, batch: batch, gx)
+                return
+            }
+        }
+        let col = geo.isPointwise ? nil : Storage(uninitializedCount: geo.colRows * p)
+        let og = outPerGroup, k = k, p = p
+        if col != nil { gx.update(repeating: 0, count: batch * inSample) }
+        for n in 0..<batch {
+            let dst = col?.pointer ?? (gx + n * inSample)
+            for g in 0..<groups {
+                sgemm(transA: true, m: k, n: p, k: og, w + g * og * k, lda: k, gy + n * outSample + g * og * p, ldb: p,
+                      beta: 0, dst + g * k * p, ldc: p)
+            }
+            if let col { geo.col2im(col.pointer, gx + n * inSample) }
+        }
+    }
+
+    /// dW = Σₙ dy[n]·col(x[n])ᵀ.
+    func weightGrad(_ x: UnsafePointer<Float>, _ gy: UnsafePointer<Float>, _ gw: UnsafeMutablePointer<Float>) {
+        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
+            Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
+                        groups: groups, padding: geo.padding).weightGrad(x, gy, batch: batch, gw)
+            return
+        }
+        if ShiftedConv.applies(geo, groups: groups) {
+            ShiftedConv(geo, outChannels: outChannels, groups: groups).weightGrad(x, gy, batch: batch, gw)
+            return
+        }
+        let col = geo.isPointwise ? nil : Storage(uninitializedCount: geo.colRows * p)
+        let og = outPerGroup, k = k, p = p
+        for n in 0..<batch {
+            let xn = x + n * inSample
+            let b: UnsafePointer<Float>
+            if let col { geo.im2col(xn, col.pointer); b = UnsafePointer(col.pointer) } else { b = xn }
+            for g in 0..<groups {
+                sgemm(transB: true, m: og, n: k, k: p, gy + n * outSample + g * og * p, lda: p, b + g * k * p, ldb: p,
+                      beta: n == 0 ? 0 : 1, gw + g * og * k, ldc: k)
+            }
+        }
+    }
+
+    /// db[c] = Σ over batch and pixels of dy, for dy [batch, channels, plane].
+    static func channelSums(_ gy: UnsafePointer<Float>, batch: Int, channels: Int, plane p: Int,
+                            _ gb: UnsafeMutablePointer<Float>) {
+        Parallel.forEach(channels, minChunk: max(1, 16384 / max(p * batch, 1))) { r in
+            for o in r {
+                var acc: Float = 0
+                for n in 0..<batch {
+                    let s = gy + (n * channels + o) * p
+                    var v = SIMD8<Float>(repeating: 0)
+                    var i = 0
+                    while i + 8 <= p { v += UnsafeRawPointer(s + i).loadUnaligned(as: SIMD8<Float>.self); i += 8 }
+                    var tail: Float = 0
+                    while i < p { tail += s[i]; i += 1 }
+                    acc += v.sum() + tail
+                }
+                gb[o] = acc
+            }
+        }
+    }
+}
+
+extension NN {
+    /// 2-D convolution as PyTorch's `F.conv2d`: x [N, C, H, W], weight [O, C/groups, kh, kw],
+    /// bias [O]. Differentiable in x, weight and bias.
+    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Pair = 1,
+                              padding: Padding = 0, dilation: Pair = 1, groups: Int = 1) -> Tensor {
+        precondition(x.rank == 4 && weight.rank == 4, "conv2d: input \(x.shape) and weight \(weight.shape) must be 4-D")
+        precondition(groups >= 1 && x.shape[1] % groups == 0 && weight.shape[0] % groups == 0,
+                     "conv2d: \(x.shape[1]) input and \(weight.shape[0]) output channels are not divisible into \(groups) groups")
+        precondition(weight.shape[1] * groups == x.shape[1],
+                     "conv2d: weight \(weight.shape) expects \(weight.shape[1] * groups) input channels, input has \(x.shape[1])")
+        if let bias { precondition(bias.shape == [weight.shape[0]], "conv2d: bias \(bias.shape) for \(weight.shape[0]) output channels") }
+        let xc = x.contiguous(), wc = weight.contiguous(), bc = bias?.contiguous()
+        let geo = ConvGeometry(channels: x.shape[1], height: x.shape[2], width: x.shape[3], kh: weight.shape[2], kw: weight.shape[3],
+                               stride: stride, padding: padding, dilation: dilation)
+        let kern = ConvKernels(geo: geo, batch: x.shape[0], groups: groups, outChannels: weight.shape[0])
+        let y = Tensor(uninitialized: [x.shape[0], weight.shape[0], geo.outH, geo.outW])
+        kern.forward(xc.data, wc.data, bias: bc?.data, y.data)
+
+        let inputs = [xc, wc] + (bc.map { [$0] } ?? [])
+        if Autograd.shouldRecord(inputs) {
+            let xd = xc.detached(), wd = wc.detached()
+            let needX = xc.tracksGradient, needW = wc.tracksGradient, needB = bc?.tracksGradient ?? false
+            y.record("conv2d", inputs) { g in
+                let gy = g.contiguous()
+                var grads: [Tensor?] = [nil, nil]
+                if needX {
+                    let gx = Tensor(uninitialized: xd.shape)
+                    kern.inputGrad(gy.data, wd.data, gx.data)
+                    grads[0] = gx
+                }
+                if needW {
+                    let gw = Tensor(uninitialized: wd.shape)
+                    kern.weightGrad(xd.data, gy.data, gw.data)
+                    grads[1] = gw
+                }
+                if bc != nil {
+                    var gb: Tensor? = nil
+                    if needB {
+                        gb = Tensor(uninitialized: [kern.outChannels])
+                        ConvKernels.channelSums(gy.data, batch: kern.batch, channels: kern.outChannels, plane: kern.p, gb!.data)
+                    }
+                    grads.append(gb)
+                }
+                return grads
+            }
+        }
+        return y
+    }
+
+    /// Transposed convolution as PyTorch's `F.conv_transpose2d`: x [N, Cin, H, W],
+    /// weight [Cin, Cout/groups, kh, kw], bias [Cout]. It is conv2d's input gradient, so
+    /// it runs conv2d's kernels with the roles of input and output swapped.
+    public static func convTranspose2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Pair = 1,
+                                       padding: Padding = 0, outputPadding: Pair = 0, dilation: Pair = 1,
+                                       groups: Int = 1) -> Tensor {
+        precondition(x.rank == 4 && weight.rank == 4, "conv_transpose2d: input \(x.shape) and weight \(weight.shape) must be 4-D")
+        precondition(weight.shape[0] == x.shape[1], "conv_transpose2d: weight \(weight.shape) expects \(weight.shape[0]) input channels, input has \(x.shape[1])")
+        precondition(groups >= 1 && x.shape[1] % groups == 0, "conv_transpose2d: \(x.shape[1]) input channels are not divisible into \(groups) groups")
+        precondition(outputPadding.h >= 0 && outputPadding.w >= 0 &&
+                     (outputPadding.h < stride.h || outputPadding.h < dilation.h) &&
+                     (outputPadding.w < stride.w || outputPadding.w < dilation.w),
+                     "conv_transpose2d: output padding \(outputPadding) must be smaller than stride \(stride) or dilation \(dilation)")
+        let cout = weight.shape[1] * groups
+        if let bias { precondition(bias.shape == [cout], "conv_transpose2d: bias \(bias.shape) for \(cout) output channels") }
+        let (n, h, w) = (x.shape[0], x.shape[2], x.shape[3])
+        let kh = weight.shape[2], kw = weight.shape[3]
+        let outH = (h - 1) * stride.h - padding.top - padding.bottom + dilation.h * (kh - 1) + outputPadding.h + 1
+        let outW = (w - 1) * stride.w - padding.left - padding.right + dilation.w * (kw - 1) + outputPadding.w + 1
+        precondition(outH > 0 && outW > 0, "conv_transpose2d: padding \(padding) leaves an empty output")
+        // The conv whose input is our output: it maps [Cout, outH, outW] back to [Cin, h, w].
+        var geo = ConvGeometry(channels: cout, height: outH, width: outW, kh: kh, kw: kw,
+                               stride: stride, padding: padding, dilation: dilation)
+        // Output padding beyond the stride (allowed when dilation is larger) makes the
+        // conv formula overshoot; the window positions are still those of x's pixels.
+        geo.outH = h; geo.outW = w
+        let kern = ConvKernels(geo: geo, batch: n, groups: groups, outChannels: x.shape[1])
+        let xc = x.contiguous(), wc = weight.contiguous(), bc = bias?.contiguous()
+        let y = Tensor(uninitialized: [n, cout, outH, outW])
+        kern.inputGrad(xc.data, wc.data, y.data)
+        if let bc {
+            let yp = y.data, bp = bc.data, plane = outH * outW
+            Parallel.forEach(n * cout, minChunk: max(1, 16384 / plane)) { r in
+                for row in r {
+                    let b = bp[row % cout], d = yp + row * plane
+                    for i in 0..<plane { d[i] += b }
+                }
+            }
+        }
+
+        let inputs = [xc, wc] + (bc.map { [$0] } ?? [])
+        if Autograd.shouldRecord(inputs) {
+            let xd = xc.detached(), wd = wc.detached()
+            let needX = xc.tracksGradient, needW = wc.tracksGradient, needB = bc?.tracksGradient ?? false
+            y.record("conv_transpose2d", inputs) { g in
+                let gy = g.contiguous()
+                var grads: [Tensor?] = [nil, nil]
+                if needX {
+                    let gx = Tensor(uninitialized: xd.shape)
+                    kern.forward(gy.data, wd.data, bias: nil, gx.data)
+                    grads[0] = gx
+                }
+                if needW {
+                    let gw = Tensor(uninitialized: wd.shape)
+                    kern.weightGrad(gy.data, xd.data, gw.data)
+                    grads[1] = gw
+                }
+                if bc != nil {
+                    var gb: Tensor? = nil
+                    if needB {
+                        gb = Tensor(uninitialized: [cout])
+                        ConvKernels.channelSums(gy.data, batch: n, channels: cout, plane: outH * outW, gb!.data)
+                    }
+                    grads.append(gb)
+                }
+                return grads
+            }
+        }
+        return y
+    }
+}

@@ -1,0 +1,121 @@
+import CVBridge
+import XCTest
+@testable import GuiseImage
+
+final class GeometryTests: XCTestCase {
+    func testSimilarityRecoversAKnownTransform() throws {
+        let angle = 0.3, scale = 1.7
+        let truth = AffineTransform([scale * cos(angle), -scale * sin(angle), 12.5,
+                                     scale * sin(angle), scale * cos(angle), -4.25])
+        let source = [Point(0, 0), Point(10, 3), Point(-4, 8), Point(7, -9), Point(2, 2)]
+        let fit = try AffineTransform.similarity(from: source, to: source.map(truth.apply))
+        for (a, b) in zip(fit.matrix, truth.matrix) { XCTAssertEqual(a, b, accuracy: 1e-9) }
+        XCTAssertEqual(fit.scale, scale, accuracy: 1e-9)
+        XCTAssertThrowsError(try AffineTransform.similarity(from: [Point(1, 1)], to: [Point(2, 2)]))
+    }
+
+    func testInverseComposesToIdentity() throws {
+        let t = AffineTransform([0.8, -0.6, 30, 0.6, 0.8, -7])
+        let inv = try t.inverted()
+        for p in [Point(0, 0), Point(100, -3), Point(5.5, 77)] {
+            let q = inv.apply(t.apply(p))
+            XCTAssertEqual(q.x, p.x, accuracy: 1e-9)
+            XCTAssertEqual(q.y, p.y, accuracy: 1e-9)
+        }
+        XCTAssertThrowsError(try AffineTransform([1, 2, 0, 2, 4, 0]).inverted()) { error in
+            XCTAssertTrue("\(error)".contains("singular"), "\(error)")
+        }
+    }
+
+    /// A pure translation by whole pixels moves samples exactly; outside becomes the border.
+    func testWarpAffineTranslatesAndResizeKeepsConstants() throws {
+        let s: [UInt8] = samples(20 * 10 * 3, seed: 3)
+        let image = Image(interleaved: s, width: 20, height: 10, channels: 3)
+        let moved = try image.warpedAffine(AffineTransform([1, 0, 3, 0, 1, 2]), width: 20, height: 10)
+        XCTAssertEqual(moved[5, 4, 1], image[2, 2, 1])
+        XCTAssertEqual(moved[0, 0, 0], 0)
+        let flat = Image(width: 40, height: 30, red: 0.25, green: 0.5, blue: 0.75)
+        for interp in [Interpolation.area, .linear, .cubic] {
+            let small = try flat.resized(width: 13, height: 7, interpolation: interp)
+            XCTAssertEqual(small.width, 13)
+            for v in small.rgb[0..<91] { XCTAssertEqual(v, 0.25, accuracy: 1e-6) }
+        }
+        XCTAssertThrowsError(try flat.resized(width: 0, height: 5))
+    }
+
+    func testMorphologyAndBlur() throws {
+        var mask = Mask(width: 41, height: 41, fill: 0)
+        for y in 15..<26 { for x in 15..<26 { mask[x, y] = 1 } }
+        let eroded = try mask.eroded(radius: 2), dilated = try mask.dilated(radius: 2)
+        XCTAssertEqual(eroded.values.reduce(0, +), 49)  // 11×11 shrinks to 7×7
+        XCTAssertEqual(dilated[13, 20], 1)
+        XCTAssertEqual(dilated[12, 20], 0)
+        let blurred = try mask.blurred(sigma: 2)
+        XCTAssertEqual(blurred.values.reduce(0, +), 121, accuracy: 0.01)  // mass is kept away from borders
+        XCTAssertGreaterThan(blurred[14, 20], 0)
+        XCTAssertLessThan(blurred[20, 20], 1.0001)
+    }
+
+    func testSeamlessCloneAndInpaintOnlyChangeTheMask() throws {
+        let s: [UInt8] = samples(64 * 48 * 3, seed: 4)
+        let base = try Image(interleaved: s, width: 64, height: 48, channels: 3).blurred(sigma: 1)
+        let patch = Image(width: 64, height: 48, red: 0.9, green: 0.1, blue: 0.2)
+        var mask = Mask(width: 64, height: 48, fill: 0)
+        for y in 15..<30 { for x in 20..<40 { mask[x, y] = 1 } }
+        let cloned = try base.seamlessCloned(patch, mask: mask)
+        let filled = try base.inpainted(mask: mask)
+        for i in 0..<base.pixelCount where mask.values[i] == 0 {
+            for c in 0..<3 {
+                XCTAssertEqual(cloned.rgb[c * base.pixelCount + i], base.rgb[c * base.pixelCount + i])
+                XCTAssertEqual(filled.rgb[c * base.pixelCount + i], base.rgb[c * base.pixelCount + i])
+            }
+        }
+        // The flat patch has no gradients, so Poisson blending fills the hole smoothly from its
+        // border: the result is near the surroundings, far from the patch's red.
+        XCTAssertLessThan(cloned[30, 22, 0], 0.8)
+        XCTAssertNotEqual(filled[30, 22, 0], base[30, 22, 0])
+    }
+
+    /// A C++ exception inside OpenCV comes back as a status and a one-line message.
+    func testOpenCVExceptionsBecomeErrors() throws {
+        var buffer: OpaquePointer?
+        let pixels = [UInt8](repeating: 0, count: 12)
+        XCTAssertEqual(cvb_encode(".xyz", pixels, 2, 2, 3, 8, 90, &buffer), -1)
+        XCTAssertNil(buffer)
+        let message = String(cString: cvb_last_error())
+        XCTAssertTrue(message.hasPrefix("encode: "), message)
+        XCTAssertFalse(message.contains("\n"))
+        let image = Image(width: 8, height: 8, red: 1, green: 1, blue: 1)
+        XCTAssertThrowsError(try image.seamlessCloned(image, mask: Mask(width: 8, height: 8, fill: 0))) { error in
+            XCTAssertTrue("\(error)".contains("mask is empty"), "\(error)")
+        }
+        var broken = image
+        broken.rgb.removeLast()
+        XCTAssertThrowsError(try broken.resized(width: 4, height: 4))
+    }
+
+    func testDrawingStaysInsideTheImage() {
+        var image = Image(width: 10, height: 10, red: 0, green: 0, blue: 0)
+        image.strokeRectangle(x: 2, y: 2, width: 6, height: 6, colour: (1, 0, 0), thickness: 2)
+        XCTAssertEqual(image.rgb[0..<100].filter { $0 == 1 }.count, 36 - 4)
+        XCTAssertEqual(image[4, 4, 0], 0)
+        image.strokeRectangle(x: -3, y: 8, width: 5, height: 5, colour: (0, 1, 0))
+        image.fillDisc(centre: Point(9, 9), radius: 3, colour: (0, 0, 1))
+        XCTAssertEqual(image[9, 9, 2], 1)
+        XCTAssertEqual(image[0, 9, 1], 1)
+    }
+
+    func testInterleavedConversionsAndGrey() {
+        let image = Image(interleaved: [UInt8]([10, 20, 30, 40, 50, 60]), width: 2, height: 1, channels: 3)
+        XCTAssertEqual(image.interleaved8(channels: 3), [10, 20, 30, 40, 50, 60])
+        XCTAssertEqual(image.interleaved16(channels: 4)[3], 65535, "opaque alpha when there is none")
+        let luma: Float = 0.299 * 10 + 0.587 * 20 + 0.114 * 30
+        XCTAssertEqual(image.interleaved8(channels: 1)[0], UInt8(luma.rounded()))
+        XCTAssertFalse(image.isGrey)
+        var bad = image
+        bad.rgb[0] = .nan
+        bad.rgb[1] = 7
+        XCTAssertEqual(bad.interleaved8(channels: 3)[0], 0)
+        XCTAssertEqual(bad.interleaved8(channels: 3)[3], 255)
+    }
+}

@@ -1,0 +1,293 @@
+import XCTest
+@testable import GuiseTensor
+import GuiseFormats
+
+/// Forward and backward of the spatial ops against PyTorch (Tools/make_fixtures_conv.py),
+/// to 1e-4 of the output's scale, plus finite-difference checks on small shapes.
+final class ConvOpsTests: XCTestCase {
+    /// Runs `f` on fixture case `name`, compares its output and the gradient of
+    /// Σ y ⊙ gy w.r.t. each named input with PyTorch's.
+    func checkFixture(_ name: String, inputs: [String], file: StaticString = #filePath, line: UInt = #line,
+                      _ f: ([Tensor], [Int]) -> Tensor) throws {
+        let st = try fixture("conv_ops")
+        let p = try st.tensor("\(name).p").values.map { Int($0) }
+        let leaves = try inputs.map { k -> Tensor in
+            let t = try st.tensor("\(name).\(k)")
+            t.requiresGrad = true
+            return t
+        }
+        let y = f(leaves, p)
+        assertClose(y, try st.tensor("\(name).y"), "\(name) forward", file: file, line: line)
+        y.backward(seed: try st.tensor("\(name).gy"))
+        for (k, leaf) in zip(inputs, leaves) {
+            guard let g = leaf.grad else { XCTFail("\(name): no gradient for \(k)", file: file, line: line); continue }
+            assertClose(g, try st.tensor("\(name).g_\(k)"), "\(name) d/d\(k)", file: file, line: line)
+        }
+    }
+
+    // MARK: conv2d
+
+    static func conv(_ t: [Tensor], _ p: [Int]) -> Tensor {
+        NN.conv2d(t[0], weight: t[1], bias: p[9] == 1 ? t[2] : nil, stride: NN.Pair(p[0], p[1]),
+                  padding: NN.Padding(top: p[2], bottom: p[3], left: p[4], right: p[5]),
+                  dilation: NN.Pair(p[6], p[7]), groups: p[8])
+    }
+
+    func testConv2dMatchesPyTorch() throws {
+        for (name, bias) in [("conv_basic", true), ("conv_stride2_groups2", true), ("conv_dilation2", false),
+                             ("conv_depthwise", true), ("conv_depth_mult", false), ("conv_pointwise", true),
+                             ("conv_asym_pad", true), ("conv_1x1_stride2", false), ("conv_5x5_rect", true),
+                             ("conv_wide_c16", true), ("conv_wide_groups_dil_asym", true), ("conv_wide_overpad", false),
+                             ("conv_wino_odd_groups", true), ("conv_wino_batch", true)] {
+            try checkFixture(name, inputs: bias ? ["x", "w", "b"] : ["x", "w"], Self.conv)
+        }
+    }
+
+    func testConv2dGradientsMatchFiniteDifferences() {
+        let x = randomTensor([2, 4, 6, 5], seed: 3), w = randomTensor([4, 2, 3, 3], seed: 4), b = randomTensor([4], seed: 5)
+        assertGradientsMatchFiniteDifferences([x, w, b]) { t in
+            NN.conv2d(t[0], weight: t[1], bias: t[2], stride: NN.Pair(2, 1), padding: NN.Padding(top: 1, bottom: 0, left: 2, right: 1),
+                      dilation: NN.Pair(1, 2), groups: 2)
+        }
+        let xp = randomTensor([1, 3, 4, 4], seed: 6), wp = randomTensor([2, 3, 1, 1], seed: 7)
+        assertGradientsMatchFiniteDifferences([xp, wp]) { t in NN.conv2d(t[0], weight: t[1]) }
+        // 16 channels per group: the stride-1 path without im2col.
+        let xs = randomTensor([2, 16, 4, 5], seed: 20), ws = randomTensor([16, 16, 3, 3], seed: 21, scale: 0.2)
+        assertGradientsMatchFiniteDifferences([xs, ws]) { t in
+            NN.conv2d(t[0], weight: t[1], padding: NN.Padding(top: 1, bottom: 2, left: 0, right: 1), dilation: NN.Pair(1, 2))
+        }
+        // 3×3 stride 1 with 16 channels: Winograd, odd output width.
+        let wb = randomTensor([16], seed: 22)
+        assertGradientsMatchFiniteDifferences([xs, ws, wb]) { t in NN.conv2d(t[0], weight: t[1], bias: t[2], padding: NN.Padding(1, 0)) }
+    }
+
+    func testConvOnlyInputNeedsGradient() {
+        // Frozen weights (guidance through a fixed network): only the input gets a gradient.
+        let x = randomTensor([1, 2, 5, 5], seed: 8), w = randomTensor([3, 2, 3, 3], seed: 9)
+        let g = valueAndGradient(at: x) { NN.conv2d($0, weight: w, padding: 1).summed(toShape: []) }.gradient
+        XCTAssertEqual(g.shape, x.shape)
+        XCTAssertNil(w.grad)
+    }
+
+    func testConvRecordsNothingInInference() {
+        let y = NN.conv2d(randomTensor([1, 2, 5, 5]), weight: randomTensor([3, 2, 3, 3]), padding: 1)
+        XCTAssertNil(y.gradFn)
+    }
+
+    // MARK: conv_transpose2d
+
+    static func convT(_ t: [Tensor], _ p: [Int]) -> Tensor {
+        NN.convTranspose2d(t[0], weight: t[1], bias: p[9] == 1 ? t[2] : nil, stride: NN.Pair(p[0], p[1]),
+                           padding: NN.Padding(p[2], p[3]), outputPadding: NN.Pair(p[4], p[5]),
+                           dilation: NN.Pair(p[6], p[7]), groups: p[8])
+    }
+
+    func testConvTranspose2dMatchesPyTorch() throws {
+        for (name, bias) in [("convt_stride2", true), ("convt_groups_dil", true), ("convt_4x4_up", false), ("convt_dil_opad", false),
+                             ("convt_wide", true)] {
+            try checkFixture(name, inputs: bias ? ["x", "w", "b"] : ["x", "w"], Self.convT)
+        }
+    }
+
+    func testConvTranspose2dGradientsMatchFiniteDifferences() {
+        let x = randomTensor([2, 4, 3, 4], seed: 10), w = randomTensor([4, 1, 3, 3], seed: 11), b = randomTensor([2], seed: 12)
+        assertGradientsMatchFiniteDifferences([x, w, b]) { t in
+            NN.convTranspose2d(t[0], weight: t[1], bias: t[2], stride: 2, padding: 1, outputPadding: NN.Pair(1, 0), groups: 2)
+        }
+    }
+
+    // MARK: pooling
+
+    func testMaxPoolMatchesPyTorch() throws {
+        for name in ["maxpool_k3s2p1", "maxpool_k2", "maxpool_dil2_rect"] {
+            try checkFixture(name, inputs: ["x"]) { t, p in
+                NN.maxPool2d(t[0], kernel: NN.Pair(p[0], p[1]), stride: NN.Pair(p[2], p[3]), padding: NN.Pair(p[4], p[5]),
+                             dilation: NN.Pair(p[6], p[7]))
+            }
+        }
+    }
+
+    /// Values spaced 0.1 apart in shuffled order: no ties within ±eps, so the argmax is stable.
+    func distinctValues(_ shape: [Int], seed: UInt64) -> Tensor {
+        let n = shape.reduce(1, *)
+        let keys = randomTensor([n], seed: seed).values
+        let order = (0..<n).sorted { keys[$0] < keys[$1] }
+        var v = [Float](repeating: 0, count: n)
+        for (rank, i) in order.enumerated() { v[i] = Float(rank) * 0.1 - Float(n) * 0.05 }
+        return Tensor(shape: shape, values: v)
+    }
+
+    func testPoolingGradientsMatchFiniteDifferences() {
+        assertGradientsMatchFiniteDifferences([distinctValues([2, 2, 7, 6], seed: 13)]) { t in
+            NN.maxPool2d(t[0], kernel: 3, stride: 2, padding: 1)
+        }
+        assertGradientsMatchFiniteDifferences([randomTensor([1, 2, 7, 6], seed: 14)]) { t in
+            NN.avgPool2d(t[0], kernel: NN.Pair(3, 2), stride: NN.Pair(2, 1), padding: 1, countIncludePad: false)
+        }
+        assertGradientsMatchFiniteDifferences([randomTensor([1, 2, 7, 6], seed: 15)]) { t in
+            NN.adaptiveAvgPool2d(t[0], outputSize: NN.Pair(3, 4))
+        }
+    }
+
+    func testAvgPoolMatchesPyTorch() throws {
+        for name in ["avgpool_k3s2p1", "avgpool_rect_nopad"] {
+            try checkFixture(name, inputs: ["x"]) { t, p in
+                NN.avgPool2d(t[0], kernel: NN.Pair(p[0], p[1]), stride: NN.Pair(p[2], p[3]), padding: NN.Pair(p[4], p[5]),
+                             countIncludePad: p[6] == 1)
+            }
+        }
+    }
+
+    func testAdaptiveAvgPoolAndAreaMatchPyTorch() throws {
+        for name in ["adaptive_down", "adaptive_up"] {
+            try checkFixture(name, inputs: ["x"]) { t, p in NN.adaptiveAvgPool2d(t[0], outputSize: NN.Pair(p[0], p[1])) }
+        }
+        try checkFixture("adaptive_global", inputs: ["x"]) { t, _ in NN.globalAvgPool2d(t[0]) }
+        try checkFixture("area_resize", inputs: ["x"]) { t, p in NN.resizeArea(t[0], size: NN.Pair(p[0], p[1])) }
+    }
+
+    // MARK: padding
+
+    static func pad(_ t: [Tensor], _ p: [Int]) -> Tensor {
+        let mode: NN.PadMode = p[4] == 0 ? .constant(0.5) : p[4] == 1 ? .reflect : .replicate
+        return NN.pad(t[0], NN.Padding(top: p[0], bottom: p[1], left: p[2], right: p[3]), mode: mode)
+    }
+
+    func testPaddingMatchesPyTorch() throws {
+        for name in ["pad_constant", "pad_reflect", "pad_replicate"] {
+            try checkFixture(name, inputs: ["x"], Self.pad)
+        }
+    }
+
+    func testPaddingGradientsMatchFiniteDifferences() {
+        for mode in [NN.PadMode.constant(1), .reflect, .replicate] {
+            assertGradientsMatchFiniteDifferences([randomTensor([1, 2, 4, 5], seed: 16)]) { t in
+                NN.pad(t[0], NN.Padding(top: 2, bottom: 1, left: 3, right: 1), mode: mode)
+            }
+        }
+    }
+
+    // MARK: resampling
+
+    static func resize(_ t: [Tensor], _ p: [Int]) -> Tensor {
+        let size = NN.Pair(p[4], p[5])
+        if p[0] == 0 {
+            return p[2] == 1 ? NN.upsampleNearest(t[0], scale: p[3]) : NN.upsampleNearest(t[0], size: size)
+        }
+        return p[2] == 1 ? NN.upsampleBilinear(t[0], scale: p[3], alignCorners: p[1] == 1)
+                         : NN.upsampleBilinear(t[0], size: size, alignCorners: p[1] == 1)
+    }
+
+    func testResamplingMatchesPyTorch() throws {
+        for name in ["nearest_x2", "nearest_x3", "nearest_x7", "nearest_size", "nearest_down",
+                     "bilinear_x2", "bilinear_x3", "bilinear_size_align", "bilinear_size", "bilinear_down", "bilinear_align_one"] {
+            try checkFixture(name, inputs: ["x"], Self.resize)
+        }
+    }
+
+    func testResamplingGradientsMatchFiniteDifferences() {
+        let x = randomTensor([1, 2, 4, 5], seed: 17)
+        assertGradientsMatchFiniteDifferences([x]) { t in NN.upsampleNearest(t[0], size: NN.Pair(7, 3)) }
+        assertGradientsMatchFiniteDifferences([x]) { t in NN.upsampleBilinear(t[0], size: NN.Pair(7, 9), alignCorners: false) }
+        assertGradientsMatchFiniteDifferences([x]) { t in NN.upsampleBilinear(t[0], size: NN.Pair(3, 8), alignCorners: true) }
+    }
+
+    // MARK: geometry
+
+    func testGridSampleMatchesPyTorch() throws {
+        for name in ["grid_zeros", "grid_border", "grid_zeros_align", "grid_border_align"] {
+            try checkFixture(name, inputs: ["x", "grid"]) { t, p in
+                NN.gridSample(t[0], grid: t[1], padding: p[0] == 0 ? .zeros : .border, alignCorners: p[1] == 1)
+            }
+        }
+    }
+
+    func testAffineGridAndCropMatchPyTorch() throws {
+        for name in ["affine", "affine_align"] {
+            try checkFixture(name, inputs: ["theta"]) { t, p in
+                NN.affineGrid(t[0], size: NN.Pair(p[0], p[1]), alignCorners: p[2] == 1)
+            }
+            try checkFixture(name + "_crop", inputs: ["x", "theta"]) { t, p in
+                let grid = NN.affineGrid(t[1], size: NN.Pair(p[0], p[1]), alignCorners: p[2] == 1)
+                return NN.gridSample(t[0], grid: grid, padding: .zeros, alignCorners: p[2] == 1)
+            }
+        }
+    }
+
+    func testGridSampleGradientsMatchFiniteDifferences() {
+        // Bilinear sampling has kinks at integer pixel positions; with this seed every grid
+        // coordinate lies at least 0.03 pixels from one in both align modes, far beyond eps.
+        let x = randomTensor([1, 2, 5, 6], seed: 18)
+        let grid = randomTensor([1, 3, 4, 2], seed: 35, scale: 1.1)
+        for padding in [NN.GridPadding.zeros, .border] {
+            for align in [false, true] {
+                assertGradientsMatchFiniteDifferences([x, grid], eps: 1e-3, rtol: 3e-2, atol: 2e-3) { t in
+                    NN.gridSample(t[0], grid: t[1], padding: padding, alignCorners: align)
+                }
+            }
+        }
+        let theta = Tensor(shape: [1, 2, 3], values: [0.7, 0.1, 0.05, -0.12, 0.8, 0.1])
+        assertGradientsMatchFiniteDifferences([x, theta], eps: 1e-3, rtol: 3e-2, atol: 2e-3) { t in
+            NN.gridSample(t[0], grid: NN.affineGrid(t[1], size: NN.Pair(4, 3), alignCorners: false), alignCorners: false)
+        }
+    }
+}
+
+/// The fast paths (Winograd, per-tap GEMMs) at sizes where many tiles and chunks add up,
+/// against direct sums in double precision.
+final class ConvFastPathTests: XCTestCase {
+    func direct(_ x: Tensor, _ w: Tensor, pad: Int, dil: Int) -> (y: [Double], gx: [Double], gw: [Double], gy: Tensor) {
+        let (c, h, wd) = (x.shape[1], x.shape[2], x.shape[3]), (o, k) = (w.shape[0], w.shape[2])
+        let oh = h + 2 * pad - dil * (k - 1), ow = wd + 2 * pad - dil * (k - 1)
+        let xv = x.values, wv = w.values
+        let gy = randomTensor([1, o, oh, ow], seed: 77)
+        let gv = gy.values
+        var y = [Double](repeating: 0, count: o * oh * ow), gx = [Double](repeating: 0, count: xv.count)
+        var gw = [Double](repeating: 0, count: wv.count)
+        for oc in 0..<o {
+            for ic in 0..<c {
+                for ki in 0..<k {
+                    for kj in 0..<k {
+                        let wi = ((oc * c + ic) * k + ki) * k + kj, wval = Double(wv[wi])
+                        for i in 0..<oh {
+                            let ih = i - pad + ki * dil
+                            if ih < 0 || ih >= h { continue }
+                            for j in 0..<ow {
+                                let iw = j - pad + kj * dil
+                                if iw < 0 || iw >= wd { continue }
+                                let xi = (ic * h + ih) * wd + iw, yi = (oc * oh + i) * ow + j
+                                y[yi] += wval * Double(xv[xi])
+                                gx[xi] += wval * Double(gv[yi])
+                                gw[wi] += Double(xv[xi]) * Double(gv[yi])
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return (y, gx, gw, gy)
+    }
+
+    func check(channels: Int, size: Int, pad: Int, dil: Int) {
+        let x = randomTensor([1, channels, size, size + 3], seed: 31), w = randomTensor([channels, channels, 3, 3], seed: 32, scale: 0.2)
+        let ref = direct(x, w, pad: pad, dil: dil)
+        x.requiresGrad = true; w.requiresGrad = true
+        let y = NN.conv2d(x, weight: w, padding: NN.Padding(pad, pad), dilation: NN.Pair(dil, dil))
+        y.backward(seed: ref.gy)
+        let toTensor = { (v: [Double], s: [Int]) in Tensor(shape: s, values: v.map { Float($0) }) }
+        assertClose(y, toTensor(ref.y, y.shape), "forward \(channels)ch @\(size) dil \(dil)")
+        assertClose(x.grad!, toTensor(ref.gx, x.shape), "d/dx \(channels)ch @\(size) dil \(dil)")
+        assertClose(w.grad!, toTensor(ref.gw, w.shape), "d/dw \(channels)ch @\(size) dil \(dil)")
+    }
+
+    func testWinogradAtSize() {
+        check(channels: 16, size: 33, pad: 1, dil: 1)
+        // Chunks of 3 tile rows: many chunks, the last one partial.
+        let saved = Winograd3x3.chunkFloats
+        Winograd3x3.chunkFloats = 3 * 16 * 32 * 18
+        defer { Winograd3x3.chunkFloats = saved }
+        check(channels: 16, size: 33, pad: 1, dil: 1)
+    }
+
+    func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }
+}
