@@ -49,7 +49,8 @@ def download(src):
             for p in src["platforms"]:
                 cmd += ["--platform", p]
         else:
-            cmd += ["--no-binary=:all:", "--no-build-isolation"]
+            # pip prepares an sdist's metadata in an isolated build env, fetching setuptools from PyPI.
+            cmd += ["--no-binary=:all:"]
         r = subprocess.run(cmd)
     elif kind == "deb":
         r = subprocess.run(["apt-get", "download", src["package"]], cwd=CACHE,

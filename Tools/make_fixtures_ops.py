@@ -81,6 +81,8 @@ case("prelu", F.prelu, rnd(2, 3, 4, 5), torch.tensor([0.25, -0.1, 0.5]))
 
 # Normalisation
 case("group_norm", lambda x, w, b: F.group_norm(x, 3, w, b, 1e-5), rnd(2, 6, 5, 5) * 2 + 1, rnd(6), rnd(6))
+# 16 groups: enough for the one-task-per-group path.
+case("group_norm_many", lambda x, w, b: F.group_norm(x, 8, w, b, 1e-5), rnd(2, 16, 3, 5) + 0.5, rnd(16), rnd(16))
 case("group_norm_plain", lambda x: F.group_norm(x, 2, eps=1e-6), rnd(2, 4, 9))
 case("group_norm_silu", lambda x, w, b: F.silu(F.group_norm(x, 4, w, b, 1e-5)), rnd(1, 8, 3, 7) * 3, rnd(8), rnd(8))
 case("instance_norm", lambda x, w, b: F.instance_norm(x, weight=w, bias=b, eps=1e-5), rnd(2, 3, 4, 4), rnd(3), rnd(3))

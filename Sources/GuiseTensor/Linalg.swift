@@ -48,6 +48,9 @@ extension Tensor {
     /// transposes, without copies. Differentiable in both operands.
     public func matmul(_ other: Tensor) -> Tensor {
         precondition(rank >= 1 && other.rank >= 1, "matmul of a scalar")
+        if rank == 1 && other.rank == 1 {
+            return reshaped([1, shape[0]]).matmul(other.reshaped([other.shape[0], 1])).reshaped([])
+        }
         if rank == 1 {
             return reshaped([1, shape[0]]).matmul(other).squeezed(dim: -2)
         }

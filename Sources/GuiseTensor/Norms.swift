@@ -109,17 +109,51 @@ extension NN {
         let inner = src.count / Swift.max(n * c, 1)
         let cpg = c / groups
         let planes = n * c
-        let (mean, rstd) = PlaneKernels.stats(src.data, groups: n * groups, size: cpg * inner, eps: eps)
         let wv = w?.values, bv = b?.values
-        var a = [Float](repeating: 0, count: planes), sh = a
-        for p in 0..<planes {
-            let ch = p % c, grp = p / cpg
-            let scale = rstd[grp] * Double(wv?[ch] ?? 1)
-            a[p] = Float(scale)
-            sh[p] = Float(Double(bv?[ch] ?? 0) - mean[grp] * scale)
-        }
         let out = Tensor(uninitialized: x.shape)
-        PlaneKernels.affine(src.data, out.data, planes: planes, inner: inner, a, sh, then: k)
+        let groupCount = n * groups
+        var mean = [Double](repeating: 0, count: groupCount), rstd = mean
+        if groupCount >= 4 * Parallel.threads {
+            // Enough groups to share out: each task normalises whole groups, so a group is
+            // read from memory once and its second and third passes hit the core's cache.
+            let size = cpg * inner
+            let xp = src.data, op = out.data
+            mean.withUnsafeMutableBufferPointer { mp in
+                rstd.withUnsafeMutableBufferPointer { rp in
+                    let m = mp.baseAddress!, rs = rp.baseAddress!
+                    Parallel.forEach(groupCount, minChunk: 1) { r in
+                        for grp in r {
+                            let base = xp + grp * size
+                            let mu = Loop.sum(base, size) / Double(size)
+                            let r = 1 / (Loop.sumSquaredDeviation(base, size, Float(mu)) / Double(size) + Double(eps)).squareRoot()
+                            m[grp] = mu; rs[grp] = r
+                            for p in (grp * cpg)..<((grp + 1) * cpg) {
+                                let ch = p % c
+                                let scale = r * Double(wv?[ch] ?? 1)
+                                let va = F8(repeating: Float(scale)), vb = F8(repeating: Float(Double(bv?[ch] ?? 0) - mu * scale))
+                                let xr = xp + p * inner, yr = op + p * inner
+                                var i = 0
+                                while i + 8 <= inner { store8(k(load8(xr + i) * va + vb), yr + i); i += 8 }
+                                if i < inner {
+                                    let cnt = inner - i
+                                    storePartial(k(loadPartial(xr + i, cnt) * va + vb), yr + i, cnt)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } else {
+            (mean, rstd) = PlaneKernels.stats(src.data, groups: groupCount, size: cpg * inner, eps: eps)
+            var a = [Float](repeating: 0, count: planes), sh = a
+            for p in 0..<planes {
+                let ch = p % c, grp = p / cpg
+                let scale = rstd[grp] * Double(wv?[ch] ?? 1)
+                a[p] = Float(scale)
+                sh[p] = Float(Double(bv?[ch] ?? 0) - mean[grp] * scale)
+            }
+            PlaneKernels.affine(src.data, out.data, planes: planes, inner: inner, a, sh, then: k)
+        }
         if K.self == IdentityKernel.self && Autograd.shouldRecord([src, w, b]) {
             let xs = src.detached()
             out.record("group_norm", [src] + (w.map { [$0] } ?? []) + (b.map { [$0] } ?? [])) { g in

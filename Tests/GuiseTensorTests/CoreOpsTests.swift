@@ -123,6 +123,10 @@ final class ActivationTests: XCTestCase {
 final class NormTests: XCTestCase {
     func testGroupNorm() throws {
         try checkOp("group_norm", inputs: 3) { NN.groupNorm($0[0], groups: 3, weight: $0[1], bias: $0[2]) }
+        try checkOp("group_norm_many", inputs: 3) { NN.groupNorm($0[0], groups: 8, weight: $0[1], bias: $0[2]) }
+        let xs = try (0..<3).map { try coreOps.tensor("group_norm_many.x\($0)") }
+        assertClose(NN.groupNormSiLU(xs[0], groups: 8, weight: xs[1], bias: xs[2]),
+                    NN.groupNorm(xs[0], groups: 8, weight: xs[1], bias: xs[2]).silu(), tol: 1e-6, "fused, per-group path")
         try checkOp("group_norm_plain", inputs: 1) { NN.groupNorm($0[0], groups: 2, eps: 1e-6) }
     }
 
@@ -302,5 +306,11 @@ final class MatmulLayoutTests: XCTestCase {
         for (i, (a, b)) in cases.enumerated() {
             assertClose(a.matmul(b), naive(a, b), tol: 1e-5, "layout case \(i)")
         }
+        // 1-D operands are promoted and the added dims removed, as in torch.matmul.
+        let v = Tensor(shape: [3], values: [1, 2, 3]), m = randomTensor([3, 2], seed: 15)
+        XCTAssertEqual(v.matmul(v).shape, [])
+        XCTAssertEqual(v.matmul(v).item(), 14)
+        XCTAssertEqual(v.matmul(m).shape, [2])
+        assertClose(v.matmul(m), naive(v.reshaped([1, 3]), m).reshaped([2]), tol: 1e-6)
     }
 }
