@@ -5,7 +5,8 @@ learn_sigma, id_embed), batch 1, the same random weights.
     .venv/bin/python Tools/bench_adm.py --guise .build/release/ADMBench [--cache DIR] [--small]
 
 Each measurement runs in its own process so that peak RSS (load included) is per case:
-forward, and forward+backward w.r.t. the input (parameters frozen in both). PyTorch and Guise run
+forward, and forward+backward w.r.t. the input (parameters frozen in both), the latter also with
+Guise's gradient checkpointing. PyTorch and Guise run
 back to back per case, so load from other processes hits both about alike. --small uses a
 128-channel model for a quick check.
 """
@@ -97,30 +98,34 @@ def main():
         return
     print(f"ADM benchmark, load average {open('/proc/loadavg').read().split()[:3]}", flush=True)
     rows = []
-    for mode in ("fwd", "fwdbwd"):
+    # The last case is Guise with gradient checkpointing (ADMUNet.checkpointing) against the same
+    # PyTorch run without it.
+    torch_runs = {}
+    for case, mode, extra in (("fwd", "fwd", []), ("fwdbwd", "fwdbwd", []), ("fwdbwd ckpt", "fwdbwd", ["--checkpoint"])):
         tout = os.path.join(a.cache, f"torch_{mode}.safetensors")
-        tr = run([sys.executable, os.path.abspath(__file__), "--cache", a.cache] + (["--small"] if a.small else [])
-                 + ["--worker", mode, tout, "x"])
-        row = {"mode": mode, "torch": tr}
+        if mode not in torch_runs:
+            torch_runs[mode] = run([sys.executable, os.path.abspath(__file__), "--cache", a.cache]
+                                   + (["--small"] if a.small else []) + ["--worker", mode, tout, "x"])
+        row = {"mode": case, "torch": torch_runs[mode]}
         if a.guise:
             gout = os.path.join(a.cache, f"guise_{mode}.safetensors")
             gr = run([a.guise, "--weights", paths["weights"], "--config", paths["config"], "--inputs", paths["inputs"],
-                      "--mode", mode, "--out", gout])
+                      "--mode", mode, "--out", gout] + extra)
             row["guise"] = gr
             ref, got = fixture_io.load(tout), fixture_io.load(gout)
             row["max_rel_err"] = {k: float(np.abs(got[k] - ref[k]).max() / max(1.0, np.abs(ref[k]).max())) for k in ref}
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()
-    print(f"{'case':<10} {'torch s':>9} {'guise s':>9} {'ratio':>7} {'torch MB':>9} {'guise MB':>9} {'mem ratio':>9}  max rel err")
+    print(f"{'case':<12} {'torch s':>9} {'guise s':>9} {'ratio':>7} {'torch MB':>9} {'guise MB':>9} {'mem ratio':>9}  max rel err")
     for r in rows:
         t = r["torch"]
         g = r.get("guise")
         if g:
-            print(f"{r['mode']:<10} {t['seconds']:9.2f} {g['seconds']:9.2f} {g['seconds'] / t['seconds']:7.2f} "
+            print(f"{r['mode']:<12} {t['seconds']:9.2f} {g['seconds']:9.2f} {g['seconds'] / t['seconds']:7.2f} "
                   f"{t['peak_rss_mb']:9.0f} {g['peak_rss_mb']:9.0f} {g['peak_rss_mb'] / t['peak_rss_mb']:9.2f}  {r['max_rel_err']}")
         else:
-            print(f"{r['mode']:<10} {t['seconds']:9.2f}")
+            print(f"{r['mode']:<12} {t['seconds']:9.2f}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import GuiseFormats
 import GuiseNetworks
 
 // One timed ADM evaluation for Tools/bench_adm.py, which runs the same in PyTorch:
-//   ADMBench --weights W.safetensors --config C.json --inputs I.safetensors --mode fwd|fwdbwd --out O.safetensors
+//   ADMBench --weights W.safetensors --config C.json --inputs I.safetensors --mode fwd|fwdbwd [--checkpoint] --out O.safetensors
 // Prints one JSON line: load and run seconds, and the process's peak resident set (load included).
 
 func arg(_ name: String) -> String? {
@@ -29,6 +29,7 @@ do {
     }
     let t0 = now()
     let model = try ADMUNet(path: weights, config: try ADMConfig.load(path: config))
+    model.checkpointing = CommandLine.arguments.contains("--checkpoint")
     let loadSeconds = now() - t0
     let io = try SafeTensorsFile(path: inputs)
     let x = try io.tensor("x"), t = try io.tensor("t")

@@ -171,7 +171,30 @@ public final class ADMUNet {
         return outConv(outNorm(h).silu())
     }
 
+    /// Gradient checkpointing (guided-diffusion's use_checkpoint): while gradients are recorded,
+    /// each block runs without a tape and is run again, taped, during the backward pass. Only block
+    /// inputs stay alive between the passes, so forward+backward memory falls to little more than
+    /// the forward's, for about one more forward of compute. Off by default; no effect on values.
+    public var checkpointing = false
+
     func run(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor) -> Tensor {
+        let needX = Autograd.shouldRecord(x), needE = Autograd.shouldRecord(emb)
+        guard checkpointing, needX || needE else { return runTaped(layers, x, emb) }
+        let out = Autograd.noGrad { runTaped(layers, x, emb) }
+        let xd = x.detached(), ed = emb.detached()
+        out.record("adm_block_checkpoint", needE ? [x, emb] : [x]) { [self] g in
+            Autograd.enableGrad {
+                let lx = xd.detached(), le = ed.detached()
+                lx.requiresGrad = needX
+                le.requiresGrad = needE
+                self.runTaped(layers, lx, le).backward(seed: g)
+                return needE ? [lx.grad, le.grad] : [lx.grad]
+            }
+        }
+        return out
+    }
+
+    func runTaped(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor) -> Tensor {
         var h = x
         for layer in layers {
             switch layer {

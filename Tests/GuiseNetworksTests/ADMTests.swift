@@ -47,6 +47,14 @@ final class ADMTests: XCTestCase {
                 try model(xl, timesteps: t, y: y, id: id)
             }
             assertClose(grad, try io.tensor("grad_x"), tol: 1e-3, "adm_\(name) input gradient")
+            // Checkpointing recomputes blocks in the backward pass: same values, same gradient.
+            model.checkpointing = true
+            let (outC, gradC) = try vectorJacobianProduct(at: x, seed: try io.tensor("seed")) { xl in
+                try model(xl, timesteps: t, y: y, id: id)
+            }
+            model.checkpointing = false
+            assertClose(outC, try io.tensor("out"), tol: 1e-4, "adm_\(name) forward, checkpointing")
+            assertClose(gradC, try io.tensor("grad_x"), tol: 1e-3, "adm_\(name) input gradient, checkpointing")
             // A batch of one takes its own path through scale-shift norm: same rows as the batch.
             let one = try Autograd.noGrad {
                 try model(x.narrow(1..<2).contiguous(), timesteps: t.narrow(1..<2).contiguous(),
