@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge", "GuiseFiles"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
-        // Layer 4: networks (the ADM UNet, …).
+        // Layer 4: networks (embedded face models run on the engine; the ADM UNet).
         .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
         // Layer 5: face analysis (detection, alignment, paste-back).
         .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),

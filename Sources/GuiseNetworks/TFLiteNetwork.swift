@@ -1,0 +1,380 @@
+import GuiseFormats
+import GuiseTensor
+
+/// A TFLite graph run on Guise's tensor engine, so gradients flow from any output back to
+/// the inputs.
+///
+/// Inputs and outputs are in the model's own layout (NHWC for images). Inside, every 4-D
+/// activation is kept NCHW, the engine's layout; anything of another rank keeps TFLite's layout.
+/// Constant conversions (DEQUANTIZE of fp16 weights, DENSIFY of sparse ones) are folded at load,
+/// weights are permuted to the engine's layouts once, and every op is checked at load, so an
+/// unsupported op or option is reported by name before anything runs.
+public final class TFLiteNetwork {
+    public static let supportedOps: Set<String> = [
+        "ADD", "SUB", "MUL", "CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D", "CONCATENATION",
+        "RESHAPE", "RESIZE_BILINEAR", "PAD", "RELU", "RELU6", "LOGISTIC", "HARD_SWISH", "PRELU", "DEPTH_TO_SPACE",
+        "DEQUANTIZE", "DENSIFY", "Convolution2DTransposeBias",
+    ]
+
+    public let path: String
+    public let inputNames: [String]
+    public let outputNames: [String]
+    /// Shapes as the model declares them (batch 1, NHWC for images).
+    public let inputShapes: [[Int]]
+    public let outputShapes: [[Int]]
+
+    private let graph: TFLiteSubGraph
+    private let steps: [Step]
+
+    private struct Step {
+        let index: Int
+        let name: String
+        let inputs: [Int]
+        let outputs: [Int]
+        let run: ([Tensor]) -> [Tensor]
+    }
+
+    public convenience init(path: String) throws {
+        try self.init(model: TFLiteModel(path: path))
+    }
+
+    public init(model: TFLiteModel) throws {
+        path = model.path
+        try model.checkOperators(supported: Self.supportedOps)
+        let g = model.mainGraph
+        graph = g
+        inputNames = g.inputs.map { g.tensors[$0].name }
+        outputNames = g.outputs.map { g.tensors[$0].name }
+        inputShapes = g.inputs.map { g.tensors[$0].shape }
+        outputShapes = g.outputs.map { g.tensors[$0].shape }
+
+        // Constants in TFLite layout, by tensor index, including the folded DEQUANTIZE/DENSIFY outputs.
+        var raw: [Int: Tensor] = [:]
+        func constant(_ t: Int) throws -> Tensor? {
+            if let c = raw[t] { return c }
+            guard t >= 0, g.tensors[t].type != .int32, g.tensors[t].type != .int64 else { return nil }
+            let c = try model.constant(t)
+            raw[t] = c
+            return c
+        }
+        var steps: [Step] = []
+        let builder = StepBuilder(model: model, graph: g)
+        for (i, op) in g.operators.enumerated() {
+            let name = model.opName(op)
+            if name == "DEQUANTIZE" || name == "DENSIFY" {
+                // fp16 → fp32 and sparse → dense are exact, so constants fold and activations pass through.
+                if let c = try constant(op.inputs[0]) {
+                    raw[op.outputs[0]] = c
+                    continue
+                }
+                let t = g.tensors[op.inputs[0]].type
+                guard t == .float32 || t == .float16 else {
+                    throw FormatError("\(path): operator #\(i) \(name) of a \(t) activation: quantised graphs are not supported")
+                }
+                steps.append(Step(index: i, name: name, inputs: [op.inputs[0]], outputs: op.outputs, run: { $0 }))
+                continue
+            }
+            let run = try builder.make(index: i, name: name, op: op, constant: constant)
+            let activationInputs = op.inputs.filter { $0 >= 0 && raw[$0] == nil && model.data(of: g.tensors[$0]).count == 0 }
+            steps.append(Step(index: i, name: name, inputs: activationInputs, outputs: op.outputs, run: run))
+        }
+        self.steps = steps
+    }
+
+    /// Runs the graph on NHWC inputs (in `inputNames` order); returns the outputs in
+    /// `outputNames` order, in the model's layout. The batch may be larger than the model's 1.
+    public func callAsFunction(_ inputs: [Tensor]) throws -> [Tensor] {
+        try run(inputs, fetching: graph.outputs)
+    }
+
+    /// Like `callAsFunction`, but returns the named tensors, which may be intermediate ones
+    /// (e.g. logits before a final sigmoid, whose gradients don't vanish where it saturates).
+    public func callAsFunction(_ inputs: [Tensor], fetching names: [String]) throws -> [Tensor] {
+        let ids = try names.map { n -> Int in
+            guard let t = graph.tensorIndex(named: n) else { throw NetworkError("\(path): no tensor named '\(n)'") }
+            return t
+        }
+        return try run(inputs, fetching: ids)
+    }
+
+    private func run(_ inputs: [Tensor], fetching fetch: [Int]) throws -> [Tensor] {
+        guard inputs.count == graph.inputs.count else {
+            throw NetworkError("\(path): the model takes \(graph.inputs.count) inputs, got \(inputs.count)")
+        }
+        var values = [Tensor?](repeating: nil, count: graph.tensors.count)
+        for (k, (t, x)) in zip(graph.inputs, inputs).enumerated() {
+            let want = graph.tensors[t].shape
+            guard x.rank == want.count, Array(x.shape.dropFirst()) == Array(want.dropFirst()) else {
+                throw NetworkError("\(path): input '\(inputNames[k])' must have shape \(want) (any batch), got \(x.shape)")
+            }
+            values[t] = x.rank == 4 ? x.permuted(0, 3, 1, 2) : x
+        }
+        for step in steps {
+            let args = step.inputs.map { values[$0]! }
+            let outs = step.run(args)
+            for (t, y) in zip(step.outputs, outs) { values[t] = y }
+        }
+        return try fetch.map { t in
+            guard let y = values[t] else { throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is a constant or unused") }
+            return y.rank == 4 ? y.permuted(0, 2, 3, 1).contiguous() : y
+        }
+    }
+
+    public func callAsFunction(named inputs: [String: Tensor]) throws -> [String: Tensor] {
+        let ordered = try inputNames.map { n -> Tensor in
+            guard let x = inputs[n] else { throw NetworkError("\(path): missing input '\(n)'") }
+            return x
+        }
+        return Dictionary(uniqueKeysWithValues: zip(outputNames, try self(ordered)))
+    }
+}
+
+/// Turns each TFLite operator into a closure over engine ops, with weights prepared once.
+private struct StepBuilder {
+    let model: TFLiteModel
+    let graph: TFLiteSubGraph
+
+    init(model: TFLiteModel, graph: TFLiteSubGraph) {
+        self.model = model
+        self.graph = graph
+    }
+
+    func fail(_ i: Int, _ name: String, _ why: String) -> FormatError {
+        FormatError("\(model.path): operator #\(i) \(name): \(why)")
+    }
+
+    func shape(_ t: Int) -> [Int] { graph.tensors[t].shape }
+
+    /// TFLite's SAME padding for one axis: the output is ⌈in/stride⌉ and the extra goes after.
+    static func samePadding(input: Int, kernel: Int, stride: Int, dilation: Int = 1) -> (Int, Int) {
+        let out = (input + stride - 1) / stride
+        let total = max((out - 1) * stride + (kernel - 1) * dilation + 1 - input, 0)
+        return (total / 2, total - total / 2)
+    }
+
+    func make(index i: Int, name: String, op: TFLiteOperator,
+                       constant: (Int) throws -> Tensor?) throws -> ([Tensor]) -> [Tensor] {
+        let outShape = shape(op.outputs[0])
+        func weight(_ k: Int) throws -> Tensor {
+            guard k < op.inputs.count, op.inputs[k] >= 0, let w = try constant(op.inputs[k]) else {
+                throw fail(i, name, "input \(k) must be a constant")
+            }
+            return w
+        }
+        func optionalBias(_ k: Int) throws -> Tensor? {
+            guard k < op.inputs.count, op.inputs[k] >= 0 else { return nil }
+            return try weight(k)
+        }
+
+        switch (name, op.options) {
+        case ("CONV_2D", .conv2D(let o)):
+            let w = try weight(1), b = try optionalBias(2)
+            let x = shape(op.inputs[0])
+            guard w.rank == 4, x.count == 4, x[3] % w.shape[3] == 0 else { throw fail(i, name, "weight \(w.shape) for input \(x)") }
+            let wt = w.permuted(0, 3, 1, 2).contiguous()
+            let groups = x[3] / w.shape[3]
+            let pad = Self.padding(o.padding, input: x, kernel: (w.shape[1], w.shape[2]), stride: (o.strideH, o.strideW),
+                                   dilation: (o.dilationH, o.dilationW))
+            let act = o.activation
+            try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
+            return { a in
+                [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
+                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups), act)]
+            }
+
+        case ("DEPTHWISE_CONV_2D", .depthwiseConv2D(let o)):
+            let w = try weight(1), b = try optionalBias(2)
+            let x = shape(op.inputs[0])
+            guard w.rank == 4, w.shape[0] == 1, x.count == 4, w.shape[3] == x[3] * max(o.depthMultiplier, 1) else {
+                throw fail(i, name, "weight \(w.shape) for input \(x)")
+            }
+            // [1, kh, kw, C·M] → [C·M, 1, kh, kw]: output channel c·M + m reads input channel c, as a grouped conv.
+            let wt = w.permuted(3, 0, 1, 2).contiguous()
+            let pad = Self.padding(o.padding, input: x, kernel: (w.shape[1], w.shape[2]), stride: (o.strideH, o.strideW),
+                                   dilation: (o.dilationH, o.dilationW))
+            let act = o.activation, groups = x[3]
+            try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
+            return { a in
+                [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
+                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups), act)]
+            }
+
+        case ("Convolution2DTransposeBias", _):
+            let o = try TFLiteTransposeConvBiasOptions(customOptions: op.customOptions, what: "\(model.path): operator #\(i) \(name)")
+            let w = try weight(1), b = try optionalBias(2)
+            let x = shape(op.inputs[0])
+            guard w.rank == 4, x.count == 4, w.shape[3] == x[3], outShape.count == 4 else {
+                throw fail(i, name, "weight \(w.shape) for input \(x)")
+            }
+            // MediaPipe stores [Cout, kh, kw, Cin]; the engine wants [Cin, Cout, kh, kw].
+            let wt = w.permuted(3, 0, 1, 2).contiguous()
+            func axis(_ inSize: Int, _ outSize: Int, _ k: Int, _ s: Int) -> (Int, Int, Int) {
+                // Padding as for the forward conv that maps the output back to the input.
+                let total = o.padding == .same ? max((inSize - 1) * s + k - outSize, 0) : 0
+                let natural = (inSize - 1) * s + k - total
+                return (total / 2, total - total / 2, outSize - natural)
+            }
+            let (pt, pb, oph) = axis(x[1], outShape[1], w.shape[1], o.strideH)
+            let (pl, pr, opw) = axis(x[2], outShape[2], w.shape[2], o.strideW)
+            guard oph >= 0, opw >= 0, oph < o.strideH, opw < o.strideW else {
+                throw fail(i, name, "output \(outShape) does not follow from input \(x) and kernel \(w.shape)")
+            }
+            let pad = NN.Padding(top: pt, bottom: pb, left: pl, right: pr)
+            return { a in
+                [NN.convTranspose2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
+                                    outputPadding: NN.Pair(oph, opw))]
+            }
+
+        case ("MAX_POOL_2D", .pool2D(let o)), ("AVERAGE_POOL_2D", .pool2D(let o)):
+            let x = shape(op.inputs[0])
+            var p = NN.Pair(0, 0)
+            if o.padding == .same {
+                let (t, bt) = Self.samePadding(input: x[1], kernel: o.filterH, stride: o.strideH)
+                let (l, r) = Self.samePadding(input: x[2], kernel: o.filterW, stride: o.strideW)
+                guard t == bt, l == r else { throw fail(i, name, "asymmetric SAME pooling is not supported") }
+                p = NN.Pair(t, l)
+            }
+            let act = o.activation
+            try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
+            let k = NN.Pair(o.filterH, o.filterW), s = NN.Pair(o.strideH, o.strideW)
+            if name == "MAX_POOL_2D" {
+                return { a in [Self.activate(NN.maxPool2d(a[0], kernel: k, stride: s, padding: p), act)] }
+            }
+            // TFLite averages over the cells inside the input only.
+            return { a in [Self.activate(NN.avgPool2d(a[0], kernel: k, stride: s, padding: p, countIncludePad: false), act)] }
+
+        case ("ADD", _), ("SUB", _), ("MUL", _):
+            var fused = TFLiteActivation.none
+            switch op.options {
+            case .arithmetic(let act): fused = act
+            case .none: break
+            default: throw fail(i, name, "unexpected options \(op.options)")
+            }
+            try Self.checkActivation(fused, fail(i, name, "unsupported fused activation \(fused)"))
+            let rank = max(shape(op.inputs[0]).count, shape(op.inputs[1]).count)
+            // A constant operand is prepared once, in the layout its partner has inside the engine.
+            var c: [Tensor?] = [nil, nil]
+            for k in 0..<2 {
+                if let v = try constant(op.inputs[k]) { c[k] = Self.internalLayout(v, rank: rank) }
+                else if model.data(of: graph.tensors[op.inputs[k]]).count > 0 { throw fail(i, name, "operand \(k) is not a float constant") }
+            }
+            let f: (Tensor, Tensor) -> Tensor = name == "ADD" ? { $0 + $1 } : name == "SUB" ? { $0 - $1 } : { $0 * $1 }
+            let (c0, c1) = (c[0], c[1])
+            return { a in
+                let lhs = c0 ?? a[0]
+                let rhs = c1 ?? a[c0 == nil ? 1 : 0]
+                return [Self.activate(f(lhs, rhs), fused)]
+            }
+
+        case ("CONCATENATION", .concatenation(let axis, let act)):
+            let rank = outShape.count
+            let a0 = axis < 0 ? axis + rank : axis
+            guard a0 >= 0, a0 < rank else { throw fail(i, name, "axis \(axis) for rank \(rank)") }
+            guard op.inputs.allSatisfy({ model.data(of: graph.tensors[$0]).count == 0 }) else {
+                throw fail(i, name, "constant operands are not supported")
+            }
+            try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
+            let dim = rank == 4 ? [0, 2, 3, 1][a0] : a0
+            return { a in [Self.activate(Tensor.concat(a, dim: dim), act)] }
+
+        case ("RESHAPE", _):
+            let inRank = shape(op.inputs[0]).count
+            let target = outShape
+            return { a in
+                let x = inRank == 4 ? a[0].permuted(0, 2, 3, 1) : a[0]
+                var s = target
+                s[0] = x.shape[0] * (Tensor.product(Array(x.shape.dropFirst()))) / max(Tensor.product(Array(target.dropFirst())), 1)
+                let y = x.reshaped(s)
+                return [s.count == 4 ? y.permuted(0, 3, 1, 2) : y]
+            }
+
+        case ("RESIZE_BILINEAR", .resizeBilinear(let o)):
+            guard outShape.count == 4 else { throw fail(i, name, "output \(outShape) is not 4-D") }
+            guard o.alignCorners || o.halfPixelCenters else {
+                throw fail(i, name, "the legacy mode (neither align_corners nor half_pixel_centers) is not supported")
+            }
+            let size = NN.Pair(outShape[1], outShape[2]), ac = o.alignCorners
+            return { a in [NN.upsampleBilinear(a[0], size: size, alignCorners: ac)] }
+
+        case ("PAD", _):
+            guard let p = try model.intConstant(op.inputs[1]), p.count == 8, shape(op.inputs[0]).count == 4 else {
+                throw fail(i, name, "paddings must be a constant 4×2 for a 4-D input")
+            }
+            guard p[0] == 0, p[1] == 0, p.allSatisfy({ $0 >= 0 }) else { throw fail(i, name, "paddings \(p) are not supported") }
+            let spatial = NN.Padding(top: p[2], bottom: p[3], left: p[4], right: p[5])
+            let (cBefore, cAfter) = (p[6], p[7])
+            return { a in
+                var y = a[0]
+                if spatial != 0 { y = NN.pad(y, spatial) }
+                if cBefore + cAfter > 0 {
+                    let (n, h, w) = (y.shape[0], y.shape[2], y.shape[3])
+                    var parts: [Tensor] = []
+                    if cBefore > 0 { parts.append(Tensor(zeros: [n, cBefore, h, w])) }
+                    parts.append(y)
+                    if cAfter > 0 { parts.append(Tensor(zeros: [n, cAfter, h, w])) }
+                    y = Tensor.concat(parts, dim: 1)
+                }
+                return [y]
+            }
+
+        case ("RELU", _): return { a in [a[0].relu()] }
+        case ("RELU6", _): return { a in [a[0].relu6()] }
+        case ("LOGISTIC", _): return { a in [a[0].sigmoid()] }
+        case ("HARD_SWISH", _): return { a in [a[0].hardSwish()] }
+
+        case ("PRELU", _):
+            let alpha = try weight(1)
+            let x = shape(op.inputs[0])
+            guard x.count == 4, alpha.count == x[3] || alpha.count == 1, alpha.shape.last == alpha.count else {
+                throw fail(i, name, "slopes \(alpha.shape) for input \(x): only one slope per channel is supported")
+            }
+            let slopes = alpha.reshaped([alpha.count])
+            return { a in [NN.prelu(a[0], weight: slopes)] }
+
+        case ("DEPTH_TO_SPACE", .depthToSpace(let b)):
+            let x = shape(op.inputs[0])
+            guard b > 0, x.count == 4, x[3] % (b * b) == 0 else { throw fail(i, name, "block \(b) for input \(x)") }
+            let cOut = x[3] / (b * b)
+            return { a in
+                // NHWC channel (i·b + j)·Cout + c moves to row h·b + i, column w·b + j.
+                let (n, h, w) = (a[0].shape[0], a[0].shape[2], a[0].shape[3])
+                let y = a[0].contiguous().reshaped([n, b, b, cOut, h, w]).permuted(0, 3, 4, 1, 5, 2)
+                return [y.contiguous().reshaped([n, cOut, h * b, w * b])]
+            }
+
+        default:
+            throw fail(i, name, "options \(op.options) are not supported")
+        }
+    }
+
+    static func padding(_ p: TFLitePadding, input x: [Int], kernel: (Int, Int), stride: (Int, Int), dilation: (Int, Int)) -> NN.Padding {
+        guard p == .same else { return 0 }
+        let (t, b) = samePadding(input: x[1], kernel: kernel.0, stride: stride.0, dilation: dilation.0)
+        let (l, r) = samePadding(input: x[2], kernel: kernel.1, stride: stride.1, dilation: dilation.1)
+        return NN.Padding(top: t, bottom: b, left: l, right: r)
+    }
+
+    static func checkActivation(_ a: TFLiteActivation, _ error: @autoclosure () -> FormatError) throws {
+        guard a != .signBit else { throw error() }
+    }
+
+    static func activate(_ x: Tensor, _ a: TFLiteActivation) -> Tensor {
+        switch a {
+        case .none: return x
+        case .relu: return x.relu()
+        case .relu6: return x.relu6()
+        case .reluN1To1: return x.clamped(min: -1, max: 1)
+        case .tanh: return x.tanh()
+        case .signBit: preconditionFailure("rejected at load")
+        }
+    }
+
+    /// A constant operand of an elementwise op, in the layout its partner has inside the engine:
+    /// TFLite broadcasts from the right in NHWC, so a lower-rank constant is first padded to the
+    /// op's rank, then a 4-D one is permuted to NCHW.
+    static func internalLayout(_ c: Tensor, rank: Int) -> Tensor {
+        guard rank == 4 else { return c }
+        let padded = c.reshaped([Int](repeating: 1, count: 4 - c.rank) + c.shape)
+        return padded.permuted(0, 3, 1, 2).contiguous()
+    }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import XCTest
+import GuiseFormats
+import GuiseTensor
+
+/// Models/ in the source tree; `make test` fetches it before testing.
+func modelPath(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Models/\(name)").path
+}
+
+/// Fixtures written by Tools/make_fixtures_face.py.
+func networkFixture(_ name: String) throws -> SafeTensorsFile {
+    guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
+        throw FormatError("fixture \(name).safetensors missing; run Tools/make_fixtures_face.py")
+    }
+    return try SafeTensorsFile(path: url.path)
+}
+
+/// max |a − e| ≤ tol × max(1, max |e|), and reports the error relative to that scale.
+@discardableResult
+func assertCloseToScale(_ actual: Tensor, _ expected: Tensor, tol: Float, _ what: String,
+                        file: StaticString = #filePath, line: UInt = #line) -> Float {
+    XCTAssertEqual(actual.shape, expected.shape, "\(what) shape", file: file, line: line)
+    guard actual.shape == expected.shape else { return .infinity }
+    let a = actual.values, e = expected.values
+    var scale: Float = 1, err: Float = 0
+    for i in 0..<a.count {
+        scale = max(scale, abs(e[i]))
+        err = max(err, abs(a[i] - e[i]))
+    }
+    XCTAssertLessThanOrEqual(err / scale, tol, "\(what): max error \(err) at scale \(scale)", file: file, line: line)
+    return err / scale
+}
+
+/// A sparse direction in input space: (flat index, weight) pairs.
+typealias Direction = [(Int, Float)]
+
+/// A pseudo-random ±1 direction over the given flat indices (xorshift, fixed seed).
+func signDirection(_ indices: [Int], seed: UInt64) -> Direction {
+    var s = seed | 1
+    return indices.map { i in
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17
+        return (i, s & 1 == 0 ? 1 : -1)
+    }
+}
+
+/// Flat NHWC indices of a rectangle of pixels, all channels (batch 0).
+func patchIndices(width: Int, channels: Int, rows: Range<Int>, cols: Range<Int>) -> [Int] {
+    rows.flatMap { r in cols.flatMap { c in (0..<channels).map { (r * width + c) * channels + $0 } } }
+}
+
+/// Checks reverse-mode gradients against central finite differences along `directions`:
+/// for L = Σ f(x)·r with a fixed pseudo-random r, compares ∇L·v with (L(x+εv) − L(x−εv)) / 2ε.
+///
+/// These networks are piecewise linear (ReLU, max pooling), and a difference whose step crosses
+/// a kink measures a blend of two slopes. Such a direction shows itself by disagreeing with the
+/// difference at ε/2; it is skipped rather than compared, and at least `minUsable` directions
+/// must remain. With `alignWithGradient` each direction's signs follow the gradient's.
+/// Directions should span many coordinates, so that the difference stands far
+/// above float32 rounding; `floor` is the smallest magnitude treated as signal.
+func checkDirectionalGradients(_ x: Tensor, directions: [Direction], eps: Float, rtol: Float, minUsable: Int, floor: Double,
+                               alignWithGradient: Bool = false,
+                               file: StaticString = #filePath, line: UInt = #line, _ f: (Tensor) -> Tensor) {
+    let leaf = x.copy()
+    leaf.requiresGrad = true
+    let out = f(leaf)
+    var s: UInt64 = 0x2545F4914F6CDD1D
+    let rv = (0..<out.count).map { _ -> Float in
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17
+        return Float(s >> 40) / Float(1 << 24) * 2 - 1
+    }
+    (out * Tensor(shape: out.shape, values: rv)).sum().backward()
+    guard let g = leaf.grad?.values else { return XCTFail("no gradient reached the input", file: file, line: line) }
+    func loss() -> Double {
+        Autograd.noGrad {
+            let o = f(leaf).values
+            var acc = 0.0
+            for i in 0..<o.count { acc += Double(o[i]) * Double(rv[i]) }
+            return acc
+        }
+    }
+    func difference(_ v: Direction, _ e: Float) -> Double {
+        let saved = v.map { leaf.data[$0.0] }
+        for (i, w) in v { leaf.data[i] += e * w }
+        let up = loss()
+        for ((i, w), o) in zip(v, saved) { leaf.data[i] = o - e * w }
+        let down = loss()
+        for ((i, _), o) in zip(v, saved) { leaf.data[i] = o }
+        return (up - down) / Double(2 * e)
+    }
+    var usable = 0
+    for (k, d) in directions.enumerated() {
+        // Aligned with the gradient's signs, a direction collects Σ|∂L/∂xᵢ|, the largest signal
+        // a ±1 step can give; a wrong gradient still disagrees with the difference along it.
+        let v = alignWithGradient ? d.map { ($0.0, g[$0.0] < 0 ? -$0.1 * $0.1 : $0.1 * $0.1) } : d
+        var analytic = 0.0
+        for (i, w) in v { analytic += Double(g[i]) * Double(w) }
+        let coarse = difference(v, eps), fine = difference(v, eps / 2)
+        let scale = max(abs(fine), abs(analytic), floor)
+        guard abs(coarse - fine) <= Double(rtol) * scale else { continue }
+        usable += 1
+        XCTAssertLessThanOrEqual(abs(analytic - fine), Double(rtol) * scale,
+                                 "direction \(k) (\(v.count) coordinates): autodiff \(analytic) vs finite difference \(fine)",
+                                 file: file, line: line)
+    }
+    XCTAssertGreaterThanOrEqual(usable, minUsable, "only \(usable) of \(directions.count) directions avoided kinks", file: file, line: line)
+}
+
