@@ -79,6 +79,10 @@ bench: deps $(BENCH_PY)
 	$(SWIFT) build -c release --product GuiseBench
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (other processes skew timings)"
 	$(BENCH_PY) Tools/bench_torch.py --guise .build/release/GuiseBench --rounds $(BENCH_ROUNDS)
+	@# The whole ADM at DiffFace's 256² size: forward and forward+backward w.r.t. the input, time
+	@# and peak RSS per process (weights cached in .build/bench-adm, about 1.1 GB).
+	$(SWIFT) build -c release --product ADMBench
+	$(BENCH_PY) Tools/bench_adm.py --guise .build/release/ADMBench
 
 clean:
 	rm -rf .build $(DEMO_OUT)

@@ -39,15 +39,17 @@ let package = Package(
         .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge", "GuiseFiles"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
-        // Layer 4: networks (embedded face models run on the engine).
+        // Layer 4: networks (embedded face models run on the engine; the ADM UNet).
         .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
         // Layer 5: face analysis (detection, alignment, paste-back).
         .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
+        // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
+        .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
         // Layer 7: the command-line tool, a thin layer over the library.
         .target(
             name: "GuiseCLI",
             dependencies: [
-                "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseFace",
+                "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseFace", "GuiseNetworks", "GuiseDiffusion",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpu
@@ -55,12 +57,15 @@ let package = Package(
         .executableTarget(name: "guise", dependencies: ["GuiseCLI"], swiftSettings: cpu),
         // Benchmarks against PyTorch (`make bench`).
         .executableTarget(name: "GuiseBench", dependencies: ["GuiseTensor", "COpenBLAS"], swiftSettings: hot),
+        // The ADM against PyTorch at DiffFace's size (`make bench`, Tools/bench_adm.py).
+        .executableTarget(name: "ADMBench", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: hot),
 
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseFormats", "GuiseTensor"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage"], swiftSettings: cpu),
+        .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
+        .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
         .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "guise"], swiftSettings: cpu),
     ]

@@ -7,8 +7,8 @@ import GuiseFormats
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
-        abstract: "List, verify, inspect and convert model files.",
-        subcommands: [List.self, Verify.self, ModelInfo.self, ModelConvert.self]  // extend here: run
+        abstract: "List, verify, inspect, convert and run model files.",
+        subcommands: [List.self, Verify.self, ModelInfo.self, ModelConvert.self, ModelRun.self]
     )
 
     struct List: ParsableCommand {

@@ -28,6 +28,15 @@ public enum Autograd {
         return try body()
     }
 
+    /// Runs `body` with recording switched on even inside `noGrad` or a backward closure: what
+    /// gradient checkpointing needs to rebuild a segment's graph during the backward pass.
+    public static func enableGrad<T>(_ body: () throws -> T) rethrows -> T {
+        let saved = disabledDepth
+        disabledDepth = 0
+        defer { disabledDepth = saved }
+        return try body()
+    }
+
     @inline(__always)
     public static func shouldRecord(_ a: Tensor) -> Bool {
         disabledDepth == 0 && (a.requiresGrad || a.gradFn != nil)

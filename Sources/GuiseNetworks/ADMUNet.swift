@@ -1,0 +1,453 @@
+import Foundation
+import GuiseTensor
+import GuiseFormats
+
+/// guided-diffusion's ADM UNet (Dhariwal & Nichol 2021), with DiffFace's optional identity
+/// embedding. Parameters keep guided-diffusion's state_dict names, so a checkpoint's keys map 1:1:
+/// `time_embed.{0,2}`, `label_emb`, `id_embed.{0,2}`, `input_blocks.i.j`, `middle_block.{0,1,2}`,
+/// `output_blocks.i.j`, `out.{0,2}`; inside a ResBlock `in_layers.{0,2}`, `emb_layers.1`,
+/// `out_layers.{0,3}`, `skip_connection`; inside an AttentionBlock `norm`, `qkv`, `proj_out`;
+/// a conv Downsample is `op`, a conv Upsample `conv`. Dropout is inert (inference).
+public final class ADMUNet {
+    public let config: ADMConfig
+    let modelChannels: Int
+    let timeEmbed: (Linear, Linear)
+    let idEmbed: (Linear, Linear)?
+    let labelEmb: Tensor?
+    let inputBlocks: [[ADMLayer]]
+    let middleBlock: [ADMLayer]
+    let outputBlocks: [[ADMLayer]]
+    let outNorm: GroupNorm32
+    let outConv: Conv
+
+    /// Builds the network for `config` from a state_dict. Every parameter must be present with its
+    /// shape, and nothing else may be; half-precision weights arrive already widened to float32.
+    public init(config: ADMConfig, weights: [String: Tensor]) throws {
+        try config.validate()
+        self.config = config
+        var w = WeightReader(weights)
+        let mc = config.numChannels
+        modelChannels = mc
+        let ted = mc * 4
+        timeEmbed = (try Linear(&w, "time_embed.0", mc, ted), try Linear(&w, "time_embed.2", ted, ted))
+        if let idDim = config.idDim {
+            idEmbed = (try Linear(&w, "id_embed.0", idDim, ted), try Linear(&w, "id_embed.2", ted, ted))
+        } else {
+            idEmbed = nil
+        }
+        labelEmb = config.classCond ? try w.take("label_emb.weight", [config.numClasses, ted]) : nil
+
+        let mult = try config.resolvedChannelMult()
+        let rates = config.attentionRates()
+        let headsUp = config.numHeadsUpsample == -1 ? config.numHeads : config.numHeadsUpsample
+        func heads(_ ch: Int, _ n: Int) -> Int { config.numHeadChannels == -1 ? n : ch / config.numHeadChannels }
+        let ss = config.useScaleShiftNorm
+
+        var ch = mult[0] * mc
+        let inputCh = ch
+        var blocks: [[ADMLayer]] = [[.conv(try Conv(&w, "input_blocks.0.0", config.inChannels, ch, kernel: 3))]]
+        var chans = [ch]
+        var ds = 1
+        for (level, m) in mult.enumerated() {
+            for _ in 0..<config.numResBlocks {
+                let p = "input_blocks.\(blocks.count)"
+                var layers: [ADMLayer] = [.res(try ResBlock(&w, "\(p).0", ch, m * mc, ted, scaleShift: ss))]
+                ch = m * mc
+                if rates.contains(ds) {
+                    layers.append(.attention(try AttentionBlock(&w, "\(p).1", ch, heads: heads(ch, config.numHeads),
+                                                                newOrder: config.useNewAttentionOrder)))
+                }
+                blocks.append(layers)
+                chans.append(ch)
+            }
+            if level != mult.count - 1 {
+                let p = "input_blocks.\(blocks.count).0"
+                if config.resblockUpdown {
+                    blocks.append([.res(try ResBlock(&w, p, ch, ch, ted, scaleShift: ss, resample: .down))])
+                } else {
+                    blocks.append([.down(config.convResample ? try Conv(&w, "\(p).op", ch, ch, kernel: 3, stride: 2) : nil)])
+                }
+                chans.append(ch)
+                ds *= 2
+            }
+        }
+        inputBlocks = blocks
+        middleBlock = [
+            .res(try ResBlock(&w, "middle_block.0", ch, ch, ted, scaleShift: ss)),
+            .attention(try AttentionBlock(&w, "middle_block.1", ch, heads: heads(ch, config.numHeads),
+                                          newOrder: config.useNewAttentionOrder)),
+            .res(try ResBlock(&w, "middle_block.2", ch, ch, ted, scaleShift: ss)),
+        ]
+        var outs: [[ADMLayer]] = []
+        for (level, m) in mult.enumerated().reversed() {
+            for i in 0...config.numResBlocks {
+                let p = "output_blocks.\(outs.count)"
+                let ich = chans.removeLast()
+                var layers: [ADMLayer] = [.res(try ResBlock(&w, "\(p).0", ch + ich, m * mc, ted, scaleShift: ss))]
+                ch = m * mc
+                if rates.contains(ds) {
+                    layers.append(.attention(try AttentionBlock(&w, "\(p).\(layers.count)", ch, heads: heads(ch, headsUp),
+                                                                newOrder: config.useNewAttentionOrder)))
+                }
+                if level > 0 && i == config.numResBlocks {
+                    let q = "\(p).\(layers.count)"
+                    if config.resblockUpdown {
+                        layers.append(.res(try ResBlock(&w, q, ch, ch, ted, scaleShift: ss, resample: .up)))
+                    } else {
+                        layers.append(.up(config.convResample ? try Conv(&w, "\(q).conv", ch, ch, kernel: 3) : nil))
+                    }
+                    ds /= 2
+                }
+                outs.append(layers)
+            }
+        }
+        outputBlocks = outs
+        outNorm = try GroupNorm32(&w, "out.0", ch)
+        outConv = try Conv(&w, "out.2", inputCh, config.outChannels, kernel: 3)
+        try w.finish()
+    }
+
+    /// A checkpoint file, safetensors or PyTorch (`.pt`, zip or legacy), told apart by content.
+    public convenience init(path: String, config: ADMConfig) throws {
+        try self.init(config: config, weights: try ADMUNet.loadStateDict(path: path))
+    }
+
+    /// A state_dict widened to float32 (fp16/bf16 weights included).
+    public static func loadStateDict(path: String) throws -> [String: Tensor] {
+        try stateDict(Checkpoint(path: path))
+    }
+
+    public static func stateDict(_ checkpoint: Checkpoint) -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (name, stored) in checkpoint.tensors { out[name] = stored.toTensor() }
+        return out
+    }
+
+    /// ε (and variance values with learn_sigma) for x [N, C, H, W] at network timesteps [N]
+    /// (float or integer values; fractional ones occur with rescale_timesteps). `y` [N] class labels
+    /// for class-conditional models, `id` [N, id_dim] identity embeddings for DiffFace models.
+    /// Differentiable in x (and in id).
+    public func callAsFunction(_ x: Tensor, timesteps: Tensor, y: Tensor? = nil, id: Tensor? = nil) throws -> Tensor {
+        let c = config
+        guard x.rank == 4, x.shape[1] == c.inChannels else {
+            throw FormatError("ADM input must be [N, \(c.inChannels), H, W], got \(x.shape)")
+        }
+        let n = x.shape[0]
+        let levels = (try c.resolvedChannelMult()).count
+        let factor = 1 << (levels - 1)
+        guard x.shape[2] % factor == 0, x.shape[3] % factor == 0 else {
+            throw FormatError("ADM input \(x.shape[2])×\(x.shape[3]) must be divisible by \(factor) (\(levels) levels)")
+        }
+        guard timesteps.count == n else { throw FormatError("timesteps has \(timesteps.count) values for a batch of \(n)") }
+
+        var emb = timeEmbed.1(timeEmbed.0(timestepEmbedding(timesteps.values, dim: modelChannels)).silu())
+        if let (l0, l2) = idEmbed {
+            guard let id, id.rank == 2, id.shape[0] == n, id.shape[1] == c.idDim else {
+                throw FormatError("this model needs an identity embedding id [\(n), \(c.idDim ?? 0)]\(id.map { ", got \($0.shape)" } ?? "")")
+            }
+            emb = emb + l2(l0(id).silu())
+        } else if id != nil {
+            throw FormatError("this model has no id_embed; do not pass an identity embedding")
+        }
+        if let table = labelEmb {
+            guard let y, y.count == n else { throw FormatError("this class-conditional model needs labels y [\(n)]") }
+            emb = emb + (try embeddingRows(table, y.values))
+        } else if y != nil {
+            throw FormatError("this model is not class-conditional; do not pass labels y")
+        }
+        // Every ResBlock starts its embedding path with SiLU: compute it once.
+        let embAct = emb.silu()
+
+        var hs: [Tensor] = []
+        var h = x
+        for block in inputBlocks {
+            h = run(block, h, embAct)
+            hs.append(h)
+        }
+        h = run(middleBlock, h, embAct)
+        for block in outputBlocks {
+            h = run(block, Tensor.concat([h, hs.removeLast()], dim: 1), embAct)
+        }
+        return outConv(outNorm(h).silu())
+    }
+
+    /// Gradient checkpointing (guided-diffusion's use_checkpoint): while gradients are recorded,
+    /// each block runs without a tape and is run again, taped, during the backward pass. Only block
+    /// inputs stay alive between the passes, so forward+backward memory falls to little more than
+    /// the forward's, for about one more forward of compute. Off by default; no effect on values.
+    public var checkpointing = false
+
+    func run(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor) -> Tensor {
+        let needX = Autograd.shouldRecord(x), needE = Autograd.shouldRecord(emb)
+        guard checkpointing, needX || needE else { return runTaped(layers, x, emb) }
+        let out = Autograd.noGrad { runTaped(layers, x, emb) }
+        let xd = x.detached(), ed = emb.detached()
+        out.record("adm_block_checkpoint", needE ? [x, emb] : [x]) { [self] g in
+            Autograd.enableGrad {
+                let lx = xd.detached(), le = ed.detached()
+                lx.requiresGrad = needX
+                le.requiresGrad = needE
+                self.runTaped(layers, lx, le).backward(seed: g)
+                return needE ? [lx.grad, le.grad] : [lx.grad]
+            }
+        }
+        return out
+    }
+
+    func runTaped(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor) -> Tensor {
+        var h = x
+        for layer in layers {
+            switch layer {
+            case .conv(let conv): h = conv(h)
+            case .res(let block): h = block(h, emb)
+            case .attention(let block): h = block(h)
+            case .down(let conv): h = conv.map { $0(h) } ?? NN.avgPool2d(h, kernel: 2, stride: 2)
+            case .up(let conv):
+                h = NN.upsampleNearest(h, scale: 2)
+                if let conv { h = conv(h) }
+            }
+        }
+        return h
+    }
+
+    func embeddingRows(_ table: Tensor, _ labels: [Float]) throws -> Tensor {
+        let classes = table.shape[0], d = table.shape[1]
+        let out = Tensor(uninitialized: [labels.count, d])
+        let src = table.contiguous()
+        for (i, v) in labels.enumerated() {
+            let k = Int(v)
+            guard Float(k) == v, k >= 0, k < classes else { throw FormatError("class label \(v) outside 0..<\(classes)") }
+            (out.data + i * d).update(from: src.data + k * d, count: d)
+        }
+        return out
+    }
+
+    public var parameterCount: Int {
+        var n = timeEmbed.0.count + timeEmbed.1.count + (idEmbed.map { $0.0.count + $0.1.count } ?? 0) + (labelEmb?.count ?? 0)
+        for layer in (inputBlocks + [middleBlock] + outputBlocks).flatMap({ $0 }) { n += layer.parameterCount }
+        return n + outNorm.count + outConv.count
+    }
+}
+
+/// Sinusoidal timestep features [cos(t·f_i), sin(t·f_i)], f_i = exp(−ln(10⁴)·i/half), computed in
+/// float32 as guided-diffusion does; a zero column pads odd widths.
+func timestepEmbedding(_ t: [Float], dim: Int) -> Tensor {
+    let half = dim / 2
+    let out = Tensor(zeros: [t.count, dim])
+    let lnMax = Float(-Foundation.log(10000.0))
+    let freqs = (0..<half).map { Foundation.exp(lnMax * Float($0) / Float(half)) }
+    for (r, tv) in t.enumerated() {
+        let row = out.data + r * dim
+        for i in 0..<half {
+            let a = tv * freqs[i]
+            row[i] = Foundation.cos(a)
+            row[half + i] = Foundation.sin(a)
+        }
+    }
+    return out
+}
+
+// MARK: - Layers
+
+enum ADMLayer {
+    case conv(Conv)
+    case res(ResBlock)
+    case attention(AttentionBlock)
+    /// Downsample: a stride-2 conv, or 2×2 average pooling without one.
+    case down(Conv?)
+    /// Upsample: nearest ×2, then an optional conv.
+    case up(Conv?)
+
+    var parameterCount: Int {
+        switch self {
+        case .conv(let c): return c.count
+        case .res(let r): return r.count
+        case .attention(let a): return a.count
+        case .down(let c), .up(let c): return c?.count ?? 0
+        }
+    }
+}
+
+/// Takes parameters by name with a shape check, and reports leftovers.
+struct WeightReader {
+    let all: [String: Tensor]
+    var used = Set<String>()
+
+    init(_ all: [String: Tensor]) { self.all = all }
+
+    mutating func take(_ name: String, _ shape: [Int]) throws -> Tensor {
+        guard let t = all[name] else { throw FormatError("checkpoint lacks \(name) (shape \(shape)); the config may not match the file") }
+        guard t.shape == shape else {
+            throw FormatError("checkpoint \(name) has shape \(t.shape), the config needs \(shape)")
+        }
+        used.insert(name)
+        return t.contiguous()
+    }
+
+    func finish() throws {
+        let extra = all.keys.filter { !used.contains($0) }.sorted()
+        if !extra.isEmpty {
+            let shown = extra.prefix(5).joined(separator: ", ")
+            throw FormatError("checkpoint has \(extra.count) parameter\(extra.count > 1 ? "s" : "") this config does not use (\(shown)\(extra.count > 5 ? ", …" : "")); the config may not match the file")
+        }
+    }
+}
+
+struct Linear {
+    let weight: Tensor, bias: Tensor
+    init(_ w: inout WeightReader, _ name: String, _ inF: Int, _ outF: Int) throws {
+        weight = try w.take("\(name).weight", [outF, inF])
+        bias = try w.take("\(name).bias", [outF])
+    }
+    func callAsFunction(_ x: Tensor) -> Tensor { NN.linear(x, weight: weight, bias: bias) }
+    var count: Int { weight.count + bias.count }
+}
+
+struct Conv {
+    let weight: Tensor, bias: Tensor
+    let stride: Int, padding: Int
+    init(_ w: inout WeightReader, _ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int = 1) throws {
+        weight = try w.take("\(name).weight", [outC, inC, kernel, kernel])
+        bias = try w.take("\(name).bias", [outC])
+        self.stride = stride
+        padding = kernel / 2
+    }
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        NN.conv2d(x, weight: weight, bias: bias, stride: .init(integerLiteral: stride), padding: .init(integerLiteral: padding))
+    }
+    var count: Int { weight.count + bias.count }
+}
+
+/// A Conv1d with kernel 1 (attention's qkv and proj_out), stored [O, C, 1], applied to [N, C, T].
+struct PointwiseConv {
+    let weight: Tensor, bias: Tensor
+    init(_ w: inout WeightReader, _ name: String, _ inC: Int, _ outC: Int) throws {
+        weight = try w.take("\(name).weight", [outC, inC, 1]).reshaped([outC, inC, 1, 1])
+        bias = try w.take("\(name).bias", [outC])
+    }
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let (n, c, t) = (x.shape[0], x.shape[1], x.shape[2])
+        _ = c
+        return NN.conv2d(x.reshaped([n, x.shape[1], t, 1]), weight: weight, bias: bias).reshaped([n, weight.shape[0], t])
+    }
+    var count: Int { weight.count + bias.count }
+}
+
+/// GroupNorm with 32 groups and eps 1e-5 (guided-diffusion's `normalization`), in float32.
+struct GroupNorm32 {
+    let weight: Tensor, bias: Tensor
+    init(_ w: inout WeightReader, _ name: String, _ channels: Int) throws {
+        weight = try w.take("\(name).weight", [channels])
+        bias = try w.take("\(name).bias", [channels])
+    }
+    func callAsFunction(_ x: Tensor) -> Tensor { NN.groupNorm(x, groups: 32, weight: weight, bias: bias, eps: 1e-5) }
+    var count: Int { weight.count + bias.count }
+}
+
+struct ResBlock {
+    enum Resample { case none, up, down }
+    let inNorm: GroupNorm32
+    let inConv: Conv
+    let embLinear: Linear
+    let outNorm: GroupNorm32
+    let outConv: Conv
+    let skip: Conv?
+    let resample: Resample
+    let scaleShift: Bool
+    let outChannels: Int
+
+    init(_ w: inout WeightReader, _ p: String, _ ch: Int, _ outCh: Int, _ embCh: Int, scaleShift: Bool,
+         resample: Resample = .none) throws {
+        inNorm = try GroupNorm32(&w, "\(p).in_layers.0", ch)
+        inConv = try Conv(&w, "\(p).in_layers.2", ch, outCh, kernel: 3)
+        embLinear = try Linear(&w, "\(p).emb_layers.1", embCh, scaleShift ? 2 * outCh : outCh)
+        outNorm = try GroupNorm32(&w, "\(p).out_layers.0", outCh)
+        outConv = try Conv(&w, "\(p).out_layers.3", outCh, outCh, kernel: 3)
+        skip = outCh == ch ? nil : try Conv(&w, "\(p).skip_connection", ch, outCh, kernel: 1)
+        self.resample = resample
+        self.scaleShift = scaleShift
+        outChannels = outCh
+    }
+
+    func resampled(_ t: Tensor) -> Tensor {
+        switch resample {
+        case .none: return t
+        case .up: return NN.upsampleNearest(t, scale: 2)
+        case .down: return NN.avgPool2d(t, kernel: 2, stride: 2)
+        }
+    }
+
+    /// `embAct` is SiLU(emb), shared by all blocks.
+    func callAsFunction(_ x: Tensor, _ embAct: Tensor) -> Tensor {
+        let n = x.shape[0]
+        let hIn = inNorm(x).silu()
+        let h0 = inConv(resampled(hIn))
+        let xs = resampled(x)
+        let e = embLinear(embAct)
+        var h: Tensor
+        if scaleShift && n == 1 {
+            // For one sample, GroupNorm's per-channel affine absorbs the FiLM: norm(h)·(1+s) + t is
+            // GroupNorm with weight w·(1+s) and bias b·(1+s) + t. Saves two passes over h and the
+            // tape's copy of norm(h).
+            let parts = e.chunk(2, dim: 1)
+            let s1 = parts[0].reshaped([outChannels]) + 1
+            let w = outNorm.weight * s1, b = outNorm.bias * s1 + parts[1].reshaped([outChannels])
+            h = outConv(NN.groupNorm(h0, groups: 32, weight: w, bias: b, eps: 1e-5).silu())
+        } else if scaleShift {
+            let parts = e.chunk(2, dim: 1)
+            let scale = parts[0].reshaped([n, outChannels, 1, 1]), shift = parts[1].reshaped([n, outChannels, 1, 1])
+            h = outNorm(h0) * (scale + 1) + shift
+            h = outConv(h.silu())
+        } else {
+            h = outConv(outNorm(h0 + e.reshaped([n, outChannels, 1, 1])).silu())
+        }
+        return (skip.map { $0(xs) } ?? xs) + h
+    }
+
+    var count: Int {
+        inNorm.count + inConv.count + embLinear.count + outNorm.count + outConv.count + (skip?.count ?? 0)
+    }
+}
+
+struct AttentionBlock {
+    let norm: GroupNorm32
+    let qkv: PointwiseConv
+    let proj: PointwiseConv
+    let heads: Int
+    let newOrder: Bool
+
+    init(_ w: inout WeightReader, _ p: String, _ ch: Int, heads: Int, newOrder: Bool) throws {
+        norm = try GroupNorm32(&w, "\(p).norm", ch)
+        qkv = try PointwiseConv(&w, "\(p).qkv", ch, 3 * ch)
+        proj = try PointwiseConv(&w, "\(p).proj_out", ch, ch)
+        self.heads = heads
+        self.newOrder = newOrder
+    }
+
+    func callAsFunction(_ x: Tensor) -> Tensor {
+        let (n, c) = (x.shape[0], x.shape[1])
+        let t = x.count / (n * c)
+        let xf = x.reshaped([n, c, t])
+        let qkvOut = qkv(norm(xf))                      // [N, 3C, T]
+        let ch = c / heads
+        let q: Tensor, k: Tensor, v: Tensor
+        if newOrder {
+            // Split q, k, v first, then heads: channel blocks [q | k | v], each [H·ch].
+            let parts = qkvOut.chunk(3, dim: 1)
+            q = parts[0].reshaped([n * heads, ch, t])
+            k = parts[1].reshaped([n * heads, ch, t])
+            v = parts[2].reshaped([n * heads, ch, t])
+        } else {
+            // Legacy: heads first, each head's channels [q | k | v].
+            let parts = qkvOut.reshaped([n * heads, 3 * ch, t]).split(sizes: [ch, ch, ch], dim: 1)
+            q = parts[0]; k = parts[1]; v = parts[2]
+        }
+        // softmax((q·s)ᵀ(k·s)) with s = ch^(−1/4) is attention with scale 1/√ch.
+        let a = NN.scaledDotProductAttention(q.transposedLastTwo, k.transposedLastTwo, v.transposedLastTwo,
+                                             scale: 1 / Float(ch).squareRoot())
+        let h = proj(a.transposedLastTwo.reshaped([n, c, t]))
+        return (xf + h).reshaped(x.shape)
+    }
+
+    var count: Int { norm.count + qkv.count + proj.count }
+}
