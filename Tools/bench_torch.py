@@ -54,7 +54,68 @@ def conv_fwd_bwd(c, s):
     return body
 
 
+def with_grads(make):
+    """Times forward alone, or forward+backward w.r.t. the input and every parameter."""
+    def rows(c, s, *shape_args):
+        def fwd():
+            x, ps, f = make(c, s, *shape_args)
+            def body():
+                with torch.no_grad():
+                    f(x, ps)
+            return body
+
+        def fwd_bwd():
+            x, ps, f = make(c, s, *shape_args)
+            for t in [x] + ps:
+                t.requires_grad_(True)
+            gy = torch.randn_like(x)
+            def body():
+                f(x, ps).backward(gy)
+                for t in [x] + ps:
+                    t.grad = None
+            return body
+        return fwd, fwd_bwd
+    return rows
+
+
+@with_grads
+def resblock(c, s, e):
+    """guided-diffusion ResBlock with scale-shift norm, as GuiseBench's row."""
+    x = torch.randn(1, c, s, s)
+    shapes = [(c,), (c,), (c, c, 3, 3), (c,), (1, e), (2 * c, e), (2 * c,), (c,), (c,), (c, c, 3, 3), (c,)]
+    ps = [torch.randn(*sh) * 0.05 for sh in shapes]
+    def f(x, p):
+        h = F.silu(F.group_norm(x, 32, p[0], p[1]))
+        h = F.conv2d(h, p[2], p[3], padding=1)
+        scale, shift = F.linear(F.silu(p[4]), p[5], p[6]).chunk(2, dim=1)
+        h = F.group_norm(h, 32, p[7], p[8]) * (1 + scale[..., None, None]) + shift[..., None, None]
+        return x + F.conv2d(F.silu(h), p[9], p[10], padding=1)
+    return x, ps, f
+
+
+@with_grads
+def attention(c, s, d):
+    """guided-diffusion AttentionBlock; PyTorch's own fused scaled_dot_product_attention."""
+    heads, t = c // d, s * s
+    x = torch.randn(1, c, s, s)
+    shapes = [(c,), (c,), (3 * c, c, 1, 1), (3 * c,), (c, c, 1, 1), (c,)]
+    ps = [torch.randn(*sh) * 0.05 for sh in shapes]
+    def f(x, p):
+        h = F.group_norm(x, 32, p[0], p[1])
+        q, k, v = F.conv2d(h, p[2], p[3]).reshape(1, 3, heads, d, t).transpose(-1, -2).unbind(1)
+        a = F.scaled_dot_product_attention(q, k, v)
+        return x + F.conv2d(a.transpose(-1, -2).reshape(1, c, s, s), p[4], p[5])
+    return x, ps, f
+
+
+RESBLOCK = resblock(256, 64, 1024)
+ATTENTION = attention(512, 32, 64)
+
 ROWS = {
+    "resblock 256 @64 fwd": RESBLOCK[0],
+    "resblock 256 @64 fwd+bwd": RESBLOCK[1],
+    "attention 512 @32 fwd": ATTENTION[0],
+    "attention 512 @32 fwd+bwd": ATTENTION[1],
     "sgemm 2048": lambda: sgemm(2048),
     "conv3x3 256->256 @64 fwd": lambda: conv_fwd(256, 64),
     "conv3x3 256->256 @64 fwd+bwd": lambda: conv_fwd_bwd(256, 64),

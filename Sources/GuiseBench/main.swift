@@ -71,9 +71,67 @@ func sgemmRow(_ n: Int) -> Row {
     }
 }
 
-// Further rows (an ADM ResBlock, attention) are one `Row(...)` each here, and an entry of
-// the same name in ROWS in Tools/bench_torch.py.
+/// Deterministic, non-constant values, so norms see real variance.
+func filled(_ shape: [Int], scale: Float = 1) -> Tensor {
+    let n = shape.reduce(1, *)
+    return Tensor(shape: shape, values: (0..<n).map { scale * sin(Float($0) * 0.7311 + 0.3) })
+}
+
+/// Times `forward` alone, and forward plus backward w.r.t. the input and every parameter.
+func forwardRows(_ label: String, flops: Double, input: [Int], params: [[Int]],
+                 _ forward: @escaping (Tensor, [Tensor]) -> Tensor) -> [Row] {
+    [
+        Row(name: "\(label) fwd", flops: flops) {
+            let x = filled(input), ps = params.map { filled($0, scale: 0.05) }
+            return { _ = forward(x, ps) }
+        },
+        Row(name: "\(label) fwd+bwd", flops: 3 * flops) {
+            let x = filled(input), ps = params.map { filled($0, scale: 0.05) }
+            for t in [x] + ps { t.requiresGrad = true }
+            let gy = filled(input)
+            return {
+                forward(x, ps).backward(seed: gy)
+                for t in [x] + ps { t.grad = nil }
+            }
+        },
+    ]
+}
+
+/// guided-diffusion's ResBlock with use_scale_shift_norm: GroupNorm32, SiLU, conv3×3, then
+/// GroupNorm · (1 + scale) + shift from the time embedding, SiLU, conv3×3, plus the skip.
+func resBlockRows(channels c: Int, size s: Int, embedding e: Int) -> [Row] {
+    forwardRows("resblock \(c) @\(s)", flops: 2 * convFlops(n: 1, cin: c, cout: c, k: 3, hw: s),
+                input: [1, c, s, s],
+                params: [[c], [c], [c, c, 3, 3], [c], [1, e], [2 * c, e], [2 * c], [c], [c], [c, c, 3, 3], [c]]) { x, p in
+        var h = NN.groupNorm(x, groups: 32, weight: p[0], bias: p[1]).silu()
+        h = NN.conv2d(h, weight: p[2], bias: p[3], padding: 1)
+        let ss = NN.linear(p[4].silu(), weight: p[5], bias: p[6]).chunk(2, dim: 1)
+        let scale = ss[0].reshaped(1, c, 1, 1), shift = ss[1].reshaped(1, c, 1, 1)
+        h = (NN.groupNorm(h, groups: 32, weight: p[7], bias: p[8]) * (scale + 1) + shift).silu()
+        return x + NN.conv2d(h, weight: p[9], bias: p[10], padding: 1)
+    }
+}
+
+/// guided-diffusion's AttentionBlock (new QKV order): GroupNorm32, 1×1 conv to q,k,v,
+/// attention over heads of 64 channels, 1×1 projection, plus the skip.
+func attentionRows(channels c: Int, size s: Int, headChannels d: Int) -> [Row] {
+    let t = s * s, heads = c / d
+    let flops = 2 * Double(t * c * 3 * c) + 2 * Double(t * c * c) + 4 * Double(t * t * c)
+    return forwardRows("attention \(c) @\(s)", flops: flops, input: [1, c, s, s],
+                       params: [[c], [c], [3 * c, c, 1, 1], [3 * c], [c, c, 1, 1], [c]]) { x, p in
+        let h = NN.groupNorm(x, groups: 32, weight: p[0], bias: p[1])
+        let qkv = NN.conv2d(h, weight: p[2], bias: p[3]).reshaped(3 * heads, d, t)
+        // Outer-dim slices are views, used as [1, heads, t, d]: no copies before the GEMMs.
+        let parts = (0..<3).map { qkv.narrow($0 * heads..<($0 + 1) * heads).reshaped(1, heads, d, t).transposedLastTwo }
+        let a = NN.scaledDotProductAttention(parts[0], parts[1], parts[2])  // [1, heads, t, d]
+        let merged = a.transposedLastTwo.reshaped(1, c, s, s)
+        return x + NN.conv2d(merged, weight: p[4], bias: p[5])
+    }
+}
+
+// A new row is one entry here and one of the same name in ROWS in Tools/bench_torch.py.
 let rows: [Row] = [sgemmRow(2048)] + convRows(channels: 256, size: 64) + convRows(channels: 128, size: 128)
+    + resBlockRows(channels: 256, size: 64, embedding: 1024) + attentionRows(channels: 512, size: 32, headChannels: 64)
 
 let threads = 2
 openblas_set_num_threads(Int32(threads))
