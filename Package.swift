@@ -40,7 +40,7 @@ let package = Package(
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
         // Layer 5: face analysis (detection, alignment, paste-back).
-        .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
+        .target(name: "GuiseFace", dependencies: ["GuiseImage", "GuiseTensor", "CVBridge"], swiftSettings: cpu),
         // Layer 7: the command-line tool, a thin layer over the library.
         .target(
             name: "GuiseCLI",
@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
-        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage"], swiftSettings: cpu),
+        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
         .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "guise"], swiftSettings: cpu),
     ]
