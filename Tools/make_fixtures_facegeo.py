@@ -10,6 +10,7 @@ Writes Tests/GuiseFaceTests/Fixtures/dlib_chips.safetensors:
   details       [K, 7]   get_face_chip_details(shape, size, padding) for K test shapes:
                          rect left, top, right, bottom, angle, size, padding
   shapes        [K, 5, 2] those shapes: astronaut's, then the same turned, scaled and moved
+                         (the last so large that dlib extracts it from a pyramid level)
   chips_u8      [K, 150, 150, 3] dlib.extract_image_chip(astronaut, details) for each
   face_crop     [3]      x0, y0, side of the square crop Tools/make_fixtures_face.py (branch
                          wt-tflite) fed face_landmark.tflite, so its raw mesh maps to image pixels
@@ -48,7 +49,8 @@ def main():
     # Variants: the shape turned about its centroid, scaled and moved, so the chip has a real rotation.
     shapes = [pts]
     c = pts.mean(axis=0)
-    for angle, scale, shift in ((0.35, 1.0, (0, 0)), (-0.6, 1.4, (10, -20)), (0.1, 0.7, (-30, 40))):
+    # The last is 3.2x larger: dlib then samples a pyramid_down<2> level instead of the image.
+    for angle, scale, shift in ((0.35, 1.0, (0, 0)), (-0.6, 1.4, (10, -20)), (0.1, 0.7, (-30, 40)), (0.2, 3.2, (0, 30))):
         rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
         shapes.append((pts - c) @ rot.T * scale + c + np.array(shift))
 

@@ -129,7 +129,8 @@ public struct BlazeFaceModel: Sendable {
             let a = anchors[i], r = regressors[(16 * i)..<(16 * i + 16)].map(Double.init)
             let cx = r[0] / s * a.width + a.x, cy = r[1] / s * a.height + a.y
             let w = r[2] / s * a.width, h = r[3] / s * a.height
-            guard w > 0, h > 0, cx.isFinite, cy.isFinite else { continue }
+            // As MediaPipe: drop boxes of negative or NaN size (b/171391719); also non-finite centres.
+            guard w >= 0, h >= 0, cx.isFinite, cy.isFinite else { continue }
             let keypoints = (0..<6).map { k in Point(r[4 + 2 * k] / s * a.width + a.x, r[5 + 2 * k] / s * a.height + a.y) }
             out.append(Detection(xmin: cx - w / 2, ymin: cy - h / 2, width: w, height: h, keypoints: keypoints, score: score))
         }

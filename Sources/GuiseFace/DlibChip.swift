@@ -2,6 +2,7 @@ import func Foundation.atan2
 import func Foundation.cos
 import func Foundation.sin
 import GuiseImage
+import GuiseTensor
 
 /// dlib's face chip (dlib/image_transforms/interpolation.h: get_face_chip_details and
 /// extract_image_chip), the input of dlib's face recognition network.
@@ -39,59 +40,133 @@ public struct DlibChip: Equatable, Sendable {
                         angle: atan2(t.matrix[3], t.matrix[0]), size: size)
     }
 
-    /// Chip pixels → image pixels (dlib maps the chip's corner pixels 0 and size − 1 onto the
-    /// rotated rectangle's corners).
-    public var chipToImage: AffineTransform {
-        let c = cos(angle), s = sin(angle)
-        func rotated(_ dx: Double, _ dy: Double) -> Point { Point(centre.x + c * dx - s * dy, centre.y + s * dx + c * dy) }
-        let tl = rotated(-width / 2, -height / 2), tr = rotated(width / 2, -height / 2), bl = rotated(-width / 2, height / 2)
+    /// dlib's rectangle as (left, top, right, bottom).
+    typealias Rect = (l: Double, t: Double, r: Double, b: Double)
+    var rect: Rect { (centre.x - width / 2, centre.y - height / 2, centre.x + width / 2, centre.y + height / 2) }
+
+    /// Chip pixels → the pixels of an image holding `r`: dlib maps the chip's corner pixels
+    /// (0 and size − 1) onto the corners of `r` turned by `angle` about its centre.
+    func chipMapping(_ r: Rect) -> AffineTransform {
+        let c = cos(angle), s = sin(angle), cx = (r.l + r.r) / 2, cy = (r.t + r.b) / 2
+        func rotated(_ x: Double, _ y: Double) -> Point { Point(cx + c * (x - cx) - s * (y - cy), cy + s * (x - cx) + c * (y - cy)) }
+        let tl = rotated(r.l, r.t), tr = rotated(r.r, r.t), bl = rotated(r.l, r.b)
         let n = Double(size - 1)
         return AffineTransform([(tr.x - tl.x) / n, (bl.x - tl.x) / n, tl.x, (tr.y - tl.y) / n, (bl.y - tl.y) / n, tl.y])
     }
 
+    /// Chip pixels → image pixels.
+    public var chipToImage: AffineTransform { chipMapping(rect) }
+
     /// Image pixels → chip pixels.
     public func imageToChip() throws -> AffineTransform { try chipToImage.inverted() }
 
-    /// The chip, sampled as dlib's interpolate_bilinear: a pixel whose 2 × 2 neighbourhood leaves
-    /// the image is 0; `quantised` truncates to 8 bits as dlib's assign_pixel does for an
-    /// rgb_pixel chip. Exact when the chip is at most 2× smaller than its rectangle; beyond that
-    /// dlib samples pyramid_down<2> levels and this samples an area-downscaled copy instead.
+    /// dlib's pyramid_down<2> coordinate map (image_pyramid.h), applied to a rectangle's corners.
+    static func down(_ r: Rect) -> Rect { (r.l / 2 - 1.25, r.t / 2 - 0.75, r.r / 2 - 1.25, r.b / 2 - 0.75) }
+    /// drectangle::area: its sides count both end pixels.
+    static func area(_ r: Rect) -> Double { (r.r - r.l + 1) * (r.b - r.t + 1) }
+
+    /// The chip as dlib's extract_image_chip makes it. Sampling is dlib's interpolate_bilinear:
+    /// a pixel whose 2 × 2 neighbourhood leaves the source is 0. When the chip is over 2× smaller
+    /// than its rectangle, dlib first crops the rotated rectangle's bounding box (grown by a
+    /// margin) and shrinks it with pyramid_down<2> (a 5-tap [1 4 6 4 1] filter, then every other
+    /// pixel) until one more level would drop below the chip's area; this does the same.
+    /// `quantised` works on 8-bit values, truncating as dlib's rgb_pixel arithmetic does;
+    /// otherwise everything stays in floating point.
     public func extract(from image: Image, quantised: Bool = true) throws -> Image {
         try image.validate()
-        var source = image
-        var t = chipToImage
-        var factor = 1.0
-        // dlib: while (pyr.rect_down(rect).area() > chip area) go one level down.
-        while ((width + 1) / (2 * factor)) * ((height + 1) / (2 * factor)) > Double(size * size),
-              source.width >= 4, source.height >= 4 {
-            source = try source.resized(width: source.width / 2, height: source.height / 2, interpolation: .area)
-            factor *= 2
+        var w = image.width, h = image.height
+        var planes: [[Double]] = (0..<3).map { c in
+            image.rgb[(c * w * h)..<((c + 1) * w * h)].map { quantised ? (Double($0) * 255).rounded() : Double($0) * 255 }
         }
-        if factor > 1 {
-            let m = t.matrix, k = 1 / factor, o = 0.5 / factor - 0.5
-            t = AffineTransform([m[0] * k, m[1] * k, m[2] * k + o, m[3] * k, m[4] * k, m[5] * k + o])
+        let chipArea = Double(size * size)
+        var levelRect = rect
+        var depth = 0, grow = 2.0
+        var probe = Self.down(levelRect)
+        while Self.area(probe) > chipArea {
+            probe = Self.down(probe)
+            depth += 1
+            grow = grow * 2 + 2
         }
-        let w = source.width, h = source.height, n = w * h, cn = size * size
-        var rgb = [Float](repeating: 0, count: 3 * cn)
-        source.rgb.withUnsafeBufferPointer { p in
-            for r in 0..<size {
-                for c in 0..<size {
-                    let q = t.apply(Point(Double(c), Double(r)))
-                    let x0 = Int(q.x.rounded(.down)), y0 = Int(q.y.rounded(.down))
-                    guard x0 >= 0, y0 >= 0, x0 + 1 < w, y0 + 1 < h else { continue }
-                    let fx = q.x - Double(x0), fy = q.y - Double(y0)
-                    for ch in 0..<3 {
-                        let base = ch * n + y0 * w + x0
-                        // dlib interpolates 8-bit values in double precision.
-                        func u8(_ i: Int) -> Double { quantised ? (Double(p[i]) * 255).rounded() : Double(p[i]) * 255 }
-                        let tl = u8(base), tr = u8(base + 1), bl = u8(base + w), br = u8(base + w + 1)
-                        var v = (1 - fy) * ((1 - fx) * tl + fx * tr) + fy * ((1 - fx) * bl + fx * br)
-                        if quantised { v = min(max(v, 0), 255).rounded(.towardZero) }
-                        rgb[ch * cn + r * size + c] = Float(v / 255)
-                    }
+        if depth > 0 {
+            // The rotated rectangle's bounding box, grown, clipped to the image and rounded
+            // (drectangle → rectangle), is all the pyramid sees.
+            let m = chipToImage
+            let corners = [(0.0, 0.0), (Double(size - 1), 0), (0, Double(size - 1)), (Double(size - 1), Double(size - 1))].map { m.apply(Point($0.0, $0.1)) }
+            let l = max(corners.map(\.x).min()! - grow, 0), t = max(corners.map(\.y).min()! - grow, 0)
+            let r = min(corners.map(\.x).max()! + grow, Double(w - 1)), b = min(corners.map(\.y).max()! + grow, Double(h - 1))
+            guard l <= r, t <= b else { return Image(width: size, height: size, red: 0, green: 0, blue: 0) }
+            let x0 = Int((l + 0.5).rounded(.down)), y0 = Int((t + 0.5).rounded(.down))
+            let x1 = Int((r + 0.5).rounded(.down)), y1 = Int((b + 0.5).rounded(.down))
+            let cw = x1 - x0 + 1, ch = y1 - y0 + 1
+            planes = planes.map { p in
+                var out = [Double](repeating: 0, count: cw * ch)
+                for y in 0..<ch { for x in 0..<cw { out[y * cw + x] = p[(y0 + y) * w + x0 + x] } }
+                return out
+            }
+            (w, h) = (cw, ch)
+            levelRect = (levelRect.l - Double(x0), levelRect.t - Double(y0), levelRect.r - Double(x0), levelRect.b - Double(y0))
+            for _ in 0..<depth {
+                guard w > 8, h > 8 else { return Image(width: size, height: size, red: 0, green: 0, blue: 0) }
+                (planes, w, h) = Self.pyramidDown(planes, w, h, quantised: quantised)
+                levelRect = Self.down(levelRect)
+            }
+        }
+        let t = chipMapping(levelRect)
+        let n = size * size
+        var rgb = [Float](repeating: 0, count: 3 * n)
+        for r in 0..<size {
+            for c in 0..<size {
+                let q = t.apply(Point(Double(c), Double(r)))
+                let x0 = Int(q.x.rounded(.down)), y0 = Int(q.y.rounded(.down))
+                guard x0 >= 0, y0 >= 0, x0 + 1 < w, y0 + 1 < h else { continue }
+                let fx = q.x - Double(x0), fy = q.y - Double(y0)
+                for ch in 0..<3 {
+                    let p = planes[ch], i = y0 * w + x0
+                    var v = (1 - fy) * ((1 - fx) * p[i] + fx * p[i + 1]) + fy * ((1 - fx) * p[i + w] + fx * p[i + w + 1])
+                    if quantised { v = min(max(v, 0), 255).rounded(.towardZero) }
+                    rgb[ch * n + r * size + c] = Float(v / 255)
                 }
             }
         }
         return Image(width: size, height: size, rgb: rgb)
+    }
+
+    /// Chips as dlib's network input: [N, 3, size, size] RGB in 0…255 (the network's
+    /// input_rgb_image_sized layer does its own mean subtraction and scaling).
+    public static func tensor(_ chips: [Image]) throws -> Tensor {
+        guard let first = chips.first else { throw FaceError("no face chips to stack") }
+        let s = first.width, n = s * s
+        guard chips.allSatisfy({ $0.width == s && $0.height == s }) else { throw FaceError("face chips differ in size") }
+        var v = [Float](repeating: 0, count: chips.count * 3 * n)
+        for (k, chip) in chips.enumerated() {
+            for i in 0..<(3 * n) { v[k * 3 * n + i] = (chip.rgb[i] * 255).rounded() }
+        }
+        return Tensor(shape: [chips.count, 3, s, s], values: v)
+    }
+
+    /// One pyramid_down<2> level: rows filtered [1 4 6 4 1] at every other column, then columns
+    /// at every other row from row 2, divided by 256 (truncated for 8-bit values).
+    static func pyramidDown(_ planes: [[Double]], _ w: Int, _ h: Int, quantised: Bool) -> ([[Double]], Int, Int) {
+        let tw = (w - 3) / 2, dh = (h - 3) / 2
+        let out = planes.map { p -> [Double] in
+            var rows = [Double](repeating: 0, count: h * tw)
+            for y in 0..<h {
+                for x in 0..<tw {
+                    let i = y * w + 2 * x
+                    rows[y * tw + x] = p[i] + 4 * p[i + 1] + 6 * p[i + 2] + 4 * p[i + 3] + p[i + 4]
+                }
+            }
+            var down = [Double](repeating: 0, count: dh * tw)
+            for d in 0..<dh {
+                let y = 2 + 2 * d
+                for x in 0..<tw {
+                    let v = rows[(y - 2) * tw + x] + 4 * rows[(y - 1) * tw + x] + 6 * rows[y * tw + x]
+                        + 4 * rows[(y + 1) * tw + x] + rows[(y + 2) * tw + x]
+                    down[d * tw + x] = quantised ? (v / 256).rounded(.down) : v / 256
+                }
+            }
+            return down
+        }
+        return (out, tw, dh)
     }
 }

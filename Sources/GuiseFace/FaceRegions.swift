@@ -47,7 +47,9 @@ public enum FaceMasks {
         guard mesh.count >= FaceMesh.pointCount else { throw FaceError("face masks need the 468-point mesh, got \(mesh.count) points") }
         guard width > 0, height > 0 else { throw FaceError("a mask needs a positive size, got \(width)x\(height)") }
         // Pixel centres sit at integers (OpenCV's convention), so a pixel's outer edge is at −0.5:
-        // scaling maps edges to edges. fillPoly covers the pixels whose centres fall inside.
+        // scaling maps edges to edges. fillPoly covers the pixels whose centres fall inside and
+        // also every pixel its outline touches, so a hard region is grown by up to half a pixel;
+        // parts cut from the skin are grown alike, so the skin never overlaps them.
         let pts = mesh.map { Point(($0.x + 0.5) * scale - 0.5, ($0.y + 0.5) * scale - 0.5) }
         func poly(_ idx: [Int]) -> [Point] { idx.map { pts[$0] } }
         var plane = [Float](repeating: 0, count: width * height)

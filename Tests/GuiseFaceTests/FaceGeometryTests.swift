@@ -73,7 +73,8 @@ final class BlazeFaceTests: XCTestCase {
         }
         for (j, v) in raw.enumerated() { reg[16 * k + j] = Float(v) }
         cls[k] = 2
-        cls[k + 1] = 500  // clipped to 100: still a valid score, but its box is empty, so dropped
+        cls[k + 1] = 500  // clipped to 100: a valid score, but its box has a negative width, so dropped
+        reg[16 * (k + 1) + 2] = -1
         let dets = try model.decode(regressors: reg, classificators: cls)
         XCTAssertEqual(dets.count, 1)
         let d = try XCTUnwrap(dets.first)
@@ -366,16 +367,28 @@ final class FaceMaskTests: XCTestCase {
 
     func testResolutionAndFeather() throws {
         let mesh = try astronautMesh()
-        let one = try FaceMasks.mask(.skin, mesh: mesh, width: 512, height: 512)
-        let two = try FaceMasks.mask(.skin, mesh: mesh, width: 1024, height: 1024, scale: 2)
-        let down = try two.resized(width: 512, height: 512, interpolation: .area)
-        var diff = 0.0, inter = 0.0, union = 0.0
-        for (a, b) in zip(one.values, down.values) {
-            diff += Double(abs(a - b))
-            inter += Double(min(a, b)); union += Double(max(a, b))
+        // A mask drawn at 2× and area-averaged back agrees with the 1× mask away from edges;
+        // they differ only within 2 pixels of the 2× mask's fractional (edge) pixels: fillPoly
+        // also fills every pixel the outline touches, growing a region by up to half a pixel
+        // at each resolution.
+        for r in FaceRegion.allCases {
+            let one = try FaceMasks.mask(r, mesh: mesh, width: 512, height: 512)
+            let two = try FaceMasks.mask(r, mesh: mesh, width: 1024, height: 1024, scale: 2)
+            let down = try two.resized(width: 512, height: 512, interpolation: .area)
+            var farMismatch = 0, inter = 0.0, union = 0.0
+            for y in 2..<510 {
+                for x in 2..<510 {
+                    let a = one[x, y], b = down[x, y]
+                    inter += Double(min(a, b)); union += Double(max(a, b))
+                    guard (b > 0.5 ? 1 : 0) != a else { continue }
+                    var nearEdge = false
+                    for dy in -2...2 { for dx in -2...2 where down[x + dx, y + dy] > 0 && down[x + dx, y + dy] < 1 { nearEdge = true } }
+                    if !nearEdge { farMismatch += 1 }
+                }
+            }
+            XCTAssertEqual(farMismatch, 0, "\(r)")
+            XCTAssertGreaterThan(inter / union, r == .face || r == .skin ? 0.96 : 0.8, "\(r)")
         }
-        XCTAssertGreaterThan(inter / union, 0.97)
-        XCTAssertLessThan(diff / area(one), 0.05)
 
         let soft = try FaceMasks.mask(.face, mesh: mesh, width: 512, height: 512, feather: 8)
         XCTAssertEqual(soft[Int(mesh[1].x), Int(mesh[1].y)], 1, accuracy: 1e-4)
@@ -422,7 +435,7 @@ final class DlibChipTests: XCTestCase {
         let shapes = try f.tensor("shapes").values.map(Double.init)
         let details = try f.tensor("details").values.map(Double.init)
         let k = details.count / 7
-        XCTAssertEqual(k, 4)
+        XCTAssertEqual(k, 5)
         for i in 0..<k {
             let pts = (0..<5).map { Point(shapes[10 * i + 2 * $0], shapes[10 * i + 2 * $0 + 1]) }
             let d = try DlibChip.details(points: pts, size: 150, padding: 0.25)
@@ -437,26 +450,36 @@ final class DlibChipTests: XCTestCase {
         XCTAssertThrowsError(try DlibChip.details(points: [Point](repeating: Point(3, 3), count: 5)))
     }
 
-    /// Our bilinear chips equal dlib.extract_image_chip's to within one 8-bit level.
+    /// Our chips equal dlib.extract_image_chip's: four plain bilinear ones (turned, scaled) and
+    /// one 2.6× smaller than its rectangle, which dlib samples from a pyramid_down<2> level, and
+    /// which reaches past the image's top edge.
     func testChipsMatchDlib() throws {
         let f = try fixture("dlib_chips")
         let image = try sample("astronaut.png")
         let shapes = try f.tensor("shapes").values.map(Double.init)
         let chips = try f.tensor("chips_u8").values
-        for i in 0..<4 {
+        for i in 0..<5 {
             let pts = (0..<5).map { Point(shapes[10 * i + 2 * $0], shapes[10 * i + 2 * $0 + 1]) }
             let chip = try DlibChip.details(points: pts).extract(from: image)
             XCTAssertEqual(chip.width, 150)
-            var worst: Float = 0, total: Float = 0, exact = 0
+            var worst: Float = 0, exact = 0
             for y in 0..<150 { for x in 0..<150 { for c in 0..<3 {
                 let ours = (chip[x, y, c] * 255).rounded()
                 let theirs = chips[((i * 150 + y) * 150 + x) * 3 + c]
-                worst = max(worst, abs(ours - theirs)); total += abs(ours - theirs)
+                worst = max(worst, abs(ours - theirs))
                 if ours == theirs { exact += 1 }
             } } }
-            XCTAssertLessThanOrEqual(worst, 1, "chip \(i)")
-            XCTAssertGreaterThan(Double(exact) / 67500, 0.99, "chip \(i): share of identical values")
+            XCTAssertEqual(worst, 0, "chip \(i)")
+            XCTAssertEqual(exact, 67500, "chip \(i)")
+            if i == 0 {
+                // Planar 0…255 values, as the network takes them.
+                let t = try DlibChip.tensor([chip, chip])
+                XCTAssertEqual(t.shape, [2, 3, 150, 150])
+                let index: Int = 4 * 22500 + 7 * 150 + 9  // chip 1, green, row 7, column 9
+                XCTAssertEqual(t.values[index], chips[(7 * 150 + 9) * 3 + 1])
+            }
         }
+        XCTAssertThrowsError(try DlibChip.tensor([]))
     }
 
     func testChipTransformsRoundTrip() throws {
