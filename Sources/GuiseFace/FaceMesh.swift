@@ -69,10 +69,7 @@ public struct RotatedRect: Equatable, Sendable {
     /// `mirrored` flips it left–right after cropping (cv::flip: column i ↔ w − 1 − i).
     public func crop(_ image: Image, width w: Int, height h: Int, range: ClosedRange<Float> = 0...1,
                      mirrored: Bool = false) throws -> Tensor {
-        var t = cropTransform(width: w, height: h)
-        if mirrored {
-            t = AffineTransform([-t.matrix[0], -t.matrix[1], Double(w - 1) - t.matrix[2], t.matrix[3], t.matrix[4], t.matrix[5]])
-        }
+        let t = cropTransform(width: w, height: h, mirrored: mirrored)
         let crop = try image.warpedAffine(t, width: w, height: h, interpolation: .linear, border: .replicate)
         return NHWC.tensor(from: crop, range: range)
     }

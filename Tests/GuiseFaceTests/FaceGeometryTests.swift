@@ -494,3 +494,103 @@ final class DlibChipTests: XCTestCase {
         for p in [Point(0, 0), Point(149, 149), Point(20, 100)] { assertNear(toChip.apply(d.chipToImage.apply(p)), p, 1e-9) }
     }
 }
+
+final class TensorCropTests: XCTestCase {
+    /// A smooth test image (OpenCV's 1/32-pixel weight rounding stays small on it).
+    func smoothImage(_ w: Int, _ h: Int) -> Image {
+        var rgb = [Float](repeating: 0, count: 3 * w * h)
+        for c in 0..<3 { for y in 0..<h { for x in 0..<w {
+            rgb[c * w * h + y * w + x] = 0.5 + 0.4 * Float(sin(Double(x) * 0.21 + Double(c)) * cos(Double(y) * 0.17))
+        } } }
+        return Image(width: w, height: h, rgb: rgb)
+    }
+
+    func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+
+    func testCropsMatchOpenCV() throws {
+        let image = smoothImage(70, 55)
+        let t = TensorCrops.nchw(image)
+        let roi = RotatedRect(centre: Point(30, 25), width: 50, height: 50, rotation: 0.4)
+        for mirrored in [false, true] {
+            let ours = try TensorCrops.crop(t, roi: roi, width: 32, height: 32, mirrored: mirrored)
+            let cv = try roi.crop(image, width: 32, height: 32, mirrored: mirrored)
+            XCTAssertEqual(ours.shape, [1, 32, 32, 3])
+            XCTAssertLessThan(maxDiff(ours.values, cv.values), 3e-3, "mirrored \(mirrored)")
+        }
+        let lb = Letterbox(imageWidth: 70, imageHeight: 55, size: 40)
+        let ours = try TensorCrops.letterbox(t, lb)
+        let cv = try lb.input(image)
+        XCTAssertLessThan(maxDiff(ours.values, cv.values), 6e-3)
+        XCTAssertEqual(ours.values[0], -1, "padding is black")
+        XCTAssertThrowsError(try TensorCrops.letterbox(t, Letterbox(imageWidth: 10, imageHeight: 10, size: 8)))
+        XCTAssertThrowsError(try TensorCrops.crop(Tensor(shape: [3, 4], repeating: 0), roi: roi, width: 8, height: 8))
+    }
+
+    /// Gradients of a crop reach the image: bilinear sampling is linear, so central
+    /// differences are exact up to rounding.
+    func testCropGradientReachesTheImage() throws {
+        let base = TensorCrops.nchw(smoothImage(12, 10))
+        let roi = RotatedRect(centre: Point(6, 5), width: 8, height: 8, rotation: -0.3)
+        let weights = Tensor(shape: [1, 6, 6, 3], values: (0..<108).map { Float(($0 * 37) % 11) / 11 - 0.5 })
+        let leaf = base.copy()
+        leaf.requiresGrad = true
+        (try TensorCrops.crop(leaf, roi: roi, width: 6, height: 6) * weights).summed(toShape: []).backward()
+        let grad = try XCTUnwrap(leaf.grad).values
+        func loss(_ x: Tensor) throws -> Double {
+            let v = try TensorCrops.crop(x, roi: roi, width: 6, height: 6).values
+            return zip(v, weights.values).reduce(0) { $0 + Double($1.0 * $1.1) }
+        }
+        var checked = 0
+        for i in stride(from: 0, to: 360, by: 7) {
+            var p = base.values, m = base.values
+            p[i] += 0.01; m[i] -= 0.01
+            let fd = (try loss(Tensor(shape: base.shape, values: p)) - loss(Tensor(shape: base.shape, values: m))) / 0.02
+            XCTAssertEqual(Double(grad[i]), fd, accuracy: 1e-3, "pixel value \(i)")
+            if fd != 0 { checked += 1 }
+        }
+        XCTAssertGreaterThan(checked, 5)
+    }
+
+    func testTensorLandmarksMatchAndCarryGradients() throws {
+        let roi = RotatedRect(centre: Point(140, 130), width: 120, height: 120, rotation: 0.46)
+        let raw = (0..<1404).map { Float(($0 * 53) % 192) }
+        let plain = try FaceMesh.landmarks(raw, roi: roi)
+        let mesh = try TensorCrops.landmarks(Tensor(shape: [1, 1, 1, 1404], values: raw), roi: roi, cropSize: 192)
+        XCTAssertEqual(mesh.shape, [468, 3])
+        for i in [0, 33, 467] {
+            XCTAssertEqual(Double(mesh.values[3 * i]), plain[i].x, accuracy: 1e-3)
+            XCTAssertEqual(Double(mesh.values[3 * i + 1]), plain[i].y, accuracy: 1e-3)
+            XCTAssertEqual(Double(mesh.values[3 * i + 2]), plain[i].z, accuracy: 1e-3)
+        }
+        let eye = RotatedRect(centre: Point(120, 100), width: 40, height: 40, rotation: 0.2)
+        let c = (0..<213).map { Float(($0 * 7) % 64) }, ir = (0..<15).map { Float(($0 * 11) % 64) }
+        for mirrored in [false, true] {
+            let p = try Iris.landmarks(contour: c, iris: ir, roi: eye, mirrored: mirrored)
+            let t = try TensorCrops.landmarks(Tensor(shape: [1, 15], values: ir), roi: eye, cropSize: 64, mirrored: mirrored)
+            XCTAssertEqual(Double(t.values[3]), p.iris[1].x, accuracy: 1e-3)
+            XCTAssertEqual(Double(t.values[4]), p.iris[1].y, accuracy: 1e-3)
+        }
+
+        // Raw mesh and iris outputs → image landmarks → gaze features, differentiated end to end.
+        let rawMesh = Tensor(shape: [1, 1404], values: raw)
+        let rawIris = Tensor(shape: [1, 15], values: ir)
+        func gaze(_ m: Tensor, _ i: Tensor) throws -> Tensor {
+            let points = Tensor.concat([try TensorCrops.landmarks(m, roi: roi, cropSize: 192),
+                                        try TensorCrops.landmarks(i, roi: eye, cropSize: 64),
+                                        try TensorCrops.landmarks(i, roi: eye, cropSize: 64, mirrored: true)], dim: 0)
+            return try Gaze.features(points)
+        }
+        let leaf = rawIris.copy()
+        leaf.requiresGrad = true
+        try gaze(rawMesh, leaf).summed(toShape: []).backward()
+        let grad = try XCTUnwrap(leaf.grad).values
+        for k in 0..<3 {
+            var p = ir, m = ir
+            p[k] += 0.05; m[k] -= 0.05
+            let fd = (Double(try gaze(rawMesh, Tensor(shape: [1, 15], values: p)).summed(toShape: []).item())
+                      - Double(try gaze(rawMesh, Tensor(shape: [1, 15], values: m)).summed(toShape: []).item())) / 0.1
+            XCTAssertEqual(Double(grad[k]), fd, accuracy: 2e-2 * max(1, abs(fd)), "iris raw \(k)")
+            if k < 2 { XCTAssertNotEqual(grad[k], 0, "the iris centre moves the features") }
+        }
+    }
+}
