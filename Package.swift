@@ -42,7 +42,7 @@ let package = Package(
         // Layer 4: networks (embedded face models run on the engine; the ADM UNet).
         .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
         // Layer 5: face analysis (detection, alignment, paste-back).
-        .target(name: "GuiseFace", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
+        .target(name: "GuiseFace", dependencies: ["GuiseImage", "GuiseTensor", "CVBridge"], swiftSettings: cpu),
         // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
         .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
         // Layer 7: the command-line tool, a thin layer over the library.
@@ -63,9 +63,9 @@ let package = Package(
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
-        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage"], swiftSettings: cpu),
         .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
+        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
         .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "guise"], swiftSettings: cpu),
     ]

@@ -276,6 +276,29 @@ int cvb_morphology(const float *src, int width, int height, int planes, float *d
     });
 }
 
+int cvb_fill_polygons(float *plane, int width, int height, const double *xy, const int *counts,
+                      int polygons, float value) {
+    return guarded("fillPoly", [&] {
+        if (width <= 0 || height <= 0 || polygons < 0) throw Failure("bad polygon canvas");
+        cv::Mat m(height, width, CV_32F, plane);
+        const int shift = 8;
+        std::vector<std::vector<cv::Point>> polys;
+        size_t k = 0;
+        for (int p = 0; p < polygons; p++) {
+            if (counts[p] < 3) throw Failure("a polygon needs at least 3 vertices");
+            std::vector<cv::Point> v;
+            for (int i = 0; i < counts[p]; i++, k++) {
+                double x = xy[2 * k], y = xy[2 * k + 1];
+                // Far-away vertices would overflow the fixed-point coordinates.
+                if (!(std::fabs(x) < 1e6 && std::fabs(y) < 1e6)) throw Failure("a polygon vertex is not finite or too far");
+                v.emplace_back(int(std::lround(x * (1 << shift))), int(std::lround(y * (1 << shift))));
+            }
+            polys.push_back(std::move(v));
+        }
+        if (!polys.empty()) cv::fillPoly(m, polys, cv::Scalar(value), cv::LINE_8, shift);
+    });
+}
+
 int cvb_seamless_clone(const float *src, const float *dst, const float *mask,
                        int width, int height, float *out) {
     return guarded("seamlessClone", [&] {

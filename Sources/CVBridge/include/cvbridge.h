@@ -70,6 +70,12 @@ int cvb_seamless_clone(const float *src, const float *dst, const float *mask,
 int cvb_inpaint_telea(const float *src, const float *mask, int width, int height,
                       double radius, float *out);
 
+/// Fills polygons (cv::fillPoly, 8-connected edges) with `value` on one float plane, in place.
+/// `xy` holds x,y pairs of every polygon one after another, `counts` the vertices of each;
+/// coordinates are in pixels with 1/256-pixel precision. Overlaps are filled once (a union).
+int cvb_fill_polygons(float *plane, int width, int height, const double *xy, const int *counts,
+                      int polygons, float value);
+
 /// Haar/LBP cascade from an OpenCV XML file.
 typedef struct cvb_cascade cvb_cascade;
 int cvb_cascade_load(const char *path, cvb_cascade **cascade);
