@@ -1,13 +1,32 @@
-/// One recorded op: its inputs and how to turn the output's gradient into theirs.
+/// One recorded op: where its inputs' gradients go, and how to turn the output's gradient
+/// into theirs.
+///
+/// It points at the ops that made its inputs, not at the input tensors, so an intermediate
+/// tensor's memory is freed as soon as nothing else holds it; only what a backward closure
+/// captures stays alive (as in PyTorch, where an add saves nothing and a product saves its
+/// operands). This is what keeps the peak memory of a UNet's backward pass down.
 public final class GradFn {
     public let name: String
-    let inputs: [Tensor]
+    let edges: [Edge]
     /// Given dL/d(output), returns dL/d(input) for each input (nil where none flows).
-    let backward: (Tensor) -> [Tensor?]
+    /// Dropped once used, freeing what it captured.
+    var backward: ((Tensor) -> [Tensor?])?
+
+    enum Edge {
+        /// The input was made by a recorded op; its gradient flows on to that op.
+        case op(GradFn, shape: [Int])
+        /// The input is a leaf that requires a gradient; it is accumulated into `grad`.
+        case leaf(Tensor)
+        /// The input needs no gradient.
+        case none
+    }
 
     init(name: String, inputs: [Tensor], backward: @escaping (Tensor) -> [Tensor?]) {
         self.name = name
-        self.inputs = inputs
+        self.edges = inputs.map { t in
+            if let fn = t.gradFn { return .op(fn, shape: t.shape) }
+            return t.requiresGrad ? .leaf(t) : .none
+        }
         self.backward = backward
     }
 }
@@ -61,43 +80,62 @@ extension Tensor {
     }
 
     /// Back-propagates from this tensor, adding into `grad` of every leaf that requires one.
-    /// `seed` defaults to ones, which for a scalar is dL/dL = 1.
+    /// `seed` defaults to ones, which for a scalar is dL/dL = 1. Like PyTorch without
+    /// retain_graph, the graph is consumed: each op's saved tensors are freed once used.
     public func backward(seed: Tensor? = nil) {
         precondition(tracksGradient, "backward() on a tensor that does not depend on anything requiring a gradient")
         let seedGrad = seed ?? Tensor(shape: shape, repeating: 1)
         precondition(seedGrad.shape == shape, "seed shape \(seedGrad.shape) for output \(shape)")
+        guard let root = gradFn else {
+            accumulateGrad(seedGrad)
+            return
+        }
 
-        // Topological order by iterative DFS, so deep networks can't overflow the stack.
-        var order: [Tensor] = []
+        // Topological order of the ops by iterative DFS, so deep networks can't overflow the stack.
+        // An op is marked when expanded, not when pushed: only then does every op come after
+        // all the ops it feeds, whatever order the inputs are met in.
+        var order: [GradFn] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            if !visited.insert(ObjectIdentifier(t)).inserted { continue }
-            stack.append((t, true))
-            for i in t.gradFn?.inputs ?? [] where i.tracksGradient && !visited.contains(ObjectIdentifier(i)) {
-                stack.append((i, false))
+        var stack: [(GradFn, Bool)] = [(root, false)]
+        while let (fn, expanded) = stack.popLast() {
+            if expanded { order.append(fn); continue }
+            if !visited.insert(ObjectIdentifier(fn)).inserted { continue }
+            stack.append((fn, true))
+            for case .op(let input, _) in fn.edges where !visited.contains(ObjectIdentifier(input)) {
+                stack.append((input, false))
             }
         }
 
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seedGrad]
+        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seedGrad]
         Autograd.noGrad {
-            for t in order.reversed() {
-                guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
-                if t.requiresGrad && t.gradFn == nil {
-                    t.grad = t.grad.map { $0.adding(g) } ?? g.contiguous()
+            for fn in order.reversed() {
+                guard let g = grads.removeValue(forKey: ObjectIdentifier(fn)) else { continue }
+                guard let body = fn.backward else {
+                    preconditionFailure("backward through \(fn.name) a second time: the graph was consumed by an earlier backward()")
                 }
-                guard let fn = t.gradFn else { continue }
-                let inputGrads = fn.backward(g)
-                precondition(inputGrads.count == fn.inputs.count, "\(fn.name) backward returned \(inputGrads.count) grads for \(fn.inputs.count) inputs")
-                for (input, ig) in zip(fn.inputs, inputGrads) {
-                    guard let ig, input.tracksGradient else { continue }
-                    precondition(ig.shape == input.shape, "\(fn.name) backward: grad \(ig.shape) for input \(input.shape)")
-                    let key = ObjectIdentifier(input)
-                    grads[key] = grads[key].map { $0.adding(ig) } ?? ig
+                fn.backward = nil
+                let inputGrads = body(g)
+                precondition(inputGrads.count == fn.edges.count, "\(fn.name) backward returned \(inputGrads.count) grads for \(fn.edges.count) inputs")
+                for (edge, ig) in zip(fn.edges, inputGrads) {
+                    guard let ig else { continue }
+                    switch edge {
+                    case .none:
+                        continue
+                    case .leaf(let t):
+                        precondition(ig.shape == t.shape, "\(fn.name) backward: grad \(ig.shape) for input \(t.shape)")
+                        t.accumulateGrad(ig)
+                    case .op(let input, let shape):
+                        precondition(ig.shape == shape, "\(fn.name) backward: grad \(ig.shape) for input \(shape)")
+                        let key = ObjectIdentifier(input)
+                        grads[key] = grads[key].map { $0.adding(ig) } ?? ig
+                    }
                 }
             }
         }
+    }
+
+    private func accumulateGrad(_ g: Tensor) {
+        grad = grad.map { $0.adding(g) } ?? g.contiguous()
     }
 
     /// Breaks the graph hanging off this tensor so its memory can be freed.

@@ -26,3 +26,33 @@ final class GradCheckSelfTest: XCTestCase {
         assertGradientsMatchFiniteDifferences([a, b]) { x in (x[0] * x[1] - x[0]) / x[1] + x[1] }
     }
 }
+
+final class GraphOrderTests: XCTestCase {
+    /// y = a·b with b = 2a: the op making b feeds y and is itself fed by a's op, whichever
+    /// input the traversal meets first. A wrong topological order drops b's contribution.
+    func testDiamondWhereOneInputFeedsTheOther() {
+        let x = Tensor(shape: [3], values: [1, 2, 3])
+        x.requiresGrad = true
+        let a = x * 3          // op A
+        let b = a * 2          // op B, fed by A
+        let y = (a * b).summed(toShape: [])   // fed by A and B
+        y.backward()
+        // y = 18 x², dy/dx = 36 x
+        XCTAssertEqual(x.grad?.values, [36, 72, 108])
+    }
+
+    func testGraphIsConsumedAndIntermediatesAreFreed() {
+        let x = Tensor(shape: [4], values: [1, 2, 3, 4])
+        x.requiresGrad = true
+        weak var intermediate: Tensor?
+        let y: Tensor = {
+            let h = x * 2
+            intermediate = h
+            return (h + 1).summed(toShape: [])
+        }()
+        // The add saved nothing, so nothing but the graph's edges could hold `h`: it is gone.
+        XCTAssertNil(intermediate)
+        y.backward()
+        XCTAssertEqual(x.grad?.values, [2, 2, 2, 2])
+    }
+}
