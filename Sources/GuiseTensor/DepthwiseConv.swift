@@ -7,8 +7,12 @@ struct DepthwiseConv {
     let batch: Int, outChannels: Int
     var multiplier: Int { outChannels / geo.channels }
 
+    /// Tests turn this off to run the same convs through the grouped GEMM paths (ShiftedConv,
+    /// im2col) and compare; nothing else should touch it.
+    nonisolated(unsafe) static var enabled = true
+
     static func applies(_ geo: ConvGeometry, groups: Int) -> Bool {
-        groups > 1 && groups == geo.channels
+        enabled && groups > 1 && groups == geo.channels
     }
 
     /// Calls `body(oh, ih, owRange, iw0)` for every output row and kernel tap that overlap the input.

@@ -67,6 +67,38 @@ final class ConvOpsTests: XCTestCase {
         assertGradientsMatchFiniteDifferences([xs, ws, wb]) { t in NN.conv2d(t[0], weight: t[1], bias: t[2], padding: NN.Padding(1, 0)) }
     }
 
+    /// The direct depthwise kernel against the grouped GEMM paths it replaced, forward and all
+    /// three gradients, at the iris network's geometries (3×3 SAME, 32×32 down to 2×2) and at
+    /// stride 2 after an explicit pad, odd sizes, a channel multiplier and dilation.
+    func testDirectDepthwiseMatchesGEMMPaths() {
+        typealias Case = (x: [Int], mult: Int, stride: NN.Pair, pad: NN.Padding, dilation: NN.Pair)
+        let cases: [Case] = [
+            ([1, 32, 32, 32], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([1, 64, 16, 16], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([1, 64, 4, 4], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([1, 64, 2, 2], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([2, 8, 17, 15], 1, NN.Pair(2, 2), NN.Padding(0, 0), NN.Pair(1, 1)),
+            ([2, 3, 9, 11], 2, NN.Pair(2, 1), NN.Padding(top: 0, bottom: 1, left: 1, right: 0), NN.Pair(1, 2)),
+        ]
+        for (k, c) in cases.enumerated() {
+            let ch = c.x[1], x = randomTensor(c.x, seed: 60 + UInt64(k))
+            let w = randomTensor([ch * c.mult, 1, 3, 3], seed: 70 + UInt64(k)), b = randomTensor([ch * c.mult], seed: 80 + UInt64(k))
+            func run(direct: Bool) -> [Tensor] {
+                DepthwiseConv.enabled = direct
+                defer { DepthwiseConv.enabled = true }
+                let xs = x.copy(), ws = w.copy(), bs = b.copy()
+                for t in [xs, ws, bs] { t.requiresGrad = true }
+                let y = NN.conv2d(xs, weight: ws, bias: bs, stride: c.stride, padding: c.pad, dilation: c.dilation, groups: ch)
+                (y * randomTensor(y.shape, seed: 90 + UInt64(k))).sum().backward()
+                return [y.detached(), xs.grad!, ws.grad!, bs.grad!]
+            }
+            let direct = run(direct: true), gemm = run(direct: false)
+            for (i, what) in ["output", "input grad", "weight grad", "bias grad"].enumerated() {
+                assertClose(direct[i], gemm[i], tol: 1e-5, "case \(k) \(what)")
+            }
+        }
+    }
+
     func testConvOnlyInputNeedsGradient() {
         // Frozen weights (guidance through a fixed network): only the input gets a gradient.
         let x = randomTensor([1, 2, 5, 5], seed: 8), w = randomTensor([3, 2, 3, 3], seed: 9)
