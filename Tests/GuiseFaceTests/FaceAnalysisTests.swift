@@ -1,0 +1,106 @@
+import Foundation
+import XCTest
+import GuiseFace
+import GuiseFormats
+import GuiseImage
+
+/// End to end on the embedded networks: BlazeFace → mesh and iris → dlib identity.
+final class FaceAnalysisTests: XCTestCase {
+    static var store: ModelStore?
+
+    func models() throws -> ModelStore {
+        if let s = Self.store { return s }
+        let s = try ModelStore(directory: repoRoot + "/Models")
+        Self.store = s
+        return s
+    }
+
+    func mirrored(_ image: Image) -> Image {
+        var out = image
+        let w = image.width
+        for c in 0..<3 {
+            for y in 0..<image.height {
+                for x in 0..<w {
+                    out.rgb[(c * image.height + y) * w + x] = image.rgb[(c * image.height + y) * w + (w - 1 - x)]
+                }
+            }
+        }
+        return out
+    }
+
+    func testBlazeFaceFindsTheAstronautOnly() throws {
+        let image = try sample("astronaut.png")
+        for ranges in [[BlazeFaceDetector.Range.short], [.full]] {
+            let faces = try BlazeFaceDetector(ranges: ranges, store: models()).detect(image)
+            XCTAssertEqual(faces.count, 1, "\(ranges)")
+            guard let f = faces.first else { continue }
+            // The face (brow to chin, cheek to cheek) lies at about x 155–285, y 50–185.
+            XCTAssertGreaterThan(f.box.x, 140, "\(ranges)")
+            XCTAssertLessThan(f.box.x + f.box.width, 300, "\(ranges)")
+            XCTAssertGreaterThan(f.box.y, 35, "\(ranges)")
+            XCTAssertLessThan(f.box.y + f.box.height, 200, "\(ranges)")
+            XCTAssertGreaterThan(f.box.width, 70)
+            let l = try XCTUnwrap(f.keypoints[KeypointName.leftEye]), r = try XCTUnwrap(f.keypoints[KeypointName.rightEye])
+            XCTAssertLessThan(l.x, r.x, "image-left eye first")
+            XCTAssertTrue(f.box.contains(try XCTUnwrap(f.keypoints[KeypointName.nose])))
+        }
+    }
+
+    func testNoFaceInACoffeeCup() throws {
+        XCTAssertEqual(try BlazeFaceDetector(store: models()).detect(sample("coffee.png")).count, 0)
+    }
+
+    func testMeshIrisAndPointSetsFallOnTheFace() throws {
+        let image = try sample("astronaut.png")
+        let face = try XCTUnwrap(BlazeFaceDetector(store: models()).detect(image).first)
+        let lm = try FaceAnalyzer(store: models()).landmarks(image, face: face)
+        XCTAssertEqual(lm.mesh.count, 468)
+        XCTAssertGreaterThan(lm.presence, 0.9)
+        // The mesh covers forehead to chin, so it may leave the detector's box a little; 15% margin.
+        let b = face.box
+        let grown = Box(x: b.x - 0.15 * b.width, y: b.y - 0.15 * b.height, width: 1.3 * b.width, height: 1.3 * b.height)
+        XCTAssertTrue(lm.mesh.allSatisfy { grown.contains($0.xy) })
+        let inside = lm.mesh.filter { b.contains($0.xy) }.count
+        XCTAssertGreaterThan(inside, 468 * 8 / 10)
+        // Each iris centre lies within its eye's contour box, the image-left one left of the other.
+        for eye in [lm.leftEye, lm.rightEye] {
+            XCTAssertEqual(eye.contour.count, 71)
+            XCTAssertEqual(eye.iris.count, 5)
+            let xs = eye.contour.map(\.x), ys = eye.contour.map(\.y)
+            XCTAssertTrue(xs.min()! < eye.irisCentre.x && eye.irisCentre.x < xs.max()!)
+            XCTAssertTrue(ys.min()! < eye.irisCentre.y && eye.irisCentre.y < ys.max()!)
+        }
+        XCTAssertLessThan(lm.leftEye.irisCentre.x, lm.rightEye.irisCentre.x)
+        // She looks roughly at the camera: the iris within a quarter eye width of the eye's middle.
+        for g in try lm.gazePerEye() {
+            XCTAssertLessThan(abs(g.x), 0.25)
+            XCTAssertLessThan(abs(g.y), 0.5)
+        }
+        XCTAssertEqual(try lm.ibug68().count, 68)
+        let five = try lm.fivePoints()
+        XCTAssertEqual(five.count, 5)
+        XCTAssertTrue(five.values.allSatisfy { b.contains($0) })
+        // The mesh's eyes agree with BlazeFace's to a fraction of the eye distance.
+        let eyeDistance = five[KeypointName.rightEye]!.x - five[KeypointName.leftEye]!.x
+        for name in [KeypointName.leftEye, KeypointName.rightEye] {
+            let p = five[name]!, q = face.keypoints[name]!
+            XCTAssertLessThan(((p.x - q.x) * (p.x - q.x) + (p.y - q.y) * (p.y - q.y)).squareRoot(), 0.2 * eyeDistance, name)
+        }
+    }
+
+    func descriptor(_ image: Image) throws -> [Float] {
+        let face = try XCTUnwrap(BlazeFaceDetector(store: models()).detect(image).first)
+        let lm = try FaceAnalyzer(store: models()).landmarks(image, face: face)
+        return try FaceIdentity(store: models()).descriptor(image, dlib5: lm.dlib5())
+    }
+
+    func testIdentityOfAMirrorAndOfAnotherPerson() throws {
+        let astronaut = try sample("astronaut.png")
+        let a = try descriptor(astronaut)
+        XCTAssertEqual(a.count, 128)
+        let mirror = FaceIdentity.distance(a, try descriptor(mirrored(astronaut)))
+        let other = FaceIdentity.distance(a, try descriptor(sample("messi5.jpg")))
+        XCTAssertLessThan(mirror, 0.6)
+        XCTAssertGreaterThan(other, 0.6)
+    }
+}
