@@ -5,6 +5,9 @@ import GuiseFiles
 import GuiseFormats
 import GuiseImage
 
+/// Commands that detect in several photos say once that BlazeFace fell back to Haar.
+private var haarFallbackNoted = false
+
 /// The detectors `--detector` offers.
 enum DetectorChoice: String, ExpressibleByArgument, CaseIterable {
     /// Short-range BlazeFace, then full-range when it finds nothing.
@@ -24,8 +27,11 @@ enum DetectorChoice: String, ExpressibleByArgument, CaseIterable {
             if let store = try? ModelStore.locate(), BlazeFaceDetector.isInstalled(ranges: ranges, store: store) {
                 return (try BlazeFaceDetector(ranges: ranges, store: store), rawValue)
             }
-            let files = ranges.map(\.fileName).joined(separator: ", ")
-            FileHandle.standardError.write(Data("guise: note: \(files) not installed (run `make models`); using the Haar detector\n".utf8))
+            if !haarFallbackNoted {
+                haarFallbackNoted = true
+                let files = ranges.map(\.fileName).joined(separator: ", ")
+                FileHandle.standardError.write(Data("guise: note: \(files) not installed (run `make models`); using the Haar detector\n".utf8))
+            }
             return (try HaarFaceDetector(cascade: .frontalDefault), DetectorChoice.haar.rawValue)
         }
     }

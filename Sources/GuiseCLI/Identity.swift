@@ -32,10 +32,10 @@ struct Identity: ParsableCommand {
     }
 
     func run() throws {
-        let identity = try FaceIdentity()
+        let identity = try FaceIdentity(), analyzer = try FaceAnalyzer()
         func describe(_ path: String) throws -> [Float] {
             let picture = try ImageIO.read(path)
-            let lm = try meshLandmarks(picture, face: try pickFace(picture, path: path, index: 0, options: faces))
+            let lm = try meshLandmarks(picture, face: try pickFace(picture, path: path, index: 0, options: faces), analyzer: analyzer)
             return try identity.descriptor(picture, dlib5: lm.dlib5())
         }
         let d = FaceIdentity.distance(try describe(a), try describe(b))

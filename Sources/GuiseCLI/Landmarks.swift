@@ -14,11 +14,11 @@ func pickFace(_ picture: Image, path: String, index: Int, options: FaceOptions) 
 }
 
 /// The mesh needs eye keypoints; a Haar box without them cannot seed it.
-func meshLandmarks(_ picture: Image, face: Face) throws -> FaceLandmarks {
+func meshLandmarks(_ picture: Image, face: Face, analyzer: FaceAnalyzer? = nil) throws -> FaceLandmarks {
     guard face.keypoints[KeypointName.leftEye] != nil, face.keypoints[KeypointName.rightEye] != nil else {
         throw FaceError("the face mesh needs a detector that finds the eyes (--detector blazeface)")
     }
-    return try FaceAnalyzer().landmarks(picture, face: face)
+    return try (analyzer ?? FaceAnalyzer()).landmarks(picture, face: face)
 }
 
 struct Landmarks: ParsableCommand {
