@@ -83,6 +83,28 @@ public final class FaceAnalyzer {
         return FaceLandmarks(roi: roi, mesh: points, presence: presence,
                              leftEye: try eye(rois.left, mirrored: false), rightEye: try eye(rois.right, mirrored: true))
     }
+
+    /// The gaze expert: `Gaze.features` [2, 2] (image-left eye, then right; horizontal,
+    /// vertical) as a differentiable function of `image` [1, 3, H, W] in 0…1. The crops stay
+    /// where `at` put them (a guidance step moves pixels, not the face), so gradients flow
+    /// through the crops' sampling, both networks and the decoders, not through the crop placement.
+    public func gazeFeatures(_ image: Tensor, at lm: FaceLandmarks) throws -> Tensor {
+        let m = FaceMesh.inputSize, e = Iris.inputSize
+        let meshRaw = try mesh([TensorCrops.crop(image, roi: lm.roi, width: m, height: m)])
+        guard let meshOut = meshRaw.first(where: { $0.count == 3 * FaceMesh.pointCount }) else {
+            throw FaceError("\(mesh.path): no output of \(3 * FaceMesh.pointCount) values")
+        }
+        var points = [try TensorCrops.landmarks(meshOut, roi: lm.roi, cropSize: m)]
+        let rois = try Iris.rois(mesh: lm.mesh)
+        for (roi, mirrored) in [(rois.left, false), (rois.right, true)] {
+            let outs = try iris([TensorCrops.crop(image, roi: roi, width: e, height: e, mirrored: mirrored)])
+            guard let irisOut = outs.first(where: { $0.count == 3 * Iris.irisCount }) else {
+                throw FaceError("\(iris.path): no output of \(3 * Iris.irisCount) values")
+            }
+            points.append(try TensorCrops.landmarks(irisOut, roi: roi, cropSize: e, mirrored: mirrored))
+        }
+        return try Gaze.features(Tensor.concat(points, dim: 0))
+    }
 }
 
 /// dlib's face recognition on a face's 5 points: chip, then the 128-d descriptor.

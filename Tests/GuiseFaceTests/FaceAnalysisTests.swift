@@ -3,6 +3,7 @@ import XCTest
 import GuiseFace
 import GuiseFormats
 import GuiseImage
+import GuiseTensor
 
 /// End to end on the embedded networks: BlazeFace → mesh and iris → dlib identity.
 final class FaceAnalysisTests: XCTestCase {
@@ -86,6 +87,40 @@ final class FaceAnalysisTests: XCTestCase {
             let p = five[name]!, q = face.keypoints[name]!
             XCTAssertLessThan(((p.x - q.x) * (p.x - q.x) + (p.y - q.y) * (p.y - q.y)).squareRoot(), 0.2 * eyeDistance, name)
         }
+    }
+
+    /// The gaze expert on the image tensor agrees with the plain pipeline, and its gradient
+    /// with a central difference along the gradient's own direction.
+    func testGazeFeaturesAreDifferentiableInTheImage() throws {
+        let image = try sample("astronaut.png")
+        let face = try XCTUnwrap(BlazeFaceDetector(store: models()).detect(image).first)
+        let analyzer = try FaceAnalyzer(store: models())
+        let lm = try analyzer.landmarks(image, face: face)
+        let x = TensorCrops.nchw(image)
+        let plain = try lm.gazePerEye()
+        let tensor = try Autograd.noGrad { try analyzer.gazeFeatures(x, at: lm) }.values
+        XCTAssertEqual(tensor.count, 4)
+        for (k, p) in plain.enumerated() {
+            // OpenCV's crops round bilinear weights to 1/32 pixel, gridSample does not.
+            XCTAssertEqual(Double(tensor[2 * k]), p.x, accuracy: 0.01)
+            XCTAssertEqual(Double(tensor[2 * k + 1]), p.y, accuracy: 0.02)
+        }
+        // Loss: the image-left eye's horizontal feature.
+        func loss(_ t: Tensor) throws -> Tensor { try analyzer.gazeFeatures(t, at: lm).slice(dim: 0, start: 0, end: 1).slice(dim: 1, start: 0, end: 1).sum() }
+        let (_, g) = try valueAndGradient(at: x, loss)
+        let norm = g.values.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+        XCTAssertGreaterThan(norm, 0)
+        // x ± h·ĝ with h chosen so the feature moves by about 0.01 eye widths: the slope is |g|.
+        let h = 0.01 / norm
+        var f: [Double] = []
+        for sign in [1.0, -1.0] {
+            let step = Float(sign * h / norm)
+            let shifted = Tensor(shape: x.shape, values: zip(x.values, g.values).map { $0 + step * $1 })
+            f.append(Double(try Autograd.noGrad { try loss(shifted) }.item()))
+        }
+        let slope = (f[0] - f[1]) / (2 * h)
+        print("gaze gradient: |g| \(norm), central difference along ĝ \(slope)")
+        XCTAssertEqual(slope, norm, accuracy: 0.1 * norm)
     }
 
     func descriptor(_ image: Image) throws -> [Float] {
