@@ -132,6 +132,17 @@ public final class FaceIdentity {
         return try Autograd.noGrad { try encoder(x) }.values
     }
 
+    /// The identity expert: the descriptor [1, 128] as a differentiable function of `image`
+    /// [1, 3, H, W] in 0…1, the chip sampled bilinearly where dlib's would be. dlib first
+    /// shrinks faces whose chip rectangle is over twice the chip's size with pyramid_down; this
+    /// does not, so on such large faces it sees a sharper (slightly aliased) chip than dlib.
+    public func descriptor(_ image: Tensor, dlib5: [Point]) throws -> Tensor {
+        let s = encoder.chipSize
+        let chip = try DlibChip.details(points: dlib5, size: s, padding: 0.25)
+        let x = try TensorCrops.warp(image, chip.imageToChip(), width: s, height: s, range: 0...255, replicate: false)
+        return try encoder(x.permuted(0, 3, 1, 2).contiguous())
+    }
+
     public static func distance(_ a: [Float], _ b: [Float]) -> Double {
         zip(a, b).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +).squareRoot()
     }

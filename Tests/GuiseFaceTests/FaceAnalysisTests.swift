@@ -123,6 +123,41 @@ final class FaceAnalysisTests: XCTestCase {
         XCTAssertEqual(slope, norm, accuracy: 0.1 * norm)
     }
 
+    /// The identity expert on the image tensor agrees with dlib's chip path and has a gradient
+    /// that matches a central difference along its own direction.
+    func testIdentityIsDifferentiableInTheImage() throws {
+        let image = try sample("astronaut.png")
+        let face = try XCTUnwrap(BlazeFaceDetector(store: models()).detect(image).first)
+        let points = try FaceAnalyzer(store: models()).landmarks(image, face: face).dlib5()
+        let identity = try FaceIdentity(store: models())
+        let reference = try identity.descriptor(image, dlib5: points)
+        let x = TensorCrops.nchw(image)
+        let target = Tensor(shape: [1, 128], values: reference)
+        // Loss: the squared distance to a descriptor nudged away from the face's own.
+        let nudged = target + Tensor(shape: [1, 128], values: (0..<128).map { Float($0 % 2 == 0 ? 0.05 : -0.05) })
+        func loss(_ t: Tensor) throws -> Tensor {
+            let d = try identity.descriptor(t, dlib5: points) - nudged
+            return (d * d).sum()
+        }
+        let own = try Autograd.noGrad { try identity.descriptor(x, dlib5: points) }.values
+        let gap = FaceIdentity.distance(own, reference)
+        print("identity expert vs dlib chip path: distance \(gap)")
+        XCTAssertLessThan(gap, 0.02)
+        let (_, g) = try valueAndGradient(at: x, loss)
+        let norm = g.values.map { Double($0) * Double($0) }.reduce(0, +).squareRoot()
+        XCTAssertGreaterThan(norm, 0)
+        let h = 0.01 / norm
+        var f: [Double] = []
+        for sign in [1.0, -1.0] {
+            let step = Float(sign * h / norm)
+            let shifted = Tensor(shape: x.shape, values: zip(x.values, g.values).map { $0 + step * $1 })
+            f.append(Double(try Autograd.noGrad { try loss(shifted) }.item()))
+        }
+        let slope = (f[0] - f[1]) / (2 * h)
+        print("identity gradient: |g| \(norm), central difference along ĝ \(slope)")
+        XCTAssertEqual(slope, norm, accuracy: 0.1 * norm)
+    }
+
     func descriptor(_ image: Image) throws -> [Float] {
         let face = try XCTUnwrap(BlazeFaceDetector(store: models()).detect(image).first)
         let lm = try FaceAnalyzer(store: models()).landmarks(image, face: face)
