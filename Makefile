@@ -57,6 +57,10 @@ demo: deps models samples build
 	$(BIN) align Samples/astronaut.png --out $(DEMO_OUT)/astronaut-aligned-112.png --size 112
 	$(BIN) detect Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-faces.png
 	$(BIN) align Samples/messi5.jpg --out $(DEMO_OUT)/messi-aligned-256.png --size 256
+	$(BIN) landmarks Samples/astronaut.png --annotate $(DEMO_OUT)/astronaut-landmarks.png
+	$(BIN) landmarks Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-landmarks.png
+	$(BIN) identity Samples/astronaut.png Samples/messi5.jpg
+	$(BIN) segment Samples/astronaut.png --what skin --soft --out $(DEMO_OUT)/astronaut-skin.png
 	@echo "demo: results in $(DEMO_OUT)/"
 
 test: deps models samples

@@ -42,7 +42,7 @@ let package = Package(
         // Layer 4: networks (embedded face models run on the engine; the ADM UNet).
         .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
         // Layer 5: face analysis (detection, alignment, paste-back).
-        .target(name: "GuiseFace", dependencies: ["GuiseImage", "GuiseTensor", "CVBridge"], swiftSettings: cpu),
+        .target(name: "GuiseFace", dependencies: ["GuiseImage", "GuiseTensor", "GuiseFormats", "GuiseNetworks", "CVBridge"], swiftSettings: cpu),
         // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
         .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
         // Layer 7: the command-line tool, a thin layer over the library.

@@ -2,17 +2,37 @@ import ArgumentParser
 import Foundation
 import GuiseFace
 import GuiseFiles
+import GuiseFormats
 import GuiseImage
+
+/// Commands that detect in several photos say once that BlazeFace fell back to Haar.
+private var haarFallbackNoted = false
 
 /// The detectors `--detector` offers.
 enum DetectorChoice: String, ExpressibleByArgument, CaseIterable {
+    /// Short-range BlazeFace, then full-range when it finds nothing.
+    case blazeface
+    case blazefaceFull = "blazeface-full"
     case haar
     case haarAlt2 = "haar-alt2"
 
-    func make() throws -> FaceDetector {
+    /// The detector and the name it goes by in reports. BlazeFace falls back to the Haar
+    /// cascade, with a note on stderr, when its network files are not installed.
+    func make() throws -> (FaceDetector, String) {
         switch self {
-        case .haar: try HaarFaceDetector(cascade: .frontalDefault)
-        case .haarAlt2: try HaarFaceDetector(cascade: .frontalAlt2)
+        case .haar: return (try HaarFaceDetector(cascade: .frontalDefault), rawValue)
+        case .haarAlt2: return (try HaarFaceDetector(cascade: .frontalAlt2), rawValue)
+        case .blazeface, .blazefaceFull:
+            let ranges: [BlazeFaceDetector.Range] = self == .blazeface ? [.short, .full] : [.full]
+            if let store = try? ModelStore.locate(), BlazeFaceDetector.isInstalled(ranges: ranges, store: store) {
+                return (try BlazeFaceDetector(ranges: ranges, store: store), rawValue)
+            }
+            if !haarFallbackNoted {
+                haarFallbackNoted = true
+                let files = ranges.map(\.fileName).joined(separator: ", ")
+                FileHandle.standardError.write(Data("guise: note: \(files) not installed (run `make models`); using the Haar detector\n".utf8))
+            }
+            return (try HaarFaceDetector(cascade: .frontalDefault), DetectorChoice.haar.rawValue)
         }
     }
 }
@@ -21,14 +41,24 @@ extension FaceOrder: ExpressibleByArgument {}
 
 /// Options shared by the commands that find faces.
 struct FaceOptions: ParsableArguments {
-    @Option(help: "Face detector: OpenCV's Haar cascades (frontalface_default or alt2).")
-    var detector: DetectorChoice = .haar
+    @Option(help: """
+        Face detector: BlazeFace (short-range, then full-range if it finds nothing), BlazeFace \
+        full-range only, or OpenCV's Haar cascades (frontalface_default or alt2). \
+        BlazeFace falls back to Haar when its model files are not installed.
+        """)
+    var detector: DetectorChoice = .blazeface
 
     @Option(help: "Face order: largest box first, highest score first, or left to right.")
     var order: FaceOrder = .largest
 
     func detect(in image: Image) throws -> [Face] {
-        try detector.make().detect(image, order: order)
+        try detectNamed(in: image).faces
+    }
+
+    /// The faces and the name of the detector that actually ran.
+    func detectNamed(in image: Image) throws -> (faces: [Face], detector: String) {
+        let (d, name) = try detector.make()
+        return (try d.detect(image, order: order), name)
     }
 }
 
@@ -61,11 +91,11 @@ struct Detect: ParsableCommand {
     func run() throws {
         if let annotatePath { try checkOutput(annotatePath) }
         let picture = try ImageIO.read(image)
-        let found = try faces.detect(in: picture)
+        let (found, used) = try faces.detectNamed(in: picture)
         if let annotatePath { try ImageIO.write(annotated(picture, found), to: annotatePath) }
         if json {
             let report = DetectReport(image: image, width: picture.width, height: picture.height,
-                                      detector: faces.detector.rawValue, order: faces.order.rawValue,
+                                      detector: used, order: faces.order.rawValue,
                                       faces: found.map(FaceReport.init))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

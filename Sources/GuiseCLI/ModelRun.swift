@@ -16,6 +16,12 @@ struct ModelRun: ParsableCommand {
             labels) and optional id [N,id_dim] (DiffFace identity); the output is `out`. Without --config \
             the architecture is inferred from the weights, and what could not be inferred is printed. \
             With --grad-wrt x, also writes grad_x = d sum(out * seed)/dx for the tensor `seed` in --grad-seed.
+            TFLite models (.tflite): inputs and outputs are named by the model's tensor names, NHWC as \
+            stored (`guise model info` lists them); --grad-wrt takes an input name and writes grad_NAME; \
+            the seed file holds one tensor per output to seed, named after it (`seed` stands for the \
+            first output), and the gradient is of the sum over the seeded outputs.
+            dlib networks (.dat, the face recognition ResNet): input x [N,3,150,150] of 0-255 RGB, \
+            output out [N,128]; --grad-wrt x as for the ADM.
             """)
 
     @Argument(help: "The checkpoint.")
@@ -30,7 +36,7 @@ struct ModelRun: ParsableCommand {
     @Option(help: "Where to write the outputs (safetensors).")
     var out: String
 
-    @Option(name: .customLong("grad-wrt"), help: "Also write the input gradient for this input (x).")
+    @Option(name: .customLong("grad-wrt"), help: "Also write the gradient for this input (x, or a TFLite input name).")
     var gradWrt: String?
 
     @Option(name: .customLong("grad-seed"), help: "A safetensors file holding `seed`, shaped like the output.")
@@ -40,12 +46,18 @@ struct ModelRun: ParsableCommand {
         if (gradWrt == nil) != (gradSeed == nil) {
             throw ValidationError("--grad-wrt and --grad-seed go together")
         }
-        if let gradWrt, gradWrt != "x" {
-            throw ValidationError("--grad-wrt supports x for ADM models, not \(gradWrt)")
+        let embedded = file.hasSuffix(".tflite")
+        if let gradWrt, gradWrt != "x", !embedded {
+            throw ValidationError("--grad-wrt supports x for ADM and dlib models, not \(gradWrt)")
+        }
+        if config != nil && (embedded || file.hasSuffix(".dat")) {
+            throw ValidationError("--config is for ADM checkpoints")
         }
     }
 
     func run() throws {
+        if file.hasSuffix(".tflite") { return try runTFLite() }
+        if file.hasSuffix(".dat") { return try runDlib() }
         let model = try loadADM(file, config: config, log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
         let file = try SafeTensorsFile(path: inputs)
         func input(_ name: String) throws -> Tensor? {

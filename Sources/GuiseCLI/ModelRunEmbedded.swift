@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import GuiseFormats
+import GuiseNetworks
+import GuiseTensor
+
+/// `guise model run` for the embedded face networks: TFLite graphs and dlib's ResNet.
+extension ModelRun {
+    func readSeeds() throws -> SafeTensorsFile? {
+        guard let gradSeed else { return nil }
+        return try SafeTensorsFile(path: gradSeed)
+    }
+
+    func runTFLite() throws {
+        let net = try TFLiteNetwork(path: file)
+        let given = try SafeTensorsFile(path: inputs)
+        let x = try net.inputNames.map { name -> Tensor in
+            guard given[name] != nil else {
+                throw FormatError("\(inputs): the model takes \(net.inputNames.joined(separator: ", ")); found \(given.names.sorted().joined(separator: ", "))")
+            }
+            return try given.tensor(name)
+        }
+        var outputs: [String: Tensor] = [:]
+        guard let gradWrt, let seeds = try readSeeds() else {
+            let ys = try Autograd.noGrad { try net(x) }
+            for (n, y) in zip(net.outputNames, ys) { outputs[n] = y }
+            return try SafeTensorsWriter.write(tensors: outputs, to: out)
+        }
+        guard let k = net.inputNames.firstIndex(of: gradWrt) else {
+            throw ValidationError("--grad-wrt \(gradWrt): the model's inputs are \(net.inputNames.joined(separator: ", "))")
+        }
+        // One seed per output, by name; `seed` is the first output's.
+        var seedOf: [Int: Tensor] = [:]
+        for name in seeds.names {
+            let target = name == "seed" ? net.outputNames.first : name
+            guard let target, let j = net.outputNames.firstIndex(of: target) else {
+                throw FormatError("\(gradSeed!): \(name) is not an output; the outputs are \(net.outputNames.joined(separator: ", "))")
+            }
+            seedOf[j] = try seeds.tensor(name)
+        }
+        guard !seedOf.isEmpty else { throw FormatError("\(gradSeed!): no seed tensors") }
+        var ys: [Tensor] = []
+        let (_, grad) = try valueAndGradient(at: x[k]) { xk -> Tensor in
+            var args = x
+            args[k] = xk
+            ys = try net(args)
+            var total: Tensor?
+            for (j, seed) in seedOf.sorted(by: { $0.key < $1.key }) {
+                guard ys[j].shape == seed.shape else {
+                    throw FormatError("the seed for \(net.outputNames[j]) has shape \(seed.shape), the output \(ys[j].shape)")
+                }
+                let term = (ys[j] * seed).sum()
+                total = total.map { $0 + term } ?? term
+            }
+            return total!
+        }
+        for (n, y) in zip(net.outputNames, ys) { outputs[n] = y.detached() }
+        outputs["grad_" + gradWrt] = grad
+        try SafeTensorsWriter.write(tensors: outputs, to: out)
+    }
+
+    func runDlib() throws {
+        let net = try DlibFaceEncoder(path: file)
+        let given = try SafeTensorsFile(path: inputs)
+        guard given["x"] != nil else {
+            throw FormatError("\(inputs): a dlib network needs input x [N,3,\(net.chipSize),\(net.chipSize)]; found \(given.names.sorted().joined(separator: ", "))")
+        }
+        let x = try given.tensor("x")
+        var outputs: [String: Tensor] = [:]
+        if let seeds = try readSeeds() {
+            guard seeds["seed"] != nil else { throw FormatError("\(gradSeed!): no tensor named seed") }
+            let seed = try seeds.tensor("seed")
+            let (value, grad) = try vectorJacobianProduct(at: x, seed: seed) { xl -> Tensor in
+                let o = try net(xl)
+                guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)") }
+                return o
+            }
+            outputs["out"] = value
+            outputs["grad_x"] = grad
+        } else {
+            outputs["out"] = try Autograd.noGrad { try net(x) }
+        }
+        try SafeTensorsWriter.write(tensors: outputs, to: out)
+    }
+}
