@@ -196,7 +196,7 @@ extension NN {
         func apply(_ y: UnsafeMutablePointer<Float>, count: Int) {
             if self == .none { return }
             let lo = F8(repeating: low), hi = F8(repeating: high)
-            Loop.map(count, y, y) { $0.clamped(lowerBound: lo, upperBound: hi) }
+            Loop.map(count, y, y) { vmin(vmax($0, lo), hi) }
         }
     }
 

@@ -41,7 +41,7 @@ struct DepthwiseConv {
                  _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
         let g = geo, taps = g.kh * g.kw, outPlane = g.outH * g.outW, inPlane = g.height * g.width
         let oc = outChannels, mult = multiplier
-        let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high)
+        let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high), clamps = clamp != .none
         let sh = g.stride.h, sw = g.stride.w, dh = g.dilation.h, dw = g.dilation.w
         let ph = g.height + g.padding.top + g.padding.bottom, pw = g.width + g.padding.left + g.padding.right
         // Phase length with room for the last 8-wide read of a row to run past its end.
@@ -63,9 +63,12 @@ struct DepthwiseConv {
                         if sw == 1 {
                             (d + g.padding.left).update(from: s, count: g.width)
                         } else {
+                            // Counters, not a division per element.
+                            var q = g.padding.left % sw, k = g.padding.left / sw
                             for iw in 0..<g.width {
-                                let pc = iw + g.padding.left
-                                d[pc % sw * phase + pc / sw] = s[iw]
+                                d[q * phase + k] = s[iw]
+                                q += 1
+                                if q == sw { q = 0; k += 1 }
                             }
                         }
                     }
@@ -84,7 +87,7 @@ struct DepthwiseConv {
                                 acc = acc.addingProduct(F8(repeating: wo[ki * g.kw + kj]), load8(row + tapOffset[kj]))
                             }
                         }
-                        acc = acc.clamped(lowerBound: lo, upperBound: hi)
+                        if clamps { acc = vmin(vmax(acc, lo), hi) }
                         if ow + 8 <= g.outW { store8(acc, d + ow) } else { storePartial(acc, d + ow, g.outW - ow) }
                         ow += 8
                     }

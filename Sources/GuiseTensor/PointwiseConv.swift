@@ -55,7 +55,7 @@ struct PointwiseConv {
                        bias: UnsafePointer<Float>?, o: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
                        width: Int, lo: F8, hi: F8) {
         @inline(__always) func put(_ v: F8, _ d: UnsafeMutablePointer<Float>, _ k: Int) {
-            let v = v.clamped(lowerBound: lo, upperBound: hi)
+            let v = vmin(vmax(v, lo), hi)
             if k >= 8 { store8(v, d) } else if k > 0 { storePartial(v, d, k) }
         }
         var j = 0

@@ -328,6 +328,20 @@ final class ConvFastPathTests: XCTestCase {
         XCTAssertNotNil(y.gradFn)
     }
 
+    /// The inference-only 2×2/2 max pool against the general (recording) one, NaN included.
+    func testMaxPool2x2FastPath() {
+        let x = randomTensor([2, 3, 6, 10], seed: 47)
+        x.data[13] = .nan
+        let fast = NN.maxPool2d(x, kernel: 2)
+        x.requiresGrad = true
+        let general = NN.maxPool2d(x, kernel: 2)
+        XCTAssertNil(fast.gradFn)
+        XCTAssertNotNil(general.gradFn)
+        XCTAssertEqual(fast.values.map { $0.isNaN }, general.values.map { $0.isNaN })
+        XCTAssertEqual(fast.values.filter { !$0.isNaN }, general.values.filter { !$0.isNaN })
+        XCTAssertTrue(fast.values[1].isNaN)  // x[0, 0, 1, 3] is in output (0, 1)
+    }
+
     func testDepthwiseFusedClamp() {
         let x = randomTensor([1, 5, 9, 11], seed: 44), w = randomTensor([5, 1, 3, 3], seed: 45), b = randomTensor([5], seed: 46)
         for stride in [1, 2] {
