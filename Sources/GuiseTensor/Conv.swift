@@ -39,6 +39,29 @@ struct ConvKernels {
                 .forward(x, w, bias: bias, y, clamp: clamp)
             return
         }
+        if groups == 1 && outChannels <= 2 && geo.channels <= 32 && p >= 4096 && geo.kh * geo.kw > 1 {
+            // One or two output planes from a few input channels (a segmentation head): per output
+            // channel, the input's depthwise responses summed over channels, instead of a column
+            // matrix taps·channels times the size of the output.
+            let c = geo.channels, taps = geo.kh * geo.kw
+            let dw = DepthwiseConv(geo: geo, batch: 1, outChannels: c)
+            let parts = Storage(uninitializedCount: c * p)
+            for n in 0..<batch {
+                for o in 0..<outChannels {
+                    dw.forward(x + n * inSample, w + o * c * taps, bias: nil, parts.pointer)
+                    let d = y + n * outSample + o * p, src = parts.pointer, b = bias?[o] ?? 0
+                    Parallel.forEach(p, minChunk: 16384) { r in
+                        for i in r {
+                            var acc: Float = 0
+                            for k in 0..<c { acc += src[k * p + i] }
+                            d[i] = acc + b
+                        }
+                    }
+                }
+            }
+            clamp.apply(y, count: batch * outSample)
+            return
+        }
         if groups == 1 && PointwiseConv.fits(channels: geo.colRows, outChannels: outChannels, pixels: p)
             && !Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && !ShiftedConv.applies(geo, groups: groups) {
             // Small convs (few input channels, e.g. a network's first layer) are one small GEMM

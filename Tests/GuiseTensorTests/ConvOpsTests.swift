@@ -328,6 +328,13 @@ final class ConvFastPathTests: XCTestCase {
         XCTAssertNotNil(y.gradFn)
     }
 
+    /// Two output planes from five channels at 64×67: the per-channel depthwise-and-sum path.
+    func testFewOutputPlanes() {
+        let x = randomTensor([1, 5, 64, 67], seed: 48), w = randomTensor([2, 5, 3, 3], seed: 49, scale: 0.3)
+        let ref = direct(x, w, pad: 1, dil: 1)
+        assertClose(NN.conv2d(x, weight: w, padding: 1), Tensor(shape: [1, 2, 64, 67], values: ref.y.map { Float($0) }), "2 planes")
+    }
+
     /// The inference-only 2×2/2 max pool against the general (recording) one, NaN included.
     func testMaxPool2x2FastPath() {
         let x = randomTensor([2, 3, 6, 10], seed: 47)
