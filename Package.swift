@@ -56,7 +56,7 @@ let package = Package(
         ),
         .executableTarget(name: "guise", dependencies: ["GuiseCLI"], swiftSettings: cpu),
         // Benchmarks against PyTorch (`make bench`).
-        .executableTarget(name: "GuiseBench", dependencies: ["GuiseTensor", "COpenBLAS"], swiftSettings: hot),
+        .executableTarget(name: "GuiseBench", dependencies: ["GuiseTensor", "GuiseNetworks", "COpenBLAS"], swiftSettings: hot),
         // The ADM against PyTorch at DiffFace's size (`make bench`, Tools/bench_adm.py).
         .executableTarget(name: "ADMBench", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: hot),
 

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import GuiseNetworks
 import GuiseTensor
 
 // Times Guise's hot ops with warm-up and the median of several runs.
@@ -129,15 +130,60 @@ func attentionRows(channels c: Int, size s: Int, headChannels d: Int) -> [Row] {
     }
 }
 
+/// The embedded networks, inference only (no tape), on a deterministic input of the model's
+/// shape; Tools/bench_litert.py times the same files in LiteRT (and dlib) side by side
+/// (and skips a row whose model file is missing under Models/).
+let tfliteModels = ["face_detection_short_range", "face_detection_full_range_sparse", "face_landmark", "iris_landmark",
+                    "selfie_segmentation", "pose_detection", "pose_landmark_full"]
+
+func networkRows() -> [Row] {
+    let tflite = tfliteModels.map { name in
+        Row(name: "tflite \(name)", flops: 0) {
+            guard let net = try? TFLiteNetwork(path: "Models/\(name).tflite") else { return {} }
+            let xs = net.inputShapes.map { filled($0, scale: 0.9) }
+            return { Autograd.noGrad { _ = try! net(xs) } }
+        }
+    }
+    let dlib = Row(name: "dlib resnet", flops: 0) {
+        guard let net = try? DlibFaceEncoder(path: "Models/dlib_face_recognition_resnet_model_v1.dat") else { return {} }
+        let x = (filled([1, 3, net.chipSize, net.chipSize], scale: 100) + 128)
+        return { Autograd.noGrad { _ = try! net(x) } }
+    }
+    return tflite + [dlib]
+}
+
 // A new row is one entry here and one of the same name in ROWS in Tools/bench_torch.py.
 let rows: [Row] = [sgemmRow(2048)] + convRows(channels: 256, size: 64) + convRows(channels: 128, size: 128)
     + resBlockRows(channels: 256, size: 64, embedding: 1024) + attentionRows(channels: 512, size: 32, headChannels: 64)
+    + networkRows()
 
 let threads = 2
 openblas_set_num_threads(Int32(threads))
 Parallel.threads = threads
 let args = Array(CommandLine.arguments.dropFirst())
 if args.contains("--list") { for row in rows { print(row.name) }; exit(0) }
+if let k = args.firstIndex(of: "--profile"), k + 1 < args.count {
+    // `--profile MODEL`: where a network's time goes, per op type and the slowest steps.
+    let net = try! TFLiteNetwork(path: "Models/\(args[k + 1]).tflite")
+    let xs = net.inputShapes.map { filled($0, scale: 0.9) }
+    for _ in 0..<3 { _ = try! net(xs) }
+    net.startProfiling()
+    let runs = 20
+    for _ in 0..<runs { _ = try! net(xs) }
+    let steps = net.profile!
+    let total = steps.reduce(0) { $0 + $1.seconds } / Double(runs) * 1e3
+    print(String(format: "%@: %.3f ms per run in ops", args[k + 1], total))
+    var byOp: [String: (Int, Double)] = [:]
+    for s in steps { byOp[s.op, default: (0, 0)].0 += 1; byOp[s.op, default: (0, 0)].1 += s.seconds / Double(runs) * 1e3 }
+    for (op, v) in byOp.sorted(by: { $0.value.1 > $1.value.1 }) {
+        print(String(format: "  %-28@ %4d steps %8.3f ms %5.1f%%", op, v.0, v.1, 100 * v.1 / total))
+    }
+    print("slowest steps:")
+    for s in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(25) {
+        print(String(format: "  %8.3f ms  %-20@ %@", s.seconds / Double(runs) * 1e3, s.op, s.detail))
+    }
+    exit(0)
+}
 let tsv = args.contains("--tsv")
 let only = args.firstIndex(of: "--only").flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil }
 let filter = args.first { !$0.hasPrefix("--") && $0 != only }

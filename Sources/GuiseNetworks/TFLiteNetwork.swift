@@ -1,3 +1,4 @@
+import Dispatch
 import GuiseFormats
 import GuiseTensor
 
@@ -26,11 +27,30 @@ public final class TFLiteNetwork {
     private let graph: TFLiteSubGraph
     private let steps: [Step]
 
+    /// Time spent in one step (one TFLite operator) over the runs since profiling was switched on.
+    public struct StepTime {
+        public let op: String
+        /// The operator's index in the graph, its output shape (TFLite layout) and, for convolutions, its kernel.
+        public let detail: String
+        public var runs = 0
+        public var seconds = 0.0
+    }
+    /// Per-step timings, gathered while non-nil (`startProfiling()`); for finding where time goes.
+    public private(set) var profile: [StepTime]?
+
+    public func startProfiling() {
+        profile = steps.map { s in
+            let out = s.outputs.first.map { graph.tensors[$0].shape } ?? []
+            return StepTime(op: s.name, detail: "#\(s.index) → \(out)\(s.kernel.isEmpty ? "" : " " + s.kernel)")
+        }
+    }
+
     private struct Step {
         let index: Int
         let name: String
         let inputs: [Int]
         let outputs: [Int]
+        var kernel = ""
         let run: ([Tensor]) -> [Tensor]
     }
 
@@ -76,7 +96,9 @@ public final class TFLiteNetwork {
             }
             let run = try builder.make(index: i, name: name, op: op, constant: constant)
             let activationInputs = op.inputs.filter { $0 >= 0 && raw[$0] == nil && model.data(of: g.tensors[$0]).count == 0 }
-            steps.append(Step(index: i, name: name, inputs: activationInputs, outputs: op.outputs, run: run))
+            var kernel = ""
+            if name.contains("CONV"), op.inputs.count > 1, op.inputs[1] >= 0 { kernel = "w\(g.tensors[op.inputs[1]].shape)" }
+            steps.append(Step(index: i, name: name, inputs: activationInputs, outputs: op.outputs, kernel: kernel, run: run))
         }
         self.steps = steps
     }
@@ -109,9 +131,11 @@ public final class TFLiteNetwork {
             }
             values[t] = x.rank == 4 ? x.permuted(0, 3, 1, 2) : x
         }
-        for step in steps {
+        for (k, step) in steps.enumerated() {
             let args = step.inputs.map { values[$0]! }
+            let t0 = profile == nil ? 0 : DispatchTime.now().uptimeNanoseconds
             let outs = step.run(args)
+            if profile != nil { profile![k].seconds += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9; profile![k].runs += 1 }
             for (t, y) in zip(step.outputs, outs) { values[t] = y }
         }
         return try fetch.map { t in
@@ -177,9 +201,10 @@ private struct StepBuilder {
                                    dilation: (o.dilationH, o.dilationW))
             let act = o.activation
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
+            let (clamp, rest) = Self.split(act)
             return { a in
                 [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
-                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups), act)]
+                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups, clamp: clamp), rest)]
             }
 
         case ("DEPTHWISE_CONV_2D", .depthwiseConv2D(let o)):
@@ -194,9 +219,10 @@ private struct StepBuilder {
                                    dilation: (o.dilationH, o.dilationW))
             let act = o.activation, groups = x[3]
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
+            let (clamp, rest) = Self.split(act)
             return { a in
                 [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
-                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups), act)]
+                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups, clamp: clamp), rest)]
             }
 
         case ("Convolution2DTransposeBias", _):
@@ -356,6 +382,16 @@ private struct StepBuilder {
 
     static func checkActivation(_ a: TFLiteActivation, _ error: @autoclosure () -> FormatError) throws {
         guard a != .signBit else { throw error() }
+    }
+
+    /// A fused activation that is a clamp goes into the conv's output pass; any other stays an op.
+    static func split(_ a: TFLiteActivation) -> (NN.Clamp, TFLiteActivation) {
+        switch a {
+        case .relu: return (.relu, .none)
+        case .relu6: return (.relu6, .none)
+        case .reluN1To1: return (NN.Clamp(low: -1, high: 1), .none)
+        default: return (.none, a)
+        }
     }
 
     static func activate(_ x: Tensor, _ a: TFLiteActivation) -> Tensor {

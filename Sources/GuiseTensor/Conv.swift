@@ -29,19 +29,67 @@ struct ConvKernels {
 
     /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 _ y: UnsafeMutablePointer<Float>) {
+                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
         if DepthwiseConv.applies(geo, groups: groups) {
-            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y)
+            DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y, clamp: clamp)
             return
         }
-        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
+        if PointwiseConv.applies(geo, groups: groups, outChannels: outChannels) {
+            PointwiseConv(channels: geo.channels, outChannels: outChannels, pixels: p, batch: batch)
+                .forward(x, w, bias: bias, y, clamp: clamp)
+            return
+        }
+        if groups == 1 && outChannels <= 2 && geo.channels <= 32 && p >= 4096 && geo.kh * geo.kw > 1 {
+            // One or two output planes from a few input channels (a segmentation head): per output
+            // channel, the input's depthwise responses summed over channels, instead of a column
+            // matrix taps·channels times the size of the output.
+            let c = geo.channels, taps = geo.kh * geo.kw
+            let dw = DepthwiseConv(geo: geo, batch: 1, outChannels: c)
+            let parts = Storage(uninitializedCount: c * p)
+            for n in 0..<batch {
+                for o in 0..<outChannels {
+                    dw.forward(x + n * inSample, w + o * c * taps, bias: nil, parts.pointer)
+                    let d = y + n * outSample + o * p, src = parts.pointer, b = bias?[o] ?? 0
+                    Parallel.forEach(p, minChunk: 16384) { r in
+                        for i in r {
+                            var acc: Float = 0
+                            for k in 0..<c { acc += src[k * p + i] }
+                            d[i] = acc + b
+                        }
+                    }
+                }
+            }
+            clamp.apply(y, count: batch * outSample)
+            return
+        }
+        if groups == 1 && PointwiseConv.fits(channels: geo.colRows, outChannels: outChannels, pixels: p)
+            && !Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && !ShiftedConv.applies(geo, groups: groups) {
+            // Small convs (few input channels, e.g. a network's first layer) are one small GEMM
+            // over the column matrix: the direct 1×1 kernel does it without BLAS's overheads.
+            let col = Storage(uninitializedCount: geo.colRows * p)
+            let kern = PointwiseConv(channels: geo.colRows, outChannels: outChannels, pixels: p, batch: 1)
+            for n in 0..<batch {
+                geo.im2col(x + n * inSample, col.pointer)
+                kern.forward(col.pointer, w, bias: bias, y + n * outSample, clamp: clamp)
+            }
+            return
+        }
+        general(x, w, bias: bias, y)
+        clamp.apply(y, count: batch * outSample)
+    }
+
+    private func general(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                         _ y: UnsafeMutablePointer<Float>) {
+        // A few output pixels (a head reducing 3×3 to 1×1) don't repay transforming the weights each call.
+        let tiny = p < 16
+        if !tiny && Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
             let wino = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width,
                                    outChannels: outChannels, groups: groups, padding: geo.padding)
             let u = Winograd3x3.transformWeights(w, outChannels: outChannels, cg: inPerGroup)
             wino.forward(x, transformedWeights: u.pointer, bias: bias, batch: batch, y)
             return
         }
-        if ShiftedConv.applies(geo, groups: groups) {
+        if !tiny && ShiftedConv.applies(geo, groups: groups) {
             let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
             let wk = ShiftedConv.tapWeights(w, outChannels: outChannels, cg: inPerGroup, taps: geo.kh * geo.kw)
             sc.forward(x, tapWeights: wk.pointer, bias: bias, batch: batch, y)
@@ -151,10 +199,34 @@ struct ConvKernels {
 }
 
 extension NN {
+    /// An activation that is a clamp of its input (ReLU, ReLU6), which a conv applies as it
+    /// writes its output instead of in a pass of its own.
+    public struct Clamp: Equatable, Sendable {
+        public let low: Float, high: Float
+        public init(low: Float, high: Float) { self.low = low; self.high = high }
+        public static let none = Clamp(low: -.infinity, high: .infinity)
+        public static let relu = Clamp(low: 0, high: .infinity)
+        public static let relu6 = Clamp(low: 0, high: 6)
+
+        /// The same clamp as differentiable tensor ops.
+        public func apply(_ x: Tensor) -> Tensor {
+            if self == .none { return x }
+            if self == .relu { return x.relu() }
+            if self == .relu6 { return x.relu6() }
+            return x.clamped(min: low, max: high)
+        }
+
+        func apply(_ y: UnsafeMutablePointer<Float>, count: Int) {
+            if self == .none { return }
+            let lo = F8(repeating: low), hi = F8(repeating: high)
+            Loop.map(count, y, y) { vmin(vmax($0, lo), hi) }
+        }
+    }
+
     /// 2-D convolution as PyTorch's `F.conv2d`: x [N, C, H, W], weight [O, C/groups, kh, kw],
-    /// bias [O]. Differentiable in x, weight and bias.
+    /// bias [O], then `clamp`. Differentiable in x, weight and bias.
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Pair = 1,
-                              padding: Padding = 0, dilation: Pair = 1, groups: Int = 1) -> Tensor {
+                              padding: Padding = 0, dilation: Pair = 1, groups: Int = 1, clamp: Clamp = .none) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4, "conv2d: input \(x.shape) and weight \(weight.shape) must be 4-D")
         precondition(groups >= 1 && x.shape[1] % groups == 0 && weight.shape[0] % groups == 0,
                      "conv2d: \(x.shape[1]) input and \(weight.shape[0]) output channels are not divisible into \(groups) groups")
@@ -166,10 +238,12 @@ extension NN {
                                stride: stride, padding: padding, dilation: dilation)
         let kern = ConvKernels(geo: geo, batch: x.shape[0], groups: groups, outChannels: weight.shape[0])
         let y = Tensor(uninitialized: [x.shape[0], weight.shape[0], geo.outH, geo.outW])
-        kern.forward(xc.data, wc.data, bias: bc?.data, y.data)
-
         let inputs = [xc, wc] + (bc.map { [$0] } ?? [])
-        if Autograd.shouldRecord(inputs) {
+        // With a tape the clamp is a separate op, so its gradient is recorded.
+        let recording = Autograd.shouldRecord(inputs)
+        kern.forward(xc.data, wc.data, bias: bc?.data, y.data, clamp: recording ? .none : clamp)
+
+        if recording {
             let xd = xc.detached(), wd = wc.detached()
             let needX = xc.tracksGradient, needW = wc.tracksGradient, needB = bc?.tracksGradient ?? false
             y.record("conv2d", inputs) { g in
@@ -196,7 +270,7 @@ extension NN {
                 return grads
             }
         }
-        return y
+        return recording ? clamp.apply(y) : y
     }
 
     /// Transposed convolution as PyTorch's `F.conv_transpose2d`: x [N, Cin, H, W],

@@ -17,6 +17,19 @@ extension NN {
         let ow = (w + 2 * padding.w - dilation.w * (kernel.w - 1) - 1) / s.w + 1
         precondition(oh > 0 && ow > 0, "max_pool2d: kernel \(kernel) is larger than the padded input \(h)×\(w)")
         let y = Tensor(uninitialized: [n, c, oh, ow])
+        if kernel == Pair(2, 2) && s == Pair(2, 2) && padding == Pair(0, 0) && dilation == Pair(1, 1) && !Autograd.shouldRecord(xc) {
+            // Inference of the common 2×2/2 pool: no argmax to keep, no bounds to test.
+            let src = xc.data, dst = y.data
+            @inline(__always) func larger(_ a: Float, _ b: Float) -> Float { b > a || b.isNaN ? b : a }
+            Parallel.forEach(n * c * oh, minChunk: max(1, 8192 / (4 * ow))) { rows in
+                for r in rows {
+                    let pl = r / oh, i = r % oh
+                    let a = src + pl * h * w + 2 * i * w, b = a + w, d = dst + r * ow
+                    for j in 0..<ow { d[j] = larger(larger(a[2 * j], a[2 * j + 1]), larger(b[2 * j], b[2 * j + 1])) }
+                }
+            }
+            return y
+        }
         // Flat in-plane index of each output's maximum, kept for backward.
         let argmax = UnsafeMutablePointer<Int32>.allocate(capacity: max(y.count, 1))
         let src = xc.data, dst = y.data

@@ -334,4 +334,60 @@ final class ConvFastPathTests: XCTestCase {
     }
 
     func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }
+
+    /// The direct 1×1 kernel: a short last pixel column (63 = 3·16 + 15) and output channels
+    /// not a multiple of 4, against a double-precision loop; then its fused clamp.
+    func testPointwiseDirect() {
+        let x = randomTensor([2, 19, 7, 9], seed: 41), w = randomTensor([7, 19, 1, 1], seed: 42), b = randomTensor([7], seed: 43)
+        let xv = x.values, wv = w.values, bv = b.values, p = 63
+        var ref = [Float](repeating: 0, count: 2 * 7 * p)
+        for n in 0..<2 {
+            for o in 0..<7 {
+                for i in 0..<p {
+                    var acc = Double(bv[o])
+                    for c in 0..<19 { acc += Double(wv[o * 19 + c]) * Double(xv[(n * 19 + c) * p + i]) }
+                    ref[(n * 7 + o) * p + i] = Float(acc)
+                }
+            }
+        }
+        let expected = Tensor(shape: [2, 7, 7, 9], values: ref)
+        assertClose(NN.conv2d(x, weight: w, bias: b), expected, "pointwise forward")
+        assertClose(NN.conv2d(x, weight: w, bias: b, clamp: .relu6), expected.relu6(), "pointwise + relu6")
+        // With a tape the clamp is recorded as its own op, with the same value.
+        x.requiresGrad = true
+        let y = NN.conv2d(x, weight: w, bias: b, clamp: .relu)
+        assertClose(y, expected.relu(), "pointwise + relu, recorded")
+        XCTAssertNotNil(y.gradFn)
+    }
+
+    /// Two output planes from five channels at 64×67: the per-channel depthwise-and-sum path.
+    func testFewOutputPlanes() {
+        let x = randomTensor([1, 5, 64, 67], seed: 48), w = randomTensor([2, 5, 3, 3], seed: 49, scale: 0.3)
+        let ref = direct(x, w, pad: 1, dil: 1)
+        assertClose(NN.conv2d(x, weight: w, padding: 1), Tensor(shape: [1, 2, 64, 67], values: ref.y.map { Float($0) }), "2 planes")
+    }
+
+    /// The inference-only 2×2/2 max pool against the general (recording) one, NaN included.
+    func testMaxPool2x2FastPath() {
+        let x = randomTensor([2, 3, 6, 10], seed: 47)
+        x.data[13] = .nan
+        let fast = NN.maxPool2d(x, kernel: 2)
+        x.requiresGrad = true
+        let general = NN.maxPool2d(x, kernel: 2)
+        XCTAssertNil(fast.gradFn)
+        XCTAssertNotNil(general.gradFn)
+        XCTAssertEqual(fast.values.map { $0.isNaN }, general.values.map { $0.isNaN })
+        XCTAssertEqual(fast.values.filter { !$0.isNaN }, general.values.filter { !$0.isNaN })
+        XCTAssertTrue(fast.values[1].isNaN)  // x[0, 0, 1, 3] is in output (0, 1)
+    }
+
+    func testDepthwiseFusedClamp() {
+        let x = randomTensor([1, 5, 9, 11], seed: 44), w = randomTensor([5, 1, 3, 3], seed: 45), b = randomTensor([5], seed: 46)
+        for stride in [1, 2] {
+            let plain = NN.conv2d(x, weight: w, bias: b, stride: NN.Pair(stride, stride), padding: 1, groups: 5)
+            let clamp = NN.Clamp(low: -0.5, high: 0.5)
+            assertClose(NN.conv2d(x, weight: w, bias: b, stride: NN.Pair(stride, stride), padding: 1, groups: 5, clamp: clamp),
+                        plain.clamped(min: -0.5, max: 0.5), "depthwise stride \(stride) + clamp")
+        }
+    }
 }

@@ -1,0 +1,104 @@
+/// 1×1 stride-1 convolution (groups 1) computed directly: y[o, p] = Σ_c w[o, c]·x[c, p].
+///
+/// It is a GEMM, but the small ones of MobileNet-style networks (tens of channels, a few
+/// thousand pixels) lose more to BLAS's packing and thread wake-ups than they spend on
+/// arithmetic. Here each job is a 16-pixel column of x, which stays in cache while every
+/// output channel is accumulated over it, four output channels at a time in registers; the
+/// bias is added to the sums and an optional clamp (ReLU, ReLU6) is applied on the way out.
+struct PointwiseConv {
+    let channels: Int, outChannels: Int, pixels: Int, batch: Int
+
+    /// Below 16 pixels a job would be mostly tail; BLAS does those matrix-vector products well.
+    static func applies(_ geo: ConvGeometry, groups: Int, outChannels: Int) -> Bool {
+        groups == 1 && geo.isPointwise && fits(channels: geo.channels, outChannels: outChannels, pixels: geo.height * geo.width)
+    }
+
+    /// Every 16-pixel column reads all the weights, so they must stay in cache (or the
+    /// columns be few); large GEMMs (an ADM's 1×1 convs) are BLAS's.
+    static func fits(channels c: Int, outChannels o: Int, pixels p: Int) -> Bool {
+        p >= 16 && (c * o <= 65536 || p <= 256)
+    }
+
+    static let tile = 16
+
+    func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
+        let c = channels, p = pixels, o = outChannels, t = Self.tile
+        let blocks = (p + t - 1) / t
+        let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high)
+        // A job is t·c·o multiply-adds; keep a chunk above ~10⁵ so a dispatch stays cheap.
+        Parallel.forEach(batch * blocks, minChunk: max(1, 131072 / max(t * c * o, 1))) { r in
+            var padded: UnsafeMutablePointer<Float>? = nil
+            defer { padded?.deallocate() }
+            for job in r {
+                let n = job / blocks, p0 = (job % blocks) * t, width = min(t, p - p0)
+                var xs = x + n * c * p + p0, stride = p
+                if width < t {
+                    // The last column is short: copy it into a zero-padded t-wide one.
+                    if padded == nil { padded = .allocate(capacity: c * t) }
+                    let d = padded!
+                    for k in 0..<c {
+                        (d + k * t).update(from: xs + k * p, count: width)
+                        (d + k * t + width).update(repeating: 0, count: t - width)
+                    }
+                    xs = UnsafePointer(d); stride = t
+                }
+                Self.column(xs, stride: stride, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
+                            width: width, lo: lo, hi: hi)
+            }
+        }
+    }
+
+    /// One 16-pixel column: y[0..<o, 0..<width] from x[0..<c, 0..<16] (rows `stride` apart).
+    @inline(__always)
+    static func column(_ x: UnsafePointer<Float>, stride: Int, c: Int, _ w: UnsafePointer<Float>,
+                       bias: UnsafePointer<Float>?, o: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
+                       width: Int, lo: F8, hi: F8) {
+        @inline(__always) func put(_ v: F8, _ d: UnsafeMutablePointer<Float>, _ k: Int) {
+            let v = vmin(vmax(v, lo), hi)
+            if k >= 8 { store8(v, d) } else if k > 0 { storePartial(v, d, k) }
+        }
+        var j = 0
+        while j + 4 <= o {
+            let w0 = w + j * c, w1 = w0 + c, w2 = w1 + c, w3 = w2 + c
+            var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8()
+            var a01 = a00, a11 = a10, a21 = a20, a31 = a30
+            var xp = x
+            for k in 0..<c {
+                let v0 = load8(xp), v1 = load8(xp + 8)
+                let b0 = F8(repeating: w0[k]), b1 = F8(repeating: w1[k])
+                let b2 = F8(repeating: w2[k]), b3 = F8(repeating: w3[k])
+                a00 = a00.addingProduct(b0, v0); a01 = a01.addingProduct(b0, v1)
+                a10 = a10.addingProduct(b1, v0); a11 = a11.addingProduct(b1, v1)
+                a20 = a20.addingProduct(b2, v0); a21 = a21.addingProduct(b2, v1)
+                a30 = a30.addingProduct(b3, v0); a31 = a31.addingProduct(b3, v1)
+                xp += stride
+            }
+            if let bias {
+                // The bias is added after the sum, as BLAS adds C: the same rounding as the GEMM path.
+                let b0 = F8(repeating: bias[j]), b1 = F8(repeating: bias[j + 1])
+                let b2 = F8(repeating: bias[j + 2]), b3 = F8(repeating: bias[j + 3])
+                a00 += b0; a01 += b0; a10 += b1; a11 += b1; a20 += b2; a21 += b2; a30 += b3; a31 += b3
+            }
+            let d = y + j * ldy
+            put(a00, d, width); put(a01, d + 8, width - 8)
+            put(a10, d + ldy, width); put(a11, d + ldy + 8, width - 8)
+            put(a20, d + 2 * ldy, width); put(a21, d + 2 * ldy + 8, width - 8)
+            put(a30, d + 3 * ldy, width); put(a31, d + 3 * ldy + 8, width - 8)
+            j += 4
+        }
+        while j < o {
+            let w0 = w + j * c
+            var a0 = F8(), a1 = a0
+            var xp = x
+            for k in 0..<c {
+                let b = F8(repeating: w0[k])
+                a0 = a0.addingProduct(b, load8(xp)); a1 = a1.addingProduct(b, load8(xp + 8))
+                xp += stride
+            }
+            if let bias { a0 += F8(repeating: bias[j]); a1 += F8(repeating: bias[j]) }
+            put(a0, y + j * ldy, width); put(a1, y + j * ldy + 8, width - 8)
+            j += 1
+        }
+    }
+}
