@@ -67,7 +67,7 @@ let package = Package(
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage"], swiftSettings: cpu),
         .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuisePriorTests", dependencies: ["GuisePrior", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuisePriorTests", dependencies: ["GuisePrior", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats", "GuiseImage"], swiftSettings: cpu),
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
         .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "guise"], swiftSettings: cpu),
