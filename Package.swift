@@ -62,6 +62,9 @@ let package = Package(
         // The ADM against PyTorch at DiffFace's size (`make bench`, Tools/bench_adm.py).
         .executableTarget(name: "ADMBench", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: hot),
 
+        // The prior's denoiser against OpenCV's NLM on the held-out photos (`make bench-prior`).
+        .executableTarget(name: "PriorBench", dependencies: ["GuisePrior", "GuiseImage", "GuiseTensor", "CVBridge"], swiftSettings: hot),
+
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),

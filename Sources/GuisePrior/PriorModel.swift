@@ -202,3 +202,8 @@ public enum PriorModel {
         return total
     }
 }
+
+extension PriorModel {
+    /// The shipped prior's name in Models/manifest.json (a path under Models/).
+    public static let shippedName = "prior/guise-prior.safetensors"
+}
