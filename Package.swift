@@ -73,6 +73,6 @@ let package = Package(
         .testTarget(name: "GuisePriorTests", dependencies: ["GuisePrior", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats", "GuiseImage"], swiftSettings: cpu),
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
-        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "guise"], swiftSettings: cpu),
+        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "GuiseImage", "guise"], swiftSettings: cpu),
     ]
 )
