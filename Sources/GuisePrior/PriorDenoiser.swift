@@ -46,10 +46,15 @@ public final class PriorDenoiser {
         let transforms = tta ? Array(0..<8) : [0]
         let (h, w) = (y.shape[2], y.shape[3])
         var sum = [Float](repeating: 0, count: y.count)
-        for tr in transforms {
-            let out = try denoiseOnce(Dihedral.apply(tr, y), sigma: sigma, steps: steps)
-            let back = Dihedral.invert(tr, out).values
-            for i in 0..<sum.count { sum[i] += back[i] }
+        // A square image's 8 variants share one shape: one batched pass is cheaper than 8.
+        let groups = h == w ? [transforms] : transforms.map { [$0] }
+        for group in groups {
+            let batch = group.count == 1 ? Dihedral.apply(group[0], y) : Tensor.concat(group.map { Dihedral.apply($0, y) }, dim: 0)
+            let out = try denoiseOnce(batch, sigma: sigma, steps: steps)
+            for (j, tr) in group.enumerated() {
+                let back = Dihedral.invert(tr, group.count == 1 ? out : out.narrow(j..<(j + 1))).values
+                for i in 0..<sum.count { sum[i] += back[i] }
+            }
         }
         let scale = 1 / Float(transforms.count)
         return Tensor(shape: [1, 3, h, w], values: sum.map { $0 * scale })
@@ -67,7 +72,8 @@ public final class PriorDenoiser {
         let ts = PriorDenoiser.schedule(from: t0, steps: steps)
         try Autograd.noGrad {
             for (i, t) in ts.enumerated() {
-                let eps = try net(xt, timesteps: Tensor(shape: [1], values: [diffusion.networkTimestep(t)]))
+                let n = xt.shape[0]
+                let eps = try net(xt, timesteps: Tensor(shape: [n], values: Array(repeating: diffusion.networkTimestep(t), count: n)))
                 x0 = diffusion.predictXStart(xt: xt, t: t, eps: eps).clamped(min: -1, max: 1)
                 if i + 1 < ts.count {
                     let next = ts[i + 1]

@@ -36,13 +36,15 @@ final class PriorDenoiserTests: XCTestCase {
         try trainer.exportEMA(to: path)
         let denoiser = try PriorDenoiser(path: path)
         var rng = PriorRNG(seed: 9)
-        let y = Tensor(uninitialized: [1, 3, 13, 10])
+        for shape in [[1, 3, 13, 10], [1, 3, 12, 12]] {
+        let y = Tensor(uninitialized: shape)
         rng.fillNormal(y.data, count: y.count)
         for i in 0..<y.count { y.data[i] = max(-1, min(1, 0.4 * y.data[i])) }
-        for (steps, tta) in [(1, false), (3, false), (1, true)] {
+        for (steps, tta) in [(1, false), (3, false), (1, true), (2, true)] {
             let x = try denoiser.denoise(y, sigma: 25, steps: steps, tta: tta)
             XCTAssertEqual(x.shape, y.shape)
             for (a, b) in zip(x.values, y.values) { XCTAssertEqual(a, b, accuracy: 1e-5) }
+        }
         }
         XCTAssertThrowsError(try PriorDenoiser(path: path + ".missing"))
     }
