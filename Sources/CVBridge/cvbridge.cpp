@@ -364,3 +364,14 @@ int cvb_cascade_detect(cvb_cascade *cascade, const uint8_t *grey, int width, int
 }
 
 }  // extern "C"
+
+int cvb_nl_means_colored(const uint8_t *src, int width, int height, float h, float h_color, uint8_t *dst) {
+    return guarded("fastNlMeansDenoisingColored", [&] {
+        // OpenCV's colour images are BGR: it converts to Lab assuming that order.
+        cv::Mat rgb(height, width, CV_8UC3, const_cast<uint8_t *>(src)), bgr, den, back;
+        cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
+        cv::fastNlMeansDenoisingColored(bgr, den, h, h_color, 7, 21);
+        cv::cvtColor(den, back, cv::COLOR_BGR2RGB);
+        back.copyTo(cv::Mat(height, width, CV_8UC3, dst));
+    });
+}

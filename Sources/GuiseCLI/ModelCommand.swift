@@ -38,7 +38,8 @@ struct ModelCommand: ParsableCommand {
                 case .wrongSize(let n): status = "wrong size (\(n) bytes)"
                 }
                 return Row(name: entry.name, status: status, licence: entry.licence, role: entry.role,
-                           source: store.manifest.sources[entry.source]?.package ?? entry.source, size: entry.size)
+                           source: entry.isProjectTrained ? "project-trained" : (store.manifest.sources[entry.source]?.package ?? entry.source),
+                           size: entry.size)
             }
             if json {
                 let encoder = JSONEncoder()

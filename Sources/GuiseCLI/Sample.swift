@@ -17,7 +17,7 @@ struct Sample: ParsableCommand {
             are used. The same --seed gives the same images.
             """)
 
-    @Option(help: "The ADM checkpoint (.safetensors or .pt).")
+    @Option(help: "The ADM checkpoint (.safetensors or .pt), or prior for the shipped prior.")
     var model: String
 
     @Option(help: "A config JSON with guided-diffusion create_model argument names.")
@@ -51,7 +51,7 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { msg in if !quiet { FileHandle.standardError.write(Data("\(msg)\n".utf8)) } }
-        let net = try loadADM(model, config: config, log: log)
+        let net = try loadSampleModel(model, config: config, log: log)
         let cfg = net.config
         if cfg.idDim != nil {
             throw FormatError("\(model) has an identity embedding (a DiffFace model): it needs a source identity, which guise swap provides")

@@ -15,6 +15,25 @@ public struct ModelManifest: Decodable {
         public var size: Int
         public var sha256: String
         public var licence: String
+        /// How a project-trained file was made (source "project"): rerunning it reproduces the weights.
+        public var recipe: Recipe?
+
+        /// A project-trained file is committed with the repository, not fetched from a package.
+        public var isProjectTrained: Bool { source == "project" }
+    }
+
+    public struct Recipe: Decodable {
+        public var command: String
+        public var dataManifest: String
+        public var seed: UInt64
+        public var steps: Int
+        public var finalLoss: Double
+
+        enum CodingKeys: String, CodingKey {
+            case command, seed, steps
+            case dataManifest = "data_manifest"
+            case finalLoss = "final_loss"
+        }
     }
 
     public var sources: [String: Source]

@@ -71,7 +71,7 @@ public final class Adam: Optimizer {
     public let beta1: Double, beta2: Double, eps: Double, weightDecay: Double, decoupled: Bool
     /// Steps taken by each parameter; like PyTorch's per-parameter `state['step']`, a
     /// parameter without a gradient does not advance.
-    public private(set) var steps: [Int]
+    public var steps: [Int]
     /// First and second moment estimates (exp_avg, exp_avg_sq), one per parameter.
     public let firstMoments: [Tensor], secondMoments: [Tensor]
 

@@ -86,6 +86,11 @@ int cvb_cascade_detect(cvb_cascade *cascade, const uint8_t *grey, int width, int
                        double scale_factor, int min_neighbors, int min_size,
                        cvb_buffer **detections);
 
+/// cv::fastNlMeansDenoisingColored on interleaved 8-bit RGB (`src` and `dst` width*height*3):
+/// `h` filters luminance, `h_color` colour, with OpenCV's windows (template 7, search 21).
+/// The benchmark baseline for the diffusion prior's denoiser.
+int cvb_nl_means_colored(const uint8_t *src, int width, int height, float h, float h_color, uint8_t *dst);
+
 #ifdef __cplusplus
 }
 #endif
