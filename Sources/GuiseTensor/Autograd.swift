@@ -9,8 +9,9 @@ public final class GradFn {
     public let name: String
     let edges: [Edge]
     /// Given dL/d(output), returns dL/d(input) for each input (nil where none flows).
-    /// Dropped once used, freeing what it captured.
-    var backward: ((Tensor) -> [Tensor?])?
+    /// Kept after use: a graph may be back-propagated more than once, e.g. through a value a
+    /// network caches across calls.
+    let backward: (Tensor) -> [Tensor?]
 
     enum Edge {
         /// The input was made by a recorded op; its gradient flows on to that op.
@@ -80,8 +81,7 @@ extension Tensor {
     }
 
     /// Back-propagates from this tensor, adding into `grad` of every leaf that requires one.
-    /// `seed` defaults to ones, which for a scalar is dL/dL = 1. Like PyTorch without
-    /// retain_graph, the graph is consumed: each op's saved tensors are freed once used.
+    /// `seed` defaults to ones, which for a scalar is dL/dL = 1.
     public func backward(seed: Tensor? = nil) {
         precondition(tracksGradient, "backward() on a tensor that does not depend on anything requiring a gradient")
         let seedGrad = seed ?? Tensor(shape: shape, repeating: 1)
@@ -110,11 +110,7 @@ extension Tensor {
         Autograd.noGrad {
             for fn in order.reversed() {
                 guard let g = grads.removeValue(forKey: ObjectIdentifier(fn)) else { continue }
-                guard let body = fn.backward else {
-                    preconditionFailure("backward through \(fn.name) a second time: the graph was consumed by an earlier backward()")
-                }
-                fn.backward = nil
-                let inputGrads = body(g)
+                let inputGrads = fn.backward(g)
                 precondition(inputGrads.count == fn.edges.count, "\(fn.name) backward returned \(inputGrads.count) grads for \(fn.edges.count) inputs")
                 for (edge, ig) in zip(fn.edges, inputGrads) {
                     guard let ig else { continue }

@@ -41,7 +41,7 @@ final class GraphOrderTests: XCTestCase {
         XCTAssertEqual(x.grad?.values, [36, 72, 108])
     }
 
-    func testGraphIsConsumedAndIntermediatesAreFreed() {
+    func testIntermediatesNoBackwardNeedsAreFreed() {
         let x = Tensor(shape: [4], values: [1, 2, 3, 4])
         x.requiresGrad = true
         weak var intermediate: Tensor?
