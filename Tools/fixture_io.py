@@ -14,16 +14,24 @@ _NP = {v: k for k, v in _DT.items()}
 
 def save(path, tensors, metadata=None):
     """tensors: name -> numpy array (or anything np.asarray takes). Sorted names, 8-byte aligned."""
-    arrays = {k: np.ascontiguousarray(np.asarray(v)) for k, v in tensors.items()}
+    entries = {}
+    for name, v in tensors.items():
+        a = np.ascontiguousarray(np.asarray(v))
+        if a.dtype not in _DT:
+            a = a.astype(np.float32)
+        entries[name] = (_DT[a.dtype], list(a.shape), a.astype(a.dtype.newbyteorder("<")).tobytes())
+    save_raw(path, entries, metadata)
+
+
+def save_raw(path, entries, metadata=None):
+    """entries: name -> (safetensors dtype name, shape, little-endian bytes), for dtypes numpy
+    lacks (BF16). Sorted names, header padded so the data starts 8-byte aligned."""
     header, offset, blobs = {}, 0, []
     if metadata:
         header["__metadata__"] = {k: str(v) for k, v in metadata.items()}
-    for name in sorted(arrays):
-        a = arrays[name]
-        if a.dtype not in _DT:
-            a = a.astype(np.float32)
-        b = a.astype(a.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": _DT[a.dtype], "shape": list(a.shape), "data_offsets": [offset, offset + len(b)]}
+    for name in sorted(entries):
+        dtype, shape, b = entries[name]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(b)]}
         offset += len(b)
         blobs.append(b)
     h = json.dumps(header, separators=(",", ":")).encode()

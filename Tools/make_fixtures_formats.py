@@ -10,6 +10,8 @@ hostile_*.pt / hostile_*.pkl are pickles that would run a command if loaded with
 import argparse, collections, io, json, os, pathlib, pickle, pickletools, struct, zipfile
 import numpy as np
 import torch
+
+import fixture_io
 import torch.nn as nn
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "GuiseFormatsTests", "Fixtures")
@@ -28,21 +30,8 @@ def raw_bytes(t):
 
 
 def save_expected(path, tensors):
-    """safetensors with numpy only (Tools/fixture_io.py's layout, plus BF16, which numpy lacks)."""
-    header, offset, blobs = {}, 0, []
-    for name in sorted(tensors):
-        t = tensors[name]
-        b = raw_bytes(t)
-        header[name] = {"dtype": _DT[t.dtype], "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
-        offset += len(b)
-        blobs.append(b)
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+    """The expected flat state dict, through Tools/fixture_io.py (bf16 as raw 16-bit patterns)."""
+    fixture_io.save_raw(path, {n: (_DT[t.dtype], list(t.shape), raw_bytes(t)) for n, t in tensors.items()})
 
 
 def write(name, obj, expected, legacy=False):
