@@ -9,24 +9,12 @@ face_recognition_model_v1 on one 150² chip (dlib picks its own threading). A ro
 file is missing under Models/ is skipped.
 """
 import argparse, os, subprocess, time
+
+import bench_timing
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 MODELS = "Models"
-
-
-def measure(body, budget=3.0, max_runs=30):
-    body(); body()
-    times, start = [], time.perf_counter()
-    while len(times) < max_runs:
-        t0 = time.perf_counter()
-        body()
-        t1 = time.perf_counter()
-        times.append(t1 - t0)
-        if len(times) >= 5 and t1 - start > budget:
-            break
-    times.sort()
-    return times[len(times) // 2], times[0]
 
 
 def litert(name):
@@ -85,7 +73,7 @@ def main():
             out = subprocess.run([args.guise, "--tsv", "--only", name], check=True, capture_output=True, text=True).stdout
             _, ms, best, _ = out.strip().split("\t")
             g.append((float(ms), float(best)))
-            r.append(tuple(v * 1e3 for v in measure(body)))
+            r.append(tuple(v * 1e3 for v in bench_timing.measure(body, max_runs=30)))
         gm, gb = med([x[0] for x in g]), min(x[1] for x in g)
         rm, rb = med([x[0] for x in r]), min(x[1] for x in r)
         print(f"{name:42} {gm:9.2f} {rm:9.2f} {gm / rm:6.2f} {gb / rb:10.2f}", flush=True)

@@ -9,24 +9,12 @@ machine hits both about alike. Add a row by adding a function to ROWS under the 
 GuiseBench uses.
 """
 import argparse, os, subprocess, time
+
+import bench_timing
 import torch
 import torch.nn.functional as F
 
 torch.set_num_threads(2)
-
-
-def measure(body, budget=3.0, max_runs=15):
-    body(); body()
-    times, start = [], time.perf_counter()
-    while len(times) < max_runs:
-        t0 = time.perf_counter()
-        body()
-        t1 = time.perf_counter()
-        times.append(t1 - t0)
-        if len(times) >= 5 and t1 - start > budget:
-            break
-    times.sort()
-    return times[len(times) // 2], times[0]
 
 
 def sgemm(n):
@@ -143,7 +131,7 @@ def main():
         for _ in range(args.rounds):
             if args.guise:
                 g.append(run_guise(name))
-            t.append(tuple(v * 1e3 for v in measure(ROWS[name]())))
+            t.append(tuple(v * 1e3 for v in bench_timing.measure(ROWS[name]())))
         med = lambda xs: sorted(xs)[len(xs) // 2]
         if not g:
             return None, None, med([x[0] for x in t]), min(x[1] for x in t), None
