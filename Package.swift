@@ -22,6 +22,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         // libpng's classic API behind a C wrapper (setjmp stays in C); see Sources/CPNG/include/cpng.h.
         .target(name: "CPNG", path: "Sources/CPNG", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16")]),
+        // The engine's fork-join thread pool (spinning workers; see Sources/CThreadPool/include/threadpool.h).
+        .target(name: "CThreadPool", path: "Sources/CThreadPool", cSettings: [.unsafeFlags(["-O2", "-march=haswell"])]),
         // Whole-file writes that never leave partial or clobbered outputs; shared by images and weights.
         .target(name: "GuiseFiles"),
         .target(
@@ -35,7 +37,7 @@ let package = Package(
             ]
         ),
         // Layer 2: tensors and autodiff; images.
-        .target(name: "GuiseTensor", dependencies: ["COpenBLAS"], swiftSettings: hot),
+        .target(name: "GuiseTensor", dependencies: ["COpenBLAS", "CThreadPool"], swiftSettings: hot),
         .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge", "GuiseFiles"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),

@@ -1,0 +1,127 @@
+#include "threadpool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+#include <immintrin.h>
+
+enum { MAX_WORKERS = 63 };
+
+// How long an idle worker polls for the next job before it sleeps. A network's ops follow each
+// other within microseconds; a pause longer than this (I/O, a BLAS call with its own threads)
+// costs one wake-up per worker.
+static const int64_t SPIN_NANOSECONDS = 200000;
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_flag busy;              // held by the caller whose job is running
+    _Atomic uint64_t generation;   // bumped per job; workers wait for it to change
+    _Atomic int64_t next;          // next item to claim
+    _Atomic int64_t done;          // items finished
+    int64_t count;
+    void (*fn)(void *, int64_t);
+    void *ctx;
+    int workers;                   // started so far
+    _Atomic int wanted;            // workers that take part in jobs
+} pool = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .wake = PTHREAD_COND_INITIALIZER,
+    .busy = ATOMIC_FLAG_INIT,
+};
+
+static _Thread_local bool inside_job;
+
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+// Claims and runs items until none are left.
+static void work(void) {
+    for (;;) {
+        // Acquire pairs with the caller's release of `next`, so count, fn and ctx are this job's.
+        int64_t i = atomic_fetch_add_explicit(&pool.next, 1, memory_order_acquire);
+        if (i >= pool.count) return;
+        pool.fn(pool.ctx, i);
+        atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
+    }
+}
+
+static void *worker_main(void *arg) {
+    int index = (int)(intptr_t)arg;
+    inside_job = true;
+    uint64_t seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+    for (;;) {
+        uint64_t g = atomic_load_explicit(&pool.generation, memory_order_acquire);
+        if (g == seen) {
+            int64_t start = now_ns();
+            int polls = 0;
+            while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
+                _mm_pause();
+                if (++polls % 64 == 0 && now_ns() - start > SPIN_NANOSECONDS) break;
+            }
+            if (g == seen) {
+                pthread_mutex_lock(&pool.lock);
+                while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
+                    pthread_cond_wait(&pool.wake, &pool.lock);
+                pthread_mutex_unlock(&pool.lock);
+            }
+        }
+        seen = g;
+        if (index < atomic_load_explicit(&pool.wanted, memory_order_relaxed)) work();
+    }
+    return NULL;
+}
+
+void guise_pool_set_threads(int threads) {
+    int w = threads - 1;
+    if (w < 0) w = 0;
+    if (w > MAX_WORKERS) w = MAX_WORKERS;
+    atomic_store(&pool.wanted, w);
+}
+
+int guise_pool_threads(void) { return atomic_load(&pool.wanted) + 1; }
+
+static void start_workers(int wanted) {
+    while (pool.workers < wanted) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &attr, worker_main, (void *)(intptr_t)pool.workers) != 0) {
+            pthread_attr_destroy(&attr);
+            atomic_store(&pool.wanted, pool.workers);  // run with the threads we have
+            return;
+        }
+        pthread_attr_destroy(&attr);
+        pool.workers++;
+    }
+}
+
+void guise_pool_run(int64_t count, void (*fn)(void *ctx, int64_t i), void *ctx) {
+    int wanted = atomic_load(&pool.wanted);
+    if (count <= 1 || wanted == 0 || inside_job || atomic_flag_test_and_set(&pool.busy)) {
+        for (int64_t i = 0; i < count; i++) fn(ctx, i);
+        return;
+    }
+    start_workers(wanted);
+    pool.count = count;
+    pool.fn = fn;
+    pool.ctx = ctx;
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool.next, 0, memory_order_release);
+    // The lock orders the bump against a worker that is about to sleep, so none misses it.
+    pthread_mutex_lock(&pool.lock);
+    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+
+    inside_job = true;
+    work();
+    inside_job = false;
+    while (atomic_load_explicit(&pool.done, memory_order_acquire) < count) _mm_pause();
+    atomic_flag_clear(&pool.busy);
+}

@@ -1,0 +1,67 @@
+import Foundation
+import XCTest
+@testable import GuiseTensor
+
+/// The engine's thread pool: every index exactly once, whatever the split, and calls made
+/// from inside a job or from several threads at once run without deadlock or overlap.
+final class ParallelTests: XCTestCase {
+    /// Marks each index it is given; returns how often each was visited.
+    func visits(_ count: Int, minChunk: Int) -> [Int] {
+        let hits = UnsafeMutablePointer<Int>.allocate(capacity: max(count, 1))
+        hits.initialize(repeating: 0, count: max(count, 1))
+        defer { hits.deallocate() }
+        Parallel.forEach(count, minChunk: minChunk) { r in
+            // Ranges are disjoint, so unsynchronised writes to distinct slots are safe.
+            for i in r { hits[i] += 1 }
+        }
+        return Array(UnsafeBufferPointer(start: hits, count: count))
+    }
+
+    func testEveryIndexOnce() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for threads in [1, 2, 4] {
+            Parallel.threads = threads
+            XCTAssertEqual(Parallel.threads, threads)
+            for (count, minChunk) in [(0, 1), (1, 1), (7, 1), (100, 1), (1000, 3), (100_000, 4096), (5, 4096)] {
+                let v = visits(count, minChunk: minChunk)
+                XCTAssertEqual(v, [Int](repeating: 1, count: count), "\(threads) threads, \(count) items, chunks of \(minChunk)")
+            }
+        }
+    }
+
+    /// A loop inside a loop runs inline on whichever thread got the outer piece.
+    func testNestedCallsComplete() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 2
+        let inner = UnsafeMutablePointer<Int>.allocate(capacity: 64 * 50)
+        inner.initialize(repeating: 0, count: 64 * 50)
+        defer { inner.deallocate() }
+        Parallel.forEach(64, minChunk: 1) { r in
+            for i in r {
+                Parallel.forEach(50, minChunk: 1) { q in for j in q { inner[i * 50 + j] += 1 } }
+            }
+        }
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: inner, count: 64 * 50)), [Int](repeating: 1, count: 64 * 50))
+    }
+
+    /// Callers on other threads while the pool is busy fall back to running inline.
+    func testConcurrentCallersEachGetTheirWholeRange() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 2
+        let lock = NSLock()
+        var sums = [Int](repeating: 0, count: 8)
+        DispatchQueue.concurrentPerform(iterations: 8) { k in
+            var total = 0
+            for _ in 0..<20 {
+                let v = self.visits(5000 + k, minChunk: 64)
+                total += v.reduce(0, +)
+                if v.contains(where: { $0 != 1 }) { total = -1_000_000 }
+            }
+            lock.lock(); sums[k] = total; lock.unlock()
+        }
+        XCTAssertEqual(sums, (0..<8).map { 20 * (5000 + $0) })
+    }
+}
