@@ -39,54 +39,52 @@ struct DepthwiseConv {
 
     /// Each input plane is first copied into a zero-bordered scratch plane, with the columns of
     /// each row split into their `stride` phases (columns ≡ q mod stride), so every tap of every
-    /// output is a contiguous, in-bounds read. Then 8 outputs of a row at a time are summed over
-    /// all taps in a register and stored once, with the bias first and the clamp last.
+    /// output is a contiguous, in-bounds read. Then a run of outputs of a row is summed over all
+    /// taps in registers and stored once, with the bias first and the clamp last. The 3×3 and
+    /// 5×5 kernels of MobileNet-style networks have unrolled rows (`row3`, `row5`); other shapes
+    /// take the general loop.
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
-        let g = geo, taps = g.kh * g.kw, outPlane = g.outH * g.outW, inPlane = g.height * g.width
+        let g = geo, taps = g.kh * g.kw, outPlane = g.outH * g.outW
         let oc = outChannels, mult = multiplier
         let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high), clamps = clamp != .none
-        let sh = g.stride.h, sw = g.stride.w, dh = g.dilation.h, dw = g.dilation.w
-        let ph = g.height + g.padding.top + g.padding.bottom, pw = g.width + g.padding.left + g.padding.right
-        // Phase length with room for the last 8-wide read of a row to run past its end.
-        let phase = (pw + sw - 1) / sw + 8, pitch = sw * phase
-        // Per kernel column: its phase and offset within the phase.
-        let tapOffset = (0..<g.kw).map { kj in (kj * dw) % sw * phase + (kj * dw) / sw }
-        Parallel.forEach(batch * oc, minChunk: max(1, 8192 / max(outPlane * taps, 1))) { r in
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: ph * pitch)
-            scratch.initialize(repeating: 0, count: ph * pitch)
-            defer { scratch.deallocate() }
+        let sh = g.stride.h, dh = g.dilation.h, dw = g.dilation.w
+        let scratch = Scratch(geo: g)
+        let tapOffset = (0..<g.kw).map { kj in scratch.offset(column: kj * dw) }
+        let unrolled = dh == 1 && dw == 1 && g.kh == g.kw && (g.kh == 3 || g.kh == 5)
+        Parallel.forEach(batch * oc, minChunk: max(1, 16384 / max(outPlane * taps, 1))) { r in
+            let plane = scratch.allocate()
+            defer { plane.deallocate() }
             var filled = -1
-            for plane in r {
-                let n = plane / oc, o = plane % oc, c = n * g.channels + o / mult
+            for job in r {
+                let n = job / oc, o = job % oc, c = n * g.channels + o / mult
                 if c != filled {
                     // Channel multipliers > 1: consecutive planes share their input.
-                    let src = x + c * inPlane
-                    for ih in 0..<g.height {
-                        let s = src + ih * g.width, d = scratch + (ih + g.padding.top) * pitch
-                        if sw == 1 {
-                            (d + g.padding.left).update(from: s, count: g.width)
-                        } else {
-                            // Counters, not a division per element.
-                            var q = g.padding.left % sw, k = g.padding.left / sw
-                            for iw in 0..<g.width {
-                                d[q * phase + k] = s[iw]
-                                q += 1
-                                if q == sw { q = 0; k += 1 }
-                            }
-                        }
-                    }
+                    scratch.fill(plane, from: x + c * g.height * g.width)
                     filled = c
                 }
-                let dst = y + plane * outPlane, wo = w + o * taps
+                let dst = y + job * outPlane, wo = w + o * taps
                 let b = F8(repeating: bias?[o] ?? 0)
+                if unrolled {
+                    for oh in 0..<g.outH {
+                        let rows = UnsafePointer(plane + oh * sh * scratch.pitch), d = dst + oh * g.outW
+                        if g.kh == 3 {
+                            Self.row3(rows, pitch: scratch.pitch, tapOffset[1], tapOffset[2], wo, b, d, count: g.outW,
+                                      lo: lo, hi: hi, clamps: clamps)
+                        } else {
+                            Self.row5(rows, pitch: scratch.pitch, tapOffset, wo, b, d, count: g.outW,
+                                      lo: lo, hi: hi, clamps: clamps)
+                        }
+                    }
+                    continue
+                }
                 for oh in 0..<g.outH {
-                    let rows = scratch + oh * sh * pitch, d = dst + oh * g.outW
+                    let rows = plane + oh * sh * scratch.pitch, d = dst + oh * g.outW
                     var ow = 0
                     while ow < g.outW {
                         var acc = b
                         for ki in 0..<g.kh {
-                            let row = rows + ki * dh * pitch + ow
+                            let row = rows + ki * dh * scratch.pitch + ow
                             for kj in 0..<g.kw {
                                 acc = acc.addingProduct(F8(repeating: wo[ki * g.kw + kj]), load8(row + tapOffset[kj]))
                             }
@@ -94,6 +92,120 @@ struct DepthwiseConv {
                         if clamps { acc = vmin(vmax(acc, lo), hi) }
                         if ow + 8 <= g.outW { store8(acc, d + ow) } else { storePartial(acc, d + ow, g.outW - ow) }
                         ow += 8
+                    }
+                }
+            }
+        }
+    }
+
+    /// One output row of a 3×3 conv: the nine weights stay in registers, so each 8 outputs
+    /// cost nine loads and nine multiply-adds. Column taps 1 and 2 are at `t1`, `t2` in a row
+    /// of the scratch plane (tap 0 at 0).
+    @inline(__always)
+    static func row3(_ rows: UnsafePointer<Float>, pitch: Int, _ t1: Int, _ t2: Int, _ w: UnsafePointer<Float>, _ b: F8,
+                     _ d: UnsafeMutablePointer<Float>, count: Int, lo: F8, hi: F8, clamps: Bool) {
+        let w0 = F8(repeating: w[0]), w1 = F8(repeating: w[1]), w2 = F8(repeating: w[2])
+        let w3 = F8(repeating: w[3]), w4 = F8(repeating: w[4]), w5 = F8(repeating: w[5])
+        let w6 = F8(repeating: w[6]), w7 = F8(repeating: w[7]), w8 = F8(repeating: w[8])
+        let r0 = rows, r1 = rows + pitch, r2 = rows + 2 * pitch
+        var ow = 0
+        while ow < count {
+            var a = b.addingProduct(w0, load8(r0 + ow))
+            var c = w1 * load8(r0 + ow + t1)
+            a = a.addingProduct(w2, load8(r0 + ow + t2))
+            c = c.addingProduct(w3, load8(r1 + ow))
+            a = a.addingProduct(w4, load8(r1 + ow + t1))
+            c = c.addingProduct(w5, load8(r1 + ow + t2))
+            a = a.addingProduct(w6, load8(r2 + ow))
+            c = c.addingProduct(w7, load8(r2 + ow + t1))
+            a = a.addingProduct(w8, load8(r2 + ow + t2))
+            var v = a + c
+            if clamps { v = vmin(vmax(v, lo), hi) }
+            if ow + 8 <= count { store8(v, d + ow) } else { storePartial(v, d + ow, count - ow) }
+            ow += 8
+        }
+    }
+
+    /// One output row of a 5×5 conv, 16 outputs at a time so each broadcast weight serves two
+    /// multiply-adds.
+    @inline(__always)
+    static func row5(_ rows: UnsafePointer<Float>, pitch: Int, _ taps: [Int], _ w: UnsafePointer<Float>, _ b: F8,
+                     _ d: UnsafeMutablePointer<Float>, count: Int, lo: F8, hi: F8, clamps: Bool) {
+        let t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4]
+        var ow = 0
+        while ow < count {
+            var a0 = b, a1 = b, c0 = F8(), c1 = F8()
+            for ki in 0..<5 {
+                let r = rows + ki * pitch + ow, wk = w + ki * 5
+                var s = F8(repeating: wk[0]); a0 = a0.addingProduct(s, load8(r)); a1 = a1.addingProduct(s, load8(r + 8))
+                s = F8(repeating: wk[1]); c0 = c0.addingProduct(s, load8(r + t1)); c1 = c1.addingProduct(s, load8(r + t1 + 8))
+                s = F8(repeating: wk[2]); a0 = a0.addingProduct(s, load8(r + t2)); a1 = a1.addingProduct(s, load8(r + t2 + 8))
+                s = F8(repeating: wk[3]); c0 = c0.addingProduct(s, load8(r + t3)); c1 = c1.addingProduct(s, load8(r + t3 + 8))
+                s = F8(repeating: wk[4]); a0 = a0.addingProduct(s, load8(r + t4)); a1 = a1.addingProduct(s, load8(r + t4 + 8))
+            }
+            var v0 = a0 + c0, v1 = a1 + c1
+            if clamps { v0 = vmin(vmax(v0, lo), hi); v1 = vmin(vmax(v1, lo), hi) }
+            let left = count - ow
+            if left >= 16 { store8(v0, d + ow); store8(v1, d + ow + 8) }
+            else if left > 8 { store8(v0, d + ow); storePartial(v1, d + ow + 8, left - 8) }
+            else if left == 8 { store8(v0, d + ow) }
+            else { storePartial(v0, d + ow, left) }
+            ow += 16
+        }
+    }
+
+    /// A zero-bordered copy of one input plane, each padded row split into `stride` phases
+    /// (padded columns ≡ q mod stride, in order), each phase with room for 16-wide reads to
+    /// run past its end.
+    struct Scratch {
+        let geo: ConvGeometry
+        let phase: Int, pitch: Int, rows: Int
+
+        init(geo g: ConvGeometry) {
+            geo = g
+            let paddedWidth = g.width + g.padding.left + g.padding.right
+            phase = (paddedWidth + g.stride.w - 1) / g.stride.w + 16
+            pitch = g.stride.w * phase
+            rows = g.height + g.padding.top + g.padding.bottom
+        }
+
+        /// Where padded column `col` of a row lies within the row.
+        func offset(column col: Int) -> Int { col % geo.stride.w * phase + col / geo.stride.w }
+
+        /// Zeroed once; `fill` rewrites only the interior, so the border stays zero.
+        func allocate() -> UnsafeMutablePointer<Float> {
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: rows * pitch)
+            p.initialize(repeating: 0, count: rows * pitch)
+            return p
+        }
+
+        func fill(_ plane: UnsafeMutablePointer<Float>, from src: UnsafePointer<Float>) {
+            let g = geo, sw = g.stride.w, pl = g.padding.left, wd = g.width
+            for ih in 0..<g.height {
+                let s = src + ih * wd, d = plane + (ih + g.padding.top) * pitch
+                if sw == 1 {
+                    (d + pl).update(from: s, count: wd)
+                } else if sw == 2 {
+                    // Even input columns land in one phase and odd ones in the other.
+                    let evens = d + offset(column: pl), odds = d + offset(column: pl + 1)
+                    var m = 0
+                    while 2 * m + 16 <= wd {
+                        let v = UnsafeRawPointer(s + 2 * m).loadUnaligned(as: SIMD16<Float>.self)
+                        store8(v.evenHalf, evens + m); store8(v.oddHalf, odds + m)
+                        m += 8
+                    }
+                    while 2 * m < wd {
+                        evens[m] = s[2 * m]
+                        if 2 * m + 1 < wd { odds[m] = s[2 * m + 1] }
+                        m += 1
+                    }
+                } else {
+                    // Counters, not a division per element.
+                    var q = pl % sw, k = pl / sw
+                    for iw in 0..<wd {
+                        d[q * phase + k] = s[iw]
+                        q += 1
+                        if q == sw { q = 0; k += 1 }
                     }
                 }
             }

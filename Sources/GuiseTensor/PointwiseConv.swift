@@ -28,28 +28,34 @@ struct PointwiseConv {
         let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high)
         // A job is t·c·o multiply-adds; keep a chunk above ~10⁵ so a dispatch stays cheap.
         Parallel.forEach(batch * blocks, minChunk: max(1, 131072 / max(t * c * o, 1))) { r in
-            var padded: UnsafeMutablePointer<Float>? = nil
-            defer { padded?.deallocate() }
+            // The column is copied into a dense [c, t] panel first. Read in place, its c rows lie
+            // a plane apart: at 4096 pixels that is 16 KB, so they all fall in one L1 set and
+            // evict each other before the next group of output channels comes back to them.
+            let panel = UnsafeMutablePointer<Float>.allocate(capacity: c * t)
+            defer { panel.deallocate() }
             for job in r {
                 let n = job / blocks, p0 = (job % blocks) * t, width = min(t, p - p0)
-                var xs = x + n * c * p + p0, stride = p
-                if width < t {
-                    // The last column is short: copy it into a zero-padded t-wide one.
-                    if padded == nil { padded = .allocate(capacity: c * t) }
-                    let d = padded!
+                let xs = x + n * c * p + p0
+                if width == t {
                     for k in 0..<c {
-                        (d + k * t).update(from: xs + k * p, count: width)
-                        (d + k * t + width).update(repeating: 0, count: t - width)
+                        let src = xs + k * p, dst = panel + k * t
+                        store8(load8(src), dst); store8(load8(src + 8), dst + 8)
                     }
-                    xs = UnsafePointer(d); stride = t
+                } else {
+                    for k in 0..<c {
+                        (panel + k * t).update(from: xs + k * p, count: width)
+                        (panel + k * t + width).update(repeating: 0, count: t - width)
+                    }
                 }
-                Self.column(xs, stride: stride, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
+                Self.column(panel, stride: t, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
                             width: width, lo: lo, hi: hi)
             }
         }
     }
 
     /// One 16-pixel column: y[0..<o, 0..<width] from x[0..<c, 0..<16] (rows `stride` apart).
+    /// Six output channels at a time keep twelve sums in registers, enough independent
+    /// multiply-adds to cover their latency; the rest go four and one at a time.
     @inline(__always)
     static func column(_ x: UnsafePointer<Float>, stride: Int, c: Int, _ w: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>?, o: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
@@ -58,7 +64,41 @@ struct PointwiseConv {
             let v = vmin(vmax(v, lo), hi)
             if k >= 8 { store8(v, d) } else if k > 0 { storePartial(v, d, k) }
         }
+        // The bias is added after the sum, as BLAS adds C: the same rounding as the GEMM path.
+        @inline(__always) func bias8(_ j: Int) -> F8 { F8(repeating: bias?[j] ?? 0) }
         var j = 0
+        while j + 6 <= o {
+            let w0 = w + j * c, w1 = w0 + c, w2 = w1 + c, w3 = w2 + c, w4 = w3 + c, w5 = w4 + c
+            var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8(), a40 = F8(), a50 = F8()
+            var a01 = a00, a11 = a10, a21 = a20, a31 = a30, a41 = a40, a51 = a50
+            var xp = x
+            for k in 0..<c {
+                let v0 = load8(xp), v1 = load8(xp + 8)
+                var b = F8(repeating: w0[k]); a00 = a00.addingProduct(b, v0); a01 = a01.addingProduct(b, v1)
+                b = F8(repeating: w1[k]); a10 = a10.addingProduct(b, v0); a11 = a11.addingProduct(b, v1)
+                b = F8(repeating: w2[k]); a20 = a20.addingProduct(b, v0); a21 = a21.addingProduct(b, v1)
+                b = F8(repeating: w3[k]); a30 = a30.addingProduct(b, v0); a31 = a31.addingProduct(b, v1)
+                b = F8(repeating: w4[k]); a40 = a40.addingProduct(b, v0); a41 = a41.addingProduct(b, v1)
+                b = F8(repeating: w5[k]); a50 = a50.addingProduct(b, v0); a51 = a51.addingProduct(b, v1)
+                xp += stride
+            }
+            if bias != nil {
+                var b = bias8(j); a00 += b; a01 += b
+                b = bias8(j + 1); a10 += b; a11 += b
+                b = bias8(j + 2); a20 += b; a21 += b
+                b = bias8(j + 3); a30 += b; a31 += b
+                b = bias8(j + 4); a40 += b; a41 += b
+                b = bias8(j + 5); a50 += b; a51 += b
+            }
+            let d = y + j * ldy
+            put(a00, d, width); put(a01, d + 8, width - 8)
+            put(a10, d + ldy, width); put(a11, d + ldy + 8, width - 8)
+            put(a20, d + 2 * ldy, width); put(a21, d + 2 * ldy + 8, width - 8)
+            put(a30, d + 3 * ldy, width); put(a31, d + 3 * ldy + 8, width - 8)
+            put(a40, d + 4 * ldy, width); put(a41, d + 4 * ldy + 8, width - 8)
+            put(a50, d + 5 * ldy, width); put(a51, d + 5 * ldy + 8, width - 8)
+            j += 6
+        }
         while j + 4 <= o {
             let w0 = w + j * c, w1 = w0 + c, w2 = w1 + c, w3 = w2 + c
             var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8()
@@ -74,10 +114,8 @@ struct PointwiseConv {
                 a30 = a30.addingProduct(b3, v0); a31 = a31.addingProduct(b3, v1)
                 xp += stride
             }
-            if let bias {
-                // The bias is added after the sum, as BLAS adds C: the same rounding as the GEMM path.
-                let b0 = F8(repeating: bias[j]), b1 = F8(repeating: bias[j + 1])
-                let b2 = F8(repeating: bias[j + 2]), b3 = F8(repeating: bias[j + 3])
+            if bias != nil {
+                let b0 = bias8(j), b1 = bias8(j + 1), b2 = bias8(j + 2), b3 = bias8(j + 3)
                 a00 += b0; a01 += b0; a10 += b1; a11 += b1; a20 += b2; a21 += b2; a30 += b3; a31 += b3
             }
             let d = y + j * ldy

@@ -70,19 +70,27 @@ final class ConvOpsTests: XCTestCase {
     /// The direct depthwise kernel against the grouped GEMM paths it replaced, forward and all
     /// three gradients, at the iris network's geometries (3×3 SAME, 32×32 down to 2×2) and at
     /// stride 2 after an explicit pad, odd sizes, a channel multiplier and dilation.
+    /// The direct depthwise kernel (its unrolled 3×3 and 5×5 rows, stride-2 phase split with even
+    /// and odd left padding, row tails shorter than 8 and 16) against the grouped GEMM paths.
     func testDirectDepthwiseMatchesGEMMPaths() {
-        typealias Case = (x: [Int], mult: Int, stride: NN.Pair, pad: NN.Padding, dilation: NN.Pair)
+        typealias Case = (x: [Int], mult: Int, k: Int, stride: NN.Pair, pad: NN.Padding, dilation: NN.Pair)
         let cases: [Case] = [
-            ([1, 32, 32, 32], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
-            ([1, 64, 16, 16], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
-            ([1, 64, 4, 4], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
-            ([1, 64, 2, 2], 1, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
-            ([2, 8, 17, 15], 1, NN.Pair(2, 2), NN.Padding(0, 0), NN.Pair(1, 1)),
-            ([2, 3, 9, 11], 2, NN.Pair(2, 1), NN.Padding(top: 0, bottom: 1, left: 1, right: 0), NN.Pair(1, 2)),
+            ([1, 32, 32, 32], 1, 3, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([1, 64, 16, 16], 1, 3, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([1, 64, 4, 4], 1, 3, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([1, 64, 2, 2], 1, 3, NN.Pair(1, 1), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([2, 8, 17, 15], 1, 3, NN.Pair(2, 2), NN.Padding(0, 0), NN.Pair(1, 1)),
+            ([2, 3, 9, 11], 2, 3, NN.Pair(2, 1), NN.Padding(top: 0, bottom: 1, left: 1, right: 0), NN.Pair(1, 2)),
+            ([1, 6, 40, 40], 1, 3, NN.Pair(2, 2), NN.Padding(top: 0, bottom: 1, left: 0, right: 1), NN.Pair(1, 1)),
+            ([1, 5, 13, 37], 2, 3, NN.Pair(2, 2), NN.Padding(1, 1), NN.Pair(1, 1)),
+            ([1, 7, 19, 21], 1, 5, NN.Pair(1, 1), NN.Padding(2, 2), NN.Pair(1, 1)),
+            ([1, 4, 12, 35], 1, 5, NN.Pair(1, 1), NN.Padding(2, 2), NN.Pair(1, 1)),
+            ([2, 6, 28, 28], 1, 5, NN.Pair(2, 2), NN.Padding(top: 1, bottom: 2, left: 1, right: 2), NN.Pair(1, 1)),
+            ([1, 3, 33, 47], 2, 5, NN.Pair(2, 2), NN.Padding(0, 0), NN.Pair(1, 1)),
         ]
         for (k, c) in cases.enumerated() {
             let ch = c.x[1], x = randomTensor(c.x, seed: 60 + UInt64(k))
-            let w = randomTensor([ch * c.mult, 1, 3, 3], seed: 70 + UInt64(k)), b = randomTensor([ch * c.mult], seed: 80 + UInt64(k))
+            let w = randomTensor([ch * c.mult, 1, c.k, c.k], seed: 70 + UInt64(k)), b = randomTensor([ch * c.mult], seed: 80 + UInt64(k))
             func run(direct: Bool) -> [Tensor] {
                 DepthwiseConv.enabled = direct
                 defer { DepthwiseConv.enabled = true }
@@ -96,6 +104,9 @@ final class ConvOpsTests: XCTestCase {
             for (i, what) in ["output", "input grad", "weight grad", "bias grad"].enumerated() {
                 assertClose(direct[i], gemm[i], tol: 1e-5, "case \(k) \(what)")
             }
+            // Inference runs the same kernel with the clamp fused.
+            let fused = NN.conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.pad, dilation: c.dilation, groups: ch, clamp: .relu6)
+            assertClose(fused, direct[0].relu6(), tol: 1e-6, "case \(k) fused relu6")
         }
     }
 
@@ -335,29 +346,35 @@ final class ConvFastPathTests: XCTestCase {
 
     func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }
 
-    /// The direct 1×1 kernel: a short last pixel column (63 = 3·16 + 15) and output channels
-    /// not a multiple of 4, against a double-precision loop; then its fused clamp.
+    /// The direct 1×1 kernel: a short last pixel column (63 = 3·16 + 15) and output channel
+    /// counts that take every register block (6, 4 and single rows), against a double-precision
+    /// loop; then its fused clamp.
     func testPointwiseDirect() {
-        let x = randomTensor([2, 19, 7, 9], seed: 41), w = randomTensor([7, 19, 1, 1], seed: 42), b = randomTensor([7], seed: 43)
-        let xv = x.values, wv = w.values, bv = b.values, p = 63
-        var ref = [Float](repeating: 0, count: 2 * 7 * p)
-        for n in 0..<2 {
-            for o in 0..<7 {
-                for i in 0..<p {
-                    var acc = Double(bv[o])
-                    for c in 0..<19 { acc += Double(wv[o * 19 + c]) * Double(xv[(n * 19 + c) * p + i]) }
-                    ref[(n * 7 + o) * p + i] = Float(acc)
+        for (k, o) in [7, 11, 28].enumerated() {
+            let seed = UInt64(41 + 3 * k)
+            let x = randomTensor([2, 19, 7, 9], seed: seed), w = randomTensor([o, 19, 1, 1], seed: seed + 1)
+            let b = randomTensor([o], seed: seed + 2)
+            let xv = x.values, wv = w.values, bv = b.values, p = 63
+            var ref = [Float](repeating: 0, count: 2 * o * p)
+            for n in 0..<2 {
+                for j in 0..<o {
+                    for i in 0..<p {
+                        var acc = Double(bv[j])
+                        for c in 0..<19 { acc += Double(wv[j * 19 + c]) * Double(xv[(n * 19 + c) * p + i]) }
+                        ref[(n * o + j) * p + i] = Float(acc)
+                    }
                 }
             }
+            let expected = Tensor(shape: [2, o, 7, 9], values: ref)
+            assertClose(NN.conv2d(x, weight: w, bias: b), expected, "pointwise forward, \(o) outputs")
+            assertClose(NN.conv2d(x, weight: w), expected - b.reshaped([1, o, 1, 1]), "pointwise without bias, \(o) outputs")
+            assertClose(NN.conv2d(x, weight: w, bias: b, clamp: .relu6), expected.relu6(), "pointwise + relu6, \(o) outputs")
+            // With a tape the clamp is recorded as its own op, with the same value.
+            x.requiresGrad = true
+            let y = NN.conv2d(x, weight: w, bias: b, clamp: .relu)
+            assertClose(y, expected.relu(), "pointwise + relu, recorded")
+            XCTAssertNotNil(y.gradFn)
         }
-        let expected = Tensor(shape: [2, 7, 7, 9], values: ref)
-        assertClose(NN.conv2d(x, weight: w, bias: b), expected, "pointwise forward")
-        assertClose(NN.conv2d(x, weight: w, bias: b, clamp: .relu6), expected.relu6(), "pointwise + relu6")
-        // With a tape the clamp is recorded as its own op, with the same value.
-        x.requiresGrad = true
-        let y = NN.conv2d(x, weight: w, bias: b, clamp: .relu)
-        assertClose(y, expected.relu(), "pointwise + relu, recorded")
-        XCTAssertNotNil(y.gradFn)
     }
 
     /// Two output planes from five channels at 64×67: the per-channel depthwise-and-sum path.
