@@ -157,7 +157,7 @@ let rows: [Row] = [sgemmRow(2048)] + convRows(channels: 256, size: 64) + convRow
     + resBlockRows(channels: 256, size: 64, embedding: 1024) + attentionRows(channels: 512, size: 32, headChannels: 64)
     + networkRows()
 
-let threads = 2
+let threads = Int(ProcessInfo.processInfo.environment["GUISE_BENCH_THREADS"] ?? "") ?? 2
 openblas_set_num_threads(Int32(threads))
 Parallel.threads = threads
 let args = Array(CommandLine.arguments.dropFirst())
@@ -168,7 +168,7 @@ if let k = args.firstIndex(of: "--profile"), k + 1 < args.count {
     let xs = net.inputShapes.map { filled($0, scale: 0.9) }
     for _ in 0..<3 { _ = try! net(xs) }
     net.startProfiling()
-    let runs = 20
+    let runs = Int(ProcessInfo.processInfo.environment["GUISE_PROFILE_RUNS"] ?? "") ?? 20
     for _ in 0..<runs { _ = try! net(xs) }
     let steps = net.profile!
     let total = steps.reduce(0) { $0 + $1.seconds } / Double(runs) * 1e3
