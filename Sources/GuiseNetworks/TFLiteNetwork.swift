@@ -27,6 +27,11 @@ public final class TFLiteNetwork {
 
     private let graph: TFLiteSubGraph
     private let steps: [Step]
+    /// Intermediate tensors that no step produces, because the op making them was merged into
+    /// its consumer at load (see `Fusion`), each with the operator it went into.
+    private let foldedTensors: [Int: Int]
+    /// How many operators were merged into others at load.
+    public let fusedOperators: Int
 
     /// Time spent in one step (one TFLite operator) over the runs since profiling was switched on.
     public struct StepTime {
@@ -89,14 +94,17 @@ public final class TFLiteNetwork {
         }
         var steps: [Step] = []
         let builder = StepBuilder(model: model, graph: g)
-        for (i, op) in g.operators.enumerated() {
+        let fusion = try Fusion(model: model, graph: g)
+        // fp16 → fp32 and sparse → dense are exact, so constants fold (all before any step is
+        // built: a fused step may read a constant whose DEQUANTIZE comes later in the graph).
+        for op in g.operators where ["DEQUANTIZE", "DENSIFY"].contains(model.opName(op)) {
+            if let c = try constant(op.inputs[0]) { raw[op.outputs[0]] = c }
+        }
+        for (i, op) in g.operators.enumerated() where !fusion.absorbed.contains(i) {
             let name = model.opName(op)
             if name == "DEQUANTIZE" || name == "DENSIFY" {
-                // fp16 → fp32 and sparse → dense are exact, so constants fold and activations pass through.
-                if let c = try constant(op.inputs[0]) {
-                    raw[op.outputs[0]] = c
-                    continue
-                }
+                // Activations pass through.
+                if raw[op.outputs[0]] != nil { continue }
                 let t = g.tensors[op.inputs[0]].type
                 guard t == .float32 || t == .float16 else {
                     throw FormatError("\(path): operator #\(i) \(name) of a \(t) activation: quantised graphs are not supported")
@@ -104,12 +112,19 @@ public final class TFLiteNetwork {
                 steps.append(Step(index: i, name: name, inputs: [op.inputs[0]], outputs: op.outputs, run: { $0 }))
                 continue
             }
-            let run = try builder.make(index: i, name: name, op: op, constant: constant)
-            let activationInputs = op.inputs.filter { $0 >= 0 && raw[$0] == nil && model.data(of: g.tensors[$0]).count == 0 }
+            let plan = fusion.plans[i] ?? Fusion.Plan()
+            let run = try builder.make(index: i, name: name, op: op, plan: plan, constant: constant)
+            var inputs = op.inputs
+            for (k, t) in plan.replacedInputs { inputs[k] = t }
+            let activationInputs = inputs.filter { $0 >= 0 && raw[$0] == nil && model.data(of: g.tensors[$0]).count == 0 }
             var kernel = ""
             if name.contains("CONV"), op.inputs.count > 1, op.inputs[1] >= 0 { kernel = "w\(g.tensors[op.inputs[1]].shape)" }
-            steps.append(Step(index: i, name: name, inputs: activationInputs, outputs: op.outputs, kernel: kernel, run: run))
+            if !plan.absorbed.isEmpty { kernel += (kernel.isEmpty ? "" : " ") + "+" + plan.absorbed.joined(separator: "+") }
+            steps.append(Step(index: i, name: name, inputs: activationInputs, outputs: plan.outputs ?? op.outputs,
+                              kernel: kernel, run: run))
         }
+        foldedTensors = fusion.folded
+        fusedOperators = fusion.absorbed.count
         self.steps = steps
     }
 
@@ -149,6 +164,9 @@ public final class TFLiteNetwork {
             for (t, y) in zip(step.outputs, outs) { values[t] = y }
         }
         return try fetch.map { t in
+            if let into = foldedTensors[t] {
+                throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is computed inside operator #\(into) and never stored")
+            }
             guard let y = values[t] else { throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is a constant or unused") }
             return y.rank == 4 ? y.permuted(0, 2, 3, 1).contiguous() : y
         }
@@ -186,8 +204,8 @@ private struct StepBuilder {
         return (total / 2, total - total / 2)
     }
 
-    func make(index i: Int, name: String, op: TFLiteOperator,
-                       constant: (Int) throws -> Tensor?) throws -> ([Tensor]) -> [Tensor] {
+    func make(index i: Int, name: String, op: TFLiteOperator, plan: Fusion.Plan,
+              constant: (Int) throws -> Tensor?) throws -> ([Tensor]) -> [Tensor] {
         let outShape = shape(op.outputs[0])
         func weight(_ k: Int) throws -> Tensor {
             guard k < op.inputs.count, op.inputs[k] >= 0, let w = try constant(op.inputs[k]) else {
@@ -208,7 +226,7 @@ private struct StepBuilder {
             let wt = w.permuted(0, 3, 1, 2).contiguous()
             let groups = x[3] / w.shape[3]
             let pad = Self.padding(o.padding, input: x, kernel: (w.shape[1], w.shape[2]), stride: (o.strideH, o.strideW),
-                                   dilation: (o.dilationH, o.dilationW))
+                                   dilation: (o.dilationH, o.dilationW)) + plan.extraPadding
             let act = o.activation
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
             let (clamp, rest) = Self.split(act)
@@ -226,7 +244,7 @@ private struct StepBuilder {
             // [1, kh, kw, C·M] → [C·M, 1, kh, kw]: output channel c·M + m reads input channel c, as a grouped conv.
             let wt = w.permuted(3, 0, 1, 2).contiguous()
             let pad = Self.padding(o.padding, input: x, kernel: (w.shape[1], w.shape[2]), stride: (o.strideH, o.strideW),
-                                   dilation: (o.dilationH, o.dilationW))
+                                   dilation: (o.dilationH, o.dilationW)) + plan.extraPadding
             let act = o.activation, groups = x[3]
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
             let (clamp, rest) = Self.split(act)
@@ -293,6 +311,24 @@ private struct StepBuilder {
             for k in 0..<2 {
                 if let v = try constant(op.inputs[k]) { c[k] = Self.internalLayout(v, rank: rank) }
                 else if model.data(of: graph.tensors[op.inputs[k]]).count > 0 { throw fail(i, name, "operand \(k) is not a float constant") }
+            }
+            if plan.residual {
+                // Both operands are activations of one shape (but for a channel PAD merged in):
+                // one pass for the add, the partner's padding and the activation after it.
+                let (clamp, rest) = Self.split(fused)
+                var act = NN.AddActivation.clamp(clamp)
+                switch plan.activation {
+                case nil: break
+                case .clamp(let k)?: act = .clamp(k)
+                case .prelu(let t)?:
+                    let x = shape(op.outputs[0])
+                    guard let alpha = try constant(t), alpha.count == x[3], alpha.shape.last == alpha.count else {
+                        throw fail(i, name, "the PReLU after it needs one constant slope per channel")
+                    }
+                    act = .prelu(alpha.reshaped([alpha.count]))
+                }
+                let swap = plan.paddedOperand == 0
+                return { a in [Self.activate(NN.residualAdd(swap ? a[1] : a[0], swap ? a[0] : a[1], act), rest)] }
             }
             let f: (Tensor, Tensor) -> Tensor = name == "ADD" ? { $0 + $1 } : name == "SUB" ? { $0 - $1 } : { $0 * $1 }
             let (c0, c1) = (c[0], c[1])
@@ -422,5 +458,122 @@ private struct StepBuilder {
         guard rank == 4 else { return c }
         let padded = c.reshaped([Int](repeating: 1, count: 4 - c.rank) + c.shape)
         return padded.permuted(0, 3, 1, 2).contiguous()
+    }
+}
+
+/// Ops merged into their consumers at load, so a run makes fewer passes over memory. Each
+/// rewrite keeps the arithmetic of the ops it replaces (the same sums, in the same order):
+/// - a spatial PAD feeding only convolutions becomes their padding (the conv kernels pad as
+///   they read, so the padded copy is never built);
+/// - a channel PAD feeding only a residual ADD is done inside the add (`NN.residualAdd`);
+/// - a RELU, RELU6 or PRELU that is the only consumer of an ADD is applied as the add writes.
+/// Tensors produced by absorbed ops are never stored; fetching one by name is an error.
+struct Fusion {
+    enum Activation {
+        case clamp(NN.Clamp)
+        /// The slopes' tensor index.
+        case prelu(Int)
+    }
+
+    struct Plan {
+        /// Operand position → the tensor read instead (a folded PAD's input).
+        var replacedInputs: [Int: Int] = [:]
+        /// Added to a convolution's own padding.
+        var extraPadding: NN.Padding = 0
+        /// An ADD of two activations of one shape, run by `NN.residualAdd`.
+        var residual = false
+        /// Which ADD operand lost its channel PAD (it has fewer channels than the other).
+        var paddedOperand: Int? = nil
+        var activation: Activation? = nil
+        /// The step's outputs when an absorbed op's outputs replace its own.
+        var outputs: [Int]? = nil
+        /// Names of the absorbed ops, for profiles.
+        var absorbed: [String] = []
+    }
+
+    private(set) var plans: [Int: Plan] = [:]
+    private(set) var absorbed: Set<Int> = []
+    /// Tensor → the operator that now computes it internally.
+    private(set) var folded: [Int: Int] = [:]
+
+    init(model: TFLiteModel, graph g: TFLiteSubGraph) throws {
+        var consumers: [Int: [Int]] = [:]
+        for (i, op) in g.operators.enumerated() {
+            for t in Set(op.inputs) where t >= 0 { consumers[t, default: []].append(i) }
+        }
+        let graphOutputs = Set(g.outputs)
+        func name(_ i: Int) -> String { model.opName(g.operators[i]) }
+        // Constants: stored data, and what DEQUANTIZE/DENSIFY make of it (folded at load).
+        var constants = Set(g.tensors.indices.filter { model.data(of: g.tensors[$0]).count > 0 })
+        for (i, op) in g.operators.enumerated() where ["DEQUANTIZE", "DENSIFY"].contains(name(i)) {
+            if op.inputs.allSatisfy({ constants.contains($0) }) { constants.formUnion(op.outputs) }
+        }
+        func isActivation(_ t: Int) -> Bool { t >= 0 && !constants.contains(t) }
+        /// The only consumer of `t`, if `t` is an intermediate tensor with exactly one.
+        func soleConsumer(_ t: Int) -> Int? {
+            guard !graphOutputs.contains(t), let c = consumers[t], c.count == 1 else { return nil }
+            return c[0]
+        }
+
+        for (i, op) in g.operators.enumerated() where name(i) == "PAD" {
+            guard op.inputs.count >= 2, let p = try model.intConstant(op.inputs[1]), p.count == 8,
+                  p.allSatisfy({ $0 >= 0 }), p[0] == 0, p[1] == 0, !graphOutputs.contains(op.outputs[0]),
+                  let users = consumers[op.outputs[0]] else { continue }
+            let out = op.outputs[0]
+            if p[6] == 0 && p[7] == 0 {
+                // Spatial: every consumer must be a conv reading it as its input.
+                let convs = users.allSatisfy { u in
+                    ["CONV_2D", "DEPTHWISE_CONV_2D"].contains(name(u)) && g.operators[u].inputs.first == out
+                        && !g.operators[u].inputs.dropFirst().contains(out)
+                }
+                guard convs else { continue }
+                for u in users {
+                    var plan = plans[u] ?? Plan()
+                    plan.replacedInputs[0] = op.inputs[0]
+                    plan.extraPadding = NN.Padding(top: p[2], bottom: p[3], left: p[4], right: p[5])
+                    plan.absorbed.append("PAD")
+                    plans[u] = plan
+                }
+                absorbed.insert(i); folded[out] = users[0]
+            } else if p[2...5].allSatisfy({ $0 == 0 }) && p[6] == 0, let u = soleConsumer(out), name(u) == "ADD" {
+                // Channels added at the end, only to be summed with a wider partner.
+                let add = g.operators[u]
+                guard add.inputs.count == 2, add.inputs[0] != add.inputs[1], let k = add.inputs.firstIndex(of: out),
+                      isActivation(add.inputs[1 - k]), g.tensors[add.inputs[1 - k]].shape == g.tensors[out].shape else { continue }
+                var plan = plans[u] ?? Plan()
+                plan.replacedInputs[k] = op.inputs[0]
+                plan.paddedOperand = k
+                plan.absorbed.append("PAD")
+                plans[u] = plan
+                absorbed.insert(i); folded[out] = u
+            }
+        }
+
+        for (i, op) in g.operators.enumerated() where name(i) == "ADD" {
+            guard op.inputs.count == 2, op.outputs.count == 1, isActivation(op.inputs[0]), isActivation(op.inputs[1]) else { continue }
+            var plan = plans[i] ?? Plan()
+            let a = g.tensors[op.inputs[0]].shape, b = g.tensors[op.inputs[1]].shape
+            guard a.count == 4, a == b || plan.paddedOperand != nil else { continue }
+            plan.residual = true
+            if case .arithmetic(let act) = op.options, act != .none {
+                plans[i] = plan
+                continue
+            }
+            if let u = soleConsumer(op.outputs[0]), g.operators[u].inputs.first == op.outputs[0] {
+                let after = g.operators[u]
+                switch name(u) {
+                case "RELU": plan.activation = .clamp(.relu)
+                case "RELU6": plan.activation = .clamp(.relu6)
+                case "PRELU" where after.inputs.count == 2 && !isActivation(after.inputs[1]): plan.activation = .prelu(after.inputs[1])
+                default: break
+                }
+                if plan.activation != nil {
+                    plan.outputs = after.outputs
+                    plan.absorbed.append(name(u))
+                    absorbed.insert(u); folded[op.outputs[0]] = i
+                }
+            }
+            plans[i] = plan
+        }
     }
 }

@@ -21,6 +21,9 @@ public extension NN {
         public init(_ h: Int, _ w: Int) { self.init(top: h, bottom: h, left: w, right: w) }
         public init(integerLiteral v: Int) { self.init(v, v) }
         public var description: String { "(top \(top), bottom \(bottom), left \(left), right \(right))" }
+        public static func + (a: Padding, b: Padding) -> Padding {
+            Padding(top: a.top + b.top, bottom: a.bottom + b.bottom, left: a.left + b.left, right: a.right + b.right)
+        }
     }
 }
 

@@ -32,6 +32,36 @@ final class TFLiteNetworkTests: XCTestCase {
     func testPoseDetection() throws { try checkParity("pose_detection") }
     func testPoseLandmarkFull() throws { try checkParity("pose_landmark_full") }
 
+    /// Inference runs fused steps (PADs folded into convs and adds, activations into adds);
+    /// with a tape every op runs on its own. Both must compute the same sums, and the load must
+    /// actually have fused something in each network that has the patterns.
+    func testFusedInferenceMatchesUnfusedOps() throws {
+        let expectFusion = ["face_detection_short_range", "face_detection_full_range_sparse", "face_landmark",
+                            "iris_landmark", "pose_detection", "pose_landmark_full"]
+        for name in expectFusion + ["selfie_segmentation"] {
+            let fx = try networkFixture("tflite_\(name)")
+            let net = try TFLiteNetwork(path: modelPath("\(name).tflite"))
+            let x = try input(fx)
+            let fused = try Autograd.noGrad { try net([x]) }
+            let leaf = x.copy()
+            leaf.requiresGrad = true
+            let separate = try net([leaf])
+            for (k, (a, b)) in zip(fused, separate).enumerated() {
+                assertCloseToScale(a, b.detached(), tol: 1e-6, "\(name) output \(k), fused vs separate ops")
+            }
+            if expectFusion.contains(name) { XCTAssertGreaterThan(net.fusedOperators, 0, "\(name): nothing fused") }
+        }
+        // An absorbed op's output is never stored, and fetching it says so.
+        let model = try TFLiteModel(path: modelPath("face_detection_short_range.tflite"))
+        let g = model.mainGraph
+        let pad = try XCTUnwrap(g.operators.first { model.opName($0) == "PAD" })
+        let net = try TFLiteNetwork(model: model)
+        let fx = try networkFixture("tflite_face_detection_short_range")
+        XCTAssertThrowsError(try net([try input(fx)], fetching: [g.tensors[pad.outputs[0]].name])) { e in
+            XCTAssertTrue("\(e)".contains("never stored"), "\(e)")
+        }
+    }
+
     func testBatchOfTwoMatchesSingles() throws {
         let fx = try networkFixture("tflite_face_detection_short_range")
         let net = try TFLiteNetwork(path: modelPath("face_detection_short_range.tflite"))

@@ -314,3 +314,34 @@ final class MatmulLayoutTests: XCTestCase {
         assertClose(v.matmul(m), naive(v.reshaped([1, 3]), m).reshaped([2]), tol: 1e-6)
     }
 }
+
+/// The one-pass residual add against the separate ops it replaces (which also run when
+/// a tape records): channel-padded partner, clamps and per-channel PReLU, odd plane sizes.
+final class ResidualAddTests: XCTestCase {
+    func testOnePassMatchesSeparateOps() {
+        let a = randomTensor([2, 6, 5, 7], seed: 3), b = randomTensor([2, 4, 5, 7], seed: 4)
+        let slopes = randomTensor([6], seed: 5, scale: 0.3)
+        let bPadded = Tensor.concat([b, Tensor(zeros: [2, 2, 5, 7])], dim: 1)
+        let same = randomTensor([2, 6, 5, 7], seed: 6)
+        let cases: [(Tensor, NN.AddActivation, Tensor)] = [
+            (same, .clamp(.none), a + same),
+            (same, .clamp(.relu), (a + same).relu()),
+            (b, .clamp(.relu6), (a + bPadded).relu6()),
+            (b, .prelu(slopes), NN.prelu(a + bPadded, weight: slopes)),
+            (same, .prelu(slopes), NN.prelu(a + same, weight: slopes)),
+        ]
+        for (k, (other, act, expected)) in cases.enumerated() {
+            let y = NN.residualAdd(a, other, act)
+            XCTAssertNil(y.gradFn)
+            XCTAssertEqual(y.values, expected.values, "case \(k)")
+        }
+        // With a tape: the separate ops, so gradients reach both operands and the slopes.
+        let x = a.copy(), s = slopes.copy()
+        x.requiresGrad = true; s.requiresGrad = true
+        let y = NN.residualAdd(x, b, .prelu(s))
+        XCTAssertNotNil(y.gradFn)
+        XCTAssertEqual(y.values, NN.prelu(a + bPadded, weight: slopes).values)
+        y.sum().backward()
+        XCTAssertNotNil(x.grad); XCTAssertNotNil(s.grad)
+    }
+}
