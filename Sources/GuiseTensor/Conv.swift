@@ -62,16 +62,11 @@ struct ConvKernels {
             clamp.apply(y, count: batch * outSample)
             return
         }
-        if groups == 1 && PointwiseConv.fits(channels: geo.colRows, outChannels: outChannels, pixels: p)
+        if GatheredConv.applies(geo, groups: groups, outChannels: outChannels)
             && !Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && !ShiftedConv.applies(geo, groups: groups) {
-            // Small convs (few input channels, e.g. a network's first layer) are one small GEMM
-            // over the column matrix: the direct 1×1 kernel does it without BLAS's overheads.
-            let col = Storage(uninitializedCount: geo.colRows * p)
-            let kern = PointwiseConv(channels: geo.colRows, outChannels: outChannels, pixels: p, batch: 1)
-            for n in 0..<batch {
-                geo.im2col(x + n * inSample, col.pointer)
-                kern.forward(col.pointer, w, bias: bias, y + n * outSample, clamp: clamp)
-            }
+            // Small convs (few input channels, e.g. a network's first layer) are small GEMMs over
+            // a column matrix that the direct 1×1 kernel reads in place, without BLAS's overheads.
+            GatheredConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y, clamp: clamp)
             return
         }
         general(x, w, bias: bias, y)

@@ -49,7 +49,7 @@ struct DepthwiseConv {
         let oc = outChannels, mult = multiplier
         let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high), clamps = clamp != .none
         let sh = g.stride.h, dh = g.dilation.h, dw = g.dilation.w
-        let scratch = Scratch(geo: g)
+        let scratch = PhasePlane(geo: g)
         let tapOffset = (0..<g.kw).map { kj in scratch.offset(column: kj * dw) }
         let unrolled = dh == 1 && dw == 1 && g.kh == g.kw && (g.kh == 3 || g.kh == 5)
         Parallel.forEach(batch * oc, minChunk: max(1, 16384 / max(outPlane * taps, 1))) { r in
@@ -151,64 +151,6 @@ struct DepthwiseConv {
             else if left == 8 { store8(v0, d + ow) }
             else { storePartial(v0, d + ow, left) }
             ow += 16
-        }
-    }
-
-    /// A zero-bordered copy of one input plane, each padded row split into `stride` phases
-    /// (padded columns ≡ q mod stride, in order), each phase with room for 16-wide reads to
-    /// run past its end.
-    struct Scratch {
-        let geo: ConvGeometry
-        let phase: Int, pitch: Int, rows: Int
-
-        init(geo g: ConvGeometry) {
-            geo = g
-            let paddedWidth = g.width + g.padding.left + g.padding.right
-            phase = (paddedWidth + g.stride.w - 1) / g.stride.w + 16
-            pitch = g.stride.w * phase
-            rows = g.height + g.padding.top + g.padding.bottom
-        }
-
-        /// Where padded column `col` of a row lies within the row.
-        func offset(column col: Int) -> Int { col % geo.stride.w * phase + col / geo.stride.w }
-
-        /// Zeroed once; `fill` rewrites only the interior, so the border stays zero.
-        func allocate() -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: rows * pitch)
-            p.initialize(repeating: 0, count: rows * pitch)
-            return p
-        }
-
-        func fill(_ plane: UnsafeMutablePointer<Float>, from src: UnsafePointer<Float>) {
-            let g = geo, sw = g.stride.w, pl = g.padding.left, wd = g.width
-            for ih in 0..<g.height {
-                let s = src + ih * wd, d = plane + (ih + g.padding.top) * pitch
-                if sw == 1 {
-                    (d + pl).update(from: s, count: wd)
-                } else if sw == 2 {
-                    // Even input columns land in one phase and odd ones in the other.
-                    let evens = d + offset(column: pl), odds = d + offset(column: pl + 1)
-                    var m = 0
-                    while 2 * m + 16 <= wd {
-                        let v = UnsafeRawPointer(s + 2 * m).loadUnaligned(as: SIMD16<Float>.self)
-                        store8(v.evenHalf, evens + m); store8(v.oddHalf, odds + m)
-                        m += 8
-                    }
-                    while 2 * m < wd {
-                        evens[m] = s[2 * m]
-                        if 2 * m + 1 < wd { odds[m] = s[2 * m + 1] }
-                        m += 1
-                    }
-                } else {
-                    // Counters, not a division per element.
-                    var q = pl % sw, k = pl / sw
-                    for iw in 0..<wd {
-                        d[q * phase + k] = s[iw]
-                        q += 1
-                        if q == sw { q = 0; k += 1 }
-                    }
-                }
-            }
         }
     }
 

@@ -47,17 +47,17 @@ struct PointwiseConv {
                         (panel + k * t + width).update(repeating: 0, count: t - width)
                     }
                 }
-                Self.column(panel, stride: t, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
+                Self.column({ UnsafePointer(panel) + $0 * t }, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
                             width: width, lo: lo, hi: hi)
             }
         }
     }
 
-    /// One 16-pixel column: y[0..<o, 0..<width] from x[0..<c, 0..<16] (rows `stride` apart).
+    /// One 16-pixel column: y[0..<o, 0..<width] from x[0..<c, 0..<16], row k of x at `row(k)`.
     /// Six output channels at a time keep twelve sums in registers, enough independent
     /// multiply-adds to cover their latency; the rest go four and one at a time.
     @inline(__always)
-    static func column(_ x: UnsafePointer<Float>, stride: Int, c: Int, _ w: UnsafePointer<Float>,
+    static func column(_ row: (Int) -> UnsafePointer<Float>, c: Int, _ w: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>?, o: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
                        width: Int, lo: F8, hi: F8) {
         @inline(__always) func put(_ v: F8, _ d: UnsafeMutablePointer<Float>, _ k: Int) {
@@ -71,16 +71,14 @@ struct PointwiseConv {
             let w0 = w + j * c, w1 = w0 + c, w2 = w1 + c, w3 = w2 + c, w4 = w3 + c, w5 = w4 + c
             var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8(), a40 = F8(), a50 = F8()
             var a01 = a00, a11 = a10, a21 = a20, a31 = a30, a41 = a40, a51 = a50
-            var xp = x
             for k in 0..<c {
-                let v0 = load8(xp), v1 = load8(xp + 8)
+                let xp = row(k), v0 = load8(xp), v1 = load8(xp + 8)
                 var b = F8(repeating: w0[k]); a00 = a00.addingProduct(b, v0); a01 = a01.addingProduct(b, v1)
                 b = F8(repeating: w1[k]); a10 = a10.addingProduct(b, v0); a11 = a11.addingProduct(b, v1)
                 b = F8(repeating: w2[k]); a20 = a20.addingProduct(b, v0); a21 = a21.addingProduct(b, v1)
                 b = F8(repeating: w3[k]); a30 = a30.addingProduct(b, v0); a31 = a31.addingProduct(b, v1)
                 b = F8(repeating: w4[k]); a40 = a40.addingProduct(b, v0); a41 = a41.addingProduct(b, v1)
                 b = F8(repeating: w5[k]); a50 = a50.addingProduct(b, v0); a51 = a51.addingProduct(b, v1)
-                xp += stride
             }
             if bias != nil {
                 var b = bias8(j); a00 += b; a01 += b
@@ -103,16 +101,14 @@ struct PointwiseConv {
             let w0 = w + j * c, w1 = w0 + c, w2 = w1 + c, w3 = w2 + c
             var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8()
             var a01 = a00, a11 = a10, a21 = a20, a31 = a30
-            var xp = x
             for k in 0..<c {
-                let v0 = load8(xp), v1 = load8(xp + 8)
+                let xp = row(k), v0 = load8(xp), v1 = load8(xp + 8)
                 let b0 = F8(repeating: w0[k]), b1 = F8(repeating: w1[k])
                 let b2 = F8(repeating: w2[k]), b3 = F8(repeating: w3[k])
                 a00 = a00.addingProduct(b0, v0); a01 = a01.addingProduct(b0, v1)
                 a10 = a10.addingProduct(b1, v0); a11 = a11.addingProduct(b1, v1)
                 a20 = a20.addingProduct(b2, v0); a21 = a21.addingProduct(b2, v1)
                 a30 = a30.addingProduct(b3, v0); a31 = a31.addingProduct(b3, v1)
-                xp += stride
             }
             if bias != nil {
                 let b0 = bias8(j), b1 = bias8(j + 1), b2 = bias8(j + 2), b3 = bias8(j + 3)
@@ -128,15 +124,62 @@ struct PointwiseConv {
         while j < o {
             let w0 = w + j * c
             var a0 = F8(), a1 = a0
-            var xp = x
             for k in 0..<c {
-                let b = F8(repeating: w0[k])
+                let b = F8(repeating: w0[k]), xp = row(k)
                 a0 = a0.addingProduct(b, load8(xp)); a1 = a1.addingProduct(b, load8(xp + 8))
-                xp += stride
             }
             if let bias { a0 += F8(repeating: bias[j]); a1 += F8(repeating: bias[j]) }
             put(a0, y + j * ldy, width); put(a1, y + j * ldy + 8, width - 8)
             j += 1
+        }
+    }
+}
+
+/// A convolution whose column matrix is small (few input channels: a network's first layer,
+/// RGB in) computed as PointwiseConv's 16-pixel columns, but with each column's rows read
+/// straight from zero-bordered, stride-phase-split copies of the input planes instead of
+/// from an im2col matrix that would be written out and read back.
+struct GatheredConv {
+    let geo: ConvGeometry
+    let batch: Int, outChannels: Int
+
+    static func applies(_ geo: ConvGeometry, groups: Int, outChannels: Int) -> Bool {
+        groups == 1 && !geo.isPointwise && geo.outW >= 8
+            && PointwiseConv.fits(channels: geo.colRows, outChannels: outChannels, pixels: geo.outH * geo.outW)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
+        let g = geo, c = g.channels, k = g.colRows, o = outChannels, outPlane = g.outH * g.outW
+        let planes = PhasePlane(geo: g), size = planes.rows * planes.pitch
+        let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high)
+        // Per column-matrix row (channel, kernel row, kernel column): its offset in a row band.
+        var offsets = [Int](repeating: 0, count: k)
+        for ch in 0..<c {
+            for ki in 0..<g.kh {
+                for kj in 0..<g.kw {
+                    offsets[(ch * g.kh + ki) * g.kw + kj] = ch * size + ki * g.dilation.h * planes.pitch + planes.offset(column: kj * g.dilation.w)
+                }
+            }
+        }
+        let copy = planes.allocate(count: c)
+        defer { copy.deallocate() }
+        let tiles = (g.outW + PointwiseConv.tile - 1) / PointwiseConv.tile
+        for n in 0..<batch {
+            Parallel.forEach(c, minChunk: 1) { r in
+                for ch in r { planes.fill(copy + ch * size, from: x + (n * c + ch) * g.height * g.width) }
+            }
+            offsets.withUnsafeBufferPointer { off in
+                Parallel.forEach(g.outH * tiles, minChunk: max(1, 131072 / max(PointwiseConv.tile * k * o, 1))) { r in
+                    for job in r {
+                        let oh = job / tiles, ow = (job % tiles) * PointwiseConv.tile
+                        let base = UnsafePointer(copy) + oh * g.stride.h * planes.pitch + ow
+                        PointwiseConv.column({ base + off[$0] }, c: k, w, bias: bias, o: o,
+                                             y + n * o * outPlane + oh * g.outW + ow, ldy: outPlane,
+                                             width: min(PointwiseConv.tile, g.outW - ow), lo: lo, hi: hi)
+                    }
+                }
+            }
         }
     }
 }

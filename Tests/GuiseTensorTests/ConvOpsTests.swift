@@ -377,6 +377,52 @@ final class ConvFastPathTests: XCTestCase {
         }
     }
 
+    /// Few-input-channel convs (a network's RGB layer) read their column rows straight from the
+    /// padded, phase-split input planes: strides 1–3, dilation, asymmetric padding, row tails,
+    /// against a double-precision loop.
+    func testGatheredSmallInputConv() {
+        typealias Case = (x: [Int], o: Int, k: Int, stride: Int, pad: NN.Padding, dil: Int)
+        let cases: [Case] = [
+            ([2, 3, 20, 21], 16, 3, 2, NN.Padding(top: 0, bottom: 1, left: 0, right: 1), 1),
+            ([1, 3, 32, 37], 24, 5, 2, NN.Padding(top: 1, bottom: 2, left: 1, right: 2), 1),
+            ([1, 1, 19, 40], 7, 3, 1, NN.Padding(1, 1), 1),
+            ([1, 4, 23, 30], 11, 3, 1, NN.Padding(2, 2), 2),
+            ([1, 2, 30, 50], 6, 4, 3, NN.Padding(top: 0, bottom: 2, left: 3, right: 0), 1),
+        ]
+        for (n, c) in cases.enumerated() {
+            let x = randomTensor(c.x, seed: 200 + UInt64(n)), w = randomTensor([c.o, c.x[1], c.k, c.k], seed: 210 + UInt64(n))
+            let b = randomTensor([c.o], seed: 220 + UInt64(n))
+            let (batch, ch, h, wd) = (c.x[0], c.x[1], c.x[2], c.x[3])
+            let oh = (h + c.pad.top + c.pad.bottom - c.dil * (c.k - 1) - 1) / c.stride + 1
+            let ow = (wd + c.pad.left + c.pad.right - c.dil * (c.k - 1) - 1) / c.stride + 1
+            let xv = x.values, wv = w.values, bv = b.values
+            var ref = [Float](repeating: 0, count: batch * c.o * oh * ow)
+            for s in 0..<batch {
+                for o in 0..<c.o {
+                    for i in 0..<oh {
+                        for j in 0..<ow {
+                            var acc = Double(bv[o])
+                            for q in 0..<ch {
+                                for ki in 0..<c.k {
+                                    for kj in 0..<c.k {
+                                        let r = i * c.stride - c.pad.top + ki * c.dil, col = j * c.stride - c.pad.left + kj * c.dil
+                                        guard r >= 0, r < h, col >= 0, col < wd else { continue }
+                                        acc += Double(wv[((o * ch + q) * c.k + ki) * c.k + kj]) * Double(xv[((s * ch + q) * h + r) * wd + col])
+                                    }
+                                }
+                            }
+                            ref[((s * c.o + o) * oh + i) * ow + j] = Float(acc)
+                        }
+                    }
+                }
+            }
+            let expected = Tensor(shape: [batch, c.o, oh, ow], values: ref)
+            let y = NN.conv2d(x, weight: w, bias: b, stride: NN.Pair(c.stride, c.stride), padding: c.pad,
+                              dilation: NN.Pair(c.dil, c.dil), clamp: .relu6)
+            assertClose(y, expected.relu6(), "case \(n)")
+        }
+    }
+
     /// Two output planes from five channels at 64×67: the per-channel depthwise-and-sum path.
     func testFewOutputPlanes() {
         let x = randomTensor([1, 5, 64, 67], seed: 48), w = randomTensor([2, 5, 3, 3], seed: 49, scale: 0.3)
