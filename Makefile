@@ -63,6 +63,7 @@ demo: deps models samples build
 	$(BIN) landmarks Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-landmarks.png
 	$(BIN) identity Samples/astronaut.png Samples/messi5.jpg
 	$(BIN) segment Samples/astronaut.png --what skin --soft --out $(DEMO_OUT)/astronaut-skin.png
+	$(BIN) pose Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-pose.png --mask $(DEMO_OUT)/messi-person.png
 	@echo "demo: results in $(DEMO_OUT)/"
 
 test: deps models samples

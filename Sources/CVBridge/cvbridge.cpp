@@ -248,6 +248,29 @@ int cvb_invert_affine(const double m[6], double inverse[6]) {
     });
 }
 
+int cvb_warp_rotated_rect_u8(const uint8_t *src, int width, int height, int channels,
+                             float centre_x, float centre_y, float rect_width, float rect_height,
+                             float angle_degrees, uint8_t *dst, int dst_width, int dst_height,
+                             int border_mode) {
+    return guarded("warpPerspective", [&] {
+        if (width <= 0 || height <= 0 || dst_width <= 0 || dst_height <= 0) throw Failure("empty image");
+        if (channels < 1 || channels > 4) throw Failure("1 to 4 channels expected");
+        if (!(rect_width > 0) || !(rect_height > 0)) throw Failure("the rectangle has no area");
+        cv::Mat in(height, width, CV_8UC(channels), const_cast<uint8_t *>(src));
+        cv::Mat out(dst_height, dst_width, CV_8UC(channels), dst);
+        // The corners in boxPoints' order (bottom-left, top-left, top-right, bottom-right of the
+        // unrotated rectangle) go to the output's, as MediaPipe pairs them.
+        cv::Mat corners;
+        cv::boxPoints(cv::RotatedRect(cv::Point2f(centre_x, centre_y), cv::Size2f(rect_width, rect_height), angle_degrees), corners);
+        float w = float(dst_width), h = float(dst_height);
+        float to[8] = {0, h, 0, 0, w, 0, w, h};
+        cv::Mat M = cv::getPerspectiveTransform(corners, cv::Mat(4, 2, CV_32F, to));
+        cv::Mat r;
+        cv::warpPerspective(in, r, M, cv::Size(dst_width, dst_height), cv::INTER_LINEAR, border_mode, cv::Scalar(0, 0, 0, 0));
+        r.copyTo(out);
+    });
+}
+
 int cvb_gaussian_blur(const float *src, int width, int height, int planes, float *dst,
                       double sigma, int ksize) {
     return guarded("GaussianBlur", [&] {

@@ -116,9 +116,44 @@ public struct BlazeFaceModel: Sendable {
     /// Boxes and keypoints above the score threshold, in normalised input coordinates, before NMS.
     /// `regressors` is the [1, N, 16] output, `classificators` the [1, N, 1] logits, both flat.
     public func decode(regressors: [Float], classificators: [Float]) throws -> [Detection] {
-        let n = anchors.count
-        guard regressors.count == n * 16, classificators.count == n else {
-            throw FaceError("BlazeFace outputs hold \(regressors.count) and \(classificators.count) values, expected \(n * 16) and \(n)")
+        let decoder = SSDDecoder(anchors: anchors, coordinateScale: coordinateScale, keypointCount: 6,
+                                 minScore: minScore, scoreClip: scoreClip)
+        return try decoder.decode(regressors: regressors, classificators: classificators, what: "BlazeFace")
+    }
+
+    /// Decoding, NMS and the map back to image pixels, as `Face`s sorted largest first.
+    public func faces(regressors: [Float], classificators: [Float], letterbox: Letterbox) throws -> [Face] {
+        let kept = WeightedNMS.apply(try decode(regressors: regressors, classificators: classificators), threshold: suppressionThreshold)
+        return FaceOrder.largest.sorted(kept.map { letterbox.face(from: $0) })
+    }
+}
+
+/// MediaPipe's TensorsToDetectionsCalculator for one class, reverse_output_order, fixed-size
+/// anchors and x/y/w/h scales all equal: per anchor, box centre and size, then keypoint x, y
+/// pairs, each an offset in input pixels; scores are sigmoid(logit clipped at ±scoreClip).
+public struct SSDDecoder: Sendable {
+    public var anchors: [Anchor]
+    public var coordinateScale: Double
+    public var keypointCount: Int
+    public var minScore: Double
+    public var scoreClip: Double
+
+    public init(anchors: [Anchor], coordinateScale: Double, keypointCount: Int, minScore: Double, scoreClip: Double = 100) {
+        self.anchors = anchors
+        self.coordinateScale = coordinateScale
+        self.keypointCount = keypointCount
+        self.minScore = minScore
+        self.scoreClip = scoreClip
+    }
+
+    public var coordinateCount: Int { 4 + 2 * keypointCount }
+
+    /// `regressors` [N · coordinateCount] and `classificators` [N] logits, flat → detections
+    /// above `minScore` in normalised input coordinates, before NMS. `what` names the model in errors.
+    public func decode(regressors: [Float], classificators: [Float], what: String) throws -> [Detection] {
+        let n = anchors.count, k = coordinateCount
+        guard regressors.count == n * k, classificators.count == n else {
+            throw FaceError("\(what) outputs hold \(regressors.count) and \(classificators.count) values, expected \(n * k) and \(n)")
         }
         var out: [Detection] = []
         let s = coordinateScale
@@ -126,21 +161,15 @@ public struct BlazeFaceModel: Sendable {
             let logit = min(max(Double(classificators[i]), -scoreClip), scoreClip)
             let score = 1 / (1 + exp(-logit))
             guard score >= minScore else { continue }
-            let a = anchors[i], r = regressors[(16 * i)..<(16 * i + 16)].map(Double.init)
+            let a = anchors[i], r = regressors[(k * i)..<(k * i + k)].map(Double.init)
             let cx = r[0] / s * a.width + a.x, cy = r[1] / s * a.height + a.y
             let w = r[2] / s * a.width, h = r[3] / s * a.height
             // As MediaPipe: drop boxes of negative or NaN size (b/171391719); also non-finite centres.
             guard w >= 0, h >= 0, cx.isFinite, cy.isFinite else { continue }
-            let keypoints = (0..<6).map { k in Point(r[4 + 2 * k] / s * a.width + a.x, r[5 + 2 * k] / s * a.height + a.y) }
+            let keypoints = (0..<keypointCount).map { j in Point(r[4 + 2 * j] / s * a.width + a.x, r[5 + 2 * j] / s * a.height + a.y) }
             out.append(Detection(xmin: cx - w / 2, ymin: cy - h / 2, width: w, height: h, keypoints: keypoints, score: score))
         }
         return out
-    }
-
-    /// Decoding, NMS and the map back to image pixels, as `Face`s sorted largest first.
-    public func faces(regressors: [Float], classificators: [Float], letterbox: Letterbox) throws -> [Face] {
-        let kept = WeightedNMS.apply(try decode(regressors: regressors, classificators: classificators), threshold: suppressionThreshold)
-        return FaceOrder.largest.sorted(kept.map { letterbox.face(from: $0) })
     }
 }
 

@@ -118,4 +118,25 @@ final class GeometryTests: XCTestCase {
         XCTAssertEqual(bad.interleaved8(channels: 3)[0], 0)
         XCTAssertEqual(bad.interleaved8(channels: 3)[3], 255)
     }
+
+    /// MediaPipe's 8-bit crop: the image's own rectangle is the identity; a quarter turn
+    /// (clockwise on screen, Guise's and MediaPipe's sense) reads rows off columns.
+    func testRotatedRectCrop8Bit() throws {
+        let s: [UInt8] = samples(12 * 12 * 3, seed: 5)
+        let image = Image(interleaved: s, width: 12, height: 12, channels: 3)
+        let same = try image.rotatedRectCrop8Bit(centre: Point(6, 6), width: 12, height: 12, rotation: 0,
+                                                 outputWidth: 12, outputHeight: 12, border: .replicate)
+        XCTAssertEqual(same.rgb, image.rgb)
+        // Crop pixel (u, v) lies at image (12 − v, u): the crop's top row runs down the image's right edge.
+        let turned = try image.rotatedRectCrop8Bit(centre: Point(6, 6), width: 12, height: 12, rotation: Double.pi / 2,
+                                                   outputWidth: 12, outputHeight: 12, border: .constant(0))
+        for v in 1..<12 {
+            for u in 0..<12 { for c in 0..<3 { XCTAssertEqual(turned[u, v, c], image[12 - v, u, c], "(\(u), \(v), \(c))") } }
+        }
+        for u in 0..<12 { XCTAssertEqual(turned[u, 0, 0], 0, "outside reads the zero border") }
+        XCTAssertThrowsError(try image.rotatedRectCrop8Bit(centre: Point(6, 6), width: 12, height: 12, rotation: 0,
+                                                           outputWidth: 4, outputHeight: 4, border: .constant(0.5)))
+        XCTAssertThrowsError(try image.rotatedRectCrop8Bit(centre: Point(6, 6), width: 0, height: 12, rotation: 0,
+                                                           outputWidth: 4, outputHeight: 4, border: .replicate))
+    }
 }

@@ -51,6 +51,15 @@ int cvb_warp_affine(const float *src, int width, int height, int planes, const d
 
 int cvb_invert_affine(const double m[6], double inverse[6]);
 
+/// MediaPipe's CPU image-to-tensor warp (ImageToTensorCalculator's OpenCV converter): the
+/// cv::RotatedRect (centre, size, angle in degrees) of 8-bit interleaved pixels mapped corner
+/// to corner onto dst_width x dst_height, via getPerspectiveTransform and a bilinear
+/// warpPerspective; border_mode CVB_BORDER_CONSTANT (0) or CVB_BORDER_REPLICATE.
+int cvb_warp_rotated_rect_u8(const uint8_t *src, int width, int height, int channels,
+                             float centre_x, float centre_y, float rect_width, float rect_height,
+                             float angle_degrees, uint8_t *dst, int dst_width, int dst_height,
+                             int border_mode);
+
 /// ksize 0 derives the kernel size from sigma. Borders reflect (BORDER_REFLECT_101).
 int cvb_gaussian_blur(const float *src, int width, int height, int planes, float *dst,
                       double sigma, int ksize);

@@ -1,0 +1,34 @@
+import CVBridge
+
+extension Image {
+    /// The crop MediaPipe's CPU ImageToTensorCalculator makes: this image as 8-bit RGB, the
+    /// rectangle centred at `centre`, `width` × `height`, turned by `rotation` radians
+    /// (clockwise on screen), mapped corner to corner onto `outputWidth` × `outputHeight` by
+    /// OpenCV's bilinear warpPerspective in 8 bits. Results come back on 8-bit levels.
+    ///
+    /// `warpedAffine` samples the same points in float, but OpenCV rounds the affine and the
+    /// perspective source coordinates to its 1/32-pixel grid differently, and the 8-bit path
+    /// rounds each value; networks whose decoders amplify small input changes (the pose
+    /// model's heatmap refinement) need MediaPipe's exact input to give MediaPipe's result.
+    /// `border` is `.constant(0)` or `.replicate`.
+    public func rotatedRectCrop8Bit(centre: Point, width rw: Double, height rh: Double, rotation: Double,
+                                    outputWidth ow: Int, outputHeight oh: Int, border: Border) throws -> Image {
+        try validate()
+        guard ow > 0, oh > 0 else { throw ImageError("cannot crop to \(ow)x\(oh)") }
+        guard rw > 0, rh > 0, rw.isFinite, rh.isFinite, centre.x.isFinite, centre.y.isFinite, rotation.isFinite else {
+            throw ImageError("the crop rectangle \(rw)x\(rh) at (\(centre.x), \(centre.y)) is not a finite, non-empty rectangle")
+        }
+        switch border {
+        case .replicate: break
+        case .constant(let v) where v == 0: break
+        default: throw ImageError("an 8-bit crop pads with zeros or the edge pixels only")
+        }
+        let pixels = interleaved8(channels: 3)
+        var out = [UInt8](repeating: 0, count: ow * oh * 3)
+        try OpenCV.check(cvb_warp_rotated_rect_u8(pixels, Int32(width), Int32(height), 3,
+                                                  Float(centre.x), Float(centre.y), Float(rw), Float(rh),
+                                                  Float(Double(Float(rotation) * 180) / Double.pi),  // as MediaPipe rounds it
+                                                  &out, Int32(ow), Int32(oh), border.mode))
+        return Image(interleaved: out, width: ow, height: oh, channels: 3)
+    }
+}
