@@ -90,10 +90,13 @@ public struct ModelStore {
 
     public func path(of entry: ModelManifest.Entry) -> String { directory + "/" + entry.name }
 
-    /// Presence and size only (cheap); `verify` checks the content.
+    /// Presence and size only (cheap); `verify` checks the content. stat(2) follows symlinks,
+    /// so a linked model file is judged by its target and a dangling link is missing
+    /// (FileManager's attributes describe the link itself).
     public func status(of entry: ModelManifest.Entry) -> Status {
-        guard let attrs = try? FileManager.default.attributesOfItem(atPath: path(of: entry)),
-              let size = attrs[.size] as? Int else { return .missing }
+        var st = stat()
+        guard stat(path(of: entry), &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return .missing }
+        let size = Int(st.st_size)
         return size == entry.size ? .installed : .wrongSize(size)
     }
 
