@@ -406,13 +406,7 @@ private struct StepBuilder {
         case ("DEPTH_TO_SPACE", .depthToSpace(let b)):
             let x = shape(op.inputs[0])
             guard b > 0, x.count == 4, x[3] % (b * b) == 0 else { throw fail(i, name, "block \(b) for input \(x)") }
-            let cOut = x[3] / (b * b)
-            return { a in
-                // NHWC channel (i·b + j)·Cout + c moves to row h·b + i, column w·b + j.
-                let (n, h, w) = (a[0].shape[0], a[0].shape[2], a[0].shape[3])
-                let y = a[0].contiguous().reshaped([n, b, b, cOut, h, w]).permuted(0, 3, 4, 1, 5, 2)
-                return [y.contiguous().reshaped([n, cOut, h * b, w * b])]
-            }
+            return { a in [NN.depthToSpace(a[0], block: b)] }
 
         default:
             throw fail(i, name, "options \(op.options) are not supported")

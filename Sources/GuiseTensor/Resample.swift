@@ -82,16 +82,35 @@ func twoTapResample(_ x: Tensor, rows: [Taps], cols: [Taps], name: String) -> Te
     let oh = rows.count, ow = cols.count
     let y = Tensor(uninitialized: [n, c, oh, ow])
     let src = xc.data, dst = y.data
+    // Each output row blends two input rows, each first interpolated along its width. Those
+    // horizontal passes (the gathers) are kept in two slots, so an input row shared by
+    // neighbouring output rows is interpolated once, and the vertical blend is vectorised.
+    // The arithmetic is r.l0·(row i0) + r.l1·(row i1) either way, so results don't change.
     Parallel.forEach(n * c, minChunk: max(1, 4096 / (oh * ow))) { planes in
+        let slots = UnsafeMutablePointer<Float>.allocate(capacity: 2 * ow)
+        defer { slots.deallocate() }
         for pl in planes {
             let xp = src + pl * h * w, yp = dst + pl * oh * ow
-            for i in 0..<oh {
-                let r = rows[i]
-                let r0 = xp + r.i0 * w, r1 = xp + r.i1 * w, d = yp + i * ow
+            // Slot a holds the interpolation of input row `ra`, slot b that of row `rb`.
+            var (a, ra) = (slots, -1), (b, rb) = (slots + ow, -1)
+            func fill(_ d: UnsafeMutablePointer<Float>, _ row: Int) {
+                let r = xp + row * w
                 for j in 0..<ow {
                     let t = cols[j]
-                    d[j] = r.l0 * (t.l0 * r0[t.i0] + t.l1 * r0[t.i1]) + r.l1 * (t.l0 * r1[t.i0] + t.l1 * r1[t.i1])
+                    d[j] = t.l0 * r[t.i0] + t.l1 * r[t.i1]
                 }
+            }
+            for i in 0..<oh {
+                let r = rows[i], d = yp + i * ow
+                if ra != r.i0 {
+                    if rb == r.i0 { swap(&a, &b); swap(&ra, &rb) } else { fill(a, r.i0); ra = r.i0 }
+                }
+                if rb != r.i1 && r.i1 != r.i0 { fill(b, r.i1); rb = r.i1 }
+                let second = r.i1 == r.i0 ? a : b
+                let l0 = F8(repeating: r.l0), l1 = F8(repeating: r.l1)
+                var j = 0
+                while j + 8 <= ow { store8(l0 * load8(a + j) + l1 * load8(second + j), d + j); j += 8 }
+                while j < ow { d[j] = r.l0 * a[j] + r.l1 * second[j]; j += 1 }
             }
         }
     }

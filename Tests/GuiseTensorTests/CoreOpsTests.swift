@@ -345,3 +345,21 @@ final class ResidualAddTests: XCTestCase {
         XCTAssertNotNil(x.grad); XCTAssertNotNil(s.grad)
     }
 }
+
+/// DEPTH_TO_SPACE as one interleaving pass, against the reshape–permute view it replaces.
+final class DepthToSpaceTests: XCTestCase {
+    func testMatchesPermutedViewForwardAndBackward() {
+        for (shape, b) in [([2, 12, 3, 5], 2), ([1, 18, 4, 3], 3), ([1, 4, 7, 9], 1)] {
+            let x = randomTensor(shape, seed: UInt64(shape[1]))
+            let (n, c, h, w) = (shape[0], shape[1] / (b * b), shape[2], shape[3])
+            func viaView(_ t: Tensor) -> Tensor {
+                t.reshaped([n, b, b, c, h, w]).permuted(0, 3, 4, 1, 5, 2).contiguous().reshaped([n, c, h * b, w * b])
+            }
+            XCTAssertEqual(NN.depthToSpace(x, block: b).values, viaView(x).values, "block \(b) forward")
+            let seed = randomTensor([n, c, h * b, w * b], seed: 99)
+            let (_, g1) = vectorJacobianProduct(at: x, seed: seed) { NN.depthToSpace($0, block: b) }
+            let (_, g2) = vectorJacobianProduct(at: x, seed: seed, viaView)
+            XCTAssertEqual(g1.values, g2.values, "block \(b) backward")
+        }
+    }
+}
