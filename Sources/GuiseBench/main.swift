@@ -179,7 +179,7 @@ if let k = args.firstIndex(of: "--profile"), k + 1 < args.count {
         print(String(format: "  %-28@ %4d steps %8.3f ms %5.1f%%", op, v.0, v.1, 100 * v.1 / total))
     }
     print("slowest steps:")
-    for s in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(25) {
+    for s in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(Int(ProcessInfo.processInfo.environment["GUISE_PROFILE_STEPS"] ?? "") ?? 25) {
         print(String(format: "  %8.3f ms  %-20@ %@", s.seconds / Double(runs) * 1e3, s.op, s.detail))
     }
     exit(0)

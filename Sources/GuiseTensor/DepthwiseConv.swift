@@ -68,12 +68,16 @@ struct DepthwiseConv {
                 if unrolled {
                     for oh in 0..<g.outH {
                         let rows = UnsafePointer(plane + oh * sh * scratch.pitch), d = dst + oh * g.outW
-                        if g.kh == 3 {
-                            Self.row3(rows, pitch: scratch.pitch, tapOffset[1], tapOffset[2], wo, b, d, count: g.outW,
-                                      lo: lo, hi: hi, clamps: clamps)
-                        } else {
-                            Self.row5(rows, pitch: scratch.pitch, tapOffset, wo, b, d, count: g.outW,
-                                      lo: lo, hi: hi, clamps: clamps)
+                        // Literal `clamps` so each inlined copy drops the test from its loop.
+                        switch (g.kh, clamps) {
+                        case (3, true): Self.row3(rows, pitch: scratch.pitch, tapOffset[1], tapOffset[2], wo, b, d, count: g.outW,
+                                                  lo: lo, hi: hi, clamps: true)
+                        case (3, false): Self.row3(rows, pitch: scratch.pitch, tapOffset[1], tapOffset[2], wo, b, d, count: g.outW,
+                                                   lo: lo, hi: hi, clamps: false)
+                        case (_, true): Self.row5(rows, pitch: scratch.pitch, tapOffset, wo, b, d, count: g.outW,
+                                                  lo: lo, hi: hi, clamps: true)
+                        default: Self.row5(rows, pitch: scratch.pitch, tapOffset, wo, b, d, count: g.outW,
+                                           lo: lo, hi: hi, clamps: false)
                         }
                     }
                     continue
@@ -133,7 +137,7 @@ struct DepthwiseConv {
                      _ d: UnsafeMutablePointer<Float>, count: Int, lo: F8, hi: F8, clamps: Bool) {
         let t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4]
         var ow = 0
-        while ow < count {
+        while ow + 8 < count {
             var a0 = b, a1 = b, c0 = F8(), c1 = F8()
             for ki in 0..<5 {
                 let r = rows + ki * pitch + ow, wk = w + ki * 5
@@ -145,12 +149,24 @@ struct DepthwiseConv {
             }
             var v0 = a0 + c0, v1 = a1 + c1
             if clamps { v0 = vmin(vmax(v0, lo), hi); v1 = vmin(vmax(v1, lo), hi) }
-            let left = count - ow
-            if left >= 16 { store8(v0, d + ow); store8(v1, d + ow + 8) }
-            else if left > 8 { store8(v0, d + ow); storePartial(v1, d + ow + 8, left - 8) }
-            else if left == 8 { store8(v0, d + ow) }
-            else { storePartial(v0, d + ow, left) }
+            store8(v0, d + ow)
+            if count - ow >= 16 { store8(v1, d + ow + 8) } else { storePartial(v1, d + ow + 8, count - ow - 8) }
             ow += 16
+        }
+        if ow < count {
+            // At most 8 left (a small plane's whole row): one vector, not two.
+            var a0 = b, c0 = F8()
+            for ki in 0..<5 {
+                let r = rows + ki * pitch + ow, wk = w + ki * 5
+                a0 = a0.addingProduct(F8(repeating: wk[0]), load8(r))
+                c0 = c0.addingProduct(F8(repeating: wk[1]), load8(r + t1))
+                a0 = a0.addingProduct(F8(repeating: wk[2]), load8(r + t2))
+                c0 = c0.addingProduct(F8(repeating: wk[3]), load8(r + t3))
+                a0 = a0.addingProduct(F8(repeating: wk[4]), load8(r + t4))
+            }
+            var v0 = a0 + c0
+            if clamps { v0 = vmin(vmax(v0, lo), hi) }
+            if count - ow == 8 { store8(v0, d + ow) } else { storePartial(v0, d + ow, count - ow) }
         }
     }
 
