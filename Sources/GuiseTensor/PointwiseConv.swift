@@ -66,8 +66,12 @@ struct PointwiseConv {
         }
         // The bias is added after the sum, as BLAS adds C: the same rounding as the GEMM path.
         @inline(__always) func bias8(_ j: Int) -> F8 { F8(repeating: bias?[j] ?? 0) }
+        // Six-row blocks, then four-row ones, then single rows (half as efficient). When six-row
+        // blocks would leave 2 or 3 rows, one fewer leaves 8 or 9: two four-row blocks instead.
+        var sixes = o / 6
+        if sixes > 0 && (o % 6 == 2 || o % 6 == 3) { sixes -= 1 }
         var j = 0
-        while j + 6 <= o {
+        while j < 6 * sixes {
             let w0 = w + j * c, w1 = w0 + c, w2 = w1 + c, w3 = w2 + c, w4 = w3 + c, w5 = w4 + c
             var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8(), a40 = F8(), a50 = F8()
             var a01 = a00, a11 = a10, a21 = a20, a31 = a30, a41 = a40, a51 = a50

@@ -347,10 +347,10 @@ final class ConvFastPathTests: XCTestCase {
     func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }
 
     /// The direct 1×1 kernel: a short last pixel column (63 = 3·16 + 15) and output channel
-    /// counts that take every register block (6, 4 and single rows), against a double-precision
+    /// counts that take every mix of register blocks (6, 4 and single rows), against a double-precision
     /// loop; then its fused clamp.
     func testPointwiseDirect() {
-        for (k, o) in [7, 11, 28].enumerated() {
+        for (k, o) in [7, 8, 11, 28, 32].enumerated() {
             let seed = UInt64(41 + 3 * k)
             let x = randomTensor([2, 19, 7, 9], seed: seed), w = randomTensor([o, 19, 1, 1], seed: seed + 1)
             let b = randomTensor([o], seed: seed + 2)
