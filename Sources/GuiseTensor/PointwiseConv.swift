@@ -47,19 +47,27 @@ struct PointwiseConv {
                         (panel + k * t + width).update(repeating: 0, count: t - width)
                     }
                 }
-                Self.column({ UnsafePointer(panel) + $0 * t }, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
-                            width: width, lo: lo, hi: hi)
+                if width > 8 {
+                    Self.column({ UnsafePointer(panel) + $0 * t }, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
+                                width: width, lo: lo, hi: hi, Wide.self)
+                } else {
+                    Self.column({ UnsafePointer(panel) + $0 * t }, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
+                                width: width, lo: lo, hi: hi, Narrow.self)
+                }
             }
         }
     }
 
     /// One 16-pixel column: y[0..<o, 0..<width] from x[0..<c, 0..<16], row k of x at `row(k)`.
+    /// A column of at most 8 pixels (a 7×7 plane's last) runs as `Narrow`, half the work; the
+    /// width is a type so that each variant is compiled with its own loops, free of the test.
     /// Six output channels at a time keep twelve sums in registers, enough independent
     /// multiply-adds to cover their latency; the rest go four and one at a time.
     @inline(__always)
-    static func column(_ row: (Int) -> UnsafePointer<Float>, c: Int, _ w: UnsafePointer<Float>,
+    static func column<Width: ColumnWidth>(_ row: (Int) -> UnsafePointer<Float>, c: Int, _ w: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>?, o: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
-                       width: Int, lo: F8, hi: F8) {
+                       width: Int, lo: F8, hi: F8, _ columnWidth: Width.Type = Wide.self) {
+        let wide = Width.wide
         @inline(__always) func put(_ v: F8, _ d: UnsafeMutablePointer<Float>, _ k: Int) {
             let v = vmin(vmax(v, lo), hi)
             if k >= 8 { store8(v, d) } else if k > 0 { storePartial(v, d, k) }
@@ -76,13 +84,13 @@ struct PointwiseConv {
             var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8(), a40 = F8(), a50 = F8()
             var a01 = a00, a11 = a10, a21 = a20, a31 = a30, a41 = a40, a51 = a50
             for k in 0..<c {
-                let xp = row(k), v0 = load8(xp), v1 = load8(xp + 8)
-                var b = F8(repeating: w0[k]); a00 = a00.addingProduct(b, v0); a01 = a01.addingProduct(b, v1)
-                b = F8(repeating: w1[k]); a10 = a10.addingProduct(b, v0); a11 = a11.addingProduct(b, v1)
-                b = F8(repeating: w2[k]); a20 = a20.addingProduct(b, v0); a21 = a21.addingProduct(b, v1)
-                b = F8(repeating: w3[k]); a30 = a30.addingProduct(b, v0); a31 = a31.addingProduct(b, v1)
-                b = F8(repeating: w4[k]); a40 = a40.addingProduct(b, v0); a41 = a41.addingProduct(b, v1)
-                b = F8(repeating: w5[k]); a50 = a50.addingProduct(b, v0); a51 = a51.addingProduct(b, v1)
+                let xp = row(k), v0 = load8(xp), v1 = wide ? load8(xp + 8) : F8()
+                var b = F8(repeating: w0[k]); a00 = a00.addingProduct(b, v0); if wide { a01 = a01.addingProduct(b, v1) }
+                b = F8(repeating: w1[k]); a10 = a10.addingProduct(b, v0); if wide { a11 = a11.addingProduct(b, v1) }
+                b = F8(repeating: w2[k]); a20 = a20.addingProduct(b, v0); if wide { a21 = a21.addingProduct(b, v1) }
+                b = F8(repeating: w3[k]); a30 = a30.addingProduct(b, v0); if wide { a31 = a31.addingProduct(b, v1) }
+                b = F8(repeating: w4[k]); a40 = a40.addingProduct(b, v0); if wide { a41 = a41.addingProduct(b, v1) }
+                b = F8(repeating: w5[k]); a50 = a50.addingProduct(b, v0); if wide { a51 = a51.addingProduct(b, v1) }
             }
             if bias != nil {
                 var b = bias8(j); a00 += b; a01 += b
@@ -106,13 +114,13 @@ struct PointwiseConv {
             var a00 = F8(), a10 = F8(), a20 = F8(), a30 = F8()
             var a01 = a00, a11 = a10, a21 = a20, a31 = a30
             for k in 0..<c {
-                let xp = row(k), v0 = load8(xp), v1 = load8(xp + 8)
+                let xp = row(k), v0 = load8(xp), v1 = wide ? load8(xp + 8) : F8()
                 let b0 = F8(repeating: w0[k]), b1 = F8(repeating: w1[k])
                 let b2 = F8(repeating: w2[k]), b3 = F8(repeating: w3[k])
-                a00 = a00.addingProduct(b0, v0); a01 = a01.addingProduct(b0, v1)
-                a10 = a10.addingProduct(b1, v0); a11 = a11.addingProduct(b1, v1)
-                a20 = a20.addingProduct(b2, v0); a21 = a21.addingProduct(b2, v1)
-                a30 = a30.addingProduct(b3, v0); a31 = a31.addingProduct(b3, v1)
+                a00 = a00.addingProduct(b0, v0); if wide { a01 = a01.addingProduct(b0, v1) }
+                a10 = a10.addingProduct(b1, v0); if wide { a11 = a11.addingProduct(b1, v1) }
+                a20 = a20.addingProduct(b2, v0); if wide { a21 = a21.addingProduct(b2, v1) }
+                a30 = a30.addingProduct(b3, v0); if wide { a31 = a31.addingProduct(b3, v1) }
             }
             if bias != nil {
                 let b0 = bias8(j), b1 = bias8(j + 1), b2 = bias8(j + 2), b3 = bias8(j + 3)
@@ -138,6 +146,12 @@ struct PointwiseConv {
         }
     }
 }
+
+protocol ColumnWidth { static var wide: Bool { get } }
+/// 16 pixels per column of PointwiseConv.column.
+enum Wide: ColumnWidth { static var wide: Bool { true } }
+/// 8 pixels per column.
+enum Narrow: ColumnWidth { static var wide: Bool { false } }
 
 /// A convolution whose column matrix is small (few input channels: a network's first layer,
 /// RGB in) computed as PointwiseConv's 16-pixel columns, but with each column's rows read

@@ -346,15 +346,16 @@ final class ConvFastPathTests: XCTestCase {
 
     func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }
 
-    /// The direct 1×1 kernel: a short last pixel column (63 = 3·16 + 15) and output channel
+    /// The direct 1×1 kernel: short last pixel columns (15 and 1 pixels) and output channel
     /// counts that take every mix of register blocks (6, 4 and single rows), against a double-precision
     /// loop; then its fused clamp.
     func testPointwiseDirect() {
-        for (k, o) in [7, 8, 11, 28, 32].enumerated() {
-            let seed = UInt64(41 + 3 * k)
-            let x = randomTensor([2, 19, 7, 9], seed: seed), w = randomTensor([o, 19, 1, 1], seed: seed + 1)
+        // 7×9 ends on a 15-pixel column, 7×7 on a 1-pixel one (the 8-wide variant).
+        for (k, (o, side)) in [(7, 9), (8, 9), (11, 7), (28, 9), (32, 7)].enumerated() {
+            let seed = UInt64(41 + 3 * k), p = 7 * side
+            let x = randomTensor([2, 19, 7, side], seed: seed), w = randomTensor([o, 19, 1, 1], seed: seed + 1)
             let b = randomTensor([o], seed: seed + 2)
-            let xv = x.values, wv = w.values, bv = b.values, p = 63
+            let xv = x.values, wv = w.values, bv = b.values
             var ref = [Float](repeating: 0, count: 2 * o * p)
             for n in 0..<2 {
                 for j in 0..<o {
@@ -365,7 +366,7 @@ final class ConvFastPathTests: XCTestCase {
                     }
                 }
             }
-            let expected = Tensor(shape: [2, o, 7, 9], values: ref)
+            let expected = Tensor(shape: [2, o, 7, side], values: ref)
             assertClose(NN.conv2d(x, weight: w, bias: b), expected, "pointwise forward, \(o) outputs")
             assertClose(NN.conv2d(x, weight: w), expected - b.reshaped([1, o, 1, 1]), "pointwise without bias, \(o) outputs")
             assertClose(NN.conv2d(x, weight: w, bias: b, clamp: .relu6), expected.relu6(), "pointwise + relu6, \(o) outputs")
