@@ -66,17 +66,18 @@ struct DepthwiseConv {
                 let dst = y + job * outPlane, wo = w + o * taps
                 let b = F8(repeating: bias?[o] ?? 0)
                 if unrolled {
+                    let t1 = tapOffset[1], t2 = tapOffset[2], t3 = g.kw > 3 ? tapOffset[3] : 0, t4 = g.kw > 4 ? tapOffset[4] : 0
                     for oh in 0..<g.outH {
                         let rows = UnsafePointer(plane + oh * sh * scratch.pitch), d = dst + oh * g.outW
                         // Literal `clamps` so each inlined copy drops the test from its loop.
                         switch (g.kh, clamps) {
-                        case (3, true): Self.row3(rows, pitch: scratch.pitch, tapOffset[1], tapOffset[2], wo, b, d, count: g.outW,
+                        case (3, true): Self.row3(rows, pitch: scratch.pitch, t1, t2, wo, b, d, count: g.outW,
                                                   lo: lo, hi: hi, clamps: true)
-                        case (3, false): Self.row3(rows, pitch: scratch.pitch, tapOffset[1], tapOffset[2], wo, b, d, count: g.outW,
+                        case (3, false): Self.row3(rows, pitch: scratch.pitch, t1, t2, wo, b, d, count: g.outW,
                                                    lo: lo, hi: hi, clamps: false)
-                        case (_, true): Self.row5(rows, pitch: scratch.pitch, tapOffset, wo, b, d, count: g.outW,
+                        case (_, true): Self.row5(rows, pitch: scratch.pitch, t1, t2, t3, t4, wo, b, d, count: g.outW,
                                                   lo: lo, hi: hi, clamps: true)
-                        default: Self.row5(rows, pitch: scratch.pitch, tapOffset, wo, b, d, count: g.outW,
+                        default: Self.row5(rows, pitch: scratch.pitch, t1, t2, t3, t4, wo, b, d, count: g.outW,
                                            lo: lo, hi: hi, clamps: false)
                         }
                     }
@@ -133,9 +134,9 @@ struct DepthwiseConv {
     /// One output row of a 5×5 conv, 16 outputs at a time so each broadcast weight serves two
     /// multiply-adds.
     @inline(__always)
-    static func row5(_ rows: UnsafePointer<Float>, pitch: Int, _ taps: [Int], _ w: UnsafePointer<Float>, _ b: F8,
-                     _ d: UnsafeMutablePointer<Float>, count: Int, lo: F8, hi: F8, clamps: Bool) {
-        let t1 = taps[1], t2 = taps[2], t3 = taps[3], t4 = taps[4]
+    static func row5(_ rows: UnsafePointer<Float>, pitch: Int, _ t1: Int, _ t2: Int, _ t3: Int, _ t4: Int,
+                     _ w: UnsafePointer<Float>, _ b: F8, _ d: UnsafeMutablePointer<Float>, count: Int,
+                     lo: F8, hi: F8, clamps: Bool) {
         var ow = 0
         while ow + 8 < count {
             var a0 = b, a1 = b, c0 = F8(), c1 = F8()
@@ -154,17 +155,19 @@ struct DepthwiseConv {
             ow += 16
         }
         if ow < count {
-            // At most 8 left (a small plane's whole row): one vector, not two.
-            var a0 = b, c0 = F8()
-            for ki in 0..<5 {
+            // At most 8 left (a small plane's whole row): one vector, not two, with a sum per
+            // kernel row so the 25 multiply-adds form five short chains instead of two long ones.
+            var acc = (b, F8(), F8(), F8(), F8())
+            @inline(__always) func kernelRow(_ ki: Int) -> F8 {
                 let r = rows + ki * pitch + ow, wk = w + ki * 5
-                a0 = a0.addingProduct(F8(repeating: wk[0]), load8(r))
-                c0 = c0.addingProduct(F8(repeating: wk[1]), load8(r + t1))
-                a0 = a0.addingProduct(F8(repeating: wk[2]), load8(r + t2))
-                c0 = c0.addingProduct(F8(repeating: wk[3]), load8(r + t3))
-                a0 = a0.addingProduct(F8(repeating: wk[4]), load8(r + t4))
+                var a = F8(repeating: wk[0]) * load8(r)
+                a = a.addingProduct(F8(repeating: wk[1]), load8(r + t1))
+                a = a.addingProduct(F8(repeating: wk[2]), load8(r + t2))
+                a = a.addingProduct(F8(repeating: wk[3]), load8(r + t3))
+                return a.addingProduct(F8(repeating: wk[4]), load8(r + t4))
             }
-            var v0 = a0 + c0
+            acc.1 = kernelRow(1); acc.2 = kernelRow(2); acc.3 = kernelRow(3); acc.4 = kernelRow(4)
+            var v0 = (acc.0 + kernelRow(0)) + (acc.1 + acc.2) + (acc.3 + acc.4)
             if clamps { v0 = vmin(vmax(v0, lo), hi) }
             if count - ow == 8 { store8(v0, d + ow) } else { storePartial(v0, d + ow, count - ow) }
         }

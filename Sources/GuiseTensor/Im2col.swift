@@ -169,7 +169,8 @@ struct PhasePlane {
         for ih in 0..<g.height {
             let s = src + ih * wd, d = plane + (ih + g.padding.top) * pitch
             if sw == 1 {
-                (d + pl).update(from: s, count: wd)
+                // Short rows (7×7, 14×14 planes): a call to memmove costs more than the copy.
+                if wd <= 32 { for i in 0..<wd { d[pl + i] = s[i] } } else { (d + pl).update(from: s, count: wd) }
             } else if sw == 2 {
                 // Even input columns land in one phase and odd ones in the other.
                 let evens = d + offset(column: pl), odds = d + offset(column: pl + 1)
