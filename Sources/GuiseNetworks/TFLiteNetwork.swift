@@ -229,7 +229,7 @@ private struct StepBuilder {
                                    dilation: (o.dilationH, o.dilationW)) + plan.extraPadding
             let act = o.activation
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
-            let (clamp, rest) = Self.split(act)
+            let (clamp, rest) = Self.split(act, then: plan.activation)
             return { a in
                 [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
                                          dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups, clamp: clamp), rest)]
@@ -247,7 +247,7 @@ private struct StepBuilder {
                                    dilation: (o.dilationH, o.dilationW)) + plan.extraPadding
             let act = o.activation, groups = x[3]
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
-            let (clamp, rest) = Self.split(act)
+            let (clamp, rest) = Self.split(act, then: plan.activation)
             return { a in
                 [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
                                          dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups, clamp: clamp), rest)]
@@ -424,6 +424,13 @@ private struct StepBuilder {
         guard a != .signBit else { throw error() }
     }
 
+    /// A conv's own fused activation with, when Fusion merged one in, the RELU/RELU6 op after it
+    /// (only merged when the conv has none of its own).
+    static func split(_ a: TFLiteActivation, then after: Fusion.Activation?) -> (NN.Clamp, TFLiteActivation) {
+        if case .clamp(let k)? = after, a == .none { return (k, .none) }
+        return split(a)
+    }
+
     /// A fused activation that is a clamp goes into the conv's output pass; any other stays an op.
     static func split(_ a: TFLiteActivation) -> (NN.Clamp, TFLiteActivation) {
         switch a {
@@ -460,7 +467,8 @@ private struct StepBuilder {
 /// - a spatial PAD feeding only convolutions becomes their padding (the conv kernels pad as
 ///   they read, so the padded copy is never built);
 /// - a channel PAD feeding only a residual ADD is done inside the add (`NN.residualAdd`);
-/// - a RELU, RELU6 or PRELU that is the only consumer of an ADD is applied as the add writes.
+/// - a RELU, RELU6 or PRELU that is the only consumer of an ADD is applied as the add writes;
+/// - a RELU or RELU6 that is the only consumer of a conv is the conv's output clamp.
 /// Tensors produced by absorbed ops are never stored; fetching one by name is an error.
 struct Fusion {
     enum Activation {
@@ -541,6 +549,30 @@ struct Fusion {
                 plans[u] = plan
                 absorbed.insert(i); folded[out] = u
             }
+        }
+
+        for (i, op) in g.operators.enumerated() where ["CONV_2D", "DEPTHWISE_CONV_2D"].contains(name(i)) {
+            // A RELU or RELU6 op after a conv without a fused activation becomes the conv's clamp.
+            var own = TFLiteActivation.none
+            switch op.options {
+            case .conv2D(let o): own = o.activation
+            case .depthwiseConv2D(let o): own = o.activation
+            default: continue
+            }
+            guard own == .none, op.outputs.count == 1, let u = soleConsumer(op.outputs[0]),
+                  g.operators[u].inputs.first == op.outputs[0] else { continue }
+            let clamp: NN.Clamp
+            switch name(u) {
+            case "RELU": clamp = .relu
+            case "RELU6": clamp = .relu6
+            default: continue
+            }
+            var plan = plans[i] ?? Plan()
+            plan.activation = .clamp(clamp)
+            plan.outputs = g.operators[u].outputs
+            plan.absorbed.append(name(u))
+            plans[i] = plan
+            absorbed.insert(u); folded[op.outputs[0]] = i
         }
 
         for (i, op) in g.operators.enumerated() where name(i) == "ADD" {

@@ -46,6 +46,31 @@ extension Tensor {
             }
             return out
         }
+        // One operand constant along the trailing dims (a per-channel scale on NCHW, as in a
+        // squeeze-and-excitation block): a scalar per outer index, vectorised over the rest.
+        for (full, part, partIsRight) in [(a, b, true), (b, a, false)]
+        where full.shape == outShape && full.isContiguous && part.isContiguous && part.count > 1 {
+            let ps = [Int](repeating: 1, count: outShape.count - part.rank) + part.shape
+            var k = ps.count
+            while k > 0 && ps[k - 1] == 1 { k -= 1 }
+            guard k < ps.count, Array(ps[0..<k]) == Array(outShape[0..<k]) else { continue }
+            let inner = n / part.count
+            guard inner >= 8 else { continue }
+            let pf = full.data, pp = part.data
+            Parallel.forEach(part.count, minChunk: max(1, 16384 / inner)) { r in
+                for q in r {
+                    let s = pp[q], vs = SIMD8<Float>(repeating: s), src = pf + q * inner, dst = o + q * inner
+                    var i = 0
+                    while i + 8 <= inner {
+                        let v = load8(src + i)
+                        store8(partIsRight ? op.apply(v, vs) : op.apply(vs, v), dst + i)
+                        i += 8
+                    }
+                    while i < inner { dst[i] = partIsRight ? op.apply(src[i], s) : op.apply(s, src[i]); i += 1 }
+                }
+            }
+            return out
+        }
         // General case: walk rows of the output; operands read through broadcast strides.
         let sa = Broadcast.strides(of: a, as: outShape), sb = Broadcast.strides(of: b, as: outShape)
         let r = outShape.count

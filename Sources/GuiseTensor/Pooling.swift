@@ -147,7 +147,19 @@ func boxPool(_ x: Tensor, rows: [BoxWindow], cols: [BoxWindow], name: String) ->
                 for j in 0..<ow {
                     let cw = cols[j]
                     var acc: Float = 0
-                    for ih in r.range { for iw in cw.range { acc += xp[ih * w + iw] } }
+                    if cw.range.count >= 32 {
+                        // Wide windows (a global pool): eight-lane partial sums, not one long chain.
+                        var v = F8()
+                        for ih in r.range {
+                            let row = xp + ih * w
+                            var iw = cw.range.lowerBound
+                            while iw + 8 <= cw.range.upperBound { v += load8(row + iw); iw += 8 }
+                            while iw < cw.range.upperBound { acc += row[iw]; iw += 1 }
+                        }
+                        acc += v.sum()
+                    } else {
+                        for ih in r.range { for iw in cw.range { acc += xp[ih * w + iw] } }
+                    }
                     yp[i * ow + j] = acc * r.scale * cw.scale
                 }
             }

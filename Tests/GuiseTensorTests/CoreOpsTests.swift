@@ -363,3 +363,38 @@ final class DepthToSpaceTests: XCTestCase {
         }
     }
 }
+
+/// Fast paths of elementwise ops and pooling that the embedded networks hit, against plain loops.
+final class BroadcastFastPathTests: XCTestCase {
+    /// A [N, C, 1, 1] operand on either side of each op (a squeeze-and-excitation scale).
+    func testPerChannelOperandOnEitherSide() {
+        let x = randomTensor([2, 3, 5, 7], seed: 11), s = randomTensor([2, 3, 1, 1], seed: 12) + 3
+        let xv = x.values, sv = s.values
+        let ops: [(String, (Tensor, Tensor) -> Tensor, (Float, Float) -> Float)] = [
+            ("add", { $0 + $1 }, { $0 + $1 }), ("sub", { $0 - $1 }, { $0 - $1 }),
+            ("mul", { $0 * $1 }, { $0 * $1 }), ("div", { $0 / $1 }, { $0 / $1 }),
+        ]
+        for (name, f, g) in ops {
+            let right = f(x, s).values, left = f(s, x).values
+            for i in 0..<xv.count {
+                let c = i / 35
+                XCTAssertEqual(right[i], g(xv[i], sv[c]), "\(name) x∘s at \(i)")
+                XCTAssertEqual(left[i], g(sv[c], xv[i]), "\(name) s∘x at \(i)")
+            }
+        }
+        // A lower-rank operand broadcast from the right: [3, 1, 1] against [2, 3, 5, 7].
+        let t = randomTensor([3, 1, 1], seed: 13)
+        let y = (x * t).values, tv = t.values
+        for i in 0..<xv.count { XCTAssertEqual(y[i], xv[i] * tv[(i / 35) % 3]) }
+    }
+
+    /// A window as wide as the plane (a global average pool) against a double-precision mean.
+    func testGlobalAveragePool() {
+        let x = randomTensor([1, 4, 9, 40], seed: 14)
+        let y = NN.avgPool2d(x, kernel: NN.Pair(9, 40)).values, xv = x.values
+        for c in 0..<4 {
+            let mean = xv[(c * 360)..<((c + 1) * 360)].reduce(0.0) { $0 + Double($1) } / 360
+            XCTAssertEqual(Double(y[c]), mean, accuracy: 1e-6)
+        }
+    }
+}
