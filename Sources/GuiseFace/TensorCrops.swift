@@ -6,8 +6,9 @@ import GuiseTensor
 /// Differentiable versions of the crops and decoders, for guidance: an image tensor goes in,
 /// network inputs come out through NN.gridSample, and raw network outputs map back to image
 /// pixels through tensor ops, so a loss on landmarks (e.g. gaze features) reaches the image.
-/// Each samples at the same points as its OpenCV counterpart; OpenCV rounds bilinear weights
-/// to 1/32 pixel, these do not, so values differ by up to ~1/64 of a pixel's local gradient.
+/// Each samples at the same points as its counterpart in the plain pipeline, which crops in
+/// 8 bits as MediaPipe does; these work in float and OpenCV rounds bilinear positions to 1/32
+/// pixel, so values differ by up to half an 8-bit level plus ~1/64 of a pixel's local gradient.
 public enum TensorCrops {
     /// An `Image` as [1, 3, H, W] in 0…1 (its planes as they are).
     public static func nchw(_ image: Image) -> Tensor {
