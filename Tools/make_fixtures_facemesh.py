@@ -186,10 +186,14 @@ def eye_crop(img, roi, flip):
     """ImageCroppingCalculator then ImageTransformationCalculator, as the module docstring says."""
     cx, cy, rw, rh, rot = roi
     h, w = img.shape[:2]
-    # The calculator sees the ROI normalised by the image size and rounds it back to pixels.
-    ccx, ccy = round(cx / w * w), round(cy / h * h)
-    cw, ch = round(rw / w * w), round(rh / h * h)
-    box = cv2.boxPoints(((float(ccx), float(ccy)), (float(cw), float(ch)), float(np.float32(rot) * np.float32(180) / np.float32(math.pi))))
+    # The calculator gets the ROI as float32 fractions of the image size and rounds it back to
+    # pixels with std::round (halves away from zero, unlike Python's round).
+    def to_pixels(v, size):
+        p = float(np.float32(np.float32(v / size) * np.float32(size)))
+        return int(math.copysign(math.floor(abs(p) + 0.5), p))
+    ccx, ccy, cw, ch = to_pixels(cx, w), to_pixels(cy, h), to_pixels(rw, w), to_pixels(rh, h)
+    angle = float(np.float32(float(np.float32(rot) * np.float32(180)) / math.pi))  # rotation * 180.f / M_PI
+    box = cv2.boxPoints(((float(ccx), float(ccy)), (float(cw), float(ch)), angle))
     dst = np.float32([[0, ch - 1], [0, 0], [cw - 1, 0], [cw - 1, ch - 1]])
     m = cv2.getPerspectiveTransform(np.float32(box), dst)
     crop = cv2.warpPerspective(img, m, (cw, ch), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
