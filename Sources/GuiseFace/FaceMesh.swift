@@ -196,7 +196,7 @@ public enum Iris {
             let scale = Double(n) / Double(t)
             for i in 0..<t where pad + i < total {
                 let row = (pad + i) * n
-                if t > n || t == n {
+                if t >= n {
                     var fx = (Double(i) + 0.5) * scale - 0.5
                     var sx = Int(fx.rounded(.down))
                     fx -= Double(sx)
