@@ -271,6 +271,38 @@ int cvb_warp_rotated_rect_u8(const uint8_t *src, int width, int height, int chan
     });
 }
 
+int cvb_crop_and_fit_u8(const uint8_t *src, int width, int height, int channels,
+                        int centre_x, int centre_y, int rect_width, int rect_height, float angle_degrees,
+                        uint8_t *dst, int dst_width, int dst_height, int flip, int border_mode) {
+    return guarded("cropAndFit", [&] {
+        if (width <= 0 || height <= 0 || dst_width <= 0 || dst_height <= 0) throw Failure("empty image");
+        if (channels < 1 || channels > 4) throw Failure("1 to 4 channels expected");
+        if (rect_width <= 0 || rect_height <= 0) throw Failure("the rectangle has no area");
+        cv::Mat in(height, width, CV_8UC(channels), const_cast<uint8_t *>(src));
+        cv::Mat out(dst_height, dst_width, CV_8UC(channels), dst);
+        cv::RotatedRect rect(cv::Point2f(float(centre_x), float(centre_y)), cv::Size2f(float(rect_width), float(rect_height)), angle_degrees);
+        cv::Mat corners;
+        cv::boxPoints(rect, corners);
+        // ImageCroppingCalculator: the corners go to the corner pixels' centres, and the warp
+        // takes the nearest pixel (flags 0).
+        float w = rect.size.width, h = rect.size.height;
+        float to[8] = {0, h - 1, 0, 0, w - 1, 0, w - 1, h - 1};
+        cv::Mat M = cv::getPerspectiveTransform(corners, cv::Mat(4, 2, CV_32F, to));
+        cv::Mat crop;
+        cv::warpPerspective(in, crop, M, cv::Size(int(w), int(h)), cv::INTER_NEAREST, border_mode, cv::Scalar(0, 0, 0, 0));
+        // ImageTransformationCalculator, FIT: scaled to fit, letterboxed with black, then flipped.
+        float scale = std::min(float(dst_width) / crop.cols, float(dst_height) / crop.rows);
+        int tw = int(std::round(crop.cols * scale)), th = int(std::round(crop.rows * scale));
+        cv::Mat scaled;
+        cv::resize(crop, scaled, cv::Size(tw, th), 0, 0, scale < 1.0f ? cv::INTER_AREA : cv::INTER_LINEAR);
+        int top = (dst_height - th) / 2, left = (dst_width - tw) / 2;
+        cv::Mat boxed;
+        cv::copyMakeBorder(scaled, boxed, top, dst_height - th - top, left, dst_width - tw - left, cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0, 0));
+        if (flip) cv::flip(boxed, boxed, 1);
+        boxed.copyTo(out);
+    });
+}
+
 int cvb_gaussian_blur(const float *src, int width, int height, int planes, float *dst,
                       double sigma, int ksize) {
     return guarded("GaussianBlur", [&] {

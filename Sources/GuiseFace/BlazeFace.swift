@@ -258,13 +258,17 @@ public struct Letterbox: Equatable, Sendable {
     }
 
     /// The network input [1, size, size, 3] (NHWC) with values in `range` (BlazeFace: −1…1),
-    /// sampled bilinearly as MediaPipe's CPU converter does (cv::warpPerspective, INTER_LINEAR).
+    /// made as MediaPipe's CPU converter makes it: the padded square warped in 8 bits
+    /// (cv::warpPerspective, INTER_LINEAR, `rotatedRectCrop8Bit`). A float warp of the same
+    /// square moves full-range detections on small faces by a fifth of a pixel.
     public func input(_ image: Image, range: ClosedRange<Float> = -1...1) throws -> Tensor {
         guard image.width == imageWidth, image.height == imageHeight else {
             throw FaceError("the image is \(image.width)x\(image.height), the letterbox was made for \(imageWidth)x\(imageHeight)")
         }
-        let warped = try image.warpedAffine(transform, width: size, height: size, interpolation: .linear, border: .constant(0))
-        return NHWC.tensor(from: warped, range: range)
+        let square = try image.rotatedRectCrop8Bit(centre: Point(Double(imageWidth) / 2, Double(imageHeight) / 2),
+                                                   width: side, height: side, rotation: 0,
+                                                   outputWidth: size, outputHeight: size, border: .constant(0))
+        return NHWC.tensor(from: square, range: range)
     }
 }
 

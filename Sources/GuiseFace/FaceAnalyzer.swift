@@ -74,14 +74,19 @@ public final class FaceAnalyzer {
         let meshOut = try Autograd.noGrad { try mesh([FaceMesh.input(image, roi: roi)]) }
         let points = try FaceMesh.landmarks(Self.output(meshOut, count: 3 * FaceMesh.pointCount, of: mesh), roi: roi)
         let presence = FaceMesh.presence(try Self.output(meshOut, count: 1, of: mesh)[0])
+        let eyes = try self.eyes(image, mesh: points)
+        return FaceLandmarks(roi: roi, mesh: points, presence: presence, leftEye: eyes.left, rightEye: eyes.right)
+    }
+
+    /// Iris and eye contour of both eyes, cropped where a 468-point mesh puts them.
+    public func eyes(_ image: Image, mesh points: [Point3]) throws -> (left: EyeLandmarks, right: EyeLandmarks) {
         let rois = try Iris.rois(mesh: points)
         func eye(_ r: RotatedRect, mirrored: Bool) throws -> EyeLandmarks {
             let outs = try Autograd.noGrad { try iris([Iris.input(image, roi: r, mirrored: mirrored)]) }
             return try Iris.landmarks(contour: Self.output(outs, count: 3 * Iris.contourCount, of: iris),
                                       iris: Self.output(outs, count: 3 * Iris.irisCount, of: iris), roi: r, mirrored: mirrored)
         }
-        return FaceLandmarks(roi: roi, mesh: points, presence: presence,
-                             leftEye: try eye(rois.left, mirrored: false), rightEye: try eye(rois.right, mirrored: true))
+        return (try eye(rois.left, mirrored: false), try eye(rois.right, mirrored: true))
     }
 
     /// The gaze expert: `Gaze.features` [2, 2] (image-left eye, then right; horizontal,
@@ -97,7 +102,7 @@ public final class FaceAnalyzer {
         var points = [try TensorCrops.landmarks(meshOut, roi: lm.roi, cropSize: m)]
         let rois = try Iris.rois(mesh: lm.mesh)
         for (roi, mirrored) in [(rois.left, false), (rois.right, true)] {
-            let outs = try iris([TensorCrops.crop(image, roi: roi, width: e, height: e, mirrored: mirrored)])
+            let outs = try iris([TensorCrops.eyeCrop(image, roi: roi, mirrored: mirrored)])
             guard let irisOut = outs.first(where: { $0.count == 3 * Iris.irisCount }) else {
                 throw FaceError("\(iris.path): no output of \(3 * Iris.irisCount) values")
             }

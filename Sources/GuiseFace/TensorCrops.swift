@@ -6,8 +6,9 @@ import GuiseTensor
 /// Differentiable versions of the crops and decoders, for guidance: an image tensor goes in,
 /// network inputs come out through NN.gridSample, and raw network outputs map back to image
 /// pixels through tensor ops, so a loss on landmarks (e.g. gaze features) reaches the image.
-/// Each samples at the same points as its OpenCV counterpart; OpenCV rounds bilinear weights
-/// to 1/32 pixel, these do not, so values differ by up to ~1/64 of a pixel's local gradient.
+/// Each samples at the same points as its counterpart in the plain pipeline, which crops in
+/// 8 bits as MediaPipe does; these work in float and OpenCV rounds bilinear positions to 1/32
+/// pixel, so values differ by up to half an 8-bit level plus ~1/64 of a pixel's local gradient.
 public enum TensorCrops {
     /// An `Image` as [1, 3, H, W] in 0…1 (its planes as they are).
     public static func nchw(_ image: Image) -> Tensor {
@@ -44,6 +45,44 @@ public enum TensorCrops {
                             range: ClosedRange<Float> = 0...1, mirrored: Bool = false) throws -> Tensor {
         try warp(image, roi.cropTransform(width: w, height: h, mirrored: mirrored), width: w, height: h,
                  range: range, replicate: true)
+    }
+
+    /// `Iris.input` on a tensor [1, 3, H, W] → [1, 64, 64, 3], sampled as MediaPipe's iris
+    /// graph samples (`Iris.Crop`): each pixel of the whole-pixel crop takes its nearest image
+    /// pixel (read by gridSample at that pixel's exact centre, so its gradient goes to that one
+    /// pixel), then OpenCV's resize to 64² and the mirror, written as two weight matrices.
+    /// Only the 8-bit rounding of MediaPipe's values is missing: within half a level.
+    public static func eyeCrop(_ image: Tensor, roi: RotatedRect, mirrored: Bool) throws -> Tensor {
+        guard image.rank == 4, image.shape[0] == 1, image.shape[1] == 3 else {
+            throw FaceError("a crop needs an image tensor [1, 3, H, W], got \(image.shape)")
+        }
+        let H = image.shape[2], W = image.shape[3], n = Iris.inputSize
+        let crop = Iris.Crop(roi: roi, imageWidth: W, imageHeight: H)
+        let cw = crop.width, ch = crop.height
+        let back = try crop.imageToCrop.inverted()
+        var grid = [Float](repeating: 0, count: ch * cw * 2)
+        for i in 0..<ch {
+            for j in 0..<cw {
+                let p = back.apply(Point(Double(j), Double(i)))
+                // OpenCV's nearest pixel (cvRound: ties to even), the edge replicated.
+                let x = min(max(p.x.rounded(.toNearestOrEven), 0), Double(W - 1))
+                let y = min(max(p.y.rounded(.toNearestOrEven), 0), Double(H - 1))
+                grid[2 * (i * cw + j)] = Float((2 * x + 1) / Double(W) - 1)
+                grid[2 * (i * cw + j) + 1] = Float((2 * y + 1) / Double(H) - 1)
+            }
+        }
+        let picked = NN.gridSample(image, grid: Tensor(shape: [1, ch, cw, 2], values: grid), padding: .border, alignCorners: false)
+        let fit = crop.fitted
+        let rows = Tensor(shape: [n, ch], values: Iris.Crop.resizeWeights(size: ch, target: fit.height, pad: fit.top, total: n))
+        let cols = Iris.Crop.resizeWeights(size: cw, target: fit.width, pad: fit.left, total: n)
+        // [cw, n]: output column o takes resize row o, or row n − 1 − o when mirrored (cv::flip).
+        var colsT = [Float](repeating: 0, count: cw * n)
+        for o in 0..<n {
+            let r = mirrored ? n - 1 - o : o
+            for j in 0..<cw { colsT[j * n + o] = cols[r * cw + j] }
+        }
+        let resized = rows.matmul(picked).matmul(Tensor(shape: [cw, n], values: colsT))
+        return resized.permuted(0, 2, 3, 1).contiguous()
     }
 
     /// `Letterbox.input` on a tensor (black padding).

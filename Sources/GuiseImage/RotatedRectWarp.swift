@@ -32,3 +32,31 @@ extension Image {
         return Image(interleaved: out, width: ow, height: oh, channels: 3)
     }
 }
+
+extension Image {
+    /// The crop MediaPipe's older CPU calculators make (ImageCroppingCalculator, then
+    /// ImageTransformationCalculator with scale_mode FIT), which its iris graph still uses: this
+    /// image as 8-bit RGB, the rectangle with whole-pixel `centre` and size turned by `rotation`
+    /// radians, its corners mapped onto the centres of a `rectWidth` × `rectHeight` crop's corner
+    /// pixels with nearest-neighbour sampling; that crop resized to fit `outputWidth` ×
+    /// `outputHeight` (OpenCV's INTER_AREA when shrinking, INTER_LINEAR otherwise), centred on
+    /// black, and mirrored left–right if `flipped`. `border` is `.constant(0)` or `.replicate`.
+    public func croppedAndFitted8Bit(centreX: Int, centreY: Int, rectWidth rw: Int, rectHeight rh: Int, rotation: Double,
+                                     outputWidth ow: Int, outputHeight oh: Int, flipped: Bool, border: Border) throws -> Image {
+        try validate()
+        guard ow > 0, oh > 0 else { throw ImageError("cannot crop to \(ow)x\(oh)") }
+        guard rw > 0, rh > 0, rotation.isFinite else { throw ImageError("the crop rectangle \(rw)x\(rh) is empty or its rotation is not finite") }
+        switch border {
+        case .replicate: break
+        case .constant(let v) where v == 0: break
+        default: throw ImageError("an 8-bit crop pads with zeros or the edge pixels only")
+        }
+        let pixels = interleaved8(channels: 3)
+        var out = [UInt8](repeating: 0, count: ow * oh * 3)
+        // MediaPipe computes the angle from a float rotation: rotation * 180.f / M_PI.
+        try OpenCV.check(cvb_crop_and_fit_u8(pixels, Int32(width), Int32(height), 3, Int32(centreX), Int32(centreY),
+                                             Int32(rw), Int32(rh), Float(Double(Float(rotation) * 180) / Double.pi),
+                                             &out, Int32(ow), Int32(oh), flipped ? 1 : 0, border.mode))
+        return Image(interleaved: out, width: ow, height: oh, channels: 3)
+    }
+}

@@ -101,7 +101,7 @@ final class FaceAnalysisTests: XCTestCase {
         let tensor = try Autograd.noGrad { try analyzer.gazeFeatures(x, at: lm) }.values
         XCTAssertEqual(tensor.count, 4)
         for (k, p) in plain.enumerated() {
-            // OpenCV's crops round bilinear weights to 1/32 pixel, gridSample does not.
+            // The plain pipeline crops in 8 bits (as MediaPipe), the tensor path in float.
             XCTAssertEqual(Double(tensor[2 * k]), p.x, accuracy: 0.01)
             XCTAssertEqual(Double(tensor[2 * k + 1]), p.y, accuracy: 0.02)
         }

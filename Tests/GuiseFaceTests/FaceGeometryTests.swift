@@ -209,10 +209,11 @@ final class FaceMeshGeometryTests: XCTestCase {
         XCTAssertEqual(t.shape, [1, 192, 192, 3])
         let v = t.values
         for (u, vv) in [(0, 0), (96, 96), (191, 5), (40, 150)] {
-            // Pixel (u, v) samples the image at the inverse transform of (u, v).
+            // Pixel (u, v) samples the image at the inverse transform of (u, v). The mesh crop is
+            // MediaPipe's 8-bit one: the image and the result are each rounded to a level.
             let p = try roi.cropTransform(width: 192, height: 192).inverted().apply(Point(Double(u), Double(vv)))
-            XCTAssertEqual(Double(v[(vv * 192 + u) * 3]), p.x / 400, accuracy: 1e-4)
-            XCTAssertEqual(Double(v[(vv * 192 + u) * 3 + 1]), p.y / 400, accuracy: 1e-4)
+            XCTAssertEqual(Double(v[(vv * 192 + u) * 3]), p.x / 400, accuracy: 1 / 255 + 1e-4)
+            XCTAssertEqual(Double(v[(vv * 192 + u) * 3 + 1]), p.y / 400, accuracy: 1 / 255 + 1e-4)
         }
         // A mirrored crop is the plain crop flipped left–right.
         let plain = try roi.crop(image, width: 64, height: 64).values
@@ -519,11 +520,41 @@ final class TensorCropTests: XCTestCase {
         }
         let lb = Letterbox(imageWidth: 70, imageHeight: 55, size: 40)
         let ours = try TensorCrops.letterbox(t, lb)
-        let cv = try lb.input(image)
+        // OpenCV's float warp of the same square (`Letterbox.input` warps in 8 bits, as MediaPipe).
+        let cv = NHWC.tensor(from: try image.warpedAffine(lb.transform, width: 40, height: 40, interpolation: .linear, border: .constant(0)),
+                             range: -1...1)
         XCTAssertLessThan(maxDiff(ours.values, cv.values), 6e-3)
+        // The 8-bit square: the image and the result each rounded to a level (2/255 in −1…1).
+        XCTAssertLessThan(maxDiff(try lb.input(image).values, cv.values), 2 / 255 + 1e-3)
         XCTAssertEqual(ours.values[0], -1, "padding is black")
         XCTAssertThrowsError(try TensorCrops.letterbox(t, Letterbox(imageWidth: 10, imageHeight: 10, size: 8)))
         XCTAssertThrowsError(try TensorCrops.crop(Tensor(shape: [3, 4], repeating: 0), roi: roi, width: 8, height: 8))
+    }
+
+    /// The eye crop on a tensor samples as MediaPipe's 8-bit iris crop (`Iris.input`): enlarged
+    /// (INTER_LINEAR), shrunk (INTER_AREA), letterboxed (a non-square rectangle), mirrored.
+    func testEyeCropMatchesTheIrisGraphsCrop() throws {
+        var image = smoothImage(160, 140)
+        // On 8-bit levels, as photos are, so only the result's rounding differs.
+        image.rgb = image.rgb.map { ($0 * 255).rounded() / 255 }
+        let t = TensorCrops.nchw(image)
+        let rois = [RotatedRect(centre: Point(60.3, 50.6), width: 40.2, height: 40.2, rotation: 0.4),
+                    RotatedRect(centre: Point(80, 70), width: 101, height: 101, rotation: -1.1),
+                    RotatedRect(centre: Point(70.6, 64.4), width: 40, height: 30, rotation: 0.2),
+                    RotatedRect(centre: Point(10, 130), width: 35, height: 35, rotation: 2.5)]
+        for roi in rois {
+            for mirrored in [false, true] {
+                let ours = try TensorCrops.eyeCrop(t, roi: roi, mirrored: mirrored)
+                let cv = try Iris.input(image, roi: roi, mirrored: mirrored)
+                XCTAssertEqual(ours.shape, [1, 64, 64, 3])
+                // OpenCV resizes 8-bit values with 11-bit fixed-point weights, then rounds.
+                XCTAssertLessThan(maxDiff(ours.values, cv.values), 1 / 255 + 1e-4, "\(roi) mirrored \(mirrored)")
+            }
+        }
+        let fit = Iris.Crop(roi: rois[2], imageWidth: 160, imageHeight: 140).fitted
+        XCTAssertEqual([fit.width, fit.height, fit.left, fit.top], [64, 48, 0, 8])
+        XCTAssertEqual(Iris.Crop(roi: rois[0], imageWidth: 160, imageHeight: 140),
+                       Iris.Crop(roi: RotatedRect(centre: Point(60, 51), width: 40, height: 40, rotation: 0.4), imageWidth: 160, imageHeight: 140))
     }
 
     /// Gradients of a crop reach the image: bilinear sampling is linear, so central
@@ -546,6 +577,31 @@ final class TensorCropTests: XCTestCase {
             p[i] += 0.01; m[i] -= 0.01
             let fd = (try loss(Tensor(shape: base.shape, values: p)) - loss(Tensor(shape: base.shape, values: m))) / 0.02
             XCTAssertEqual(Double(grad[i]), fd, accuracy: 1e-3, "pixel value \(i)")
+            if fd != 0 { checked += 1 }
+        }
+        XCTAssertGreaterThan(checked, 5)
+    }
+
+    /// The eye crop is linear in the image too (a pixel pick, then a resize): central
+    /// differences match its gradient, and each picked pixel gets one.
+    func testEyeCropGradientReachesTheImage() throws {
+        let base = TensorCrops.nchw(smoothImage(12, 10))
+        let roi = RotatedRect(centre: Point(6, 5), width: 7, height: 7, rotation: 0.5)
+        let weights = Tensor(shape: [1, 64, 64, 3], values: (0..<(64 * 64 * 3)).map { Float(($0 * 37) % 11) / 11 - 0.5 })
+        let leaf = base.copy()
+        leaf.requiresGrad = true
+        (try TensorCrops.eyeCrop(leaf, roi: roi, mirrored: true) * weights).summed(toShape: []).backward()
+        let grad = try XCTUnwrap(leaf.grad).values
+        func loss(_ x: Tensor) throws -> Double {
+            let v = try TensorCrops.eyeCrop(x, roi: roi, mirrored: true).values
+            return zip(v, weights.values).reduce(0) { $0 + Double($1.0 * $1.1) }
+        }
+        var checked = 0
+        for i in stride(from: 0, to: 360, by: 7) {
+            var p = base.values, m = base.values
+            p[i] += 0.01; m[i] -= 0.01
+            let fd = (try loss(Tensor(shape: base.shape, values: p)) - loss(Tensor(shape: base.shape, values: m))) / 0.02
+            XCTAssertEqual(Double(grad[i]), fd, accuracy: 1e-2 * max(1, abs(fd)), "pixel value \(i)")
             if fd != 0 { checked += 1 }
         }
         XCTAssertGreaterThan(checked, 5)

@@ -60,6 +60,15 @@ int cvb_warp_rotated_rect_u8(const uint8_t *src, int width, int height, int chan
                              float angle_degrees, uint8_t *dst, int dst_width, int dst_height,
                              int border_mode);
 
+/// MediaPipe's older CPU crop (ImageCroppingCalculator, then ImageTransformationCalculator with
+/// scale_mode FIT), which its iris graph uses: the cv::RotatedRect with whole-pixel centre and
+/// size (angle in degrees) mapped by boxPoints onto the *centres* of a rect_width x rect_height
+/// crop's corner pixels, nearest-neighbour warpPerspective; then resized to fit dst (INTER_AREA
+/// when shrinking, else INTER_LINEAR), centred on black, and mirrored left-right if `flip`.
+int cvb_crop_and_fit_u8(const uint8_t *src, int width, int height, int channels,
+                        int centre_x, int centre_y, int rect_width, int rect_height, float angle_degrees,
+                        uint8_t *dst, int dst_width, int dst_height, int flip, int border_mode);
+
 /// ksize 0 derives the kernel size from sigma. Borders reflect (BORDER_REFLECT_101).
 int cvb_gaussian_blur(const float *src, int width, int height, int planes, float *dst,
                       double sigma, int ksize);
