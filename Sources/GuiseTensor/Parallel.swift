@@ -20,10 +20,14 @@ public enum Parallel {
     /// Calls `body` on disjoint sub-ranges of `0..<count` covering it exactly, possibly several
     /// per thread: a few more pieces than threads, so a worker that starts late doesn't leave
     /// the caller waiting with nothing to do. Small jobs stay on the calling thread.
-    public static func forEach(_ count: Int, minChunk: Int = 4096, _ body: (Range<Int>) -> Void) {
+    ///
+    /// The pieces depend only on `count`, `minChunk`, `maxChunks` and the thread count, never on
+    /// timing; a caller that combines per-piece results must do so in range order to stay
+    /// deterministic. `maxChunks` caps the pieces where each one holds a large buffer.
+    public static func forEach(_ count: Int, minChunk: Int = 4096, maxChunks: Int? = nil, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let t = threads
-        let chunks = min(t == 1 ? 1 : 3 * t, max(1, count / max(minChunk, 1)))
+        let chunks = min(t == 1 ? 1 : 3 * t, maxChunks ?? .max, max(1, count / max(minChunk, 1)))
         if chunks == 1 { body(0..<count); return }
         withoutActuallyEscaping(body) { body in
             var job = Job(count: count, chunks: chunks, body: body)

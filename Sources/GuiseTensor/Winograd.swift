@@ -147,10 +147,13 @@ struct Winograd3x3 {
         let sumCount = 16 * outChannels * cg
         let sums = Storage(zeroedCount: sumCount)
         let lock = NSLock()
+        var partials: [(Int, Storage)] = []
         let s = self
         withSingleThreadedBLAS {
-            Parallel.forEach(batch * perSample, minChunk: 1) { range in
-                // Each core sums its jobs' tiles apart, then adds its total in under the lock.
+            // One piece per thread: each holds a whole partial sum.
+            Parallel.forEach(batch * perSample, minChunk: 1, maxChunks: Parallel.threads) { range in
+                // Each piece sums its jobs' tiles apart; the pieces are added up afterwards in
+                // the order of their ranges, so the result doesn't depend on which finished first.
                 let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
                 let z = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
                 let local = Storage(uninitializedCount: sumCount)
@@ -169,10 +172,13 @@ struct Winograd3x3 {
                     }
                 }
                 lock.lock()
-                let d = sums.pointer, l = local.pointer
-                for i in 0..<sumCount { d[i] += l[i] }
+                partials.append((range.lowerBound, local))
                 lock.unlock()
             }
+        }
+        for (_, local) in partials.sorted(by: { $0.0 < $1.0 }) {
+            let d = sums.pointer, l = local.pointer
+            Parallel.forEach(sumCount, minChunk: 65536) { r in for i in r { d[i] += l[i] } }
         }
         // dL/dg = Gᵀ S G, Gᵀ = [[1, ½, ½, 0], [0, ½, −½, 0], [0, ½, ½, 1]].
         let sp = sums.pointer, plane = outChannels * cg, cg = cg

@@ -65,3 +65,23 @@ final class ParallelTests: XCTestCase {
         XCTAssertEqual(sums, (0..<8).map { 20 * (5000 + $0) })
     }
 }
+
+/// Results never depend on which thread finished first: the Winograd weight gradient, which
+/// sums per-thread partials, is bit-identical across runs with more pieces than cores.
+final class DeterminismTests: XCTestCase {
+    func testWinogradWeightGradientIsBitIdenticalAcrossRuns() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 4
+        let x = randomTensor([2, 16, 24, 24], seed: 1), w = randomTensor([16, 16, 3, 3], seed: 2, scale: 0.2)
+        let seed = randomTensor([2, 16, 24, 24], seed: 3)
+        func weightGrad() -> [Float] {
+            let ws = w.copy()
+            ws.requiresGrad = true
+            (NN.conv2d(x, weight: ws, padding: 1) * seed).sum().backward()
+            return ws.grad!.values
+        }
+        let first = weightGrad()
+        for _ in 0..<24 { XCTAssertEqual(weightGrad(), first) }
+    }
+}
