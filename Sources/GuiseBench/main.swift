@@ -18,8 +18,14 @@ struct Row {
 
 /// Median and best wall time in seconds of `body`, after warm-up, with runs capped at about
 /// `budget` seconds. On a machine others are loading, the best run is the steadier figure.
-func measure(_ body: () -> Void, budget: Double = 3, maxRuns: Int = 15) -> (median: Double, best: Double) {
+/// Median and best wall time after warm-up calls (two at least, and `warmup` seconds: a
+/// millisecond network's first runs in a fresh process are slow while clocks, caches and the
+/// thread pool settle); at least five runs, until `budget` seconds or `maxRuns`.
+/// Tools/bench_timing.py measures the references the same way.
+func measure(_ body: () -> Void, budget: Double = 3, maxRuns: Int = 15, warmup: Double = 0.3) -> (median: Double, best: Double) {
+    let warmStart = DispatchTime.now().uptimeNanoseconds
     body(); body()
+    while Double(DispatchTime.now().uptimeNanoseconds - warmStart) / 1e9 < warmup { body() }
     var times: [Double] = []
     let start = DispatchTime.now().uptimeNanoseconds
     while times.count < maxRuns {
@@ -189,7 +195,8 @@ let only = args.firstIndex(of: "--only").flatMap { $0 + 1 < args.count ? args[$0
 let filter = args.first { !$0.hasPrefix("--") && $0 != only }
 if !tsv { print(String(format: "%-30@ %10@ %10@ %10@", "op", "median ms", "best ms", "GFLOP/s")) }
 for row in rows where (only.map { row.name == $0 } ?? true) && (filter.map { row.name.contains($0) } ?? true) {
-    let t = measure(row.make())
+    // Network rows take milliseconds: as many runs as the LiteRT side gets (bench_litert.py).
+    let t = measure(row.make(), maxRuns: row.name.hasPrefix("tflite ") || row.name == "dlib resnet" ? 30 : 15)
     if tsv {
         print("\(row.name)\t\(t.median * 1e3)\t\(t.best * 1e3)\t\(row.flops / 1e9)")
     } else {
