@@ -162,7 +162,7 @@ struct GatheredConv {
     let batch: Int, outChannels: Int
 
     static func applies(_ geo: ConvGeometry, groups: Int, outChannels: Int) -> Bool {
-        groups == 1 && !geo.isPointwise && geo.outW >= 8
+        groups == 1 && !geo.isPointwise && geo.outW >= 4
             && PointwiseConv.fits(channels: geo.colRows, outChannels: outChannels, pixels: geo.outH * geo.outW)
     }
 
@@ -192,9 +192,14 @@ struct GatheredConv {
                     for job in r {
                         let oh = job / tiles, ow = (job % tiles) * PointwiseConv.tile
                         let base = UnsafePointer(copy) + oh * g.stride.h * planes.pitch + ow
-                        PointwiseConv.column({ base + off[$0] }, c: k, w, bias: bias, o: o,
-                                             y + n * o * outPlane + oh * g.outW + ow, ldy: outPlane,
-                                             width: min(PointwiseConv.tile, g.outW - ow), lo: lo, hi: hi)
+                        let width = min(PointwiseConv.tile, g.outW - ow), d = y + n * o * outPlane + oh * g.outW + ow
+                        if width > 8 {
+                            PointwiseConv.column({ base + off[$0] }, c: k, w, bias: bias, o: o, d, ldy: outPlane,
+                                                 width: width, lo: lo, hi: hi, Wide.self)
+                        } else {
+                            PointwiseConv.column({ base + off[$0] }, c: k, w, bias: bias, o: o, d, ldy: outPlane,
+                                                 width: width, lo: lo, hi: hi, Narrow.self)
+                        }
                     }
                 }
             }

@@ -389,6 +389,7 @@ final class ConvFastPathTests: XCTestCase {
             ([1, 1, 19, 40], 7, 3, 1, NN.Padding(1, 1), 1),
             ([1, 4, 23, 30], 11, 3, 1, NN.Padding(2, 2), 2),
             ([1, 2, 30, 50], 6, 4, 3, NN.Padding(top: 0, bottom: 2, left: 3, right: 0), 1),
+            ([1, 64, 10, 10], 8, 2, 2, NN.Padding(0, 0), 1),
         ]
         for (n, c) in cases.enumerated() {
             let x = randomTensor(c.x, seed: 200 + UInt64(n)), w = randomTensor([c.o, c.x[1], c.k, c.k], seed: 210 + UInt64(n))
