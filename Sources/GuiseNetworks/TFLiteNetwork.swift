@@ -230,9 +230,17 @@ private struct StepBuilder {
             let act = o.activation
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
             let (clamp, rest) = Self.split(act, then: plan.activation)
+            var slopes: Tensor? = nil
+            if case .prelu(let t)? = plan.activation {
+                guard let alpha = try constant(t), alpha.count == w.shape[0], alpha.shape.last == alpha.count else {
+                    throw fail(i, name, "the PReLU after it needs one constant slope per output channel")
+                }
+                slopes = alpha.reshaped([alpha.count])
+            }
             return { a in
                 [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
-                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups, clamp: clamp), rest)]
+                                         dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups, clamp: clamp,
+                                         prelu: slopes), rest)]
             }
 
         case ("DEPTHWISE_CONV_2D", .depthwiseConv2D(let o)):
@@ -468,7 +476,8 @@ private struct StepBuilder {
 ///   they read, so the padded copy is never built);
 /// - a channel PAD feeding only a residual ADD is done inside the add (`NN.residualAdd`);
 /// - a RELU, RELU6 or PRELU that is the only consumer of an ADD is applied as the add writes;
-/// - a RELU or RELU6 that is the only consumer of a conv is the conv's output clamp.
+/// - a RELU or RELU6 that is the only consumer of a conv is the conv's output clamp, and a
+///   PRELU after a CONV_2D is applied as it writes too.
 /// Tensors produced by absorbed ops are never stored; fetching one by name is an error.
 struct Fusion {
     enum Activation {
@@ -552,7 +561,8 @@ struct Fusion {
         }
 
         for (i, op) in g.operators.enumerated() where ["CONV_2D", "DEPTHWISE_CONV_2D"].contains(name(i)) {
-            // A RELU or RELU6 op after a conv without a fused activation becomes the conv's clamp.
+            // A RELU or RELU6 op after a conv without a fused activation becomes the conv's clamp;
+            // a PRELU after a CONV_2D is applied in the same output pass.
             var own = TFLiteActivation.none
             switch op.options {
             case .conv2D(let o): own = o.activation
@@ -561,14 +571,16 @@ struct Fusion {
             }
             guard own == .none, op.outputs.count == 1, let u = soleConsumer(op.outputs[0]),
                   g.operators[u].inputs.first == op.outputs[0] else { continue }
-            let clamp: NN.Clamp
+            let after: Activation
             switch name(u) {
-            case "RELU": clamp = .relu
-            case "RELU6": clamp = .relu6
+            case "RELU": after = .clamp(.relu)
+            case "RELU6": after = .clamp(.relu6)
+            case "PRELU" where name(i) == "CONV_2D" && g.operators[u].inputs.count == 2 && !isActivation(g.operators[u].inputs[1]):
+                after = .prelu(g.operators[u].inputs[1])
             default: continue
             }
             var plan = plans[i] ?? Plan()
-            plan.activation = .clamp(clamp)
+            plan.activation = after
             plan.outputs = g.operators[u].outputs
             plan.absorbed.append(name(u))
             plans[i] = plan

@@ -28,15 +28,32 @@ struct ConvKernels {
     var outSample: Int { outChannels * p }
 
     /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
+    /// `slopes`, when given, is a PReLU after the clamp, one slope per output channel.
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
+                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none, slopes: UnsafePointer<Float>? = nil) {
+        if let slopes, !PointwiseConv.applies(geo, groups: groups, outChannels: outChannels)
+            && !(GatheredConv.applies(geo, groups: groups, outChannels: outChannels)
+                 && !Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && !ShiftedConv.applies(geo, groups: groups)) {
+            // Paths without the PReLU in their output pass: a pass of its own.
+            forward(x, w, bias: bias, y, clamp: clamp)
+            let plane = p
+            Parallel.forEach(batch * outChannels, minChunk: max(1, 16384 / max(plane, 1))) { r in
+                for job in r {
+                    let a = F8(repeating: slopes[job % outChannels]), d = y + job * plane
+                    var i = 0
+                    while i + 8 <= plane { let v = load8(d + i); store8(v.replacing(with: v * a, where: v .< 0), d + i); i += 8 }
+                    while i < plane { if d[i] < 0 { d[i] *= slopes[job % outChannels] }; i += 1 }
+                }
+            }
+            return
+        }
         if DepthwiseConv.applies(geo, groups: groups) {
             DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y, clamp: clamp)
             return
         }
         if PointwiseConv.applies(geo, groups: groups, outChannels: outChannels) {
             PointwiseConv(channels: geo.channels, outChannels: outChannels, pixels: p, batch: batch)
-                .forward(x, w, bias: bias, y, clamp: clamp)
+                .forward(x, w, bias: bias, y, clamp: clamp, slopes: slopes)
             return
         }
         if groups == 1 && outChannels <= 2 && geo.channels <= 32 && p >= 4096 && geo.kh * geo.kw > 1 {
@@ -66,7 +83,7 @@ struct ConvKernels {
             && !Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && !ShiftedConv.applies(geo, groups: groups) {
             // Small convs (few input channels, e.g. a network's first layer) are small GEMMs over
             // a column matrix that the direct 1×1 kernel reads in place, without BLAS's overheads.
-            GatheredConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y, clamp: clamp)
+            GatheredConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y, clamp: clamp, slopes: slopes)
             return
         }
         general(x, w, bias: bias, y)
@@ -220,8 +237,12 @@ extension NN {
 
     /// 2-D convolution as PyTorch's `F.conv2d`: x [N, C, H, W], weight [O, C/groups, kh, kw],
     /// bias [O], then `clamp`. Differentiable in x, weight and bias.
+    ///
+    /// `prelu`, one slope per output channel, follows the clamp: without a tape both are applied
+    /// as the output is written (TFLite's CONV_2D then PRELU), with one they are ops of their own.
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: Pair = 1,
-                              padding: Padding = 0, dilation: Pair = 1, groups: Int = 1, clamp: Clamp = .none) -> Tensor {
+                              padding: Padding = 0, dilation: Pair = 1, groups: Int = 1, clamp: Clamp = .none,
+                              prelu: Tensor? = nil) -> Tensor {
         precondition(x.rank == 4 && weight.rank == 4, "conv2d: input \(x.shape) and weight \(weight.shape) must be 4-D")
         precondition(groups >= 1 && x.shape[1] % groups == 0 && weight.shape[0] % groups == 0,
                      "conv2d: \(x.shape[1]) input and \(weight.shape[0]) output channels are not divisible into \(groups) groups")
@@ -235,8 +256,13 @@ extension NN {
         let y = Tensor(uninitialized: [x.shape[0], weight.shape[0], geo.outH, geo.outW])
         let inputs = [xc, wc] + (bc.map { [$0] } ?? [])
         // With a tape the clamp is a separate op, so its gradient is recorded.
-        let recording = Autograd.shouldRecord(inputs)
-        kern.forward(xc.data, wc.data, bias: bc?.data, y.data, clamp: recording ? .none : clamp)
+        if let prelu { precondition(prelu.count == weight.shape[0], "conv2d: \(prelu.count) PReLU slopes for \(weight.shape[0]) output channels") }
+        let recording = Autograd.shouldRecord(inputs + (prelu.map { [$0] } ?? []))
+        let slopes = recording ? nil : prelu?.contiguous()
+        withExtendedLifetime(slopes) {
+            kern.forward(xc.data, wc.data, bias: bc?.data, y.data, clamp: recording ? .none : clamp,
+                         slopes: slopes.map { UnsafePointer($0.data) })
+        }
 
         if recording {
             let xd = xc.detached(), wd = wc.detached()
@@ -265,7 +291,9 @@ extension NN {
                 return grads
             }
         }
-        return recording ? clamp.apply(y) : y
+        guard recording else { return y }
+        let clamped = clamp.apply(y)
+        return prelu.map { NN.prelu(clamped, weight: $0.reshaped([$0.count])) } ?? clamped
     }
 
     /// Transposed convolution as PyTorch's `F.conv_transpose2d`: x [N, Cin, H, W],

@@ -22,7 +22,7 @@ struct PointwiseConv {
     static let tile = 16
 
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
+                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none, slopes: UnsafePointer<Float>? = nil) {
         let c = channels, p = pixels, o = outChannels, t = Self.tile
         let blocks = (p + t - 1) / t
         let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high)
@@ -49,10 +49,10 @@ struct PointwiseConv {
                 }
                 if width > 8 {
                     Self.column({ UnsafePointer(panel) + $0 * t }, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
-                                width: width, lo: lo, hi: hi, Wide.self)
+                                width: width, lo: lo, hi: hi, slopes: slopes, Wide.self)
                 } else {
                     Self.column({ UnsafePointer(panel) + $0 * t }, c: c, w, bias: bias, o: o, y + n * o * p + p0, ldy: p,
-                                width: width, lo: lo, hi: hi, Narrow.self)
+                                width: width, lo: lo, hi: hi, slopes: slopes, Narrow.self)
                 }
             }
         }
@@ -66,10 +66,13 @@ struct PointwiseConv {
     @inline(__always)
     static func column<Width: ColumnWidth>(_ row: (Int) -> UnsafePointer<Float>, c: Int, _ w: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>?, o: Int, _ y: UnsafeMutablePointer<Float>, ldy: Int,
-                       width: Int, lo: F8, hi: F8, _ columnWidth: Width.Type = Wide.self) {
+                       width: Int, lo: F8, hi: F8, slopes: UnsafePointer<Float>? = nil,
+                                         _ columnWidth: Width.Type = Wide.self) {
         let wide = Width.wide
-        @inline(__always) func put(_ v: F8, _ d: UnsafeMutablePointer<Float>, _ k: Int) {
-            let v = vmin(vmax(v, lo), hi)
+        // The clamp, then a PReLU with output channel `row`'s slope when there is one.
+        @inline(__always) func put(_ row: Int, _ v: F8, _ d: UnsafeMutablePointer<Float>, _ k: Int) {
+            var v = vmin(vmax(v, lo), hi)
+            if let slopes { v = v.replacing(with: v * F8(repeating: slopes[row]), where: v .< 0) }
             if k >= 8 { store8(v, d) } else if k > 0 { storePartial(v, d, k) }
         }
         // The bias is added after the sum, as BLAS adds C: the same rounding as the GEMM path.
@@ -101,12 +104,12 @@ struct PointwiseConv {
                 b = bias8(j + 5); a50 += b; a51 += b
             }
             let d = y + j * ldy
-            put(a00, d, width); put(a01, d + 8, width - 8)
-            put(a10, d + ldy, width); put(a11, d + ldy + 8, width - 8)
-            put(a20, d + 2 * ldy, width); put(a21, d + 2 * ldy + 8, width - 8)
-            put(a30, d + 3 * ldy, width); put(a31, d + 3 * ldy + 8, width - 8)
-            put(a40, d + 4 * ldy, width); put(a41, d + 4 * ldy + 8, width - 8)
-            put(a50, d + 5 * ldy, width); put(a51, d + 5 * ldy + 8, width - 8)
+            put(j, a00, d, width); put(j, a01, d + 8, width - 8)
+            put(j + 1, a10, d + ldy, width); put(j + 1, a11, d + ldy + 8, width - 8)
+            put(j + 2, a20, d + 2 * ldy, width); put(j + 2, a21, d + 2 * ldy + 8, width - 8)
+            put(j + 3, a30, d + 3 * ldy, width); put(j + 3, a31, d + 3 * ldy + 8, width - 8)
+            put(j + 4, a40, d + 4 * ldy, width); put(j + 4, a41, d + 4 * ldy + 8, width - 8)
+            put(j + 5, a50, d + 5 * ldy, width); put(j + 5, a51, d + 5 * ldy + 8, width - 8)
             j += 6
         }
         while j + 4 <= o {
@@ -127,10 +130,10 @@ struct PointwiseConv {
                 a00 += b0; a01 += b0; a10 += b1; a11 += b1; a20 += b2; a21 += b2; a30 += b3; a31 += b3
             }
             let d = y + j * ldy
-            put(a00, d, width); put(a01, d + 8, width - 8)
-            put(a10, d + ldy, width); put(a11, d + ldy + 8, width - 8)
-            put(a20, d + 2 * ldy, width); put(a21, d + 2 * ldy + 8, width - 8)
-            put(a30, d + 3 * ldy, width); put(a31, d + 3 * ldy + 8, width - 8)
+            put(j, a00, d, width); put(j, a01, d + 8, width - 8)
+            put(j + 1, a10, d + ldy, width); put(j + 1, a11, d + ldy + 8, width - 8)
+            put(j + 2, a20, d + 2 * ldy, width); put(j + 2, a21, d + 2 * ldy + 8, width - 8)
+            put(j + 3, a30, d + 3 * ldy, width); put(j + 3, a31, d + 3 * ldy + 8, width - 8)
             j += 4
         }
         while j < o {
@@ -141,7 +144,7 @@ struct PointwiseConv {
                 a0 = a0.addingProduct(b, load8(xp)); a1 = a1.addingProduct(b, load8(xp + 8))
             }
             if let bias { a0 += F8(repeating: bias[j]); a1 += F8(repeating: bias[j]) }
-            put(a0, y + j * ldy, width); put(a1, y + j * ldy + 8, width - 8)
+            put(j, a0, y + j * ldy, width); put(j, a1, y + j * ldy + 8, width - 8)
             j += 1
         }
     }
@@ -167,7 +170,7 @@ struct GatheredConv {
     }
 
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none) {
+                 _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none, slopes: UnsafePointer<Float>? = nil) {
         let g = geo, c = g.channels, k = g.colRows, o = outChannels, outPlane = g.outH * g.outW
         let planes = PhasePlane(geo: g), size = planes.rows * planes.pitch
         let lo = F8(repeating: clamp.low), hi = F8(repeating: clamp.high)
@@ -195,10 +198,10 @@ struct GatheredConv {
                         let width = min(PointwiseConv.tile, g.outW - ow), d = y + n * o * outPlane + oh * g.outW + ow
                         if width > 8 {
                             PointwiseConv.column({ base + off[$0] }, c: k, w, bias: bias, o: o, d, ldy: outPlane,
-                                                 width: width, lo: lo, hi: hi, Wide.self)
+                                                 width: width, lo: lo, hi: hi, slopes: slopes, Wide.self)
                         } else {
                             PointwiseConv.column({ base + off[$0] }, c: k, w, bias: bias, o: o, d, ldy: outPlane,
-                                                 width: width, lo: lo, hi: hi, Narrow.self)
+                                                 width: width, lo: lo, hi: hi, slopes: slopes, Narrow.self)
                         }
                     }
                 }

@@ -425,6 +425,29 @@ final class ConvFastPathTests: XCTestCase {
         }
     }
 
+    /// A PReLU after the conv, applied as the output is written (1×1 and gathered paths) or in a
+    /// pass of its own (the others), against conv then NN.prelu; with a tape, the separate ops.
+    func testConvWithPReLU() {
+        typealias Case = (x: [Int], o: Int, k: Int, stride: Int, pad: Int, groups: Int)
+        let cases: [Case] = [([1, 19, 7, 9], 11, 1, 1, 0, 1), ([1, 3, 20, 21], 16, 3, 2, 1, 1),
+                             ([1, 8, 16, 16], 8, 3, 1, 1, 1), ([1, 6, 9, 9], 6, 3, 1, 1, 6)]
+        for (n, c) in cases.enumerated() {
+            let x = randomTensor(c.x, seed: 300 + UInt64(n)), w = randomTensor([c.o, c.x[1] / c.groups, c.k, c.k], seed: 310 + UInt64(n))
+            let b = randomTensor([c.o], seed: 320 + UInt64(n)), slopes = randomTensor([c.o], seed: 330 + UInt64(n), scale: 0.3)
+            let plain = NN.conv2d(x, weight: w, bias: b, stride: NN.Pair(c.stride, c.stride), padding: NN.Padding(c.pad, c.pad), groups: c.groups)
+            let expected = NN.prelu(plain, weight: slopes)
+            let fused = NN.conv2d(x, weight: w, bias: b, stride: NN.Pair(c.stride, c.stride), padding: NN.Padding(c.pad, c.pad),
+                                  groups: c.groups, prelu: slopes)
+            XCTAssertEqual(fused.values, expected.values, "case \(n)")
+            let xs = x.copy()
+            xs.requiresGrad = true
+            let recorded = NN.conv2d(xs, weight: w, bias: b, stride: NN.Pair(c.stride, c.stride), padding: NN.Padding(c.pad, c.pad),
+                                     groups: c.groups, prelu: slopes)
+            XCTAssertEqual(recorded.values, expected.values, "case \(n), recorded")
+            XCTAssertNotNil(recorded.gradFn)
+        }
+    }
+
     /// Two output planes from five channels at 64×67: the per-channel depthwise-and-sum path.
     func testFewOutputPlanes() {
         let x = randomTensor([1, 5, 64, 67], seed: 48), w = randomTensor([2, 5, 3, 3], seed: 49, scale: 0.3)
