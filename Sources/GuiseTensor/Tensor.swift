@@ -105,29 +105,46 @@ public final class Tensor {
         return strides
     }
 
-    /// Gathers a strided tensor into dense memory. The inner dimension is copied as a run
-    /// when it is unit-stride, so permutes of NCHW stay cheap.
+    /// Gathers a strided tensor into dense memory. Size-1 dimensions are dropped and dimensions
+    /// that are contiguous with each other merged first (a [1, H, W, 1] view of an NCHW plane is
+    /// a plain copy). The last two dimensions are then copied as one 2-D block per outer index,
+    /// the inner one as a run when it is unit-stride, so permutes between NCHW and NHWC don't
+    /// pay index arithmetic per element or per short row.
     static func stridedCopy(from t: Tensor, to dst: UnsafeMutablePointer<Float>) {
         let n = t.count
         if n == 0 { return }
         if t.isContiguous { dst.update(from: t.storage.pointer + t.offset, count: n); return }
-        let r = t.rank
-        let inner = t.shape[r - 1], innerStride = t.strides[r - 1]
-        let rows = n / inner
-        let src = t.storage.pointer
-        Parallel.forEach(rows, minChunk: max(1, 16384 / max(inner, 1))) { range in
-            var idx = [Int](repeating: 0, count: max(r - 1, 0))
-            for row in range {
-                var rem = row, o = t.offset
-                for d in stride(from: r - 2, through: 0, by: -1) {
-                    idx[d] = rem % t.shape[d]; rem /= t.shape[d]
-                    o += idx[d] * t.strides[d]
+        var shape: [Int] = [], strides: [Int] = []
+        for (size, st) in zip(t.shape, t.strides) where size != 1 {
+            if let last = shape.last, strides.last! == st * size {
+                shape[shape.count - 1] = last * size; strides[strides.count - 1] = st
+            } else {
+                shape.append(size); strides.append(st)
+            }
+        }
+        let src = t.storage.pointer + t.offset
+        if shape.count <= 1 {
+            let st = strides.first ?? 1
+            if st == 1 { dst.update(from: src, count: n) } else { for i in 0..<n { dst[i] = src[i * st] } }
+            return
+        }
+        let r = shape.count
+        let rowsIn = shape[r - 2], inner = shape[r - 1], rowStride = strides[r - 2], innerStride = strides[r - 1]
+        let block = rowsIn * inner, blocks = n / block
+        Parallel.forEach(blocks, minChunk: max(1, 16384 / max(block, 1))) { range in
+            for b in range {
+                var rem = b, o = 0
+                for d in stride(from: r - 3, through: 0, by: -1) {
+                    o += (rem % shape[d]) * strides[d]; rem /= shape[d]
                 }
-                let out = dst + row * inner
-                if innerStride == 1 {
-                    out.update(from: src + o, count: inner)
-                } else {
-                    for i in 0..<inner { out[i] = src[o + i * innerStride] }
+                let out = dst + b * block
+                for i in 0..<rowsIn {
+                    let s = src + o + i * rowStride, d = out + i * inner
+                    if innerStride == 1 {
+                        d.update(from: s, count: inner)
+                    } else {
+                        for j in 0..<inner { d[j] = s[j * innerStride] }
+                    }
                 }
             }
         }

@@ -398,3 +398,37 @@ final class BroadcastFastPathTests: XCTestCase {
         }
     }
 }
+
+/// Dense copies of strided views (permutes between NCHW and NHWC with size-1 dimensions,
+/// broadcast views with zero strides, offset slices) against index arithmetic.
+final class StridedCopyTests: XCTestCase {
+    func reference(_ t: Tensor) -> [Float] {
+        let all = t.storage.pointer
+        var out: [Float] = [], idx = [Int](repeating: 0, count: t.rank)
+        for _ in 0..<t.count {
+            var o = t.offset
+            for d in 0..<t.rank { o += idx[d] * t.strides[d] }
+            out.append(all[o])
+            var d = t.rank - 1
+            while d >= 0 { idx[d] += 1; if idx[d] < t.shape[d] { break }; idx[d] = 0; d -= 1 }
+        }
+        return out
+    }
+
+    func testViewsCopyAsIndexedElementwise() {
+        let x = randomTensor([2, 3, 5, 7], seed: 21)
+        let plane = randomTensor([1, 1, 6, 9], seed: 22)
+        let views: [(String, Tensor)] = [
+            ("NCHW→NHWC", x.permuted(0, 2, 3, 1)),
+            ("NHWC→NCHW", x.permuted(0, 2, 3, 1).contiguous().permuted(0, 3, 1, 2)),
+            ("one channel to NHWC", plane.permuted(0, 2, 3, 1)),
+            ("transposed plane", plane.permuted(0, 1, 3, 2)),
+            ("broadcast", randomTensor([3, 1, 1], seed: 23).expanded(to: [2, 3, 5, 7])),
+            ("slice of a permute", x.narrow(1..<2).permuted(1, 0, 3, 2)),
+            ("5-D", randomTensor([2, 2, 3, 2, 4], seed: 24).permuted(4, 2, 0, 3, 1)),
+        ]
+        for (name, v) in views {
+            XCTAssertEqual(v.contiguous().values, reference(v), name)
+        }
+    }
+}
