@@ -17,12 +17,16 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     atomic_flag busy;              // held by the caller whose job is running
-    _Atomic uint64_t generation;   // bumped per job; workers wait for it to change
-    _Atomic int64_t next;          // next item to claim
+    // The job's generation (high 32 bits) and its next unclaimed item (low 32 bits), in one
+    // word: a worker claims an item by a compare-and-swap that also proves the job is still
+    // the one it woke for, so a worker arriving late from an earlier job can never run an
+    // item of the next one with that job's count, or claim an item twice.
+    _Atomic uint64_t ticket;
+    _Atomic int64_t count;         // items in the current job
     _Atomic int64_t done;          // items finished
-    int64_t count;
-    void (*fn)(void *, int64_t);
+    void (*fn)(void *, int64_t);   // read only after a successful claim
     void *ctx;
+    uint32_t generation;           // the caller's copy of the current generation
     int workers;                   // started so far
     _Atomic int wanted;            // workers that take part in jobs
 } pool = {
@@ -39,12 +43,19 @@ static int64_t now_ns(void) {
     return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-// Claims and runs items until none are left.
-static void work(void) {
+static uint32_t generation_of(uint64_t ticket) { return (uint32_t)(ticket >> 32); }
+
+// Claims and runs items of job `gen` until none are left or another job has started.
+static void work(uint32_t gen) {
     for (;;) {
-        // Acquire pairs with the caller's release of `next`, so count, fn and ctx are this job's.
-        int64_t i = atomic_fetch_add_explicit(&pool.next, 1, memory_order_acquire);
-        if (i >= pool.count) return;
+        uint64_t t = atomic_load_explicit(&pool.ticket, memory_order_acquire);
+        if (generation_of(t) != gen) return;
+        int64_t i = (int64_t)(t & 0xffffffffu);
+        if (i >= atomic_load_explicit(&pool.count, memory_order_relaxed)) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool.ticket, &t, t + 1, memory_order_acq_rel, memory_order_acquire))
+            continue;
+        // The claim succeeded, so the job is `gen` and cannot end before this item is done:
+        // fn and ctx are its own.
         pool.fn(pool.ctx, i);
         atomic_fetch_add_explicit(&pool.done, 1, memory_order_release);
     }
@@ -53,25 +64,25 @@ static void work(void) {
 static void *worker_main(void *arg) {
     int index = (int)(intptr_t)arg;
     inside_job = true;
-    uint64_t seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
+    uint32_t seen = generation_of(atomic_load_explicit(&pool.ticket, memory_order_acquire));
     for (;;) {
-        uint64_t g = atomic_load_explicit(&pool.generation, memory_order_acquire);
+        uint32_t g = generation_of(atomic_load_explicit(&pool.ticket, memory_order_acquire));
         if (g == seen) {
             int64_t start = now_ns();
             int polls = 0;
-            while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen) {
+            while ((g = generation_of(atomic_load_explicit(&pool.ticket, memory_order_acquire))) == seen) {
                 _mm_pause();
                 if (++polls % 64 == 0 && now_ns() - start > SPIN_NANOSECONDS) break;
             }
             if (g == seen) {
                 pthread_mutex_lock(&pool.lock);
-                while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
+                while ((g = generation_of(atomic_load_explicit(&pool.ticket, memory_order_acquire))) == seen)
                     pthread_cond_wait(&pool.wake, &pool.lock);
                 pthread_mutex_unlock(&pool.lock);
             }
         }
         seen = g;
-        if (index < atomic_load_explicit(&pool.wanted, memory_order_relaxed)) work();
+        if (index < atomic_load_explicit(&pool.wanted, memory_order_relaxed)) work(g);
     }
     return NULL;
 }
@@ -103,24 +114,25 @@ static void start_workers(int wanted) {
 
 void guise_pool_run(int64_t count, void (*fn)(void *ctx, int64_t i), void *ctx) {
     int wanted = atomic_load(&pool.wanted);
-    if (count <= 1 || wanted == 0 || inside_job || atomic_flag_test_and_set(&pool.busy)) {
+    if (count <= 1 || count > 0xffffffffLL || wanted == 0 || inside_job || atomic_flag_test_and_set(&pool.busy)) {
         for (int64_t i = 0; i < count; i++) fn(ctx, i);
         return;
     }
     start_workers(wanted);
-    pool.count = count;
     pool.fn = fn;
     pool.ctx = ctx;
+    atomic_store_explicit(&pool.count, count, memory_order_relaxed);
     atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool.next, 0, memory_order_release);
-    // The lock orders the bump against a worker that is about to sleep, so none misses it.
+    uint32_t gen = ++pool.generation;
+    // The lock orders the new ticket against a worker that is about to sleep, so none misses it;
+    // the release publishes fn, ctx, count and done with it.
     pthread_mutex_lock(&pool.lock);
-    atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
+    atomic_store_explicit(&pool.ticket, (uint64_t)gen << 32, memory_order_release);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
 
     inside_job = true;
-    work();
+    work(gen);
     inside_job = false;
     while (atomic_load_explicit(&pool.done, memory_order_acquire) < count) _mm_pause();
     atomic_flag_clear(&pool.busy);

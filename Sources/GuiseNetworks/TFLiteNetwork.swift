@@ -32,6 +32,8 @@ public final class TFLiteNetwork {
     private let foldedTensors: [Int: Int]
     /// How many operators were merged into others at load.
     public let fusedOperators: Int
+    /// Per step, the tensors it is the last reader of.
+    private let releases: [[Int]]
 
     /// Time spent in one step (one TFLite operator) over the runs since profiling was switched on.
     public struct StepTime {
@@ -124,6 +126,13 @@ public final class TFLiteNetwork {
                               kernel: kernel, run: run))
         }
         foldedTensors = fusion.folded
+        // Each activation is dropped after the last step that reads it, so its buffer goes back
+        // to the pool while still warm in cache and the next step of that size reuses it.
+        var lastUse: [Int: Int] = [:]
+        for (k, step) in steps.enumerated() { for t in step.inputs { lastUse[t] = k } }
+        var releases = [[Int]](repeating: [], count: steps.count)
+        for (t, k) in lastUse { releases[k].append(t) }
+        self.releases = releases
         fusedOperators = fusion.absorbed.count
         self.steps = steps
     }
@@ -149,6 +158,7 @@ public final class TFLiteNetwork {
             throw NetworkError("\(path): the model takes \(graph.inputs.count) inputs, got \(inputs.count)")
         }
         var values = [Tensor?](repeating: nil, count: graph.tensors.count)
+        let fetched = Set(fetch)
         for (k, (t, x)) in zip(graph.inputs, inputs).enumerated() {
             let want = graph.tensors[t].shape
             guard x.rank == want.count, Array(x.shape.dropFirst()) == Array(want.dropFirst()) else {
@@ -162,6 +172,7 @@ public final class TFLiteNetwork {
             let outs = step.run(args)
             if profile != nil { profile![k].seconds += Double(Self.profileClock() - t0) / 1e9; profile![k].runs += 1 }
             for (t, y) in zip(step.outputs, outs) { values[t] = y }
+            for t in releases[k] where !fetched.contains(t) { values[t] = nil }
         }
         return try fetch.map { t in
             if let into = foldedTensors[t] {

@@ -30,6 +30,25 @@ final class ParallelTests: XCTestCase {
         }
     }
 
+    /// Thousands of tiny jobs back to back: a worker arriving late from one job must never
+    /// claim an item of the next twice or let the caller return before its items are done
+    /// (that once ended in "closure argument was escaped" from withoutActuallyEscaping).
+    func testRapidSuccessiveJobs() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 2
+        let hits = UnsafeMutablePointer<Int>.allocate(capacity: 16)
+        defer { hits.deallocate() }
+        var bad = 0
+        for k in 0..<200_000 {
+            let count = 2 + k % 9
+            hits.initialize(repeating: 0, count: count)
+            Parallel.forEach(count, minChunk: 1) { r in for i in r { hits[i] += 1 } }
+            for i in 0..<count where hits[i] != 1 { bad += 1 }
+        }
+        XCTAssertEqual(bad, 0)
+    }
+
     /// A loop inside a loop runs inline on whichever thread got the outer piece.
     func testNestedCallsComplete() {
         let saved = Parallel.threads
