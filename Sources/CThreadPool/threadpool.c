@@ -1,6 +1,7 @@
 #include "threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -72,7 +73,12 @@ static void *worker_main(void *arg) {
             int polls = 0;
             while ((g = generation_of(atomic_load_explicit(&pool.ticket, memory_order_acquire))) == seen) {
                 _mm_pause();
-                if (++polls % 64 == 0 && now_ns() - start > SPIN_NANOSECONDS) break;
+                // Yield now and then: when the machine is busy and this thread shares a core
+                // with the caller, spinning would take the time the caller needs.
+                if (++polls % 16 == 0) {
+                    sched_yield();
+                    if (now_ns() - start > SPIN_NANOSECONDS) break;
+                }
             }
             if (g == seen) {
                 pthread_mutex_lock(&pool.lock);
@@ -134,6 +140,10 @@ void guise_pool_run(int64_t count, void (*fn)(void *ctx, int64_t i), void *ctx) 
     inside_job = true;
     work(gen);
     inside_job = false;
-    while (atomic_load_explicit(&pool.done, memory_order_acquire) < count) _mm_pause();
+    // The last items may be on a worker that a busy machine has descheduled: yield to it.
+    for (int spins = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < count; spins++) {
+        _mm_pause();
+        if (spins % 16 == 0) sched_yield();
+    }
     atomic_flag_clear(&pool.busy);
 }
