@@ -190,6 +190,16 @@ if let k = args.firstIndex(of: "--profile"), k + 1 < args.count {
     }
     exit(0)
 }
+if let k = args.firstIndex(of: "--pw"), k + 3 < args.count {
+    // `--pw C O SIDE`: the 1×1 conv kernel alone on warm data (its throughput without the
+    // cache misses a network adds), e.g. `GUISE_BENCH_THREADS=1 GuiseBench --pw 64 64 32`.
+    let c = Int(args[k + 1])!, o = Int(args[k + 2])!, side = Int(args[k + 3])!
+    let x = filled([1, c, side, side], scale: 0.5), w = filled([o, c, 1, 1], scale: 0.1), b = filled([o], scale: 0.1)
+    let t = measure({ Autograd.noGrad { _ = NN.conv2d(x, weight: w, bias: b) } }, maxRuns: 200)
+    let fma = Double(c * o * side * side)
+    print(String(format: "1x1 %d->%d @%d: %.4f ms  %.1f GFMA/s", c, o, side, t.median * 1e3, fma / t.median / 1e9))
+    exit(0)
+}
 let tsv = args.contains("--tsv")
 let only = args.firstIndex(of: "--only").flatMap { $0 + 1 < args.count ? args[$0 + 1] : nil }
 let filter = args.first { !$0.hasPrefix("--") && $0 != only }
