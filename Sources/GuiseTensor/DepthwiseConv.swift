@@ -106,7 +106,9 @@ struct DepthwiseConv {
     /// One output row of a 3×3 conv: the nine weights stay in registers, so each 8 outputs
     /// cost nine loads and nine multiply-adds. Column taps 1 and 2 are at `t1`, `t2` in a row
     /// of the scratch plane (tap 0 at 0).
-    @inline(__always)
+    // A call per row (not inlined into the per-plane closure) keeps the loop's state in
+    // registers; inlined, the compiler reloaded it from the closure context every vector.
+    @inline(never)
     static func row3(_ rows: UnsafePointer<Float>, pitch: Int, _ t1: Int, _ t2: Int, _ w: UnsafePointer<Float>, _ b: F8,
                      _ d: UnsafeMutablePointer<Float>, count: Int, lo: F8, hi: F8, clamps: Bool) {
         let w0 = F8(repeating: w[0]), w1 = F8(repeating: w[1]), w2 = F8(repeating: w[2])
@@ -133,7 +135,7 @@ struct DepthwiseConv {
 
     /// One output row of a 5×5 conv, 16 outputs at a time so each broadcast weight serves two
     /// multiply-adds.
-    @inline(__always)
+    @inline(never)
     static func row5(_ rows: UnsafePointer<Float>, pitch: Int, _ t1: Int, _ t2: Int, _ t3: Int, _ t4: Int,
                      _ w: UnsafePointer<Float>, _ b: F8, _ d: UnsafeMutablePointer<Float>, count: Int,
                      lo: F8, hi: F8, clamps: Bool) {
