@@ -67,7 +67,7 @@ let package = Package(
         // The prior's denoiser against OpenCV's NLM on the held-out photos (`make bench-prior`).
         .executableTarget(name: "PriorBench", dependencies: ["GuisePrior", "GuiseImage", "GuiseTensor", "CVBridge"], swiftSettings: hot),
 
-        .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
+        .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats", "CThreadPool"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
         .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),

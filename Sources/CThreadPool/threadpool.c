@@ -125,6 +125,10 @@ void guise_pool_run(int64_t count, void (*fn)(void *ctx, int64_t i), void *ctx) 
         return;
     }
     start_workers(wanted);
+    // Close the previous job's ticket first: a worker still on its way out of it may have read
+    // its ticket and be about to compare its next item with `count`; it must fail to claim, not
+    // see this job's larger count and run an item twice.
+    atomic_store_explicit(&pool.ticket, ((uint64_t)pool.generation << 32) | 0xffffffffu, memory_order_release);
     pool.fn = fn;
     pool.ctx = ctx;
     atomic_store_explicit(&pool.count, count, memory_order_relaxed);

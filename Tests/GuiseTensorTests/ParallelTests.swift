@@ -1,3 +1,4 @@
+import CThreadPool
 import Foundation
 import XCTest
 @testable import GuiseTensor
@@ -39,11 +40,49 @@ final class ParallelTests: XCTestCase {
         Parallel.threads = 2
         let hits = UnsafeMutablePointer<Int>.allocate(capacity: 16)
         defer { hits.deallocate() }
+        // Two busy threads competing for the cores for a second make workers late and
+        // preempted, which is when such races show (without them the old bug showed in about
+        // one run in three).
+        let spinners = DispatchGroup(), deadline = DispatchTime.now().uptimeNanoseconds + 1_000_000_000
+        for _ in 0..<2 {
+            DispatchQueue.global().async(group: spinners) {
+                while DispatchTime.now().uptimeNanoseconds < deadline {}
+            }
+        }
+        defer { spinners.wait() }
         var bad = 0
         for k in 0..<200_000 {
             let count = 2 + k % 9
             hits.initialize(repeating: 0, count: count)
             Parallel.forEach(count, minChunk: 1) { r in for i in r { hits[i] += 1 } }
+            for i in 0..<count where hits[i] != 1 { bad += 1 }
+        }
+        XCTAssertEqual(bad, 0)
+    }
+
+    /// The pool itself, a million tiny jobs of 2–10 items with busy threads competing: every
+    /// item of every job runs exactly once before the call returns. (A worker leaving one job
+    /// could once read the next job's larger count and run its last item a second time.)
+    func testPoolRunsEachItemOnceAcrossManyJobs() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 2
+        let spinners = DispatchGroup(), deadline = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
+        for _ in 0..<2 {
+            DispatchQueue.global().async(group: spinners) {
+                while DispatchTime.now().uptimeNanoseconds < deadline {}
+            }
+        }
+        defer { spinners.wait() }
+        let hits = UnsafeMutablePointer<Int>.allocate(capacity: 16)
+        defer { hits.deallocate() }
+        var bad = 0
+        for k in 0..<1_000_000 {
+            let count = 2 + k % 9
+            hits.initialize(repeating: 0, count: count)
+            guise_pool_run(Int64(count), { ctx, i in
+                ctx!.assumingMemoryBound(to: Int.self)[Int(i)] += 1
+            }, hits)
             for i in 0..<count where hits[i] != 1 { bad += 1 }
         }
         XCTAssertEqual(bad, 0)
