@@ -180,11 +180,8 @@ public final class PoseEstimator {
     public func detect(_ image: Image) throws -> [PoseDetection] {
         let n = PoseDetectorModel.inputSize
         let letterbox = Letterbox(imageWidth: image.width, imageHeight: image.height, size: n)
-        // The letterbox as MediaPipe makes it: the image's rectangle padded to a square, in 8 bits.
-        let square = try image.rotatedRectCrop8Bit(centre: Point(Double(image.width) / 2, Double(image.height) / 2),
-                                                   width: letterbox.side, height: letterbox.side, rotation: 0,
-                                                   outputWidth: n, outputHeight: n, border: .constant(0))
-        let input = NHWC.tensor(from: square, range: -1...1)
+        // The letterbox as MediaPipe makes it (the face detector's too): padded to a square, in 8 bits.
+        let input = try letterbox.input(image, range: -1...1)
         let outs = try Autograd.noGrad { try detector([input]) }
         let anchors = detectorModel.anchors.count
         return try detectorModel.detections(boxes: Self.output(outs, count: anchors * 12, of: detector),
