@@ -183,12 +183,16 @@ struct GatheredConv {
                 }
             }
         }
-        let copy = planes.allocate(count: c)
+        // Each plane is zeroed by the thread that fills it, not all up front on one thread.
+        let copy = UnsafeMutablePointer<Float>.allocate(capacity: c * size)
         defer { copy.deallocate() }
         let tiles = (g.outW + PointwiseConv.tile - 1) / PointwiseConv.tile
         for n in 0..<batch {
             Parallel.forEach(c, minChunk: 1) { r in
-                for ch in r { planes.fill(copy + ch * size, from: x + (n * c + ch) * g.height * g.width) }
+                for ch in r {
+                    if n == 0 { (copy + ch * size).initialize(repeating: 0, count: size) }
+                    planes.fill(copy + ch * size, from: x + (n * c + ch) * g.height * g.width)
+                }
             }
             offsets.withUnsafeBufferPointer { off in
                 Parallel.forEach(g.outH * tiles, minChunk: max(1, 131072 / max(PointwiseConv.tile * k * o, 1))) { r in
