@@ -224,6 +224,13 @@ private struct StepBuilder {
             }
             return w
         }
+        /// The slopes of a PRELU merged into this op: one constant per channel, as a flat tensor.
+        func preluSlopes(_ t: Int, channels: Int) throws -> Tensor {
+            guard let alpha = try constant(t), alpha.count == channels, alpha.shape.last == alpha.count else {
+                throw fail(i, name, "the PReLU after it needs one constant slope per channel")
+            }
+            return alpha.reshaped([alpha.count])
+        }
         func optionalBias(_ k: Int) throws -> Tensor? {
             guard k < op.inputs.count, op.inputs[k] >= 0 else { return nil }
             return try weight(k)
@@ -242,12 +249,7 @@ private struct StepBuilder {
             try Self.checkActivation(act, fail(i, name, "unsupported fused activation \(act)"))
             let (clamp, rest) = Self.split(act, then: plan.activation)
             var slopes: Tensor? = nil
-            if case .prelu(let t)? = plan.activation {
-                guard let alpha = try constant(t), alpha.count == w.shape[0], alpha.shape.last == alpha.count else {
-                    throw fail(i, name, "the PReLU after it needs one constant slope per output channel")
-                }
-                slopes = alpha.reshaped([alpha.count])
-            }
+            if case .prelu(let t)? = plan.activation { slopes = try preluSlopes(t, channels: w.shape[0]) }
             return { a in
                 [Self.activate(NN.conv2d(a[0], weight: wt, bias: b, stride: NN.Pair(o.strideH, o.strideW), padding: pad,
                                          dilation: NN.Pair(o.dilationH, o.dilationW), groups: groups, clamp: clamp,
@@ -339,12 +341,7 @@ private struct StepBuilder {
                 switch plan.activation {
                 case nil: break
                 case .clamp(let k)?: act = .clamp(k)
-                case .prelu(let t)?:
-                    let x = shape(op.outputs[0])
-                    guard let alpha = try constant(t), alpha.count == x[3], alpha.shape.last == alpha.count else {
-                        throw fail(i, name, "the PReLU after it needs one constant slope per channel")
-                    }
-                    act = .prelu(alpha.reshaped([alpha.count]))
+                case .prelu(let t)?: act = .prelu(try preluSlopes(t, channels: shape(op.outputs[0])[3]))
                 }
                 let swap = plan.paddedOperand == 0
                 return { a in [Self.activate(NN.residualAdd(swap ? a[1] : a[0], swap ? a[0] : a[1], act), rest)] }
@@ -531,6 +528,16 @@ struct Fusion {
             if op.inputs.allSatisfy({ constants.contains($0) }) { constants.formUnion(op.outputs) }
         }
         func isActivation(_ t: Int) -> Bool { t >= 0 && !constants.contains(t) }
+        /// What a RELU, RELU6 or PRELU (with constant slopes) operator `u` applies; nil for others.
+        func activation(of u: Int) -> Activation? {
+            let after = g.operators[u]
+            switch name(u) {
+            case "RELU": return .clamp(.relu)
+            case "RELU6": return .clamp(.relu6)
+            case "PRELU" where after.inputs.count == 2 && !isActivation(after.inputs[1]): return .prelu(after.inputs[1])
+            default: return nil
+            }
+        }
         /// The only consumer of `t`, if `t` is an intermediate tensor with exactly one.
         func soleConsumer(_ t: Int) -> Int? {
             guard !graphOutputs.contains(t), let c = consumers[t], c.count == 1 else { return nil }
@@ -565,6 +572,7 @@ struct Fusion {
                 var plan = plans[u] ?? Plan()
                 plan.replacedInputs[k] = op.inputs[0]
                 plan.paddedOperand = k
+                plan.residual = true  // the add must run as NN.residualAdd to restore the padding
                 plan.absorbed.append("PAD")
                 plans[u] = plan
                 absorbed.insert(i); folded[out] = u
@@ -582,14 +590,8 @@ struct Fusion {
             }
             guard own == .none, op.outputs.count == 1, let u = soleConsumer(op.outputs[0]),
                   g.operators[u].inputs.first == op.outputs[0] else { continue }
-            let after: Activation
-            switch name(u) {
-            case "RELU": after = .clamp(.relu)
-            case "RELU6": after = .clamp(.relu6)
-            case "PRELU" where name(i) == "CONV_2D" && g.operators[u].inputs.count == 2 && !isActivation(g.operators[u].inputs[1]):
-                after = .prelu(g.operators[u].inputs[1])
-            default: continue
-            }
+            guard let after = activation(of: u) else { continue }
+            if case .prelu = after, name(i) != "CONV_2D" { continue }
             var plan = plans[i] ?? Plan()
             plan.activation = after
             plan.outputs = g.operators[u].outputs
@@ -608,19 +610,11 @@ struct Fusion {
                 plans[i] = plan
                 continue
             }
-            if let u = soleConsumer(op.outputs[0]), g.operators[u].inputs.first == op.outputs[0] {
-                let after = g.operators[u]
-                switch name(u) {
-                case "RELU": plan.activation = .clamp(.relu)
-                case "RELU6": plan.activation = .clamp(.relu6)
-                case "PRELU" where after.inputs.count == 2 && !isActivation(after.inputs[1]): plan.activation = .prelu(after.inputs[1])
-                default: break
-                }
-                if plan.activation != nil {
-                    plan.outputs = after.outputs
-                    plan.absorbed.append(name(u))
-                    absorbed.insert(u); folded[op.outputs[0]] = i
-                }
+            if let u = soleConsumer(op.outputs[0]), g.operators[u].inputs.first == op.outputs[0], let after = activation(of: u) {
+                plan.activation = after
+                plan.outputs = g.operators[u].outputs
+                plan.absorbed.append(name(u))
+                absorbed.insert(u); folded[op.outputs[0]] = i
             }
             plans[i] = plan
         }

@@ -28,33 +28,34 @@ struct ConvKernels {
     var outSample: Int { outChannels * p }
 
     /// y[n] = W ⋆ x[n] (+ bias), W as [outChannels, k].
-    /// `slopes`, when given, is a PReLU after the clamp, one slope per output channel.
+    /// `slopes`, when given, is a PReLU after the clamp, one slope per output channel: the 1×1
+    /// and gathered kernels apply it as they write; after the other paths it is a pass of its own.
     func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                  _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp = .none, slopes: UnsafePointer<Float>? = nil) {
-        if let slopes, !PointwiseConv.applies(geo, groups: groups, outChannels: outChannels)
-            && !(GatheredConv.applies(geo, groups: groups, outChannels: outChannels)
-                 && !Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && !ShiftedConv.applies(geo, groups: groups)) {
-            // Paths without the PReLU in their output pass: a pass of its own.
-            forward(x, w, bias: bias, y, clamp: clamp)
-            let plane = p
-            Parallel.forEach(batch * outChannels, minChunk: max(1, 16384 / max(plane, 1))) { r in
-                for job in r {
-                    let a = F8(repeating: slopes[job % outChannels]), d = y + job * plane
-                    var i = 0
-                    while i + 8 <= plane { let v = load8(d + i); store8(v.replacing(with: v * a, where: v .< 0), d + i); i += 8 }
-                    while i < plane { if d[i] < 0 { d[i] *= slopes[job % outChannels] }; i += 1 }
-                }
+        let applied = run(x, w, bias: bias, y, clamp: clamp, slopes: slopes)
+        guard let slopes, !applied else { return }
+        let plane = p
+        Parallel.forEach(batch * outChannels, minChunk: max(1, 16384 / max(plane, 1))) { r in
+            for job in r {
+                let s = slopes[job % outChannels], a = F8(repeating: s), d = y + job * plane
+                var i = 0
+                while i + 8 <= plane { let v = load8(d + i); store8(v.replacing(with: v * a, where: v .< 0), d + i); i += 8 }
+                while i < plane { if d[i] < 0 { d[i] *= s }; i += 1 }
             }
-            return
         }
+    }
+
+    /// Runs the first path that fits; returns whether it applied `slopes` itself.
+    private func run(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                     _ y: UnsafeMutablePointer<Float>, clamp: NN.Clamp, slopes: UnsafePointer<Float>?) -> Bool {
         if DepthwiseConv.applies(geo, groups: groups) {
             DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y, clamp: clamp)
-            return
+            return false
         }
         if PointwiseConv.applies(geo, groups: groups, outChannels: outChannels) {
             PointwiseConv(channels: geo.channels, outChannels: outChannels, pixels: p, batch: batch)
                 .forward(x, w, bias: bias, y, clamp: clamp, slopes: slopes)
-            return
+            return true
         }
         if groups == 1 && outChannels <= 2 && geo.channels <= 32 && p >= 4096 && geo.kh * geo.kw > 1 {
             // One or two output planes from a few input channels (a segmentation head): per output
@@ -77,17 +78,18 @@ struct ConvKernels {
                 }
             }
             clamp.apply(y, count: batch * outSample)
-            return
+            return false
         }
         if GatheredConv.applies(geo, groups: groups, outChannels: outChannels)
             && !Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && !ShiftedConv.applies(geo, groups: groups) {
             // Small convs (few input channels, e.g. a network's first layer) are small GEMMs over
             // a column matrix that the direct 1×1 kernel reads in place, without BLAS's overheads.
             GatheredConv(geo: geo, batch: batch, outChannels: outChannels).forward(x, w, bias: bias, y, clamp: clamp, slopes: slopes)
-            return
+            return true
         }
         general(x, w, bias: bias, y)
         clamp.apply(y, count: batch * outSample)
+        return false
     }
 
     private func general(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,

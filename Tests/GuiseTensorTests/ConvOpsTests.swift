@@ -430,7 +430,8 @@ final class ConvFastPathTests: XCTestCase {
     func testConvWithPReLU() {
         typealias Case = (x: [Int], o: Int, k: Int, stride: Int, pad: Int, groups: Int)
         let cases: [Case] = [([1, 19, 7, 9], 11, 1, 1, 0, 1), ([1, 3, 20, 21], 16, 3, 2, 1, 1),
-                             ([1, 8, 16, 16], 8, 3, 1, 1, 1), ([1, 6, 9, 9], 6, 3, 1, 1, 6)]
+                             ([1, 8, 16, 16], 8, 3, 1, 1, 1), ([1, 6, 9, 9], 6, 3, 1, 1, 6),
+                             ([1, 4, 64, 64], 1, 3, 1, 1, 1)]  // the few-output-planes path
         for (n, c) in cases.enumerated() {
             let x = randomTensor(c.x, seed: 300 + UInt64(n)), w = randomTensor([c.o, c.x[1] / c.groups, c.k, c.k], seed: 310 + UInt64(n))
             let b = randomTensor([c.o], seed: 320 + UInt64(n)), slopes = randomTensor([c.o], seed: 330 + UInt64(n), scale: 0.3)
