@@ -11,7 +11,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "guise", targets: ["guise"]),
-        .library(name: "Guise", targets: ["GuiseCLI"]),
+        .library(name: "Guise", targets: ["GuisePipelines", "GuiseCLI"]),
         .executable(name: "GuiseBench", targets: ["GuiseBench"]),
     ],
     dependencies: [
@@ -43,17 +43,29 @@ let package = Package(
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
         // Layer 4: networks (embedded face models run on the engine; the ADM UNet).
         .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
-        // Layer 5: face analysis (detection, alignment, paste-back).
-        .target(name: "GuiseFace", dependencies: ["GuiseImage", "GuiseTensor", "GuiseFormats", "GuiseNetworks", "CVBridge"], swiftSettings: cpu),
+        // Layer 5: what face and body analysis share: SSD anchors and decoding, weighted NMS,
+        // letterbox, rotated-rectangle crops, NHWC conversion, differentiable tensor crops.
+        .target(name: "GuiseVision", dependencies: ["GuiseImage", "GuiseTensor"], swiftSettings: cpu),
+        // Layer 5: face analysis (detection, mesh, iris, gaze, identity, regions, alignment, paste-back).
+        .target(name: "GuiseFace", dependencies: ["GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats", "GuiseNetworks", "CVBridge"], swiftSettings: cpu),
+        // Layer 5: body analysis (pose detection and landmarks, person segmentation).
+        .target(name: "GuiseBody", dependencies: ["GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: cpu),
         // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
         .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
-        // Layer 6: Guise's own diffusion prior: training, checkpoints, denoising.
+        // Layer 5: Guise's own diffusion prior: training, checkpoints, denoising.
         .target(name: "GuisePrior", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseImage", "GuiseNetworks", "GuiseDiffusion"], swiftSettings: hot),
+        // Layer 6: the pipelines users run (face swap, edit, clothes) and what they share: model
+        // loading by name or path, face selection, image ↔ tensor conversion.
+        .target(
+            name: "GuisePipelines",
+            dependencies: ["GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseNetworks", "GuiseDiffusion", "GuiseVision",
+                           "GuiseFace", "GuiseBody", "GuisePrior", "CVBridge"],
+            swiftSettings: cpu),
         // Layer 7: the command-line tool, a thin layer over the library.
         .target(
             name: "GuiseCLI",
             dependencies: [
-                "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseFace", "GuiseNetworks", "GuiseDiffusion", "GuisePrior",
+                "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseVision", "GuiseFace", "GuiseBody", "GuiseNetworks", "GuiseDiffusion", "GuisePrior", "GuisePipelines",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: cpu
@@ -73,7 +85,8 @@ let package = Package(
         .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
         .testTarget(name: "GuisePriorTests", dependencies: ["GuisePrior", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats", "GuiseImage"], swiftSettings: cpu),
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseImage", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
+        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseVision", "GuiseBody", "GuiseImage", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
+        .testTarget(name: "GuisePipelinesTests", dependencies: ["GuisePipelines", "GuiseFace", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
         .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "GuiseImage", "guise"], swiftSettings: cpu),
     ]

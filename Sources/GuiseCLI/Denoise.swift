@@ -5,6 +5,8 @@ import GuiseFormats
 import GuiseImage
 import GuisePrior
 import GuiseNetworks
+import GuisePipelines
+import GuiseVision
 
 /// `guise denoise`: removes Gaussian noise of known σ with the diffusion prior.
 struct Denoise: ParsableCommand {
@@ -41,29 +43,11 @@ struct Denoise: ParsableCommand {
     }
 
     func run() throws {
-        let path = try resolvePriorPath(model)
+        let path = try DiffusionModel.resolvePath(model)
         let denoiser = try PriorDenoiser(path: path)
         let image = try ImageIO.read(input)
-        let (w, h) = (image.width, image.height)
-        let y = Tensor(shape: [1, 3, h, w], values: image.rgb.map { 2 * $0 - 1 })
+        let y = ImageTensor.tensor(image, range: .signed)
         let x = try denoiser.denoise(y, sigma: sigma, steps: steps, tta: tta)
-        let rgb = x.values.map { min(max(($0 + 1) / 2, 0), 1) }
-        try ImageIO.write(Image(width: w, height: h, rgb: rgb), to: out, bitDepth: 8)
+        try ImageIO.write(ImageTensor.image(x, range: .signed), to: out, bitDepth: 8)
     }
-}
-
-/// A prior path: nil or "prior" means the shipped prior listed in Models/manifest.json.
-func resolvePriorPath(_ model: String?) throws -> String {
-    if let model, model != "prior" { return model }
-    return try ModelStore.locate().installedPath(PriorModel.shippedName)
-}
-
-/// `guise sample`'s model: "prior" is the shipped prior; a file written by train-prior carries its
-/// config (cosine schedule included) in its metadata; anything else goes through loadADM.
-func loadSampleModel(_ model: String, config: String?, log: (String) -> Void) throws -> ADMUNet {
-    let path = try model == "prior" ? resolvePriorPath(model) : model
-    if config == nil, model == "prior" || ((try? SafeTensorsFile(path: path))?.metadata["adm_config"] != nil) {
-        return try PriorDenoiser(path: path).net
-    }
-    return try loadADM(path, config: config, log: log)
 }

@@ -4,39 +4,13 @@ import GuiseFace
 import GuiseFiles
 import GuiseFormats
 import GuiseImage
+import GuisePipelines
+import GuiseVision
 
 /// Commands that detect in several photos say once that BlazeFace fell back to Haar.
 private var haarFallbackNoted = false
 
-/// The detectors `--detector` offers.
-enum DetectorChoice: String, ExpressibleByArgument, CaseIterable {
-    /// Short-range BlazeFace, then full-range when it finds nothing.
-    case blazeface
-    case blazefaceFull = "blazeface-full"
-    case haar
-    case haarAlt2 = "haar-alt2"
-
-    /// The detector and the name it goes by in reports. BlazeFace falls back to the Haar
-    /// cascade, with a note on stderr, when its network files are not installed.
-    func make() throws -> (FaceDetector, String) {
-        switch self {
-        case .haar: return (try HaarFaceDetector(cascade: .frontalDefault), rawValue)
-        case .haarAlt2: return (try HaarFaceDetector(cascade: .frontalAlt2), rawValue)
-        case .blazeface, .blazefaceFull:
-            let ranges: [BlazeFaceDetector.Range] = self == .blazeface ? [.short, .full] : [.full]
-            if let store = try? ModelStore.locate(), BlazeFaceDetector.isInstalled(ranges: ranges, store: store) {
-                return (try BlazeFaceDetector(ranges: ranges, store: store), rawValue)
-            }
-            if !haarFallbackNoted {
-                haarFallbackNoted = true
-                let files = ranges.map(\.fileName).joined(separator: ", ")
-                FileHandle.standardError.write(Data("guise: note: \(files) not installed (run `make models`); using the Haar detector\n".utf8))
-            }
-            return (try HaarFaceDetector(cascade: .frontalDefault), DetectorChoice.haar.rawValue)
-        }
-    }
-}
-
+extension DetectorChoice: ExpressibleByArgument {}
 extension FaceOrder: ExpressibleByArgument {}
 
 /// Options shared by the commands that find faces.
@@ -57,7 +31,11 @@ struct FaceOptions: ParsableArguments {
 
     /// The faces and the name of the detector that actually ran.
     func detectNamed(in image: Image) throws -> (faces: [Face], detector: String) {
-        let (d, name) = try detector.make()
+        let (d, name) = try detector.make(note: { message in
+            guard !haarFallbackNoted else { return }
+            haarFallbackNoted = true
+            FileHandle.standardError.write(Data("guise: note: \(message)\n".utf8))
+        })
         return (try d.detect(image, order: order), name)
     }
 }

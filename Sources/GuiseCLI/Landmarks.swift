@@ -2,23 +2,16 @@ import ArgumentParser
 import Foundation
 import GuiseFace
 import GuiseImage
+import GuisePipelines
+import GuiseVision
 
 /// Face `index` of the photo, in the detector's order; no face (or too few) is an error.
 func pickFace(_ picture: Image, path: String, index: Int, options: FaceOptions) throws -> Face {
-    let found = try options.detect(in: picture)
-    guard !found.isEmpty else { throw FaceError("no face found in \(path)") }
-    guard index < found.count else {
-        throw FaceError("face \(index) is out of range: \(path) has \(found.count) face\(found.count == 1 ? "" : "s") (0...\(found.count - 1))")
-    }
-    return found[index]
+    try FaceSelection.pick(try options.detect(in: picture), index: index, label: path)
 }
 
-/// The mesh needs eye keypoints; a Haar box without them cannot seed it.
 func meshLandmarks(_ picture: Image, face: Face, analyzer: FaceAnalyzer? = nil) throws -> FaceLandmarks {
-    guard face.keypoints[KeypointName.leftEye] != nil, face.keypoints[KeypointName.rightEye] != nil else {
-        throw FaceError("the face mesh needs a detector that finds the eyes (--detector blazeface)")
-    }
-    return try (analyzer ?? FaceAnalyzer()).landmarks(picture, face: face)
+    try FaceSelection.landmarks(picture, face: face, analyzer: analyzer ?? FaceAnalyzer())
 }
 
 struct Landmarks: ParsableCommand {

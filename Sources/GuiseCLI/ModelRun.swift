@@ -3,6 +3,7 @@ import Foundation
 import GuiseTensor
 import GuiseFormats
 import GuiseNetworks
+import GuisePipelines
 
 /// `guise model run`: one network evaluation on tensors from a safetensors file, optionally with a
 /// vector–Jacobian product, so any network can be checked against a reference outside Swift.
@@ -58,7 +59,7 @@ struct ModelRun: ParsableCommand {
     func run() throws {
         if file.hasSuffix(".tflite") { return try runTFLite() }
         if file.hasSuffix(".dat") { return try runDlib() }
-        let model = try loadADM(file, config: config, log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
+        let model = try DiffusionModel.loadADM(file, config: config, log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
         let file = try SafeTensorsFile(path: inputs)
         func input(_ name: String) throws -> Tensor? {
             guard file[name] != nil else { return nil }
@@ -85,21 +86,4 @@ struct ModelRun: ParsableCommand {
         }
         try SafeTensorsWriter.write(tensors: outputs, to: out)
     }
-}
-
-/// Loads an ADM checkpoint (safetensors or PyTorch) with a config file, or with a config inferred
-/// from its shapes (the guesses are reported through `log`).
-func loadADM(_ path: String, config: String?, log: (String) -> Void) throws -> ADMUNet {
-    let checkpoint = try Checkpoint(path: path)
-    let cfg: ADMConfig
-    if let config {
-        cfg = try ADMConfig.load(path: config)
-    } else {
-        let inferred = try ADMConfig.infer(fromShapes: checkpoint.tensors.mapValues(\.shape))
-        cfg = inferred.config
-        log("inferred ADM config: \(cfg)")
-        for g in inferred.guesses { log("  not from the weights: \(g)") }
-        log("  pass --config to set these")
-    }
-    return try ADMUNet(config: cfg, weights: ADMUNet.stateDict(checkpoint))
 }

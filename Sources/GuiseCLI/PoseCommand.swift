@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import GuiseBody
 import GuiseFace
+import GuiseVision
 import GuiseImage
 
 struct PoseCommand: ParsableCommand {

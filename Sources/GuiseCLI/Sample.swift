@@ -5,6 +5,8 @@ import GuiseFormats
 import GuiseImage
 import GuiseNetworks
 import GuiseDiffusion
+import GuisePipelines
+import GuiseVision
 
 /// `guise sample`: unconditional or class-conditional generation with an ADM checkpoint.
 struct Sample: ParsableCommand {
@@ -51,15 +53,13 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         let log: (String) -> Void = { msg in if !quiet { FileHandle.standardError.write(Data("\(msg)\n".utf8)) } }
-        let net = try loadSampleModel(model, config: config, log: log)
+        let loaded = try DiffusionModel.load(model, config: config, log: log)
+        let net = loaded.net
         let cfg = net.config
         if cfg.idDim != nil {
             throw FormatError("\(model) has an identity embedding (a DiffFace model): it needs a source identity, which guise swap provides")
         }
-        let diffusion = try GaussianDiffusion(
-            schedule: try BetaSchedule(named: cfg.noiseSchedule), steps: cfg.diffusionSteps, respacing: steps,
-            varianceType: cfg.learnSigma ? .learnedRange : (cfg.sigmaSmall ? .fixedSmall : .fixedLarge),
-            rescaleTimesteps: cfg.rescaleTimesteps)
+        let diffusion = try loaded.diffusion(respacing: steps)
         let noise = SeededNoise(seed: seed)
         var options = SamplerOptions(method: steps.hasPrefix("ddim") ? .ddim(eta: eta) : .ddpm)
         if cfg.classCond {
@@ -81,17 +81,17 @@ struct Sample: ParsableCommand {
         let bar = ProgressBar(total: diffusion.numTimesteps, label: "sampling", enabled: !quiet)
         options.progress = { p in bar.update(p.index, "t=\(p.t + 1)") }
         let size = cfg.imageSize
-        let result = try diffusion.sample({ x, t, c in try net(x, timesteps: t, y: c["y"], id: c["id"]) },
+        let result = try diffusion.sample(loaded.denoiser,
                                           shape: [n, cfg.inChannels, size, size], options: options, noise: noise)
         let images = result.image
         let plane = size * size
         for i in 0..<n {
-            let values = Array(images.narrow(i..<(i + 1)).values.map { min(max(($0 + 1) / 2, 0), 1) })
-            let rgb: [Float]
-            if cfg.inChannels == 3 { rgb = values }
-            else { rgb = Array(values.prefix(plane)) + Array(values.prefix(plane)) + Array(values.prefix(plane)) }
+            // A model of other than 3 channels is shown as grey from its first channel.
+            let picture = cfg.inChannels == 3
+                ? try ImageTensor.image(images, range: .signed, index: i)
+                : try ImageTensor.image(Tensor(shape: [1, 1, size, size], values: Array(images.narrow(i..<(i + 1)).values.prefix(plane))), range: .signed)
             let path = n == 1 ? out : ((out as NSString).deletingPathExtension + "-\(i)." + ((out as NSString).pathExtension.isEmpty ? "png" : (out as NSString).pathExtension))
-            try ImageIO.write(Image(width: size, height: size, rgb: rgb), to: path)
+            try ImageIO.write(picture, to: path)
             log("wrote \(path)")
         }
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import GuiseBody
 import GuiseFace
 import GuiseFiles
 import GuiseFormats
@@ -46,7 +47,7 @@ struct Segment: ParsableCommand {
         let picture = try ImageIO.read(image)
         let mask: Mask
         if what == .person {
-            mask = try personMask(picture)
+            mask = try PersonSegmenter().mask(picture)
         } else {
             let found = try pickFace(picture, path: image, index: face, options: faces)
             let lm = try meshLandmarks(picture, face: found)
@@ -58,20 +59,5 @@ struct Segment: ParsableCommand {
         try ImageIO.write(Image(grey: grey, width: mask.width, height: mask.height), to: out)
         let covered = grey.reduce(0, +) / Float(grey.count)
         print("\(out): \(what.rawValue) mask \(mask.width)x\(mask.height), \(String(format: "%.1f", covered * 100))% covered")
-    }
-
-    /// selfie_segmentation.tflite sees the whole photo stretched to its square input (as
-    /// MediaPipe's selfie pipeline, without keeping the aspect ratio), values 0…1; its
-    /// probability map is stretched back.
-    func personMask(_ picture: Image) throws -> Mask {
-        let net = try TFLiteNetwork(path: ModelStore.locate().installedPath("selfie_segmentation.tflite"))
-        guard net.inputShapes.count == 1, net.inputShapes[0].count == 4, net.inputShapes[0][3] == 3 else {
-            throw FaceError("\(net.path): not an image segmentation model (inputs \(net.inputShapes))")
-        }
-        let h = net.inputShapes[0][1], w = net.inputShapes[0][2]
-        let x = NHWC.tensor(from: try picture.resized(width: w, height: h, interpolation: .linear), range: 0...1)
-        let y = try Autograd.noGrad { try net([x]) }[0]
-        guard y.count == w * h else { throw FaceError("\(net.path): output \(y.shape) is not a \(w)x\(h) mask") }
-        return try Mask(width: w, height: h, values: y.values).resized(width: picture.width, height: picture.height)
     }
 }

@@ -1,4 +1,5 @@
 import GuiseImage
+import GuiseVision
 
 /// Where the five keypoints sit in a canonical square crop.
 public struct FaceTemplate: Equatable, Sendable {

@@ -2,6 +2,7 @@ import func Foundation.atan2
 import func Foundation.cos
 import func Foundation.sin
 import GuiseImage
+import GuiseVision
 import GuiseTensor
 
 /// dlib's face chip (dlib/image_transforms/interpolation.h: get_face_chip_details and

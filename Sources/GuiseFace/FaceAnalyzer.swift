@@ -1,5 +1,6 @@
 import GuiseFormats
 import GuiseImage
+import GuiseVision
 import GuiseNetworks
 import GuiseTensor
 

@@ -1,5 +1,6 @@
 import CVBridge
 import GuiseImage
+import GuiseVision
 
 /// Face regions rasterised from the 468-point mesh.
 public enum FaceRegion: String, CaseIterable, Sendable {

@@ -1,4 +1,5 @@
 import GuiseImage
+import GuiseVision
 import GuiseTensor
 
 /// Where the points of one eye sit in a landmark list.

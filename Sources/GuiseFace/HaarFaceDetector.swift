@@ -1,6 +1,7 @@
 import CVBridge
 import Foundation
 import GuiseImage
+import GuiseVision
 
 /// OpenCV's Viola–Jones Haar cascades from Debian's opencv-data: the fallback detector.
 /// The score is the number of raw detections merged into the face (detectMultiScale2's

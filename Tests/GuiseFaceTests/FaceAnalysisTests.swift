@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import GuiseFace
+import GuiseVision
 import GuiseFormats
 import GuiseImage
 import GuiseTensor
@@ -96,7 +97,7 @@ final class FaceAnalysisTests: XCTestCase {
         let face = try XCTUnwrap(BlazeFaceDetector(store: models()).detect(image).first)
         let analyzer = try FaceAnalyzer(store: models())
         let lm = try analyzer.landmarks(image, face: face)
-        let x = TensorCrops.nchw(image)
+        let x = ImageTensor.tensor(image)
         let plain = try lm.gazePerEye()
         let tensor = try Autograd.noGrad { try analyzer.gazeFeatures(x, at: lm) }.values
         XCTAssertEqual(tensor.count, 4)
@@ -131,7 +132,7 @@ final class FaceAnalysisTests: XCTestCase {
         let points = try FaceAnalyzer(store: models()).landmarks(image, face: face).dlib5()
         let identity = try FaceIdentity(store: models())
         let reference = try identity.descriptor(image, dlib5: points)
-        let x = TensorCrops.nchw(image)
+        let x = ImageTensor.tensor(image)
         let target = Tensor(shape: [1, 128], values: reference)
         // Loss: the squared distance to a descriptor nudged away from the face's own.
         let nudged = target + Tensor(shape: [1, 128], values: (0..<128).map { Float($0 % 2 == 0 ? 0.05 : -0.05) })

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import GuiseFace
+@testable import GuiseVision
 import GuiseFormats
 import GuiseImage
 import GuiseTensor
@@ -510,7 +511,7 @@ final class TensorCropTests: XCTestCase {
 
     func testCropsMatchOpenCV() throws {
         let image = smoothImage(70, 55)
-        let t = TensorCrops.nchw(image)
+        let t = ImageTensor.tensor(image)
         let roi = RotatedRect(centre: Point(30, 25), width: 50, height: 50, rotation: 0.4)
         for mirrored in [false, true] {
             let ours = try TensorCrops.crop(t, roi: roi, width: 32, height: 32, mirrored: mirrored)
@@ -537,7 +538,7 @@ final class TensorCropTests: XCTestCase {
         var image = smoothImage(160, 140)
         // On 8-bit levels, as photos are, so only the result's rounding differs.
         image.rgb = image.rgb.map { ($0 * 255).rounded() / 255 }
-        let t = TensorCrops.nchw(image)
+        let t = ImageTensor.tensor(image)
         let rois = [RotatedRect(centre: Point(60.3, 50.6), width: 40.2, height: 40.2, rotation: 0.4),
                     RotatedRect(centre: Point(80, 70), width: 101, height: 101, rotation: -1.1),
                     RotatedRect(centre: Point(70.6, 64.4), width: 40, height: 30, rotation: 0.2),
@@ -560,7 +561,7 @@ final class TensorCropTests: XCTestCase {
     /// Gradients of a crop reach the image: bilinear sampling is linear, so central
     /// differences are exact up to rounding.
     func testCropGradientReachesTheImage() throws {
-        let base = TensorCrops.nchw(smoothImage(12, 10))
+        let base = ImageTensor.tensor(smoothImage(12, 10))
         let roi = RotatedRect(centre: Point(6, 5), width: 8, height: 8, rotation: -0.3)
         let weights = Tensor(shape: [1, 6, 6, 3], values: (0..<108).map { Float(($0 * 37) % 11) / 11 - 0.5 })
         let leaf = base.copy()
@@ -585,7 +586,7 @@ final class TensorCropTests: XCTestCase {
     /// The eye crop is linear in the image too (a pixel pick, then a resize): central
     /// differences match its gradient, and each picked pixel gets one.
     func testEyeCropGradientReachesTheImage() throws {
-        let base = TensorCrops.nchw(smoothImage(12, 10))
+        let base = ImageTensor.tensor(smoothImage(12, 10))
         let roi = RotatedRect(centre: Point(6, 5), width: 7, height: 7, rotation: 0.5)
         let weights = Tensor(shape: [1, 64, 64, 3], values: (0..<(64 * 64 * 3)).map { Float(($0 * 37) % 11) / 11 - 0.5 })
         let leaf = base.copy()

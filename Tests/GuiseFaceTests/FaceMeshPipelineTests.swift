@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import GuiseFace
+@testable import GuiseVision
 import GuiseFormats
 import GuiseImage
 import GuiseTensor

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import GuiseFace
+@testable import GuiseVision
 import GuiseImage
 
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path

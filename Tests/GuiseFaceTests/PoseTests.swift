@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import GuiseFace
+@testable import GuiseVision
+@testable import GuiseBody
 import GuiseFormats
 import GuiseImage
 import GuiseTensor

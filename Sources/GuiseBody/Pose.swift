@@ -3,6 +3,7 @@ import GuiseFormats
 import GuiseImage
 import GuiseNetworks
 import GuiseTensor
+import GuiseVision
 
 /// One of the pose model's 39 points in image pixels; z is depth scaled like x (MediaPipe:
 /// smaller is nearer the camera, 0 at the hips' depth). `visibility` is the probability that
@@ -90,7 +91,7 @@ public enum PoseLandmarks {
     public static func decode(raw: [Float], heatmap: [Float], roi: RotatedRect) throws -> [PoseLandmark] {
         let n = heatmapSize
         guard raw.count == 5 * count, heatmap.count == n * n * count else {
-            throw FaceError("the pose landmark outputs hold \(raw.count) and \(heatmap.count) values, expected \(5 * count) and \(n * n * count)")
+            throw BodyError("the pose landmark outputs hold \(raw.count) and \(heatmap.count) values, expected \(5 * count) and \(n * n * count)")
         }
         let s = Float(inputSize)
         return (0..<count).map { i in
@@ -133,7 +134,7 @@ public enum PoseLandmarks {
     /// the crop's map inverted (WarpAffineCalculator, bilinear), 0 outside the crop.
     public static func mask(logits: [Float], roi: RotatedRect, width: Int, height: Int) throws -> Mask {
         let n = inputSize
-        guard logits.count == n * n else { throw FaceError("the pose segmentation output holds \(logits.count) values, expected \(n * n)") }
+        guard logits.count == n * n else { throw BodyError("the pose segmentation output holds \(logits.count) values, expected \(n * n)") }
         let crop = Mask(width: n, height: n, values: logits.map { Float(sigmoid($0)) })
         let back = try roi.cropTransform(width: n, height: n).inverted()
         return try crop.warpedAffine(back, width: width, height: height)
@@ -153,10 +154,10 @@ public final class PoseEstimator {
     public init(detector: TFLiteNetwork, landmarks: TFLiteNetwork) throws {
         let d = PoseDetectorModel.inputSize, l = PoseLandmarks.inputSize
         guard detector.inputShapes == [[1, d, d, 3]], detector.outputShapes.count == 2 else {
-            throw FaceError("\(detector.path): not a pose detection model (inputs \(detector.inputShapes), outputs \(detector.outputShapes))")
+            throw BodyError("\(detector.path): not a pose detection model (inputs \(detector.inputShapes), outputs \(detector.outputShapes))")
         }
         guard landmarks.inputShapes == [[1, l, l, 3]], landmarks.outputShapes.count == 5 else {
-            throw FaceError("\(landmarks.path): not a pose landmark model (inputs \(landmarks.inputShapes), outputs \(landmarks.outputShapes))")
+            throw BodyError("\(landmarks.path): not a pose landmark model (inputs \(landmarks.inputShapes), outputs \(landmarks.outputShapes))")
         }
         self.detector = detector
         self.landmarker = landmarks
@@ -171,7 +172,7 @@ public final class PoseEstimator {
     /// Outputs told apart by their size, as the file names them by number only.
     static func output(_ outs: [Tensor], count: Int, of net: TFLiteNetwork) throws -> [Float] {
         guard let t = outs.first(where: { $0.count == count }) else {
-            throw FaceError("\(net.path): no output of \(count) values among \(outs.map(\.shape))")
+            throw BodyError("\(net.path): no output of \(count) values among \(outs.map(\.shape))")
         }
         return t.values
     }

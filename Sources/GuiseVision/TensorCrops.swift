@@ -10,20 +10,15 @@ import GuiseTensor
 /// 8 bits as MediaPipe does; these work in float and OpenCV rounds bilinear positions to 1/32
 /// pixel, so values differ by up to half an 8-bit level plus ~1/64 of a pixel's local gradient.
 public enum TensorCrops {
-    /// An `Image` as [1, 3, H, W] in 0…1 (its planes as they are).
-    public static func nchw(_ image: Image) -> Tensor {
-        Tensor(shape: [1, 3, image.height, image.width], values: image.rgb)
-    }
-
     /// Samples `image` [1, 3, H, W] where `transform` (image pixels → output pixels) says, as
     /// cv::warpAffine does, into NHWC [1, h, w, 3] with values mapped from 0…1 onto `range`.
     /// `replicate` clamps to the edge (BORDER_REPLICATE), otherwise outside reads 0 (BORDER_CONSTANT).
     public static func warp(_ image: Tensor, _ transform: AffineTransform, width w: Int, height h: Int,
                             range: ClosedRange<Float>, replicate: Bool) throws -> Tensor {
         guard image.rank == 4, image.shape[0] == 1, image.shape[1] == 3 else {
-            throw FaceError("a crop needs an image tensor [1, 3, H, W], got \(image.shape)")
+            throw VisionError("a crop needs an image tensor [1, 3, H, W], got \(image.shape)")
         }
-        guard w > 0, h > 0 else { throw FaceError("a crop needs a positive size, got \(w)x\(h)") }
+        guard w > 0, h > 0 else { throw VisionError("a crop needs a positive size, got \(w)x\(h)") }
         let H = Double(image.shape[2]), W = Double(image.shape[3])
         let m = try transform.inverted().matrix  // output pixels → image pixels
         // Output grid coordinate g ↦ output pixel (w g + w − 1) / 2 (align_corners false);
@@ -52,43 +47,11 @@ public enum TensorCrops {
     /// pixel (read by gridSample at that pixel's exact centre, so its gradient goes to that one
     /// pixel), then OpenCV's resize to 64² and the mirror, written as two weight matrices.
     /// Only the 8-bit rounding of MediaPipe's values is missing: within half a level.
-    public static func eyeCrop(_ image: Tensor, roi: RotatedRect, mirrored: Bool) throws -> Tensor {
-        guard image.rank == 4, image.shape[0] == 1, image.shape[1] == 3 else {
-            throw FaceError("a crop needs an image tensor [1, 3, H, W], got \(image.shape)")
-        }
-        let H = image.shape[2], W = image.shape[3], n = Iris.inputSize
-        let crop = Iris.Crop(roi: roi, imageWidth: W, imageHeight: H)
-        let cw = crop.width, ch = crop.height
-        let back = try crop.imageToCrop.inverted()
-        var grid = [Float](repeating: 0, count: ch * cw * 2)
-        for i in 0..<ch {
-            for j in 0..<cw {
-                let p = back.apply(Point(Double(j), Double(i)))
-                // OpenCV's nearest pixel (cvRound: ties to even), the edge replicated.
-                let x = min(max(p.x.rounded(.toNearestOrEven), 0), Double(W - 1))
-                let y = min(max(p.y.rounded(.toNearestOrEven), 0), Double(H - 1))
-                grid[2 * (i * cw + j)] = Float((2 * x + 1) / Double(W) - 1)
-                grid[2 * (i * cw + j) + 1] = Float((2 * y + 1) / Double(H) - 1)
-            }
-        }
-        let picked = NN.gridSample(image, grid: Tensor(shape: [1, ch, cw, 2], values: grid), padding: .border, alignCorners: false)
-        let fit = crop.fitted
-        let rows = Tensor(shape: [n, ch], values: Iris.Crop.resizeWeights(size: ch, target: fit.height, pad: fit.top, total: n))
-        let cols = Iris.Crop.resizeWeights(size: cw, target: fit.width, pad: fit.left, total: n)
-        // [cw, n]: output column o takes resize row o, or row n − 1 − o when mirrored (cv::flip).
-        var colsT = [Float](repeating: 0, count: cw * n)
-        for o in 0..<n {
-            let r = mirrored ? n - 1 - o : o
-            for j in 0..<cw { colsT[j * n + o] = cols[r * cw + j] }
-        }
-        let resized = rows.matmul(picked).matmul(Tensor(shape: [cw, n], values: colsT))
-        return resized.permuted(0, 2, 3, 1).contiguous()
-    }
 
     /// `Letterbox.input` on a tensor (black padding).
     public static func letterbox(_ image: Tensor, _ lb: Letterbox, range: ClosedRange<Float> = -1...1) throws -> Tensor {
         guard image.rank == 4, image.shape[2] == lb.imageHeight, image.shape[3] == lb.imageWidth else {
-            throw FaceError("the image tensor is \(image.shape), the letterbox was made for \(lb.imageWidth)x\(lb.imageHeight)")
+            throw VisionError("the image tensor is \(image.shape), the letterbox was made for \(lb.imageWidth)x\(lb.imageHeight)")
         }
         return try warp(image, lb.transform, width: lb.size, height: lb.size, range: range, replicate: false)
     }
@@ -97,7 +60,7 @@ public enum TensorCrops {
     /// 3·count values) → [count, 3] in image pixels (z scaled like x), as `FaceMesh.landmarks`
     /// and `Iris.landmarks` do; a mirrored crop's x is unflipped (x → cropSize − x).
     public static func landmarks(_ raw: Tensor, roi: RotatedRect, cropSize: Int, mirrored: Bool = false) throws -> Tensor {
-        guard raw.count % 3 == 0, raw.count > 0 else { throw FaceError("landmark outputs hold \(raw.count) values, not x, y, z triples") }
+        guard raw.count % 3 == 0, raw.count > 0 else { throw VisionError("landmark outputs hold \(raw.count) values, not x, y, z triples") }
         let s = Double(cropSize)
         let c = cos(roi.rotation), sn = sin(roi.rotation)
         let kx = roi.width / s, ky = roi.height / s
@@ -110,14 +73,5 @@ public enum TensorCrops {
         let mt = Tensor(shape: [3, 3], values: [Float(a[0]), Float(a[2]), 0, Float(a[1]), Float(a[3]), 0, 0, 0, Float(kx)])
         let bias = Tensor(shape: [1, 3], values: [Float(bx), Float(by), 0])
         return raw.reshaped([raw.count / 3, 3]).matmul(mt) + bias
-    }
-}
-
-extension RotatedRect {
-    /// `cropTransform`, then optionally flipped left–right (column i ↔ w − 1 − i, as cv::flip).
-    public func cropTransform(width w: Int, height h: Int, mirrored: Bool) -> AffineTransform {
-        let t = cropTransform(width: w, height: h)
-        guard mirrored else { return t }
-        return AffineTransform([-t.matrix[0], -t.matrix[1], Double(w - 1) - t.matrix[2], t.matrix[3], t.matrix[4], t.matrix[5]])
     }
 }

@@ -1,6 +1,7 @@
 import func Foundation.atan2
 import GuiseImage
 import GuiseTensor
+import GuiseVision
 
 /// A person found by MediaPipe's pose detector, in image pixels. The detector boxes the face;
 /// the body comes from its four keypoints (pose_detection_cpu.pbtxt): the hip centre and a

@@ -1,0 +1,50 @@
+import Foundation
+import GuiseFace
+import GuiseFormats
+import GuiseImage
+
+/// The face detectors a user can choose between.
+public enum DetectorChoice: String, CaseIterable, Sendable {
+    /// Short-range BlazeFace, then full-range when it finds nothing.
+    case blazeface
+    case blazefaceFull = "blazeface-full"
+    case haar
+    case haarAlt2 = "haar-alt2"
+
+    /// The detector and the name it goes by in reports. BlazeFace falls back to the Haar
+    /// cascade when its network files are not installed; `note` is told once per call.
+    public func make(store: ModelStore? = nil, note: (String) -> Void = { _ in }) throws -> (detector: FaceDetector, name: String) {
+        switch self {
+        case .haar: return (try HaarFaceDetector(cascade: .frontalDefault), rawValue)
+        case .haarAlt2: return (try HaarFaceDetector(cascade: .frontalAlt2), rawValue)
+        case .blazeface, .blazefaceFull:
+            let ranges: [BlazeFaceDetector.Range] = self == .blazeface ? [.short, .full] : [.full]
+            if let store = try? store ?? ModelStore.locate(), BlazeFaceDetector.isInstalled(ranges: ranges, store: store) {
+                return (try BlazeFaceDetector(ranges: ranges, store: store), rawValue)
+            }
+            note("\(ranges.map(\.fileName).joined(separator: ", ")) not installed (run `make models`); using the Haar detector")
+            return (try HaarFaceDetector(cascade: .frontalDefault), DetectorChoice.haar.rawValue)
+        }
+    }
+}
+
+/// Picking faces the way every command counts them: detector order (largest first by
+/// default), indices from 0.
+public enum FaceSelection {
+    /// Face `index` of `image`; `label` names the photo in errors. No face, or too few, is an error.
+    public static func pick(_ faces: [Face], index: Int, label: String) throws -> Face {
+        guard !faces.isEmpty else { throw FaceError("no face found in \(label)") }
+        guard index >= 0, index < faces.count else {
+            throw FaceError("face \(index) is out of range: \(label) has \(faces.count) face\(faces.count == 1 ? "" : "s") (0...\(faces.count - 1))")
+        }
+        return faces[index]
+    }
+
+    /// The mesh needs eye keypoints: a Haar box without them cannot seed it.
+    public static func landmarks(_ image: Image, face: Face, analyzer: FaceAnalyzer) throws -> FaceLandmarks {
+        guard face.keypoints[KeypointName.leftEye] != nil, face.keypoints[KeypointName.rightEye] != nil else {
+            throw FaceError("the face mesh needs a detector that finds the eyes (--detector blazeface)")
+        }
+        return try analyzer.landmarks(image, face: face)
+    }
+}
