@@ -90,6 +90,17 @@ public final class FaceAnalyzer {
         return (try eye(rois.left, mirrored: false), try eye(rois.right, mirrored: true))
     }
 
+    /// The structure expert: the 468 mesh points [468, 3] in image pixels as a differentiable
+    /// function of `image` [1, 3, H, W] in 0…1, the crop kept where `at` put it (as for gaze).
+    public func meshPoints(_ image: Tensor, at lm: FaceLandmarks) throws -> Tensor {
+        let m = FaceMesh.inputSize
+        let raw = try mesh([TensorCrops.crop(image, roi: lm.roi, width: m, height: m)])
+        guard let out = raw.first(where: { $0.count == 3 * FaceMesh.pointCount }) else {
+            throw FaceError("\(mesh.path): no output of \(3 * FaceMesh.pointCount) values")
+        }
+        return try TensorCrops.landmarks(out, roi: lm.roi, cropSize: m)
+    }
+
     /// The gaze expert: `Gaze.features` [2, 2] (image-left eye, then right; horizontal,
     /// vertical) as a differentiable function of `image` [1, 3, H, W] in 0…1. The crops stay
     /// where `at` put them (a guidance step moves pixels, not the face), so gradients flow

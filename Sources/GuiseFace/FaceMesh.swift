@@ -48,6 +48,11 @@ public struct EyeLandmarks: Equatable, Sendable {
     public var contour: [Point3]
     public var iris: [Point3]
     public var irisCentre: Point { iris[0].xy }
+
+    public init(contour: [Point3], iris: [Point3]) {
+        self.contour = contour
+        self.iris = iris
+    }
 }
 
 /// MediaPipe's iris model (iris_landmark.tflite) on 64² eye crops.

@@ -78,6 +78,19 @@ public enum FaceMasks {
         return feather > 0 ? try m.blurred(sigma: feather / 2) : m
     }
 
+    /// Closed polygons (image pixels) filled hard-edged at `width` × `height`, with the same
+    /// pixel convention as the mesh regions (centres at integers, outline pixels included).
+    public static func polygons(_ polygons: [[Point]], width: Int, height: Int) throws -> Mask {
+        guard width > 0, height > 0 else { throw FaceError("a mask needs a positive size, got \(width)x\(height)") }
+        var plane = [Float](repeating: 0, count: width * height)
+        let xy = polygons.flatMap { $0.flatMap { [$0.x, $0.y] } }
+        let counts = polygons.map { Int32($0.count) }
+        guard cvb_fill_polygons(&plane, Int32(width), Int32(height), xy, counts, Int32(polygons.count), 1) == 0 else {
+            throw FaceError(String(cString: cvb_last_error()))
+        }
+        return Mask(width: width, height: height, values: plane)
+    }
+
     /// Andrew's monotone chain; counter-clockwise on screen, no repeated end point.
     static func convexHull(_ points: [Point]) -> [Point] {
         let p = points.sorted { $0.x != $1.x ? $0.x < $1.x : $0.y < $1.y }

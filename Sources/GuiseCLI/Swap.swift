@@ -1,0 +1,208 @@
+import ArgumentParser
+import Foundation
+import GuiseFace
+import GuiseFiles
+import GuiseImage
+import GuisePipelines
+import GuiseVision
+
+/// `--target-face`: an index or `all`.
+enum TargetFaceChoice: ExpressibleByArgument, Equatable {
+    case index(Int)
+    case all
+
+    init?(argument: String) {
+        if argument == "all" { self = .all; return }
+        guard let i = Int(argument), i >= 0 else { return nil }
+        self = .index(i)
+    }
+}
+
+extension SwapRegion: ExpressibleByArgument {}
+
+struct Swap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put the source person's face on the target photo, keeping its pose, expression, gaze, light and background.",
+        discussion: """
+            The source face is warped onto the target face's mesh (its inner proportions moved --shape of the way \
+            towards the source's), relit with the target's low frequencies, and pasted under a soft mask of the \
+            inner face; the target's eye openings and open mouth stay. Guided diffusion with the embedded prior \
+            (or --model) then re-renders the masked face from a partly noised start (--strength), steered by \
+            identity (dlib), structure (face mesh) and gaze (iris) energies on x̂0. Pixels outside the face \
+            mask are the target's decoded pixels, bit for bit; alpha is kept. --no-diffusion stops after the \
+            warp (fast, for previews). The same inputs, options, seed and thread count give the same bytes.
+            """)
+
+    @Option(help: "The source photo (the identity to put in); repeat for several photos of the same person.")
+    var source: [String] = []
+
+    @Option(help: "The target photo (the scene, pose and expression to keep).")
+    var target: String
+
+    @Option(name: .shortAndLong, help: "Where to write the result (.png, .jpg, .webp, .bmp, .tif).")
+    var out: String
+
+    @Flag(help: "Print a JSON report on stdout.")
+    var json = false
+
+    @Flag(help: "No progress bar or notes on stderr.")
+    var quiet = false
+
+    @Option(name: .customLong("source-face"), help: "Which face of each source photo, counting from 0 in --order.")
+    var sourceFace = 0
+
+    @Option(name: .customLong("target-face"), help: "Which target face: an index from 0 in --order, or all.")
+    var targetFace: TargetFaceChoice?
+
+    @Option(help: "Swap only the target faces that look like the face in this photo.")
+    var reference: String?
+
+    @Option(name: .customLong("reference-distance"), help: "dlib distance below which a target face matches --reference.")
+    var referenceDistance = 0.6
+
+    @Option(help: "How far the inner proportions move from the target's towards the source's (0…1).")
+    var shape = 0.5
+
+    @Option(name: .customLong("mask-blur"), help: "Mask feathering, as a multiple of the default (2.5 % of the face width).")
+    var maskBlur = 1.0
+
+    @Option(name: .customLong("mask-regions"), parsing: .upToNextOption,
+            help: "Regions to replace: \(SwapRegion.allCases.map(\.rawValue).joined(separator: " ")) (default: all).")
+    var maskRegions: [SwapRegion] = []
+
+    @Flag(name: .customLong("no-diffusion"), help: "Stop after the warp and relighting (fast preview).")
+    var noDiffusion = false
+
+    @Option(help: "Fraction of the diffusion chain run from the warped composite (0…1].")
+    var strength = 0.3
+
+    @Option(help: "Steps of the whole respaced chain; about strength × steps run.")
+    var steps = 40
+
+    @Flag(help: "DDPM steps (fresh noise every step) instead of deterministic DDIM.")
+    var ddpm = false
+
+    @Option(help: "Samples per face; the one closest in identity to the source is the result.")
+    var samples = 1
+
+    @Option(name: .customLong("keep-samples"), help: "Write every sample, best first, into this folder.")
+    var keepSamples: String?
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("identity-weight"), help: "Identity guidance weight (dlib distance to the source).")
+    var identityWeight = 1.0
+
+    @Option(name: .customLong("structure-weight"), help: "Structure guidance weight (face-mesh landmarks against the target).")
+    var structureWeight = 1.0
+
+    @Option(name: .customLong("gaze-weight"), help: "Gaze guidance weight (iris position against the target).")
+    var gazeWeight = 1.0
+
+    @Option(help: "Guidance gradient: x0 (through x̂0 only, cheap) or through-unet (back through the network, as DiffFace).")
+    var grad: GradientChoice = .x0
+
+    @Option(help: "Diffusion model: prior (embedded) or an ADM checkpoint path.")
+    var model: String?
+
+    @Option(help: "A config JSON (guided-diffusion argument names) for --model.")
+    var config: String?
+
+    @Option(name: .customLong("work-size"), help: "Largest side the network works at.")
+    var workSize = 512
+
+    @OptionGroup var faces: FaceOptions
+
+    enum GradientChoice: String, ExpressibleByArgument, CaseIterable {
+        case x0
+        case throughUnet = "through-unet"
+    }
+
+    func options() -> FaceSwapOptions {
+        var o = FaceSwapOptions()
+        o.sourceFace = sourceFace
+        switch targetFace {
+        case .index(let i)?: o.targets = .index(i)
+        case .all?: o.targets = .all
+        case nil: o.targets = nil
+        }
+        o.referenceDistance = referenceDistance
+        o.detector = faces.detector
+        o.order = faces.order
+        o.shape = shape
+        o.maskBlur = maskBlur
+        o.regions = maskRegions.isEmpty ? SwapRegion.all : Set(maskRegions)
+        o.diffusion = !noDiffusion
+        o.strength = strength
+        o.steps = steps
+        o.ddim = !ddpm
+        o.samples = samples
+        o.seed = seed
+        o.identityWeight = identityWeight
+        o.structureWeight = structureWeight
+        o.gazeWeight = gazeWeight
+        o.gradientThroughNetwork = grad == .throughUnet
+        o.model = model
+        o.modelConfig = config
+        o.maxWorkSize = workSize
+        return o
+    }
+
+    func validate() throws {
+        guard !source.isEmpty else { throw ValidationError("give at least one --source photo") }
+        do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.message) }
+    }
+
+    func run() throws {
+        try checkOutput(out)
+        if let keepSamples {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: keepSamples, isDirectory: &isDir), isDir.boolValue else {
+                throw ValidationError("--keep-samples \(keepSamples) is not an existing folder")
+            }
+            try AtomicFile.checkWritable(keepSamples + "/sample-0.png")
+        }
+        let log: (String) -> Void = { msg in if !quiet { FileHandle.standardError.write(Data("guise: note: \(msg)\n".utf8)) } }
+        let sources = try source.map { try ImageIO.read($0) }
+        let targetImage = try ImageIO.read(target)
+        let referenceImage = try reference.map { try ImageIO.read($0) }
+
+        let swap = try FaceSwap(options: options())
+        swap.note = log
+        var bars: [String: ProgressBar] = [:]
+        swap.progress = { p in
+            guard !quiet else { return }
+            let bar = bars[p.stage] ?? ProgressBar(total: p.total, label: p.stage, enabled: true)
+            bars[p.stage] = bar
+            bar.update(p.done)
+        }
+        let result = try swap.run(sources: sources, target: targetImage, reference: referenceImage,
+                                  labels: (source, target, reference ?? "the reference photo"))
+        try ImageIO.write(result.image, to: out)
+        if let keepSamples {
+            for (f, samples) in result.samples.enumerated() {
+                for (k, s) in samples.enumerated() {
+                    try ImageIO.write(s, to: keepSamples + "/face\(result.report.faces[f].index)-sample\(k).png")
+                }
+            }
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(SwapCommandReport(out: out, source: source, target: target, report: result.report)), as: UTF8.self))
+        } else {
+            for f in result.report.faces {
+                print(String(format: "%@: face %d swapped; identity distance to source %.3f, to target %.3f (source to target %.3f); landmark error %.1f%% of eye distance",
+                             out, f.index, f.identityToSource, f.identityToTarget, f.sourceToTarget, 100 * f.landmarkError))
+            }
+        }
+    }
+}
+
+struct SwapCommandReport: Encodable {
+    var out: String
+    var source: [String]
+    var target: String
+    var report: SwapReport
+}

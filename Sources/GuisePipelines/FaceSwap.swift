@@ -1,0 +1,465 @@
+import Foundation
+import GuiseDiffusion
+import GuiseFace
+import GuiseFormats
+import GuiseImage
+import GuiseTensor
+import GuiseVision
+
+/// Everything a face swap can be told. The defaults are what `guise swap` does.
+public struct FaceSwapOptions {
+    /// Which faces of the target photo receive the source's identity.
+    public enum Targets: Equatable, Sendable {
+        case index(Int)
+        case all
+    }
+
+    /// Which face of each source photo (detector order).
+    public var sourceFace = 0
+    /// nil: face 0, or with a reference photo every face that matches it.
+    public var targets: Targets?
+    /// With a reference photo: only target faces whose dlib distance to the reference's face is
+    /// below this are swapped.
+    public var referenceDistance = 0.6
+    public var detector: DetectorChoice = .blazeface
+    public var order: FaceOrder = .largest
+
+    /// How far the face's inner proportions (eye spacing, nose and mouth position and size)
+    /// move from the target's towards the source's: 0 keeps the target's geometry exactly.
+    public var shape = 0.5
+    /// Which regions are replaced.
+    public var regions: Set<SwapRegion> = SwapRegion.all
+    /// Feathering of the mask edge, as a multiple of the default (2.5 % of the face width).
+    public var maskBlur = 1.0
+
+    /// Guided diffusion refinement after the geometric swap; false is the fast preview mode.
+    public var diffusion = true
+    /// SDEdit start: the fraction of the diffusion chain run (0…1).
+    public var strength = 0.3
+    /// Steps of the whole (respaced) chain; about strength × steps are run.
+    public var steps = 40
+    /// DDIM (deterministic given the start) or DDPM (fresh noise every step).
+    public var ddim = true
+    /// Samples per face, ranked by identity distance to the source; the best is the result.
+    public var samples = 1
+    public var seed: UInt64 = 0
+    /// Guidance weights: dlib descriptor distance to the source's mean descriptor; mesh
+    /// landmarks against the target's (in inter-ocular distances); gaze features against the target's.
+    public var identityWeight = 1.0
+    public var structureWeight = 1.0
+    public var gazeWeight = 1.0
+    /// Identity guidance averages this many random small affine views of x̂0 (DiffFace uses 8).
+    public var identityViews = 4
+    /// Gradient of the guidance energies through x̂0 only (cheap) or back through the network.
+    public var gradientThroughNetwork = false
+    /// The diffusion model: nil is the embedded prior; else a name or checkpoint path.
+    public var model: String?
+    public var modelConfig: String?
+    /// The largest side the network works at; larger windows are refined at this size and the
+    /// correction is added back at full resolution.
+    public var maxWorkSize = 512
+
+    public init() {}
+
+    public func validate() throws {
+        guard sourceFace >= 0 else { throw PipelineError("the source face index must be 0 or more") }
+        if case .index(let i)? = targets, i < 0 { throw PipelineError("the target face index must be 0 or more") }
+        guard shape >= 0 && shape <= 1 else { throw PipelineError("shape must be between 0 and 1") }
+        guard !regions.isEmpty else { throw PipelineError("the mask needs at least one region") }
+        guard maskBlur >= 0 && maskBlur <= 10 else { throw PipelineError("mask blur must be between 0 and 10") }
+        guard strength > 0 && strength <= 1 else { throw PipelineError("strength must be in (0, 1]") }
+        guard steps >= 2 && steps <= 1000 else { throw PipelineError("steps must be between 2 and 1000") }
+        guard samples >= 1 && samples <= 16 else { throw PipelineError("samples must be between 1 and 16") }
+        guard [identityWeight, structureWeight, gazeWeight].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw PipelineError("guidance weights must be 0 or more")
+        }
+        guard identityViews >= 1 && identityViews <= 16 else { throw PipelineError("identity views must be between 1 and 16") }
+        guard referenceDistance > 0 else { throw PipelineError("the reference distance must be positive") }
+        guard maxWorkSize >= 64 && maxWorkSize <= 2048 else { throw PipelineError("the work size must be between 64 and 2048") }
+    }
+}
+
+/// What a swap did, per face and overall; `guise swap --json` prints it.
+public struct SwapReport: Encodable {
+    public struct FaceResult: Encodable {
+        /// The face's index in the target photo (detector order) and its box.
+        public var index: Int
+        public var box: Box
+        /// Which source photo gave the warp (closest in pose), by position in the sources.
+        public var sourcePhoto: Int
+        /// dlib descriptor distances: result↔source (mean over the source photos), result↔target,
+        /// source↔target. Below 0.6 dlib calls two faces the same person.
+        public var identityToSource: Double
+        public var identityToTarget: Double
+        public var sourceToTarget: Double
+        /// Mean 68-point landmark error of the result against the target, in inter-ocular distances.
+        public var landmarkError: Double
+        /// Difference of the gaze features (eye widths/heights) of result and target.
+        public var gazeDifference: Double
+        /// Per sample, best first: identity distance to the source.
+        public var sampleDistances: [Double]
+        /// The work window (image pixels) and the size the network saw.
+        public var window: [Int]
+        public var workSize: [Int]
+        public var maskArea: Int
+    }
+
+    public var faces: [FaceResult] = []
+    public var seed: UInt64 = 0
+    public var diffusion = true
+    public var strength = 0.0
+    public var stepsRun = 0
+    public var samples = 1
+    public var shape = 0.0
+    public var model = ""
+    /// Seconds per stage, summed over faces.
+    public var seconds: [String: Double] = [:]
+}
+
+/// A progress event: a stage name, and how far through it (done of total).
+public struct SwapProgress {
+    public let stage: String
+    public let done: Int
+    public let total: Int
+}
+
+/// Face swap: the source person's identity on the target photo's face, keeping its pose,
+/// expression, gaze, light, hair and background.
+///
+/// The geometric part puts the source's face on the target's mesh (a piecewise-affine warp over
+/// the 468 mesh points, the inner proportions bent towards the source's), relights it with the
+/// target's low frequencies and keeps the target's eye openings and open mouth. Guided diffusion
+/// with the embedded prior then re-renders the inside of the mask from a partly noised start,
+/// steered on x̂0 by identity (dlib), structure (mesh) and gaze (iris) energies, so the face reads
+/// as one photo. Everything outside the face mask is the target's decoded pixels, bit for bit.
+public final class FaceSwap {
+    public let options: FaceSwapOptions
+    let store: ModelStore
+    let analyzer: FaceAnalyzer
+    let identity: FaceIdentity
+    let detector: FaceDetector
+    public let detectorName: String
+    lazy var model: Result<DiffusionModel, Error> = Result { try DiffusionModel.load(options.model, config: options.modelConfig, store: store) }
+    /// Progress events and notes go here (the CLI draws a bar on stderr).
+    public var progress: ((SwapProgress) -> Void)?
+    public var note: ((String) -> Void)?
+
+    public init(options: FaceSwapOptions = FaceSwapOptions(), store: ModelStore? = nil) throws {
+        try options.validate()
+        self.options = options
+        let store = try store ?? ModelStore.locate()
+        self.store = store
+        analyzer = try FaceAnalyzer(store: store)
+        identity = try FaceIdentity(store: store)
+        var notes: [String] = []
+        (detector, detectorName) = try options.detector.make(store: store, note: { notes.append($0) })
+        for n in notes { note?(n) }
+    }
+
+    /// One source photo onto one target photo.
+    public func run(source: Image, target: Image) throws -> (Image, SwapReport) {
+        let r = try run(sources: [source], target: target)
+        return (r.image, r.report)
+    }
+
+    /// The result, its report, and per swapped face every sample ranked best first (each a
+    /// whole photo), for `--keep-samples`.
+    public struct Output {
+        public var image: Image
+        public var report: SwapReport
+        public var samples: [[Image]]
+    }
+
+    /// Several photos of one person (identity guidance uses their mean descriptor, the warp the
+    /// photo closest in pose to each target face) onto the chosen faces of the target photo;
+    /// with a `reference`, only target faces that look like the reference's face.
+    public func run(sources: [Image], target: Image, reference: Image? = nil,
+                    labels: (sources: [String], target: String, reference: String) = ([], "the target photo", "the reference photo")) throws -> Output {
+        guard !sources.isEmpty else { throw PipelineError("a swap needs at least one source photo") }
+        try target.validate()
+        var seconds: [String: Double] = [:]
+        func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+            let start = Date()
+            defer { seconds[stage, default: 0] += Date().timeIntervalSince(start) }
+            return try body()
+        }
+
+        // Analysis: every source's chosen face, its mesh and descriptor.
+        var sourceFaces: [SourceFace] = []
+        try timed("analyse") {
+            for (k, photo) in sources.enumerated() {
+                let label = k < labels.sources.count ? labels.sources[k] : "source photo \(k + 1)"
+                let face = try FaceSelection.pick(try detector.detect(photo, order: options.order), index: options.sourceFace, label: label)
+                let lm = try FaceSelection.landmarks(photo, face: face, analyzer: analyzer)
+                let d = try identity.descriptor(photo, dlib5: lm.dlib5())
+                sourceFaces.append(SourceFace(image: photo, landmarks: lm, descriptor: d))
+            }
+        }
+        let sourceDescriptor = FaceSwap.mean(sourceFaces.map(\.descriptor))
+
+        let allTargets = try timed("analyse") { try detector.detect(target, order: options.order) }
+        guard !allTargets.isEmpty else { throw FaceError("no face found in \(labels.target)") }
+        var chosen: [Int]
+        switch options.targets {
+        case .index(let i)?:
+            _ = try FaceSelection.pick(allTargets, index: i, label: labels.target)
+            chosen = [i]
+        case .all?:
+            chosen = Array(allTargets.indices)
+        case nil:
+            chosen = reference == nil ? [0] : Array(allTargets.indices)
+        }
+        var targetLandmarks: [Int: FaceLandmarks] = [:]
+        try timed("analyse") {
+            for i in chosen {
+                do {
+                    targetLandmarks[i] = try FaceSelection.landmarks(target, face: allTargets[i], analyzer: analyzer)
+                } catch where chosen.count > 1 {
+                    // With several faces, one the mesh cannot read (too small, cut off) is skipped.
+                    note?("skipping face \(i) of \(labels.target): \(error)")
+                }
+            }
+        }
+        if let reference {
+            let refFace = try FaceSelection.pick(try detector.detect(reference, order: options.order), index: 0, label: labels.reference)
+            let refLM = try FaceSelection.landmarks(reference, face: refFace, analyzer: analyzer)
+            let refD = try identity.descriptor(reference, dlib5: refLM.dlib5())
+            chosen = try chosen.filter { i in
+                guard let lm = targetLandmarks[i] else { return false }
+                let d = try identity.descriptor(target, dlib5: lm.dlib5())
+                return FaceIdentity.distance(d, refD) < options.referenceDistance
+            }
+            guard !chosen.isEmpty else {
+                throw FaceError("no face in \(labels.target) is within distance \(options.referenceDistance) of the face in \(labels.reference)")
+            }
+        }
+        chosen = chosen.filter { targetLandmarks[$0] != nil }
+        guard !chosen.isEmpty else { throw FaceError("no face in \(labels.target) could be analysed") }
+
+        var out = target
+        var report = SwapReport()
+        report.seed = options.seed
+        report.diffusion = options.diffusion
+        report.strength = options.diffusion ? options.strength : 0
+        report.samples = options.samples
+        report.shape = options.shape
+        var allSamples: [[Image]] = []
+        for (n, i) in chosen.enumerated() {
+            guard let tlm = targetLandmarks[i] else { continue }
+            let face = try swapFace(into: &out, original: target, face: allTargets[i], landmarks: tlm,
+                                    sources: sourceFaces, sourceDescriptor: sourceDescriptor, faceNumber: n,
+                                    timed: { stage, body in try timed(stage, body) })
+            var result = face.result
+            result.index = i
+            report.faces.append(result)
+            report.stepsRun = face.stepsRun
+            allSamples.append(face.samples)
+        }
+        if options.diffusion, case .success(let m) = model { report.model = m.path }
+        report.seconds = seconds.mapValues { ($0 * 1000).rounded() / 1000 }
+        return Output(image: out, report: report, samples: allSamples)
+    }
+
+    struct SourceFace {
+        var image: Image
+        var landmarks: FaceLandmarks
+        var descriptor: [Float]
+    }
+
+    static func mean(_ ds: [[Float]]) -> [Float] {
+        guard let first = ds.first else { return [] }
+        var m = [Float](repeating: 0, count: first.count)
+        for d in ds { for k in 0..<m.count { m[k] += d[k] / Float(ds.count) } }
+        return m
+    }
+
+    struct FaceOutcome {
+        var result: SwapReport.FaceResult
+        var samples: [Image]
+        var stepsRun: Int
+    }
+
+    /// Swaps one target face in place in `out` (pixels outside its window are never touched).
+    func swapFace(into out: inout Image, original target: Image, face: Face, landmarks tlm: FaceLandmarks,
+                  sources: [SourceFace], sourceDescriptor: [Float], faceNumber: Int,
+                  timed: (String, () throws -> Void) throws -> Void) throws -> FaceOutcome {
+        let meshImage = tlm.mesh.map(\.xy)
+        // The source closest in pose: smallest residual after a similarity fit onto the target mesh.
+        var best = 0, bestResidual = Double.infinity
+        for (k, s) in sources.enumerated() {
+            let (_, r) = try SwapGeometry.similarity(s.landmarks.mesh.map(\.xy), meshImage)
+            let rel = r / SwapGeometry.interOcular(meshImage)
+            if rel < bestResidual { bestResidual = rel; best = k }
+        }
+        let source = sources[best]
+
+        // The work window: the face outline's box with a margin, in whole image pixels.
+        let oval = MeshRegions.faceOval.map { meshImage[$0] }
+        let ox0 = oval.map(\.x).min()!, ox1 = oval.map(\.x).max()!, oy0 = oval.map(\.y).min()!, oy1 = oval.map(\.y).max()!
+        let faceWidth = max(ox1 - ox0, 1), faceSize = max(ox1 - ox0, oy1 - oy0)
+        let margin = 0.25 * faceSize
+        let wx0 = max(0, Int((ox0 - margin).rounded(.down))), wy0 = max(0, Int((oy0 - margin).rounded(.down)))
+        let wx1 = min(target.width, Int((ox1 + margin).rounded(.up))), wy1 = min(target.height, Int((oy1 + margin).rounded(.up)))
+        guard wx1 - wx0 >= 8, wy1 - wy0 >= 8 else { throw FaceError("target face \(faceNumber) is too small to swap") }
+        let ww = wx1 - wx0, wh = wy1 - wy0
+        let window = FaceSwap.crop(target, x: wx0, y: wy0, width: ww, height: wh)
+        let meshT = meshImage.map { Point($0.x - Double(wx0), $0.y - Double(wy0)) }
+
+        var composite = window
+        var hard = Mask(width: ww, height: wh, fill: 0)
+        var soft = hard
+        var meshD = meshT
+        try timed("warp") {
+            // The source at about the target face's scale, so the warp never shrinks by much
+            // (bilinear sampling would alias a large source face).
+            var src = source.image
+            var meshS = source.landmarks.mesh.map(\.xy)
+            let ratio = SwapGeometry.interOcular(meshT) / SwapGeometry.interOcular(meshS)
+            if ratio < 0.75 {
+                let w = max(8, Int((Double(src.width) * ratio).rounded())), h = max(8, Int((Double(src.height) * ratio).rounded()))
+                let sx = Double(w) / Double(src.width), sy = Double(h) / Double(src.height)
+                src = try src.resized(width: w, height: h, interpolation: .area)
+                meshS = meshS.map { Point(($0.x + 0.5) * sx - 0.5, ($0.y + 0.5) * sy - 0.5) }
+            }
+            meshD = try SwapGeometry.morphedMesh(target: meshT, source: meshS, amount: options.shape)
+            let warp = MeshWarp(destination: meshD)
+            let warpedSource = warp.render(src, from: meshS, to: meshD, width: ww, height: wh)
+            // The target moved onto the same geometry: its eyes and open mouth go where the new
+            // features are, with the target's gaze and teeth.
+            let movedTarget = warp.render(window, from: meshT, to: meshD, width: ww, height: wh)
+            let warpedTarget = try window.with(alpha: nil).blended(with: movedTarget.image, mask: movedTarget.coverage)
+
+            // Regions, drawn on the bent mesh, inside the target's own face outline.
+            let ovalMask = try SwapGeometry.region(MeshRegions.faceOval, meshT, width: ww, height: wh)
+            var region = ovalMask
+            if options.regions != SwapRegion.all {
+                var sel = [Float](repeating: 0, count: ww * wh)
+                let m3 = meshD.map { Point3($0.x, $0.y, 0) }
+                for r in options.regions {
+                    let m: Mask
+                    switch r {
+                    case .skin: m = try FaceMasks.mask(.skin, mesh: m3, width: ww, height: wh)
+                    case .brows: m = try FaceMasks.mask(.brows, mesh: m3, width: ww, height: wh).dilated(radius: max(1, Int(0.02 * faceWidth)))
+                    case .eyes: m = try FaceMasks.mask(.eyes, mesh: m3, width: ww, height: wh).dilated(radius: max(1, Int(0.04 * faceWidth)))
+                    case .nose: m = try FaceMasks.mask(.nose, mesh: m3, width: ww, height: wh)
+                    case .lips: m = try FaceMasks.mask(.lips, mesh: m3, width: ww, height: wh).dilated(radius: max(1, Int(0.01 * faceWidth)))
+                    }
+                    for k in 0..<sel.count { sel[k] = max(sel[k], m.values[k]) }
+                }
+                region.values = zip(region.values, sel).map { $0 * $1 }
+            }
+            hard = Mask(width: ww, height: wh, values: zip(region.values, warpedSource.coverage.values).map { $0 * $1 })
+
+            // Keep the target's eye openings, and its mouth opening when its lips are parted.
+            var keep = try SwapGeometry.region(MeshRegions.imageLeftEye, meshD, width: ww, height: wh)
+            let right = try SwapGeometry.region(MeshRegions.imageRightEye, meshD, width: ww, height: wh)
+            let mouthT = try SwapGeometry.region(MeshRegions.lipsInner, meshT, width: ww, height: wh)
+            let mouthOpen = Double(mouthT.values.reduce(0, +)) > 0.002 * faceWidth * faceWidth
+            let mouth = mouthOpen ? try SwapGeometry.region(MeshRegions.lipsInner, meshD, width: ww, height: wh) : nil
+            for k in 0..<keep.values.count { keep.values[k] = max(keep.values[k], right.values[k], mouth?.values[k] ?? 0) }
+            keep = try keep.blurred(sigma: max(0.6, 0.006 * faceWidth))
+            let face = try warpedSource.image.blended(with: warpedTarget, mask: keep)
+
+            let relit = try SwapGeometry.relight(face, like: warpedTarget, mask: hard, sigma: max(2, 0.05 * faceWidth))
+            // The paste weight: the region pulled in from its edge, then feathered.
+            let feather = options.maskBlur * 0.025 * faceWidth
+            let inset = max(1, Int((0.02 * faceWidth).rounded()))
+            soft = try hard.eroded(radius: inset)
+            if feather > 0 { soft = try soft.blurred(sigma: feather) }
+            soft.values = zip(soft.values, hard.values).map { min($0, 1) * ($1 > 0 ? 1 : 0) }
+            composite = try window.with(alpha: nil).blended(with: relit, mask: soft)
+        }
+
+        var samples: [Image] = [composite]
+        var sampleDistances: [Double] = []
+        var stepsRun = 0
+        var workSize = [ww, wh]
+        if options.diffusion {
+            let m = try model.get()
+            let refiner = SwapRefiner(model: m, analyzer: analyzer, identity: identity, options: options)
+            refiner.progress = { [weak self] done, total in
+                self?.progress?(SwapProgress(stage: "face \(faceNumber + 1): diffusion", done: done, total: total))
+            }
+            try timed("diffusion") {
+                let refined = try refiner.refine(composite: composite, hard: hard, soft: soft, targetWindow: window,
+                                                 targetMesh: meshT, targetLandmarks: tlm, windowOrigin: Point(Double(wx0), Double(wy0)),
+                                                 sourceDescriptor: sourceDescriptor, seed: options.seed &+ UInt64(faceNumber) &* 1_000_003)
+                samples = refined.samples
+                sampleDistances = refined.distances
+                stepsRun = refined.stepsRun
+                workSize = refined.workSize
+            }
+        }
+
+        // Paste: only where the soft mask is above 0 do pixels change.
+        let best0 = samples[0]
+        FaceSwap.paste(best0, mask: soft, into: &out, x: wx0, y: wy0)
+        var pastedSamples: [Image] = []
+        for s in samples {
+            var whole = target
+            FaceSwap.paste(s, mask: soft, into: &whole, x: wx0, y: wy0)
+            pastedSamples.append(whole)
+        }
+
+        // The report's measurements on the pasted result.
+        var result = SwapReport.FaceResult(index: 0, box: face.box, sourcePhoto: best, identityToSource: 0, identityToTarget: 0,
+                                           sourceToTarget: 0, landmarkError: 0, gazeDifference: 0, sampleDistances: sampleDistances,
+                                           window: [wx0, wy0, ww, wh], workSize: workSize,
+                                           maskArea: soft.values.filter { $0 > 0 }.count)
+        try timed("report") {
+            let targetD = try identity.descriptor(target, dlib5: tlm.dlib5())
+            let rlm = try analyzer.landmarks(out, face: face)
+            let rd = try identity.descriptor(out, dlib5: rlm.dlib5())
+            result.identityToSource = FaceIdentity.distance(rd, sourceDescriptor)
+            result.identityToTarget = FaceIdentity.distance(rd, targetD)
+            result.sourceToTarget = FaceIdentity.distance(sourceDescriptor, targetD)
+            let a = try tlm.ibug68(), b = try rlm.ibug68()
+            let iod = ((a[36].x - a[45].x) * (a[36].x - a[45].x) + (a[36].y - a[45].y) * (a[36].y - a[45].y)).squareRoot()
+            result.landmarkError = zip(a, b).map { (($0.x - $1.x) * ($0.x - $1.x) + ($0.y - $1.y) * ($0.y - $1.y)).squareRoot() }
+                .reduce(0, +) / Double(a.count) / max(iod, 1e-6)
+            let ga = try tlm.gaze(), gb = try rlm.gaze()
+            result.gazeDifference = ((ga.x - gb.x) * (ga.x - gb.x) + (ga.y - gb.y) * (ga.y - gb.y)).squareRoot()
+        }
+        return FaceOutcome(result: result, samples: pastedSamples, stepsRun: stepsRun)
+    }
+
+    /// The pixels of `image` in a whole-pixel rectangle (inside the image), exactly.
+    static func crop(_ image: Image, x: Int, y: Int, width w: Int, height h: Int) -> Image {
+        let n = image.pixelCount, m = w * h
+        var rgb = [Float](repeating: 0, count: 3 * m)
+        var alpha: [Float]? = image.alpha == nil ? nil : [Float](repeating: 0, count: m)
+        for c in 0..<3 {
+            for r in 0..<h {
+                for q in 0..<w { rgb[c * m + r * w + q] = image.rgb[c * n + (y + r) * image.width + x + q] }
+            }
+        }
+        if let a = image.alpha {
+            for r in 0..<h { for q in 0..<w { alpha![r * w + q] = a[(y + r) * image.width + x + q] } }
+        }
+        return Image(width: w, height: h, rgb: rgb, alpha: alpha, sourceFormat: image.sourceFormat)
+    }
+
+    /// `patch`'s colour blended into `image` at (x, y) by `mask`; where the mask is 0 the image's
+    /// own values stay (bit-exact), and the image's alpha is never changed.
+    static func paste(_ patch: Image, mask: Mask, into image: inout Image, x: Int, y: Int) {
+        let n = image.pixelCount, m = patch.pixelCount
+        for r in 0..<patch.height {
+            for q in 0..<patch.width {
+                let w = mask.values[r * patch.width + q]
+                guard w > 0 else { continue }
+                let i = (y + r) * image.width + x + q, k = r * patch.width + q
+                for c in 0..<3 {
+                    let a = image.rgb[c * n + i]
+                    image.rgb[c * n + i] = a + (patch.rgb[c * m + k] - a) * min(w, 1)
+                }
+            }
+        }
+    }
+}
+
+extension Image {
+    /// The same picture with its alpha plane replaced (nil: opaque).
+    func with(alpha: [Float]?) -> Image {
+        Image(width: width, height: height, rgb: rgb, alpha: alpha, sourceFormat: sourceFormat)
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import GuiseFace
+import GuiseImage
+import GuiseVision
+
+/// The regions a swap may replace (FaceFusion's region mask; DiffFace's parsing classes skin,
+/// brows, eyes, nose, lips).
+public enum SwapRegion: String, CaseIterable, Codable, Sendable {
+    case skin, brows, eyes, nose, lips
+
+    public static let all = Set(SwapRegion.allCases)
+}
+
+/// The geometric half of a swap, in the pixels of a work window: where the source's features
+/// go (the target's mesh, its inner proportions bent towards the source's), the source's face
+/// rendered there, the target's lighting and colour on it, and the soft mask it is pasted under.
+enum SwapGeometry {
+    /// Mesh groups whose points move together when the face's proportions follow the source:
+    /// each keeps the target's own shape (its expression: an open mouth, a blink, a raised brow)
+    /// and only its position and size follow the source.
+    static let featureGroups: [[Int]] = [
+        MeshRegions.imageLeftEye, MeshRegions.imageRightEye,
+        MeshRegions.imageLeftBrow, MeshRegions.imageRightBrow,
+        MeshRegions.lipsOuter + MeshRegions.lipsInner,
+        MeshRegions.nose,
+    ]
+
+    /// 2-D similarity (least squares) taking `from` onto `to`; also its RMS residual.
+    static func similarity(_ from: [Point], _ to: [Point]) throws -> (GuiseImage.AffineTransform, Double) {
+        let t = try GuiseImage.AffineTransform.similarity(from: from, to: to)
+        let r = zip(from, to).map { p, q -> Double in let a = t.apply(p); return (a.x - q.x) * (a.x - q.x) + (a.y - q.y) * (a.y - q.y) }
+        return (t, (r.reduce(0, +) / Double(max(1, r.count))).squareRoot())
+    }
+
+    /// Inter-ocular distance (outer eye corners 33 and 263).
+    static func interOcular(_ mesh: [Point]) -> Double {
+        let a = mesh[33], b = mesh[263]
+        return max(1e-6, ((a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y)).squareRoot())
+    }
+
+    /// The target's mesh with its feature groups moved `amount` (0 = target, 1 = source) of the
+    /// way to where the source's face, fitted onto the target's by a similarity, has them; the
+    /// face outline stays the target's and the rest follows a thin-plate spline.
+    static func morphedMesh(target: [Point], source: [Point], amount: Double) throws -> [Point] {
+        guard amount > 0 else { return target }
+        let (fit, _) = try similarity(source, target)
+        let src = source.map(fit.apply)
+        var controls: [Point] = [], destinations: [Point] = []
+        var fixedIndex = Set<Int>()
+        for i in MeshRegions.faceOval { controls.append(target[i]); destinations.append(target[i]); fixedIndex.insert(i) }
+        var moved = target
+        for group in featureGroups {
+            let unique = Array(Set(group)).sorted()
+            func centre(_ p: [Point]) -> Point {
+                Point(unique.map { p[$0].x }.reduce(0, +) / Double(unique.count), unique.map { p[$0].y }.reduce(0, +) / Double(unique.count))
+            }
+            func spread(_ p: [Point], _ c: Point) -> Double {
+                (unique.map { (p[$0].x - c.x) * (p[$0].x - c.x) + (p[$0].y - c.y) * (p[$0].y - c.y) }.reduce(0, +) / Double(unique.count)).squareRoot()
+            }
+            let ct = centre(target), cs = centre(src)
+            let scale = 1 + amount * (spread(src, cs) / max(spread(target, ct), 1e-6) - 1)
+            let shift = Point(amount * (cs.x - ct.x), amount * (cs.y - ct.y))
+            for i in unique {
+                moved[i] = Point(ct.x + shift.x + (target[i].x - ct.x) * scale, ct.y + shift.y + (target[i].y - ct.y) * scale)
+                if !fixedIndex.contains(i) {
+                    controls.append(target[i])
+                    destinations.append(moved[i])
+                    fixedIndex.insert(i)
+                }
+            }
+        }
+        let tps = try ThinPlateSpline(from: controls, to: destinations, regularisation: 1e-6)
+        return target.indices.map { fixedIndex.contains($0) ? moved[$0] : tps.apply(target[$0]) }
+    }
+
+    /// A polygon of mesh points, rasterised hard-edged at the window's size.
+    static func region(_ indices: [Int], _ mesh: [Point], width: Int, height: Int) throws -> Mask {
+        try FaceMasks.polygons([indices.map { mesh[$0] }], width: width, height: height)
+    }
+
+    /// Normalised Gaussian low-pass inside a mask: blur(x·m) / blur(m), per channel, so
+    /// what lies outside the mask (hair, background) does not bleed into the face's average.
+    static func maskedLowPass(_ image: Image, _ mask: Mask, sigma: Double) throws -> Image {
+        let n = image.pixelCount
+        var weighted = image
+        for c in 0..<3 { for i in 0..<n { weighted.rgb[c * n + i] *= mask.values[i] } }
+        let num = try weighted.blurred(sigma: sigma)
+        let den = try mask.blurred(sigma: sigma)
+        var out = num
+        for i in 0..<n {
+            let d = den.values[i]
+            for c in 0..<3 { out.rgb[c * n + i] = d > 1e-4 ? num.rgb[c * n + i] / d : 0 }
+        }
+        return out
+    }
+
+    /// The source face in the target's light: each channel times the ratio of the target's
+    /// masked low-pass to the source's, so shading, colour cast and skin tone follow the target
+    /// while the source's finer detail (the features that carry identity) stays.
+    static func relight(_ face: Image, like target: Image, mask: Mask, sigma: Double) throws -> Image {
+        let lt = try maskedLowPass(target, mask, sigma: sigma)
+        let lf = try maskedLowPass(face, mask, sigma: sigma)
+        var out = face
+        let n = face.pixelCount
+        for c in 0..<3 {
+            for i in 0..<n {
+                let k = c * n + i
+                let ratio = lt.rgb[k] / max(lf.rgb[k], 1e-3)
+                out.rgb[k] = min(max(face.rgb[k] * min(max(ratio, 0.25), 4), 0), 1)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import GuiseDiffusion
+import GuiseFace
+import GuiseImage
+import GuiseTensor
+import GuiseVision
+
+/// The diffusion half of a swap: SDEdit from the geometric composite, the region outside the
+/// mask re-imposed from the noised composite before every step (so it stays the target), and
+/// classifier guidance on x̂0 from the embedded experts.
+final class SwapRefiner {
+    let model: DiffusionModel
+    let analyzer: FaceAnalyzer
+    let identity: FaceIdentity
+    let options: FaceSwapOptions
+    var progress: ((Int, Int) -> Void)?
+
+    init(model: DiffusionModel, analyzer: FaceAnalyzer, identity: FaceIdentity, options: FaceSwapOptions) {
+        self.model = model
+        self.analyzer = analyzer
+        self.identity = identity
+        self.options = options
+    }
+
+    struct Refined {
+        /// Window-sized results, best identity first.
+        var samples: [Image]
+        var distances: [Double]
+        var stepsRun: Int
+        var workSize: [Int]
+    }
+
+    /// Energy scales: each guidance weight of 1 gives its energy about the same pull. dlib
+    /// distances are about 0.3–0.8, mesh errors a few hundredths of the inter-ocular distance,
+    /// gaze features a few hundredths of an eye width.
+    static let identityScale: Float = 40
+    static let structureScale: Float = 4000
+    static let gazeScale: Float = 400
+
+    func refine(composite: Image, hard: Mask, soft: Mask, targetWindow: Image, targetMesh: [Point],
+                targetLandmarks tlm: FaceLandmarks, windowOrigin: Point, sourceDescriptor: [Float], seed: UInt64) throws -> Refined {
+        let ww = composite.width, wh = composite.height
+        let scale = min(1, Double(options.maxWorkSize) / Double(max(ww, wh)))
+        let workW = max(8, Int((Double(ww) * scale).rounded())), workH = max(8, Int((Double(wh) * scale).rounded()))
+        let stride = model.stride
+        let padW = (workW + stride - 1) / stride * stride, padH = (workH + stride - 1) / stride * stride
+        // Work image: the composite at the work scale, edge-replicated out to the network's stride.
+        let small = scale < 1 ? try composite.resized(width: workW, height: workH, interpolation: .area) : composite
+        let work = try small.warpedAffine(.identity, width: padW, height: padH, interpolation: .nearest, border: .replicate)
+        let sx = Double(workW) / Double(ww), sy = Double(workH) / Double(wh)
+        func toWork(_ p: Point) -> Point { Point((p.x + 0.5) * sx - 0.5, (p.y + 0.5) * sy - 0.5) }
+
+        // The region diffusion may change: the hard mask, grown a little so the feathered paste
+        // blends into re-rendered pixels, at the work size.
+        var region = scale < 1 ? try hard.resized(width: workW, height: workH) : hard
+        region.values = region.values.map { $0 > 0.01 ? 1 : 0 }
+        region = try region.dilated(radius: 2)
+        var regionPad = [Float](repeating: 0, count: padW * padH)
+        for y in 0..<workH { for x in 0..<workW { regionPad[y * padW + x] = region.values[y * workW + x] } }
+        let mask = Tensor(shape: [1, 1, padH, padW], values: regionPad)
+
+        // The experts' view of the work image: the target's landmarks moved into work pixels
+        // (crop placement for mesh and iris), the composite's own for the identity chip.
+        let lmWork = SwapRefiner.transformed(tlm, offset: windowOrigin, sx: sx, sy: sy)
+        let compositeLM = (try? analyzer.eyes(work, mesh: lmWork.mesh)).map { eyes -> FaceLandmarks in
+            var l = lmWork
+            l.leftEye = eyes.left
+            l.rightEye = eyes.right
+            return l
+        } ?? lmWork
+        let meshRef = Tensor(shape: [targetMesh.count, 2], values: targetMesh.flatMap { p -> [Float] in let q = toWork(p); return [Float(q.x), Float(q.y)] })
+        let iod = Float(SwapGeometry.interOcular(targetMesh.map(toWork)))
+        let gazeRef = try Gaze.features(Tensor(shape: [478, 3], values: Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye).flatMap { [Float($0.x), Float($0.y), Float($0.z)] }))
+        let sourceD = Tensor(shape: [1, sourceDescriptor.count], values: sourceDescriptor)
+        let dlib5 = try compositeLM.dlib5()
+        let views = SwapRefiner.views(count: options.identityViews, points: dlib5, seed: seed)
+
+        let wId = Float(options.identityWeight) * SwapRefiner.identityScale
+        let wSt = Float(options.structureWeight) * SwapRefiner.structureScale
+        let wGz = Float(options.gazeWeight) * SwapRefiner.gazeScale
+        let analyzer = self.analyzer, identity = self.identity
+        let energy: (Tensor, Guidance.Context) throws -> Tensor = { x0, _ in
+            // x̂0 in [−1, 1] → an image in 0…1.
+            let img = x0.scaled(0.5, plus: 0.5)
+            var total = Tensor.scalar(0)
+            if wId > 0 {
+                var idTerm = Tensor.scalar(0)
+                for v in views {
+                    let d = try identity.descriptor(img, dlib5: v)
+                    let diff = d - sourceD
+                    idTerm = idTerm + (diff * diff).sum(dims: [0, 1], keepDims: false)
+                }
+                total = total + idTerm.scaled(wId / Float(views.count))
+            }
+            if wSt > 0 {
+                let pts = try analyzer.meshPoints(img, at: compositeLM).slice(dim: 1, start: 0, end: 2)
+                let diff = (pts - meshRef).scaled(1 / iod)
+                total = total + (diff * diff).mean().scaled(wSt)
+            }
+            if wGz > 0 {
+                let g = try analyzer.gazeFeatures(img, at: compositeLM)
+                let diff = g - gazeRef
+                total = total + (diff * diff).mean().scaled(wGz)
+            }
+            return total
+        }
+
+        let diffusion = try model.diffusion(respacing: "\(options.steps)")
+        let run = max(1, min(options.steps, Int((options.strength * Double(options.steps)).rounded())))
+        var sampler = SamplerOptions(method: options.ddim ? .ddim(eta: 0) : .ddpm, clipDenoised: true,
+                                     skipTimesteps: options.steps - run)
+        sampler.mask = MaskBlend(mask: mask, schedule: .hard, timing: .beforeStep, composite: .sample)
+        if wId + wSt + wGz > 0 {
+            sampler.guidance = Guidance(image: .predictedStart,
+                                        gradient: options.gradientThroughNetwork ? .throughDenoiser : .throughPrediction,
+                                        energy: energy)
+        }
+        let x0 = ImageTensor.tensor(work, range: .signed)
+        let total = run * options.samples
+        var done = 0
+        sampler.progress = { [weak self] p in
+            if p.isReverse { done += 1; self?.progress?(done, total) }
+        }
+
+        var results: [(Image, Double)] = []
+        for k in 0..<options.samples {
+            let r = try diffusion.sample(model.denoiser, shape: x0.shape, initImage: x0, options: sampler,
+                                         noise: SeededNoise(seed: seed &+ UInt64(k)))
+            let outWork = try ImageTensor.image(r.image, range: .signed)
+            let refined = try SwapRefiner.backToWindow(outWork, work: work, composite: composite, workW: workW, workH: workH)
+            let d = try identity.descriptor(refined, dlib5: dlib5.map { Point(($0.x + 0.5) / sx - 0.5, ($0.y + 0.5) / sy - 0.5) })
+            results.append((refined, FaceIdentity.distance(d, sourceDescriptor)))
+        }
+        results.sort { $0.1 < $1.1 }
+        return Refined(samples: results.map(\.0), distances: results.map(\.1), stepsRun: run, workSize: [padW, padH])
+    }
+
+    /// The result at window size. At full scale it is the work result's window part; when the
+    /// network worked smaller, the change it made is upsampled and added to the full-resolution
+    /// composite, so the composite's own detail is kept.
+    static func backToWindow(_ out: Image, work: Image, composite: Image, workW: Int, workH: Int) throws -> Image {
+        let ww = composite.width, wh = composite.height
+        let pw = out.width, pn = out.pixelCount
+        if workW == ww && workH == wh {
+            return FaceSwap.crop(out, x: 0, y: 0, width: ww, height: wh)
+        }
+        var delta = [Float](repeating: 0, count: 3 * workW * workH)
+        for c in 0..<3 {
+            for y in 0..<workH {
+                for x in 0..<workW {
+                    delta[c * workW * workH + y * workW + x] = out.rgb[c * pn + y * pw + x] - work.rgb[c * pn + y * pw + x]
+                }
+            }
+        }
+        let up = try Image(width: workW, height: workH, rgb: delta).resized(width: ww, height: wh, interpolation: .linear)
+        var res = composite
+        for k in 0..<res.rgb.count { res.rgb[k] = min(max(res.rgb[k] + up.rgb[k], 0), 1) }
+        return res
+    }
+
+    /// `lm` in the pixels of a work image: shifted by −offset, then scaled (pixel-centre convention).
+    static func transformed(_ lm: FaceLandmarks, offset: Point, sx: Double, sy: Double) -> FaceLandmarks {
+        func p(_ q: Point3) -> Point3 {
+            Point3((q.x - offset.x + 0.5) * sx - 0.5, (q.y - offset.y + 0.5) * sy - 0.5, q.z * sx)
+        }
+        var out = lm
+        out.mesh = lm.mesh.map(p)
+        out.leftEye = EyeLandmarks(contour: lm.leftEye.contour.map(p), iris: lm.leftEye.iris.map(p))
+        out.rightEye = EyeLandmarks(contour: lm.rightEye.contour.map(p), iris: lm.rightEye.iris.map(p))
+        let c = p(Point3(lm.roi.centre.x, lm.roi.centre.y, 0))
+        out.roi = RotatedRect(centre: c.xy, width: lm.roi.width * sx, height: lm.roi.height * sy, rotation: lm.roi.rotation)
+        return out
+    }
+
+    /// The identity chip's 5 points, first as they are, then nudged by small random similarity
+    /// transforms (±4°, ±4 % scale, ±3 % of the eye distance shift): DiffFace's augmented views,
+    /// so the guidance cannot fit one exact chip's pixels.
+    static func views(count: Int, points: [Point], seed: UInt64) -> [[Point]] {
+        var out = [points]
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        func uniform() -> Double {
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Double(state >> 11) / Double(1 << 53) * 2 - 1
+        }
+        let cx = points.map(\.x).reduce(0, +) / Double(points.count), cy = points.map(\.y).reduce(0, +) / Double(points.count)
+        let span = (points.map { ($0.x - cx) * ($0.x - cx) + ($0.y - cy) * ($0.y - cy) }.reduce(0, +) / Double(points.count)).squareRoot()
+        while out.count < count {
+            let angle = uniform() * 4 * Double.pi / 180, s = 1 + 0.04 * uniform()
+            let tx = 0.03 * span * uniform(), ty = 0.03 * span * uniform()
+            let c = cos(angle) * s, sn = sin(angle) * s
+            out.append(points.map { Point(cx + c * ($0.x - cx) - sn * ($0.y - cy) + tx, cy + sn * ($0.x - cx) + c * ($0.y - cy) + ty) })
+        }
+        return out
+    }
+}
