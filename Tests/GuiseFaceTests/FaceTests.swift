@@ -2,8 +2,7 @@ import Foundation
 import XCTest
 @testable import GuiseFace
 import GuiseImage
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+import GuiseTestSupport
 
 func sample(_ name: String) throws -> Image {
     let path = repoRoot + "/Samples/" + name

@@ -1,9 +1,8 @@
 import Foundation
 import XCTest
 @testable import GuiseImage
+import GuiseTestSupport
 
-/// The repository root, found from this file's path, for Samples/.
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
 func sample(_ name: String) throws -> String {
     let path = repoRoot + "/Samples/" + name
