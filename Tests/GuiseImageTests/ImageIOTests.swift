@@ -3,7 +3,6 @@ import XCTest
 @testable import GuiseImage
 import GuiseTestSupport
 
-
 func sample(_ name: String) throws -> String {
     let path = repoRoot + "/Samples/" + name
     guard FileManager.default.fileExists(atPath: path) else {
