@@ -1,8 +1,7 @@
 """Reference outputs of the embedded face networks, for Guise's parity tests.
 
-Run with a venv holding ai-edge-litert, dlib-bin, numpy and opencv-python-headless:
-    python3 -m venv /work/venvs/ref && /work/venvs/ref/bin/pip install ai-edge-litert dlib-bin numpy opencv-python-headless
-    /work/venvs/ref/bin/python Tools/make_fixtures_face.py
+Run by `make fixtures`, or alone in the venv it makes (ai-edge-litert, dlib-bin, numpy, OpenCV):
+    .venv-mediapipe/bin/python Tools/make_fixtures_face.py
 
 Writes, under Tests/Fixtures/:
   tflite_<model>.safetensors  input image (uint8 NHWC) and every output tensor, by the model's

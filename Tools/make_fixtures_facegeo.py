@@ -1,8 +1,7 @@
 """dlib references for GuiseFace's face-chip geometry and the crops behind the network fixtures.
 
-Run with a venv holding dlib-bin and numpy:
-    python3 -m venv /work/venvs/facegeo && /work/venvs/facegeo/bin/pip install dlib-bin numpy
-    /work/venvs/facegeo/bin/python Tools/make_fixtures_facegeo.py
+Run by `make fixtures`, or alone in the venv it makes (dlib-bin and numpy are what this needs):
+    .venv-mediapipe/bin/python Tools/make_fixtures_facegeo.py
 
 Writes Tests/Fixtures/dlib_chips.safetensors:
   shape5        [5, 2]   dlib's 5-point shape of astronaut.png's face (HOG detector, shape_predictor_5)

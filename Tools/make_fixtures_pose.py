@@ -1,9 +1,8 @@
 """Reference results of MediaPipe's pose pipeline, for Guise's pose tests.
 
-Run with a venv holding mediapipe 0.10.21 (its legacy solution API, which still ships the
-.tflite files) and ai-edge-litert:
-    python3 -m venv /work/venvs/pose && /work/venvs/pose/bin/pip install 'mediapipe==0.10.21' ai-edge-litert
-    /work/venvs/pose/bin/python Tools/make_fixtures_pose.py
+Run by `make fixtures`, or alone in the venv it makes (mediapipe 0.10.21 for its legacy
+solution API, which still ships the .tflite files, and ai-edge-litert):
+    .venv-mediapipe/bin/python Tools/make_fixtures_pose.py
 
 Writes Tests/Fixtures/pose_reference.safetensors with two kinds of reference:
 
