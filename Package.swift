@@ -79,15 +79,20 @@ let package = Package(
         // The prior's denoiser against OpenCV's NLM on the held-out photos (`make bench-prior`).
         .executableTarget(name: "PriorBench", dependencies: ["GuisePrior", "GuiseImage", "GuiseTensor", "CVBridge"], swiftSettings: hot),
 
-        .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTensor", "GuiseFormats", "CThreadPool"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseImageTests", dependencies: ["GuiseImage", "CVBridge"], swiftSettings: cpu),
-        .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuisePriorTests", dependencies: ["GuisePrior", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats", "GuiseImage"], swiftSettings: cpu),
-        .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseDiffusion", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseFace", "GuiseVision", "GuiseBody", "GuiseImage", "GuiseTensor", "GuiseFormats"], resources: [.copy("Fixtures")], swiftSettings: cpu),
-        .testTarget(name: "GuisePipelinesTests", dependencies: ["GuisePipelines", "GuiseFace", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
+        // Shared by every test target: NaN-proof comparisons, fixtures (Tests/Fixtures, written by
+        // `make fixtures`), gradient checks. A plain target, so test targets can depend on it.
+        .target(name: "GuiseTestSupport", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseImage"], path: "Tests/GuiseTestSupport", swiftSettings: cpu),
+        .testTarget(name: "GuiseTestSupportTests", dependencies: ["GuiseTestSupport"], swiftSettings: cpu),
+        .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTestSupport", "GuiseTensor", "GuiseFormats", "CThreadPool"], swiftSettings: cpu),
+        .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseTestSupport", "GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuiseImageTests", dependencies: ["GuiseTestSupport", "GuiseImage", "CVBridge"], swiftSettings: cpu),
+        .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseTestSupport", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuisePriorTests", dependencies: ["GuiseTestSupport", "GuisePrior", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats", "GuiseImage"], swiftSettings: cpu),
+        .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseTestSupport", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseTestSupport", "GuiseFace", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuiseBodyTests", dependencies: ["GuiseTestSupport", "GuiseBody", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuisePipelinesTests", dependencies: ["GuiseTestSupport", "GuisePipelines", "GuiseFace", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
-        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseCLI", "GuiseFormats", "GuiseImage", "guise"], swiftSettings: cpu),
+        .testTarget(name: "GuiseCLITests", dependencies: ["GuiseTestSupport", "GuiseCLI", "GuiseFormats", "GuiseImage", "guise"], swiftSettings: cpu),
     ]
 )

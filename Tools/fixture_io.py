@@ -1,10 +1,14 @@
 """Writes and reads safetensors with numpy alone, for the fixture scripts in Tools/.
 
-Fixtures are small safetensors files committed under Tests/*/Fixtures; tests read them with
+Fixtures are small files committed in Tests/Fixtures (FIXTURES), one copy each, written only
+by the Tools/make_fixtures_*.py and Tools/reference_adm.py scripts (`make fixtures` reruns them
+all); tests find them through Tests/GuiseTestSupport and read them with
 GuiseFormats.SafeTensorsFile, so CI never needs torch.
 """
-import json, struct
+import json, os, struct
 import numpy as np
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "Tests", "Fixtures")
 
 _DT = {np.dtype("float32"): "F32", np.dtype("float16"): "F16", np.dtype("float64"): "F64",
        np.dtype("int64"): "I64", np.dtype("int32"): "I32", np.dtype("int16"): "I16",

@@ -1,8 +1,8 @@
 """Reference outputs and gradients for the spatial ops (conv, pooling, padding, resampling,
 affine_grid/grid_sample), computed with PyTorch CPU autograd.
 
-Run:  /work/main/.venv/bin/python Tools/make_fixtures_conv.py
-Writes Tests/GuiseTensorTests/Fixtures/conv_ops.safetensors. For every case NAME it stores
+Run by `make fixtures`, or alone in its torch venv:  .venv/bin/python Tools/make_fixtures_conv.py
+Writes Tests/Fixtures/conv_ops.safetensors. For every case NAME it stores
 the inputs (NAME.x, NAME.w, ...), a fixed upstream gradient NAME.gy, the output NAME.y and
 the gradient of sum(y * gy) for each input (NAME.g_x, NAME.g_w, ...). Integer settings
 (stride, padding, ...) go in NAME.p, in the order the Swift test reads them.
@@ -167,6 +167,6 @@ for name, align in [("affine", False), ("affine_align", True)]:
                                                  padding_mode="zeros", align_corners=a)
     case(name + "_crop", fn, {"x": rnd(2, 3, 9, 8), "theta": theta}, [5, 6, int(align), 0])
 
-path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "GuiseTensorTests", "Fixtures", "conv_ops.safetensors")
+path = os.path.join(fixture_io.FIXTURES, "conv_ops.safetensors")
 fixture_io.save(os.path.normpath(path), out, metadata={"torch": torch.__version__, "script": "Tools/make_fixtures_conv.py"})
 print(f"{len(out)} tensors, {os.path.getsize(path)} bytes -> {os.path.normpath(path)}")

@@ -1,11 +1,9 @@
 """Reference outputs of the embedded face networks, for Guise's parity tests.
 
-Run with a venv holding ai-edge-litert, dlib-bin, numpy and opencv-python-headless:
-    python3 -m venv /work/venvs/ref && /work/venvs/ref/bin/pip install ai-edge-litert dlib-bin numpy opencv-python-headless
-    /work/venvs/ref/bin/python Tools/make_fixtures_face.py
+Run by `make fixtures`, or alone in the venv it makes (ai-edge-litert, dlib-bin, numpy, OpenCV):
+    .venv-mediapipe/bin/python Tools/make_fixtures_face.py
 
-Writes, under Tests/GuiseNetworksTests/Fixtures/ (tflite_densify and tflite_reference.json go to
-Tests/GuiseFormatsTests/Fixtures/, beside the reader tests that use them):
+Writes, under Tests/Fixtures/:
   tflite_<model>.safetensors  input image (uint8 NHWC) and every output tensor, by the model's
                               output tensor names. The float input is  u8 * (1/255)  for models
                               that take [0, 1] and  u8 / 127.5 - 1  for those that take [-1, 1]
@@ -17,9 +15,9 @@ Tests/GuiseFormatsTests/Fixtures/, beside the reader tests that use them):
                               (sum, sum |x|, sum x * ((i mod 97) + 1)) in float64, plus whole
                               tensors for the first few.
   tflite_reference.json       per model: LiteRT's op list (name, inputs, outputs), tensors
-                              (name, shape, dtype), inputs, outputs, the input range, and
-                              LiteRT's latency on 2 threads (median and minimum of 50 runs, ms;
-                              dlib's of 20), for speed comparisons on the same machine.
+                              (name, shape, dtype), inputs, outputs and the input range.
+                              No timings: the file must not change when nothing else did
+                              (`make bench` compares speeds).
   dlib_descriptors.safetensors  150x150 uint8 RGB face chips (dlib.get_face_chip, padding 0.25,
                               from the HOG detector and the 5-point predictor) and dlib's
                               128-d descriptors of them.
@@ -28,7 +26,7 @@ Input ranges follow MediaPipe's graphs (ImageToTensorCalculator output_tensor_fl
 BlazeFace short/full range and the pose detector take [-1, 1]; face mesh, iris, selfie
 segmentation and pose landmarks take [0, 1].
 """
-import json, os, statistics, sys, time
+import json, os, sys
 
 import cv2
 import dlib
@@ -41,9 +39,7 @@ import fixture_io  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "Models")
 SAMPLES = os.path.join(ROOT, "Samples")
-OUT = os.path.join(ROOT, "Tests", "GuiseNetworksTests", "Fixtures")
-# Reader-level references (op lists, densified weights) belong to the format tests.
-OUT_FORMATS = os.path.join(ROOT, "Tests", "GuiseFormatsTests", "Fixtures")
+OUT = fixture_io.FIXTURES
 
 # model -> input range ("-1..1" or "0..1") and which crop of astronaut.png it sees.
 TFLITE = {
@@ -123,12 +119,6 @@ def run_tflite(name, rng, crop, img, regions, report):
     fixture_io.save(os.path.join(OUT, f"tflite_{name}.safetensors"), tensors,
                     {"range": rng, "input": inp["name"]})
 
-    times = []
-    for _ in range(50):
-        t0 = time.perf_counter()
-        it.invoke()
-        times.append((time.perf_counter() - t0) * 1000)
-
     details = Interpreter(model_path=path)
     ops = details._get_ops_details()
     report[name] = {
@@ -138,10 +128,8 @@ def run_tflite(name, rng, crop, img, regions, report):
                  "outputs": [int(i) for i in o["outputs"]]} for o in ops],
         "tensors": [{"index": int(t["index"]), "name": t["name"], "shape": [int(s) for s in t["shape"]],
                      "dtype": np.dtype(t["dtype"]).name} for t in details.get_tensor_details()],
-        "litert_latency_ms_2_threads": statistics.median(times),
-        "litert_latency_ms_2_threads_min": min(times),
     }
-    print(f"{name}: {len(ops)} ops, outputs {list(outputs)}, LiteRT median {statistics.median(times):.2f} ms, min {min(times):.2f} ms")
+    print(f"{name}: {len(ops)} ops, outputs {list(outputs)}")
 
 
 def densify_numpy(values, shape, sp):
@@ -215,18 +203,11 @@ def dlib_fixture(detector, predictor):
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             print(f"dlib distance {names[i]} - {names[j]}: {np.linalg.norm(d[i] - d[j]):.4f}")
-    t = []
-    for _ in range(20):
-        t0 = time.perf_counter()
-        rec.compute_face_descriptor(chips[0])
-        t.append((time.perf_counter() - t0) * 1000)
-    print(f"dlib: median {statistics.median(t):.2f} ms, min {min(t):.2f} ms")
-    return {"names": names, "dlib_latency_ms": statistics.median(t), "dlib_latency_ms_min": min(t)}
+    return {"names": names}
 
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    os.makedirs(OUT_FORMATS, exist_ok=True)
     detector = dlib.get_frontal_face_detector()
     predictor = dlib.shape_predictor(os.path.join(MODELS, "shape_predictor_5_face_landmarks.dat"))
     img = load_rgb("astronaut.png")
@@ -239,12 +220,10 @@ def main():
         run_tflite(name, rng, crop, img, regions, report)
     dense = {}
     densify_fixture(dense)
-    fixture_io.save(os.path.join(OUT_FORMATS, "tflite_densify.safetensors"), dense)
+    fixture_io.save(os.path.join(OUT, "tflite_densify.safetensors"), dense)
     report["dlib"] = dlib_fixture(detector, predictor)
-    with open(os.path.join(OUT_FORMATS, "tflite_reference.json"), "w") as f:
+    with open(os.path.join(OUT, "tflite_reference.json"), "w") as f:
         json.dump(report, f, separators=(",", ":"))
-    total = sum(os.path.getsize(os.path.join(d, f)) for d in (OUT, OUT_FORMATS) for f in os.listdir(d))
-    print(f"fixtures: {total / 1e6:.2f} MB")
 
 
 if __name__ == "__main__":

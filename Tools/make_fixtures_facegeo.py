@@ -1,10 +1,9 @@
 """dlib references for GuiseFace's face-chip geometry and the crops behind the network fixtures.
 
-Run with a venv holding dlib-bin and numpy:
-    python3 -m venv /work/venvs/facegeo && /work/venvs/facegeo/bin/pip install dlib-bin numpy
-    /work/venvs/facegeo/bin/python Tools/make_fixtures_facegeo.py
+Run by `make fixtures`, or alone in the venv it makes (dlib-bin and numpy are what this needs):
+    .venv-mediapipe/bin/python Tools/make_fixtures_facegeo.py
 
-Writes Tests/GuiseFaceTests/Fixtures/dlib_chips.safetensors:
+Writes Tests/Fixtures/dlib_chips.safetensors:
   shape5        [5, 2]   dlib's 5-point shape of astronaut.png's face (HOG detector, shape_predictor_5)
   box           [4]      the HOG box (left, top, right, bottom)
   details       [K, 7]   get_face_chip_details(shape, size, padding) for K test shapes:
@@ -12,10 +11,10 @@ Writes Tests/GuiseFaceTests/Fixtures/dlib_chips.safetensors:
   shapes        [K, 5, 2] those shapes: astronaut's, then the same turned, scaled and moved
                          (the last so large that dlib extracts it from a pyramid level)
   chips_u8      [K, 150, 150, 3] dlib.extract_image_chip(astronaut, details) for each
-  face_crop     [3]      x0, y0, side of the square crop Tools/make_fixtures_face.py (branch
-                         wt-tflite) fed face_landmark.tflite, so its raw mesh maps to image pixels
+  face_crop     [3]      x0, y0, side of the square crop Tools/make_fixtures_face.py fed
+                         face_landmark.tflite, so its raw mesh maps to image pixels
   eye_crop      [3]      the same for iris_landmark.tflite
-The tflite_*.safetensors beside it are copies of that script's LiteRT outputs.
+The tflite_*.safetensors beside it are that script's LiteRT outputs.
 """
 import math, os, sys
 
@@ -26,7 +25,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import fixture_io  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OUT = os.path.join(ROOT, "Tests", "GuiseFaceTests", "Fixtures")
+OUT = fixture_io.FIXTURES
 
 
 def square_crop_origin(w, h, cx, cy, side):

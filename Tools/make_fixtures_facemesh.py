@@ -1,11 +1,11 @@
 """Reference results of MediaPipe's face detection, face mesh and iris pipelines, for Guise's
 end-to-end face tests (Tests/GuiseFaceTests/FaceMeshPipelineTests.swift).
 
-Run with a venv holding mediapipe 0.10.21 (its legacy solution API) and ai-edge-litert, e.g.
-the pose one:
-    /work/venvs/pose/bin/python Tools/make_fixtures_facemesh.py
+Run by `make fixtures`, or alone in the venv it makes (mediapipe 0.10.21 for its legacy
+solution API, and ai-edge-litert):
+    .venv-mediapipe/bin/python Tools/make_fixtures_facemesh.py
 
-Writes Tests/GuiseFaceTests/Fixtures/facemesh_reference.safetensors. Pixels of the photo
+Writes Tests/Fixtures/facemesh_reference.safetensors. Pixels of the photo
 throughout; z is scaled like x.
 
   mp/<photo>/detections  [N, 17]  mp.solutions.face_detection (model_selection 0, short range,
@@ -59,7 +59,7 @@ import fixture_io  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "Models")
 SAMPLES = os.path.join(ROOT, "Samples")
-OUT = os.path.join(ROOT, "Tests", "GuiseFaceTests", "Fixtures", "facemesh_reference.safetensors")
+OUT = os.path.join(fixture_io.FIXTURES, "facemesh_reference.safetensors")
 PHOTOS = {"astronaut": "astronaut.png", "messi5": "messi5.jpg"}
 EYES = [((33, 133), False), ((362, 263), True)]  # (corners, is the network's mirrored "right eye")
 

@@ -1,6 +1,6 @@
 """Writes the PyTorch-checkpoint fixtures for Tests/GuiseFormatsTests.
 
-Run with the torch venv:  /work/main/.venv/bin/python Tools/make_fixtures_formats.py
+Run by `make fixtures`, or alone in its torch venv:  .venv/bin/python Tools/make_fixtures_formats.py
 
 Each checkpoint NAME.pt (written by torch.save) comes with NAME.expected.safetensors (written with numpy
 alone), holding the flat state dict Guise must read from it: same names, dtypes, shapes and bytes.
@@ -14,7 +14,7 @@ import torch
 import fixture_io
 import torch.nn as nn
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "GuiseFormatsTests", "Fixtures")
+OUT = fixture_io.FIXTURES
 
 _DT = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
        torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
@@ -34,9 +34,64 @@ def save_expected(path, tensors):
     fixture_io.save_raw(path, {n: (_DT[t.dtype], list(t.shape), raw_bytes(t)) for n, t in tensors.items()})
 
 
+# Bytes per element of each legacy storage type, by the name in "torch <Name>Storage".
+_ELEMENT_SIZE = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2,
+                 "Char": 1, "Byte": 1, "Bool": 1}
+
+
+def stable_legacy_keys(path):
+    """Makes a legacy checkpoint reproducible. torch names its storages by their memory addresses
+    and writes them sorted by that name, so the same objects give different bytes on every run.
+    This renames them 0, 1, ... in the order the object pickle first mentions them and writes the
+    storage records in that order. Pickles are walked, never loaded (some are hostile)."""
+    data = open(path, "rb").read()
+    f = io.BytesIO(data)
+    for _ in range(3):  # magic, protocol, sys_info
+        for _ in pickletools.genops(f):
+            pass
+    obj_ops = list(pickletools.genops(f))
+    obj_end = f.tell()
+    keys = [arg for op, arg, _ in pickletools.genops(f) if op.name in ("BINUNICODE", "SHORT_BINUNICODE")]
+    keys_end = f.tell()
+    # A storage's persistent id is ("storage", <storage type>, key, location, numel, view): the
+    # type is the global pushed (or fetched from the memo) just before the key.
+    memo, top, last_type, element, order = {}, None, None, {}, []
+    for op, arg, _ in obj_ops:
+        if op.name == "GLOBAL":
+            top = arg
+        elif op.name in ("BINUNICODE", "SHORT_BINUNICODE", "SHORT_BINSTRING", "BINSTRING"):
+            top = None
+            if arg in keys and arg not in element:
+                element[arg] = _ELEMENT_SIZE[last_type.split(" ")[1][:-len("Storage")]]
+                order.append(arg)
+        elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[arg] = top
+        elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+            top = memo.get(arg)
+        else:
+            top = None
+        if top is not None and top.startswith("torch ") and top.endswith("Storage"):
+            last_type = top
+    assert sorted(order) == sorted(keys), f"{path}: storage keys {keys} not all found in the object pickle"
+    records, pos = {}, keys_end
+    for k in keys:  # torch's order: numel (int64), then the elements
+        n = struct.unpack("<q", data[pos:pos + 8])[0]
+        records[k], pos = data[pos:pos + 8 + n * element[k]], pos + 8 + n * element[k]
+    assert pos == len(data), f"{path}: {len(data) - pos} bytes after the storages"
+    head = data[:obj_end]
+    for i, k in enumerate(order):
+        old, new = k.encode(), str(i).encode()
+        head = head.replace(b"X" + struct.pack("<I", len(old)) + old, b"X" + struct.pack("<I", len(new)) + new)
+    with open(path, "wb") as g:
+        g.write(head + pickle.dumps([str(i) for i in range(len(order))], protocol=2)
+                + b"".join(records[k] for k in order))
+
+
 def write(name, obj, expected, legacy=False):
     path = os.path.join(OUT, name + ".pt")
     torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    if legacy:
+        stable_legacy_keys(path)
     save_expected(os.path.join(OUT, name + ".expected.safetensors"), expected)
 
 
@@ -160,6 +215,14 @@ def main():
     write_bad()
 
 
+def fixed_time(info):
+    """An entry header for a rewritten zip that keeps the source entry's timestamp: writestr with a
+    bare name stamps the current time, and the fixture would change on every run."""
+    z = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+    z.external_attr = 0o600 << 16
+    return z
+
+
 def zip64(src, dst):
     """Rewrites a torch zip's central directory the way ZIP64 writers do for files over 4 GiB: every
     size and offset saturated to 0xFFFFFFFF in the classic fields, the real values in ZIP64 extra
@@ -261,6 +324,7 @@ def write_hostile():
     torch.save({"w": torch.ones(2), "evil": cases["os_system"]}, os.path.join(OUT, "hostile_zip.pt"))
     torch.save({"w": torch.ones(2), "evil": cases["eval"]}, os.path.join(OUT, "hostile_legacy.pt"),
                _use_new_zipfile_serialization=False)
+    stable_legacy_keys(os.path.join(OUT, "hostile_legacy.pt"))
     # A pickled "module" whose state dict hides a call inside a nested dict.
     torch.save({"model": {"_modules": {}, "x": cases["exec"]}}, os.path.join(OUT, "hostile_nested.pt"))
 
@@ -269,7 +333,7 @@ def rezip(src, dst, edit):
     """Copies a torch zip, letting edit(name, bytes) replace an entry's bytes (stored, no compression)."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", compression=zipfile.ZIP_STORED) as zout:
         for info in zin.infolist():
-            zout.writestr(info.filename, edit(info.filename, zin.read(info.filename)))
+            zout.writestr(fixed_time(info), edit(info.filename, zin.read(info.filename)))
 
 
 def write_bad():
@@ -301,10 +365,9 @@ def write_bad():
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(os.path.join(OUT, "bad_deflated.pt"), "w") as zout:
         for info in zin.infolist():
             kind = zipfile.ZIP_DEFLATED if info.filename.endswith("data.pkl") else zipfile.ZIP_STORED
-            zout.writestr(info.filename, zin.read(info.filename), compress_type=kind)
+            zout.writestr(fixed_time(info), zin.read(info.filename), compress_type=kind)
 
 
 if __name__ == "__main__":
     main()
-    total = sum(os.path.getsize(os.path.join(OUT, f)) for f in os.listdir(OUT))
-    print("wrote %d files, %d bytes, to %s" % (len(os.listdir(OUT)), total, os.path.normpath(OUT)))
+    print("wrote the checkpoint fixtures to %s" % os.path.normpath(OUT))

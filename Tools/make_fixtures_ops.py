@@ -5,8 +5,8 @@ For each case: inputs x0, x1, ..., a fixed upstream gradient gy, the output y an
 gradient of sum(y * gy) with respect to every input (g0, g1, ...). Also optimiser
 trajectories (SGD, Adam, AdamW, EMA) on a small quadratic.
 
-Run: /work/main/.venv/bin/python Tools/make_fixtures_ops.py
-Writes Tests/GuiseTensorTests/Fixtures/core_ops.safetensors.
+Run by `make fixtures`, or alone in its torch venv: .venv/bin/python Tools/make_fixtures_ops.py
+Writes Tests/Fixtures/core_ops.safetensors.
 """
 import os, sys
 import numpy as np
@@ -167,7 +167,7 @@ for name, make in configs.items():
                 out[f"opt.{name}.{key}.p{i}"] = st[key].numpy().copy()
         out[f"opt.{name}.ema.p{i}"] = ema[i].numpy()
 
-dst = os.path.join(os.path.dirname(__file__), "..", "Tests", "GuiseTensorTests", "Fixtures", "core_ops.safetensors")
+dst = os.path.join(fixture_io.FIXTURES, "core_ops.safetensors")
 fixture_io.save(dst, {k: np.asarray(v) for k, v in out.items()},
                 metadata={"torch": torch.__version__, "script": "Tools/make_fixtures_ops.py"})
 print(f"wrote {len(out)} tensors, {os.path.getsize(dst)} bytes to {os.path.normpath(dst)}")

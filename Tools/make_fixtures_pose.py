@@ -1,11 +1,10 @@
 """Reference results of MediaPipe's pose pipeline, for Guise's pose tests.
 
-Run with a venv holding mediapipe 0.10.21 (its legacy solution API, which still ships the
-.tflite files) and ai-edge-litert:
-    python3 -m venv /work/venvs/pose && /work/venvs/pose/bin/pip install 'mediapipe==0.10.21' ai-edge-litert
-    /work/venvs/pose/bin/python Tools/make_fixtures_pose.py
+Run by `make fixtures`, or alone in the venv it makes (mediapipe 0.10.21 for its legacy
+solution API, which still ships the .tflite files, and ai-edge-litert):
+    .venv-mediapipe/bin/python Tools/make_fixtures_pose.py
 
-Writes Tests/GuiseFaceTests/Fixtures/pose_reference.safetensors with two kinds of reference:
+Writes Tests/Fixtures/pose_reference.safetensors with two kinds of reference:
 
   mp/<photo>/...   MediaPipe itself: mp.solutions.pose's graph (pose_landmark_cpu, static image
                    mode, model_complexity 1 = pose_landmark_full, segmentation on, min detection
@@ -40,7 +39,7 @@ import fixture_io  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, "Models")
 SAMPLES = os.path.join(ROOT, "Samples")
-OUT = os.path.join(ROOT, "Tests", "GuiseFaceTests", "Fixtures", "pose_reference.safetensors")
+OUT = os.path.join(fixture_io.FIXTURES, "pose_reference.safetensors")
 PHOTOS = {"astronaut": "astronaut.png", "messi5": "messi5.jpg"}
 
 

@@ -3,12 +3,12 @@ diffusion sampling math, written for this project from the published layout fact
 (openai/guided-diffusion unet.py / nn.py / script_util.py / gaussian_diffusion.py / respace.py,
 hxngiee/DiffFace's id_embed, andreas128/RePaint's jump schedule).
 
-Run:  /work/main/.venv/bin/python Tools/reference_adm.py
+Run by `make fixtures`, or alone in its torch venv:  .venv/bin/python Tools/reference_adm.py
 Writes
-  Tests/GuiseNetworksTests/Fixtures/adm_<name>.pt            torch.save(state_dict), loadable as is
-  Tests/GuiseNetworksTests/Fixtures/adm_<name>.json          create_model argument names (+ num_classes, id_dim)
-  Tests/GuiseNetworksTests/Fixtures/adm_<name>_io.safetensors  x, t, [y], [id], out, seed, grad_x
-  Tests/GuiseDiffusionTests/Fixtures/diffusion_*.safetensors  schedules, respacing, trajectories, RePaint lists
+  Tests/Fixtures/adm_<name>.pt            torch.save(state_dict), loadable as is
+  Tests/Fixtures/adm_<name>.json          create_model argument names (+ num_classes, id_dim)
+  Tests/Fixtures/adm_<name>_io.safetensors  x, t, [y], [id], out, seed, grad_x
+  Tests/Fixtures/diffusion_*.safetensors  schedules, respacing, trajectories, RePaint lists
 
 Every weight is random (zero-initialised layers included) with scales chosen so activations stay O(1).
 The `bench` subcommand times the DiffFace-sized model on CPU for `make bench`.
@@ -24,8 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fixture_io  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NET_DIR = os.path.join(ROOT, "Tests", "GuiseNetworksTests", "Fixtures")
-DIFF_DIR = os.path.join(ROOT, "Tests", "GuiseDiffusionTests", "Fixtures")
+NET_DIR = DIFF_DIR = fixture_io.FIXTURES
 
 # ---------------------------------------------------------------------------------------------
 # ADM UNet

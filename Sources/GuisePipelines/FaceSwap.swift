@@ -283,11 +283,14 @@ public final class FaceSwap {
     func swapFace(into out: inout Image, original target: Image, face: Face, landmarks tlm: FaceLandmarks,
                   sources: [SourceFace], sourceDescriptor: [Float], faceNumber: Int,
                   timed: (String, () throws -> Void) throws -> Void) throws -> FaceOutcome {
-        let meshImage = tlm.mesh.map(\.xy)
+        // The mesh with both irises (478 points, `Gaze.meshWithIrises`): with the iris centres
+        // and rims as control points the warp puts the source's irises where the target's are, so
+        // the result looks where the target looks, with the source's own eyes.
+        let meshImage = Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye).map(\.xy)
         // The source closest in pose: smallest residual after a similarity fit onto the target mesh.
         var best = 0, bestResidual = Double.infinity
         for (k, s) in sources.enumerated() {
-            let (_, r) = try SwapGeometry.similarity(s.landmarks.mesh.map(\.xy), meshImage)
+            let (_, r) = try SwapGeometry.similarity(s.landmarks.mesh.map(\.xy), tlm.mesh.map(\.xy))
             let rel = r / SwapGeometry.interOcular(meshImage)
             if rel < bestResidual { bestResidual = rel; best = k }
         }
@@ -313,7 +316,8 @@ public final class FaceSwap {
             // The source at about the target face's scale, so the warp never shrinks by much
             // (bilinear sampling would alias a large source face).
             var src = source.image
-            var meshS = source.landmarks.mesh.map(\.xy)
+            let sl = source.landmarks
+            var meshS = Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye).map(\.xy)
             let ratio = SwapGeometry.interOcular(meshT) / SwapGeometry.interOcular(meshS)
             if ratio < 0.75 {
                 let w = max(8, Int((Double(src.width) * ratio).rounded())), h = max(8, Int((Double(src.height) * ratio).rounded()))
@@ -349,18 +353,44 @@ public final class FaceSwap {
                 region.values = zip(region.values, sel).map { $0 * $1 }
             }
             hard = Mask(width: ww, height: wh, values: zip(region.values, warpedSource.coverage.values).map { $0 * $1 })
+            // Above the brows the mesh's outline reaches into the hairline: there only pixels that
+            // are skin in both the target and the warped source are replaced, so neither's fringe
+            // or hat is pasted onto the other.
+            let le = meshD[33], re = meshD[263]
+            let ex = re.x - le.x, ey = re.y - le.y, el = max((ex * ex + ey * ey).squareRoot(), 1e-6)
+            let up = Point(ey / el, -ex / el)  // perpendicular to the eye line, towards the forehead
+            let browIdx = MeshRegions.imageLeftBrow + MeshRegions.imageRightBrow
+            let brow = Point(browIdx.map { meshD[$0].x }.reduce(0, +) / Double(browIdx.count),
+                             browIdx.map { meshD[$0].y }.reduce(0, +) / Double(browIdx.count))
+            let mouthC = meshD[13]
+            let eyeC = Point((le.x + re.x) / 2, (le.y + re.y) / 2)
+            func height(_ x: Int, _ y: Int, above p: Point) -> Double { (Double(x) - p.x) * up.x + (Double(y) - p.y) * up.y }
+            let skinD = try FaceMasks.mask(.skin, mesh: meshD.map { Point3($0.x, $0.y, 0) }, width: ww, height: wh)
+            var cheeks = skinD
+            for y in 0..<wh { for x in 0..<ww where height(x, y, above: eyeC) > -0.15 * el || height(x, y, above: mouthC) < 0.1 * el { cheeks.values[y * ww + x] = 0 } }
+            let skinTarget = SwapGeometry.skinLike(warpedTarget, sample: cheeks)
+            let skinSource = SwapGeometry.skinLike(warpedSource.image, sample: cheeks)
+            for y in 0..<wh {
+                for x in 0..<ww where height(x, y, above: brow) > 0.1 * el {
+                    let k = y * ww + x
+                    if !(skinTarget[k] && skinSource[k]) { hard.values[k] = 0 }
+                }
+            }
+            // Speckles of misjudged pixels would become holes: open the region by a few pixels.
+            let speck = max(1, Int((0.01 * faceWidth).rounded()))
+            hard = try hard.eroded(radius: speck).dilated(radius: speck)
+            hard.values = zip(hard.values, region.values).map { min($0, $1) }
 
-            // Keep the target's eye openings, and its mouth opening when its lips are parted.
-            var keep = try SwapGeometry.region(MeshRegions.imageLeftEye, meshD, width: ww, height: wh)
-            let right = try SwapGeometry.region(MeshRegions.imageRightEye, meshD, width: ww, height: wh)
+            // Keep the target's mouth opening (its teeth and tongue) when its lips are parted:
+            // a closed source mouth stretched open would smear.
             let mouthT = try SwapGeometry.region(MeshRegions.lipsInner, meshT, width: ww, height: wh)
             let mouthOpen = Double(mouthT.values.reduce(0, +)) > 0.002 * faceWidth * faceWidth
-            let mouth = mouthOpen ? try SwapGeometry.region(MeshRegions.lipsInner, meshD, width: ww, height: wh) : nil
-            for k in 0..<keep.values.count { keep.values[k] = max(keep.values[k], right.values[k], mouth?.values[k] ?? 0) }
+            var keep = mouthOpen ? try SwapGeometry.region(MeshRegions.lipsInner, meshD, width: ww, height: wh)
+                                 : Mask(width: ww, height: wh, fill: 0)
             keep = try keep.blurred(sigma: max(0.6, 0.006 * faceWidth))
             let face = try warpedSource.image.blended(with: warpedTarget, mask: keep)
 
-            let relit = try SwapGeometry.relight(face, like: warpedTarget, mask: hard, sigma: max(2, 0.05 * faceWidth))
+            let relit = try SwapGeometry.relight(face, like: warpedTarget, mask: hard, faceWidth: faceWidth)
             // The paste weight: the region pulled in from its edge, then feathered.
             let feather = options.maskBlur * 0.025 * faceWidth
             let inset = max(1, Int((0.02 * faceWidth).rounded()))

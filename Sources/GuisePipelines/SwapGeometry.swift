@@ -19,7 +19,8 @@ enum SwapGeometry {
     /// each keeps the target's own shape (its expression: an open mouth, a blink, a raised brow)
     /// and only its position and size follow the source.
     static let featureGroups: [[Int]] = [
-        MeshRegions.imageLeftEye, MeshRegions.imageRightEye,
+        // Each eye with its iris (points 468–472 and 473–477 of the 478-point layout).
+        MeshRegions.imageLeftEye + Array(468..<473), MeshRegions.imageRightEye + Array(473..<478),
         MeshRegions.imageLeftBrow, MeshRegions.imageRightBrow,
         MeshRegions.lipsOuter + MeshRegions.lipsInner,
         MeshRegions.nose,
@@ -43,7 +44,7 @@ enum SwapGeometry {
     /// face outline stays the target's and the rest follows a thin-plate spline.
     static func morphedMesh(target: [Point], source: [Point], amount: Double) throws -> [Point] {
         guard amount > 0 else { return target }
-        let (fit, _) = try similarity(source, target)
+        let (fit, _) = try similarity(Array(source.prefix(FaceMesh.pointCount)), Array(target.prefix(FaceMesh.pointCount)))
         let src = source.map(fit.apply)
         var controls: [Point] = [], destinations: [Point] = []
         var fixedIndex = Set<Int>()
@@ -94,20 +95,70 @@ enum SwapGeometry {
         return out
     }
 
-    /// The source face in the target's light: each channel times the ratio of the target's
-    /// masked low-pass to the source's, so shading, colour cast and skin tone follow the target
-    /// while the source's finer detail (the features that carry identity) stays.
-    static func relight(_ face: Image, like target: Image, mask: Mask, sigma: Double) throws -> Image {
-        let lt = try maskedLowPass(target, mask, sigma: sigma)
-        let lf = try maskedLowPass(face, mask, sigma: sigma)
-        var out = face
+    /// The source face in the target's light. Luma is multiplied by the ratio of the target's
+    /// masked low-pass to the source's (shading and exposure follow the target; σ about a tenth
+    /// of the face), and chroma is shifted by the difference of much broader low-passes (skin tone
+    /// and colour cast follow the target without painting its features' colours on). The
+    /// source's finer detail, which carries identity, stays.
+    static func relight(_ face: Image, like target: Image, mask: Mask, faceWidth: Double) throws -> Image {
         let n = face.pixelCount
-        for c in 0..<3 {
+        func ycc(_ im: Image) -> Image {
+            var o = im
             for i in 0..<n {
-                let k = c * n + i
-                let ratio = lt.rgb[k] / max(lf.rgb[k], 1e-3)
-                out.rgb[k] = min(max(face.rgb[k] * min(max(ratio, 0.25), 4), 0), 1)
+                let r = im.rgb[i], g = im.rgb[n + i], b = im.rgb[2 * n + i]
+                let y = 0.299 * r + 0.587 * g + 0.114 * b
+                o.rgb[i] = y
+                o.rgb[n + i] = b - y
+                o.rgb[2 * n + i] = r - y
             }
+            return o
+        }
+        let f = ycc(face), t = ycc(target)
+        let sigmaLuma = max(2, 0.08 * faceWidth), sigmaChroma = max(4, 0.2 * faceWidth)
+        let ltL = try maskedLowPass(t, mask, sigma: sigmaLuma), lfL = try maskedLowPass(f, mask, sigma: sigmaLuma)
+        let ltC = try maskedLowPass(t, mask, sigma: sigmaChroma), lfC = try maskedLowPass(f, mask, sigma: sigmaChroma)
+        var out = face
+        for i in 0..<n {
+            let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.25), 4)
+            let y = f.rgb[i] * ratio
+            let cb = f.rgb[n + i] + ltC.rgb[n + i] - lfC.rgb[n + i]
+            let cr = f.rgb[2 * n + i] + ltC.rgb[2 * n + i] - lfC.rgb[2 * n + i]
+            let r = y + cr, b = y + cb
+            let g = (y - 0.299 * r - 0.114 * b) / 0.587
+            out.rgb[i] = min(max(r, 0), 1)
+            out.rgb[n + i] = min(max(g, 0), 1)
+            out.rgb[2 * n + i] = min(max(b, 0), 1)
+        }
+        return out
+    }
+
+    /// Where `image` looks like the skin sampled under `sample` (cheeks and nose): a Gaussian in
+    /// chroma (Mahalanobis distance below 3) with luma not far below the sample's. Hair, hats
+    /// and background fail it; used to keep the target's fringe and the source's out of the
+    /// forehead, where the mesh's outline reaches the hairline.
+    static func skinLike(_ image: Image, sample: Mask) -> [Bool] {
+        let n = image.pixelCount
+        var pts: [(Float, Float, Float)] = []
+        for i in 0..<n where sample.values[i] > 0.5 {
+            let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            pts.append((y, b - y, r - y))
+        }
+        guard pts.count >= 16 else { return [Bool](repeating: true, count: n) }
+        let m = Float(pts.count)
+        let my = pts.map(\.0).reduce(0, +) / m, mb = pts.map(\.1).reduce(0, +) / m, mr = pts.map(\.2).reduce(0, +) / m
+        var sbb: Float = 0, srr: Float = 0, sbr: Float = 0
+        for p in pts { sbb += (p.1 - mb) * (p.1 - mb); srr += (p.2 - mr) * (p.2 - mr); sbr += (p.1 - mb) * (p.2 - mr) }
+        // A floor on the spread: a flat-lit face would otherwise reject its own forehead.
+        sbb = sbb / m + 2e-4; srr = srr / m + 2e-4; sbr /= m
+        let det = sbb * srr - sbr * sbr
+        var out = [Bool](repeating: false, count: n)
+        for i in 0..<n {
+            let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            let db = b - y - mb, dr = r - y - mr
+            let d2 = (srr * db * db - 2 * sbr * db * dr + sbb * dr * dr) / det
+            out[i] = d2 < 9 && y > 0.45 * my
         }
         return out
     }

@@ -3,17 +3,13 @@ import Foundation
 import GuiseTensor
 import GuiseFormats
 @testable import GuiseCLI
+import GuiseTestSupport
 
-/// `guise model run` and `guise sample` on the ADM fixtures of GuiseNetworksTests.
+/// `guise model run` and `guise sample` on the ADM fixtures of Tools/reference_adm.py.
 final class ADMCommandTests: XCTestCase {
-    let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("GuiseNetworksTests/Fixtures")
+    func path(_ name: String) -> String { fixtureDirectory + "/" + name }
 
-    func path(_ name: String) -> String { fixtures.appendingPathComponent(name).path }
-
-    func tempPath(_ name: String) -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("guise-adm-\(getpid())-\(name)").path
-    }
+    func tempPath(_ name: String) -> String { temporaryPath("adm-" + name) }
 
     func testModelRunWritesOutputAndGradient() throws {
         let out = tempPath("run.safetensors")

@@ -1,7 +1,6 @@
 import Foundation
 import XCTest
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+import GuiseTestSupport
 
 /// The `guise` binary `swift test` built beside this test bundle (the test target depends on
 /// it), else one in .build/debug or .build/release.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 import GuiseFormats
 import GuiseTensor
+import GuiseTestSupport
 
 /// `guise landmarks`, `identity`, `segment` and `model run` on the embedded face networks,
 /// through the built binary.
@@ -72,8 +73,7 @@ extension CLITests {
     /// The iris model through `model run`, against LiteRT's outputs in the network fixture,
     /// and its gradient against a central difference along the gradient itself.
     func testModelRunTFLiteWithGradient() throws {
-        let fixtures = repoRoot + "/Tests/GuiseNetworksTests/Fixtures/"
-        let fx = try SafeTensorsFile(path: fixtures + "tflite_iris_landmark.safetensors")
+        let fx = try fixture("tflite_iris_landmark")
         let model = repoRoot + "/Models/iris_landmark.tflite"
         let tfl = try TFLiteModel(path: model)
         let inputName = tfl.mainGraph.tensors[tfl.mainGraph.inputs[0]].name
@@ -108,7 +108,7 @@ extension CLITests {
     }
 
     func testModelRunDlib() throws {
-        let fx = try SafeTensorsFile(path: repoRoot + "/Tests/GuiseNetworksTests/Fixtures/dlib_descriptors.safetensors")
+        let fx = try fixture("dlib_descriptors")
         let chips = try fx.tensor("chips_u8").narrow(0..<1).permuted(0, 3, 1, 2).contiguous()
         let inputs = dir + "/chips.safetensors", out = dir + "/desc.safetensors", seedPath = dir + "/seed.safetensors"
         try SafeTensorsWriter.write(tensors: ["x": chips], to: inputs)

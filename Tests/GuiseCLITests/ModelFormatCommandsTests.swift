@@ -2,13 +2,11 @@ import XCTest
 import Foundation
 import GuiseFormats
 @testable import GuiseCLI
+import GuiseTestSupport
 
-/// `guise model info` and `guise model convert` on the checkpoints of Tests/GuiseFormatsTests/Fixtures.
+/// `guise model info` and `guise model convert` on the checkpoint fixtures of Tools/make_fixtures_formats.py.
 final class ModelFormatCommandsTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().appendingPathComponent("GuiseFormatsTests/Fixtures").path
-
-    func path(_ file: String) -> String { Self.fixtures + "/" + file }
+    func path(_ file: String) -> String { fixtureDirectory + "/" + file }
 
     var scratch = ""
 

@@ -5,6 +5,7 @@ import GuiseVision
 import GuiseFormats
 import GuiseImage
 import GuiseTensor
+import GuiseTestSupport
 
 /// End to end on the embedded networks: BlazeFace → mesh and iris → dlib identity.
 final class FaceAnalysisTests: XCTestCase {

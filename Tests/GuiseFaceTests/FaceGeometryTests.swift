@@ -5,15 +5,7 @@ import XCTest
 import GuiseFormats
 import GuiseImage
 import GuiseTensor
-
-/// Fixtures: LiteRT outputs copied from Tools/make_fixtures_face.py (branch wt-tflite) and
-/// dlib references from Tools/make_fixtures_facegeo.py.
-func fixture(_ name: String) throws -> SafeTensorsFile {
-    guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
-        throw FaceError("fixture \(name).safetensors missing; run Tools/make_fixtures_facegeo.py")
-    }
-    return try SafeTensorsFile(path: url.path)
-}
+import GuiseTestSupport
 
 func assertNear(_ p: Point, _ q: Point, _ tol: Double, _ what: String = "", file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertEqual(p.x, q.x, accuracy: tol, "\(what) x", file: file, line: line)

@@ -5,6 +5,7 @@ import XCTest
 import GuiseFormats
 import GuiseImage
 import GuiseTensor
+import GuiseTestSupport
 
 /// Guise's whole face pipeline (BlazeFace, the mesh ROI, crop, mesh, iris ROI, crop, iris, and
 /// the decoders back to image pixels) against MediaPipe 0.10.21 on the sample photos.

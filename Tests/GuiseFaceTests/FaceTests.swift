@@ -3,14 +3,7 @@ import XCTest
 @testable import GuiseFace
 @testable import GuiseVision
 import GuiseImage
-
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
-
-func sample(_ name: String) throws -> Image {
-    let path = repoRoot + "/Samples/" + name
-    guard FileManager.default.fileExists(atPath: path) else { throw FaceError("\(path) is missing: run `make samples`") }
-    return try ImageIO.read(path)
-}
+import GuiseTestSupport
 
 final class DetectionTests: XCTestCase {
     /// The astronaut's face lies at about x 175–270, y 65–160 of the 512² photo (checked by eye).

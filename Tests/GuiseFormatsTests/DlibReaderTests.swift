@@ -2,12 +2,13 @@ import Foundation
 import XCTest
 import GuiseTensor
 @testable import GuiseFormats
+import GuiseTestSupport
 
 final class DlibReaderTests: XCTestCase {
     static let file = "dlib_face_recognition_resnet_model_v1.dat"
 
     func testFaceRecognitionResNetStructure() throws {
-        let net = try DlibNetwork(path: Repo.model(Self.file))
+        let net = try DlibNetwork(path: modelPath(Self.file))
         XCTAssertEqual(net.loss, "loss_metric_2")
         XCTAssertEqual(net.lossParameters[0], 0.04, accuracy: 1e-6)
         XCTAssertEqual(net.lossParameters[1], 0.6, accuracy: 1e-6)
@@ -74,14 +75,14 @@ final class DlibReaderTests: XCTestCase {
 
     func testWrongFilesAreRejected() throws {
         for other in ["shape_predictor_5_face_landmarks.dat", "face_detection_short_range.tflite"] {
-            XCTAssertThrowsError(try DlibNetwork(path: Repo.model(other)), other) { e in
+            XCTAssertThrowsError(try DlibNetwork(path: modelPath(other)), other) { e in
                 XCTAssert("\(e)".contains("not a dlib DNN file") || "\(e)".contains("malformed dlib file"), "\(e)")
             }
         }
     }
 
     func testTruncatedFilesAreRejected() throws {
-        let full = try Data(contentsOf: URL(fileURLWithPath: Repo.model(Self.file)))
+        let full = try Data(contentsOf: URL(fileURLWithPath: modelPath(Self.file)))
         for keep in [1, 20, 300, 20_000, full.count / 2, full.count - 1] {
             let path = try Repo.temporaryFile(full.prefix(keep), ".dat")
             defer { try? FileManager.default.removeItem(atPath: path) }
@@ -93,7 +94,7 @@ final class DlibReaderTests: XCTestCase {
 
     /// Corrupted structure bytes give an error, never a crash.
     func testCorruptedFilesNeverCrash() throws {
-        let full = try Data(contentsOf: URL(fileURLWithPath: Repo.model(Self.file)))
+        let full = try Data(contentsOf: URL(fileURLWithPath: modelPath(Self.file)))
         var rng: UInt64 = 777
         var rejected = 0
         var bytes = [UInt8](full)

@@ -2,16 +2,12 @@ import Foundation
 import XCTest
 import GuiseTensor
 @testable import GuiseFormats
+import GuiseTestSupport
 
-/// Paths in the source tree. `make test` fetches Models/ before testing, so the embedded
-/// model files are there in CI as well.
 enum Repo {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static func model(_ name: String) -> String { root.appendingPathComponent("Models/\(name)").path }
-    static func formatsFixture(_ name: String) -> String { root.appendingPathComponent("Tests/GuiseFormatsTests/Fixtures/\(name)").path }
-
+    /// `data` written to a fresh temporary file whose name ends in `suffix`.
     static func temporaryFile(_ data: Data, _ suffix: String) throws -> String {
-        let path = FileManager.default.temporaryDirectory.path + "/guise-\(UUID().uuidString)\(suffix)"
+        let path = temporaryPath(suffix)
         try data.write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -23,7 +19,7 @@ final class TFLiteReaderTests: XCTestCase {
 
     /// LiteRT's view of each model, written by Tools/make_fixtures_face.py.
     func reference() throws -> [String: Any] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: Repo.formatsFixture("tflite_reference.json")))
+        let data = try Data(contentsOf: URL(fileURLWithPath: try fixturePath("tflite_reference.json")))
         return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
     }
 
@@ -34,7 +30,7 @@ final class TFLiteReaderTests: XCTestCase {
     func testOperatorsAndTensorsMatchLiteRT() throws {
         let ref = try reference()
         for name in Self.models {
-            let m = try TFLiteModel(path: Repo.model("\(name).tflite"))
+            let m = try TFLiteModel(path: modelPath("\(name).tflite"))
             let r = try XCTUnwrap(ref[name] as? [String: Any], name)
             let g = m.mainGraph
             let ops = try XCTUnwrap(r["ops"] as? [[String: Any]])
@@ -65,7 +61,7 @@ final class TFLiteReaderTests: XCTestCase {
     /// constant input (weights, biases, paddings) can be materialised.
     func testOptionsAndConstantsDecode() throws {
         for name in Self.models {
-            let m = try TFLiteModel(path: Repo.model("\(name).tflite"))
+            let m = try TFLiteModel(path: modelPath("\(name).tflite"))
             let g = m.mainGraph
             for (i, op) in g.operators.enumerated() {
                 let what = "\(name) op #\(i) \(m.opName(op))"
@@ -106,9 +102,9 @@ final class TFLiteReaderTests: XCTestCase {
     /// DENSIFY constants match LiteRT's densified tensors (which the fixture script also checked
     /// against an independent numpy densification).
     func testDensifiedWeightsMatchLiteRT() throws {
-        let fx = try SafeTensorsFile(path: Repo.formatsFixture("tflite_densify.safetensors"))
+        let fx = try SafeTensorsFile(path: try fixturePath("tflite_densify.safetensors"))
         for name in ["face_detection_full_range_sparse", "pose_detection"] {
-            let m = try TFLiteModel(path: Repo.model("\(name).tflite"))
+            let m = try TFLiteModel(path: modelPath("\(name).tflite"))
             let statsT = try fx.tensor("\(name)/stats")
             let rows = statsT.shape[0]
             XCTAssertGreaterThan(rows, 10)
@@ -192,20 +188,20 @@ final class TFLiteReaderTests: XCTestCase {
     }
 
     func testUnsupportedOpIsNamedAtLoad() throws {
-        let m = try TFLiteModel(path: Repo.model("face_landmark.tflite"))
+        let m = try TFLiteModel(path: modelPath("face_landmark.tflite"))
         XCTAssertThrowsError(try m.checkOperators(supported: ["CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "DEQUANTIZE", "PAD", "MAX_POOL_2D"])) { e in
             XCTAssert("\(e)".contains("unsupported TFLite op PRELU (operator #"), "\(e)")
         }
     }
 
     func testWrongFileIsRejected() throws {
-        XCTAssertThrowsError(try TFLiteModel(path: Repo.model("shape_predictor_5_face_landmarks.dat"))) { e in
+        XCTAssertThrowsError(try TFLiteModel(path: modelPath("shape_predictor_5_face_landmarks.dat"))) { e in
             XCTAssert("\(e)".contains("not a TFLite file"), "\(e)")
         }
     }
 
     func testTruncatedFilesAreRejected() throws {
-        let full = try Data(contentsOf: URL(fileURLWithPath: Repo.model("face_detection_short_range.tflite")))
+        let full = try Data(contentsOf: URL(fileURLWithPath: modelPath("face_detection_short_range.tflite")))
         for keep in [6, 64, 1000, full.count / 3, full.count / 2, full.count - 5000] {
             let path = try Repo.temporaryFile(full.prefix(keep), ".tflite")
             defer { try? FileManager.default.removeItem(atPath: path) }
@@ -218,7 +214,7 @@ final class TFLiteReaderTests: XCTestCase {
     /// Corrupted bytes anywhere in the FlatBuffer tables must give an error or a model whose
     /// constants still read safely; never a crash.
     func testCorruptedFilesNeverCrash() throws {
-        let full = try Data(contentsOf: URL(fileURLWithPath: Repo.model("face_detection_full_range_sparse.tflite")))
+        let full = try Data(contentsOf: URL(fileURLWithPath: modelPath("face_detection_full_range_sparse.tflite")))
         var rng: UInt64 = 12345
         var rejected = 0
         for _ in 0..<150 {

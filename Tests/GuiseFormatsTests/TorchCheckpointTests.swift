@@ -1,6 +1,7 @@
 import XCTest
 @testable import GuiseFormats
 import GuiseTensor
+import GuiseTestSupport
 
 final class TorchCheckpointTests: XCTestCase {
     static let checkpoints: [(String, CheckpointFormat)] = [

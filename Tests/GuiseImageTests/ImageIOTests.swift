@@ -1,9 +1,7 @@
 import Foundation
 import XCTest
 @testable import GuiseImage
-
-/// The repository root, found from this file's path, for Samples/.
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+import GuiseTestSupport
 
 func sample(_ name: String) throws -> String {
     let path = repoRoot + "/Samples/" + name

@@ -3,14 +3,15 @@ import GuiseTensor
 import GuiseFormats
 import GuiseDiffusion
 @testable import GuiseNetworks
+import GuiseTestSupport
 
 /// The tiny ADM driving the sampler, against PyTorch with the same noise: timestep mapping and
 /// rescaling, learned variance, and guidance back through the UNet, all together.
 final class ADMSamplingTests: XCTestCase {
     func testSamplerWithADMMatchesReference() throws {
-        let config = try ADMConfig.load(path: try fixtureURL("adm_tiny", "json").path)
-        let model = try ADMUNet(path: try fixtureURL("adm_tiny", "pt").path, config: config)
-        let f = try SafeTensorsFile(path: try fixtureURL("adm_tiny_sampling", "safetensors").path)
+        let config = try ADMConfig.load(path: try fixturePath("adm_tiny.json"))
+        let model = try ADMUNet(path: try fixturePath("adm_tiny.pt"), config: config)
+        let f = try fixture("adm_tiny_sampling")
         let x0 = try f.tensor("x0")
         let target = Tensor(zeros: x0.shape)
         let denoiser: Denoiser = { x, t, c in try model(x, timesteps: t, y: c["y"], id: c["id"]) }

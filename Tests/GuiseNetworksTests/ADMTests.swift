@@ -3,41 +3,20 @@ import Foundation
 import GuiseTensor
 import GuiseFormats
 @testable import GuiseNetworks
-
-func fixtureURL(_ name: String, _ ext: String) throws -> URL {
-    guard let url = Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures") else {
-        throw FormatError("fixture \(name).\(ext) missing; run Tools/reference_adm.py")
-    }
-    return url
-}
-
-/// max |a − e| ≤ tol × max(1, max |e|).
-func assertClose(_ actual: Tensor, _ expected: Tensor, tol: Float, _ what: String,
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(actual.shape, expected.shape, "\(what) shape", file: file, line: line)
-    guard actual.shape == expected.shape else { return }
-    let a = actual.values, e = expected.values
-    var scale: Float = 1, err: Float = 0
-    for i in 0..<a.count {
-        scale = max(scale, abs(e[i]))
-        err = max(err, abs(a[i] - e[i]))
-    }
-    XCTAssertFalse(err.isNaN, "\(what): NaN", file: file, line: line)
-    XCTAssertLessThanOrEqual(err / scale, tol, "\(what): max error \(err) at scale \(scale)", file: file, line: line)
-}
+import GuiseTestSupport
 
 final class ADMTests: XCTestCase {
     static let names = ["tiny", "legacy", "class", "id"]
 
     func loadModel(_ name: String) throws -> ADMUNet {
-        let config = try ADMConfig.load(path: try fixtureURL("adm_\(name)", "json").path)
-        return try ADMUNet(path: try fixtureURL("adm_\(name)", "pt").path, config: config)
+        let config = try ADMConfig.load(path: try fixturePath("adm_\(name).json"))
+        return try ADMUNet(path: try fixturePath("adm_\(name).pt"), config: config)
     }
 
     func testForwardAndInputGradientMatchPyTorch() throws {
         for name in Self.names {
             let model = try loadModel(name)
-            let io = try SafeTensorsFile(path: try fixtureURL("adm_\(name)_io", "safetensors").path)
+            let io = try fixture("adm_\(name)_io")
             let x = try io.tensor("x"), t = try io.tensor("t")
             let y = io["y"] != nil ? try io.tensor("y") : nil
             let id = io["id"] != nil ? try io.tensor("id") : nil
@@ -80,8 +59,8 @@ final class ADMTests: XCTestCase {
     }
 
     func testMismatchedCheckpointsFailClearly() throws {
-        var weights = try ADMUNet.loadStateDict(path: try fixtureURL("adm_tiny", "pt").path)
-        let config = try ADMConfig.load(path: try fixtureURL("adm_tiny", "json").path)
+        var weights = try ADMUNet.loadStateDict(path: try fixturePath("adm_tiny.pt"))
+        let config = try ADMConfig.load(path: try fixturePath("adm_tiny.json"))
         var other = config
         other.useScaleShiftNorm = false
         XCTAssertThrowsError(try ADMUNet(config: other, weights: weights)) { e in
@@ -106,8 +85,8 @@ final class ADMTests: XCTestCase {
 final class ADMInferenceTests: XCTestCase {
     func testInferredConfigsMatchTheWrittenOnes() throws {
         for name in ADMTests.names {
-            let written = try ADMConfig.load(path: try fixtureURL("adm_\(name)", "json").path)
-            let file = try Checkpoint(path: try fixtureURL("adm_\(name)", "pt").path)
+            let written = try ADMConfig.load(path: try fixturePath("adm_\(name).json"))
+            let file = try Checkpoint(path: try fixturePath("adm_\(name).pt"))
             XCTAssertNotEqual(file.format, .safetensors)
             let shapes = file.tensors.mapValues(\.shape)
             let inferred = try ADMConfig.infer(fromShapes: shapes)

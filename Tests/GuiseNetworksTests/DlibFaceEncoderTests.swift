@@ -3,11 +3,12 @@ import XCTest
 import GuiseFormats
 import GuiseTensor
 @testable import GuiseNetworks
+import GuiseTestSupport
 
 /// Parity with dlib's own `compute_face_descriptor` on the chips in the fixture.
 final class DlibFaceEncoderTests: XCTestCase {
     func chips() throws -> (Tensor, Tensor, [String]) {
-        let fx = try networkFixture("dlib_descriptors")
+        let fx = try fixture("dlib_descriptors")
         let hwc = try fx.tensor("chips_u8")  // [N, 150, 150, 3] RGB
         return (hwc.permuted(0, 3, 1, 2).contiguous(), try fx.tensor("descriptors"),
                 (fx.metadata["names"] ?? "").split(separator: ",").map(String.init))

@@ -2,36 +2,7 @@ import Foundation
 import XCTest
 import GuiseFormats
 import GuiseTensor
-
-/// Models/ in the source tree; `make test` fetches it before testing.
-func modelPath(_ name: String) -> String {
-    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Models/\(name)").path
-}
-
-/// Fixtures written by Tools/make_fixtures_face.py.
-func networkFixture(_ name: String) throws -> SafeTensorsFile {
-    guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
-        throw FormatError("fixture \(name).safetensors missing; run Tools/make_fixtures_face.py")
-    }
-    return try SafeTensorsFile(path: url.path)
-}
-
-/// max |a − e| ≤ tol × max(1, max |e|), and reports the error relative to that scale.
-@discardableResult
-func assertCloseToScale(_ actual: Tensor, _ expected: Tensor, tol: Float, _ what: String,
-                        file: StaticString = #filePath, line: UInt = #line) -> Float {
-    XCTAssertEqual(actual.shape, expected.shape, "\(what) shape", file: file, line: line)
-    guard actual.shape == expected.shape else { return .infinity }
-    let a = actual.values, e = expected.values
-    var scale: Float = 1, err: Float = 0
-    for i in 0..<a.count {
-        scale = max(scale, abs(e[i]))
-        err = max(err, abs(a[i] - e[i]))
-    }
-    XCTAssertLessThanOrEqual(err / scale, tol, "\(what): max error \(err) at scale \(scale)", file: file, line: line)
-    return err / scale
-}
+import GuiseTestSupport
 
 /// A sparse direction in input space: (flat index, weight) pairs.
 typealias Direction = [(Int, Float)]

@@ -4,6 +4,7 @@ import GuiseFormats
 @testable import GuiseTensor
 @testable import GuiseFormats
 @testable import GuiseNetworks
+import GuiseTestSupport
 
 /// Parity with LiteRT on the inputs Tools/make_fixtures_face.py made from astronaut.png.
 final class TFLiteNetworkTests: XCTestCase {
@@ -15,12 +16,12 @@ final class TFLiteNetworkTests: XCTestCase {
     }
 
     func checkParity(_ name: String, tol: Float = 1e-3) throws {
-        let fx = try networkFixture("tflite_\(name)")
+        let fx = try fixture("tflite_\(name)")
         let net = try TFLiteNetwork(path: modelPath("\(name).tflite"))
         let outs = try Autograd.noGrad { try net([try input(fx)]) }
         for (n, y) in zip(net.outputNames, outs) {
             let e = try fx.tensor("out/\(n)")
-            assertCloseToScale(y, e, tol: tol, "\(name) output \(n)")
+            assertClose(y, e, tol: tol, "\(name) output \(n)")
         }
     }
 
@@ -39,7 +40,7 @@ final class TFLiteNetworkTests: XCTestCase {
         let expectFusion = ["face_detection_short_range", "face_detection_full_range_sparse", "face_landmark",
                             "iris_landmark", "pose_detection", "pose_landmark_full"]
         for name in expectFusion + ["selfie_segmentation"] {
-            let fx = try networkFixture("tflite_\(name)")
+            let fx = try fixture("tflite_\(name)")
             let net = try TFLiteNetwork(path: modelPath("\(name).tflite"))
             let x = try input(fx)
             let fused = try Autograd.noGrad { try net([x]) }
@@ -47,7 +48,7 @@ final class TFLiteNetworkTests: XCTestCase {
             leaf.requiresGrad = true
             let separate = try net([leaf])
             for (k, (a, b)) in zip(fused, separate).enumerated() {
-                assertCloseToScale(a, b.detached(), tol: 1e-6, "\(name) output \(k), fused vs separate ops")
+                assertClose(a, b.detached(), tol: 1e-6, "\(name) output \(k), fused vs separate ops")
             }
             if expectFusion.contains(name) { XCTAssertGreaterThan(net.fusedOperators, 0, "\(name): nothing fused") }
         }
@@ -56,19 +57,19 @@ final class TFLiteNetworkTests: XCTestCase {
         let g = model.mainGraph
         let pad = try XCTUnwrap(g.operators.first { model.opName($0) == "PAD" })
         let net = try TFLiteNetwork(model: model)
-        let fx = try networkFixture("tflite_face_detection_short_range")
+        let fx = try fixture("tflite_face_detection_short_range")
         XCTAssertThrowsError(try net([try input(fx)], fetching: [g.tensors[pad.outputs[0]].name])) { e in
             XCTAssertTrue("\(e)".contains("never stored"), "\(e)")
         }
     }
 
     func testBatchOfTwoMatchesSingles() throws {
-        let fx = try networkFixture("tflite_face_detection_short_range")
+        let fx = try fixture("tflite_face_detection_short_range")
         let net = try TFLiteNetwork(path: modelPath("face_detection_short_range.tflite"))
         let x = try input(fx)
         let both = Tensor.concat([x, x.scaled(0.5)], dim: 0)
         let y = try net([both])[0], y0 = try net([x])[0], y1 = try net([x.scaled(0.5)])[0]
-        assertCloseToScale(y, Tensor.concat([y0, y1], dim: 0), tol: 1e-5, "batched regressors")
+        assertClose(y, Tensor.concat([y0, y1], dim: 0), tol: 1e-5, "batched regressors")
     }
 
     /// 12×12 patches at the corners, edges and centre, where SAME padding and pooling borders
@@ -86,7 +87,7 @@ final class TFLiteNetworkTests: XCTestCase {
     }
 
     func testShortRangeDetectorGradient() throws {
-        let fx = try networkFixture("tflite_face_detection_short_range")
+        let fx = try fixture("tflite_face_detection_short_range")
         let net = try TFLiteNetwork(path: modelPath("face_detection_short_range.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 128, seed: 11), eps: 3e-5, rtol: 1e-2,
                                   minUsable: 6, floor: 1, alignWithGradient: true) { t in
@@ -98,7 +99,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// Also covers DENSIFY'd weights, DEPTH_TO_SPACE and bilinear resizing. Its differences at
     /// ε and ε/2 spread by about 1 %, so the bound is 2 %.
     func testFullRangeDetectorGradient() throws {
-        let fx = try networkFixture("tflite_face_detection_full_range_sparse")
+        let fx = try fixture("tflite_face_detection_full_range_sparse")
         let net = try TFLiteNetwork(path: modelPath("face_detection_full_range_sparse.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 192, seed: 31), eps: 3e-5, rtol: 2e-2,
                                   minUsable: 6, floor: 1, alignWithGradient: true) { t in
@@ -116,7 +117,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// the backward of the PReLUs, of all depthwise convs or of only the 2×2 ones by 1.05 fails
     /// 9–10 of the 10 directions, by 1.7× the 1 % bound or more.
     func testIrisLandmarkGradient() throws {
-        let fx = try networkFixture("tflite_iris_landmark")
+        let fx = try fixture("tflite_iris_landmark")
         let net = try TFLiteNetwork(path: modelPath("iris_landmark.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 64, seed: 51, patch: 24), eps: 1e-5, rtol: 1e-2,
                                   minUsable: 8, floor: 1, alignWithGradient: true) { t in
@@ -144,7 +145,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// (#112, 1.3–2.1 %) or the presence head's conv (#206, 2.4–4.1 %), and 9/10 for the
     /// landmark head's last PReLU (#203).
     func testFaceLandmarkGradient() throws {
-        let fx = try networkFixture("tflite_face_landmark")
+        let fx = try fixture("tflite_face_landmark")
         let net = try TFLiteNetwork(path: modelPath("face_landmark.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 192, seed: 71, patch: 96), eps: 1e-5, rtol: 1e-2,
                                   minUsable: 8, floor: 1, alignWithGradient: true) { t in
@@ -165,7 +166,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// little of the input gradient: scaling all ten gates' backward by 1.05 fails only 2/10
     /// (1.15 %), by 1.25 all 10.
     func testSelfieSegmentationGradient() throws {
-        let fx = try networkFixture("tflite_selfie_segmentation")
+        let fx = try fixture("tflite_selfie_segmentation")
         let model = try TFLiteModel(path: modelPath("selfie_segmentation.tflite"))
         let g = model.mainGraph
         let last = try XCTUnwrap(g.operators.first { $0.outputs.contains(g.outputs[0]) })
@@ -190,7 +191,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// CONCATENATION. The stride-32 DEPTH_TO_SPACE (#199) feeds only the 294 coarsest anchors,
     /// whose share of the gradient is too small to see: even ×1.5 passes.
     func testPoseDetectionGradient() throws {
-        let fx = try networkFixture("tflite_pose_detection")
+        let fx = try fixture("tflite_pose_detection")
         let net = try TFLiteNetwork(path: modelPath("pose_detection.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 224, seed: 111, patch: 112), eps: 1e-5, rtol: 1e-2,
                                   minUsable: 8, floor: 1, alignWithGradient: true) { t in
@@ -213,7 +214,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// max pool; with a depthwise conv in a 2×2 residual branch (#300) it stays within 1.3 % and
     /// passes.
     func testPoseLandmarkGradient() throws {
-        let fx = try networkFixture("tflite_pose_landmark_full")
+        let fx = try fixture("tflite_pose_landmark_full")
         let net = try TFLiteNetwork(path: modelPath("pose_landmark_full.tflite"))
         checkDirectionalGradients(try input(fx), directions: directions(side: 256, seed: 131, patch: 160), eps: 2.5e-6, rtol: 1.5e-2,
                                   minUsable: 8, floor: 1, alignWithGradient: true) { t in
@@ -234,7 +235,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// directions for the heatmap conv, 9/10 for the world head's RESHAPE, the 32→64 and 16→32
     /// resizes and the skip ADDs, 8/10 for the flag conv, 4/10 for the 8→16 resize (0.8–2.5 %).
     func testPoseAuxiliaryHeadsGradient() throws {
-        let fx = try networkFixture("tflite_pose_landmark_full")
+        let fx = try fixture("tflite_pose_landmark_full")
         let net = try TFLiteNetwork(path: modelPath("pose_landmark_full.tflite"))
         XCTAssertEqual(net.outputNames, ["Identity", "Identity_1", "Identity_2", "Identity_3", "Identity_4"])
         let flag = "model_1/model/conv_poseflag/BiasAdd;model_1/model/conv_poseflag/Conv2D;"
@@ -297,7 +298,7 @@ final class TFLiteNetworkTests: XCTestCase {
     /// outputs (to ~1e-7 of their scale) and the same input gradient, so its finite-difference
     /// check measures the gradient, not which conv kernel ran.
     func testIrisDepthwisePathsAgree() throws {
-        let fx = try networkFixture("tflite_iris_landmark")
+        let fx = try fixture("tflite_iris_landmark")
         let net = try TFLiteNetwork(path: modelPath("iris_landmark.tflite"))
         let x = try input(fx)
         func run(direct: Bool) -> (Tensor, Tensor) {
@@ -309,13 +310,13 @@ final class TFLiteNetworkTests: XCTestCase {
             return vectorJacobianProduct(at: x, seed: seed, f)
         }
         let (yd, gd) = run(direct: true), (yg, gg) = run(direct: false)
-        assertCloseToScale(yd, yg, tol: 1e-5, "iris outputs, direct vs GEMM depthwise")
-        assertCloseToScale(gd, gg, tol: 1e-5, "iris input gradient, direct vs GEMM depthwise")
+        assertClose(yd, yg, tol: 1e-5, "iris outputs, direct vs GEMM depthwise")
+        assertClose(gd, gg, tol: 1e-5, "iris input gradient, direct vs GEMM depthwise")
     }
 
     /// Intermediate tensors can be fetched by name, e.g. the selfie mask's logits before its sigmoid.
     func testFetchingIntermediateLogits() throws {
-        let fx = try networkFixture("tflite_selfie_segmentation")
+        let fx = try fixture("tflite_selfie_segmentation")
         let model = try TFLiteModel(path: modelPath("selfie_segmentation.tflite"))
         let g = model.mainGraph
         let last = try XCTUnwrap(g.operators.first { $0.outputs.contains(g.outputs[0]) })
@@ -323,7 +324,7 @@ final class TFLiteNetworkTests: XCTestCase {
         let net = try TFLiteNetwork(model: model)
         let x = try input(fx)
         let logits = try net([x], fetching: [g.tensors[last.inputs[0]].name])[0]
-        assertCloseToScale(logits.sigmoid(), try fx.tensor("out/\(net.outputNames[0])"), tol: 1e-3, "sigmoid of fetched logits")
+        assertClose(logits.sigmoid(), try fx.tensor("out/\(net.outputNames[0])"), tol: 1e-3, "sigmoid of fetched logits")
         XCTAssertThrowsError(try net([x], fetching: ["no such tensor"]))
     }
 

@@ -1,5 +1,6 @@
 import XCTest
 @testable import GuiseTensor
+import GuiseTestSupport
 
 final class AutogradTests: XCTestCase {
     func testInferenceRecordsNothing() {

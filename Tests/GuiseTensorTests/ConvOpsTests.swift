@@ -1,6 +1,7 @@
 import XCTest
 @testable import GuiseTensor
 import GuiseFormats
+import GuiseTestSupport
 
 /// Forward and backward of the spatial ops against PyTorch (Tools/make_fixtures_conv.py),
 /// to 1e-4 of the output's scale, plus finite-difference checks on small shapes.

@@ -1,6 +1,7 @@
 import XCTest
 import GuiseFormats
 @testable import GuiseTensor
+import GuiseTestSupport
 
 /// Forward and backward of every core op against PyTorch (Tools/make_fixtures_ops.py), to
 /// 1e-4 of the output's scale, plus a finite-difference check of each backward.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import GuiseTensor
+import GuiseTestSupport
 
 /// Optimiser trajectories against torch.optim on Σ c ⊙ (p − t)², step by step, to 1e-6.
 final class OptimizerTests: XCTestCase {

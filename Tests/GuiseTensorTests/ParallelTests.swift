@@ -2,6 +2,7 @@ import CThreadPool
 import Foundation
 import XCTest
 @testable import GuiseTensor
+import GuiseTestSupport
 
 /// The engine's thread pool: every index exactly once, whatever the split, and calls made
 /// from inside a job or from several threads at once run without deadlock or overlap.

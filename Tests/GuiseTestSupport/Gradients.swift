@@ -1,31 +1,8 @@
 import XCTest
 import GuiseTensor
-import GuiseFormats
-
-/// Fixtures written by the Tools/make_fixtures_*.py scripts.
-func fixture(_ name: String) throws -> SafeTensorsFile {
-    guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
-        throw FormatError("fixture \(name).safetensors missing; run the Tools script that makes it")
-    }
-    return try SafeTensorsFile(path: url.path)
-}
-
-/// max |a − e| ≤ tol × max(1, max |e|): the error relative to the output's scale.
-func assertClose(_ actual: Tensor, _ expected: Tensor, tol: Float = 1e-4, _ what: String = "",
-                 file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(actual.shape, expected.shape, "\(what) shape", file: file, line: line)
-    guard actual.shape == expected.shape else { return }
-    let a = actual.values, e = expected.values
-    var scale: Float = 1, err: Float = 0
-    for i in 0..<a.count {
-        scale = max(scale, abs(e[i]))
-        err = max(err, abs(a[i] - e[i]))
-    }
-    XCTAssertLessThanOrEqual(err / scale, tol, "\(what): max error \(err) at scale \(scale)", file: file, line: line)
-}
 
 /// A fixed pseudo-random tensor (xorshift), so tests don't depend on a generator's version.
-func randomTensor(_ shape: [Int], seed: UInt64 = 1, scale: Float = 1) -> Tensor {
+public func randomTensor(_ shape: [Int], seed: UInt64 = 1, scale: Float = 1) -> Tensor {
     var s = seed &* 0x9E37_79B9_7F4A_7C15 | 1
     let n = shape.reduce(1, *)
     var v = [Float](repeating: 0, count: n)
@@ -41,7 +18,7 @@ func randomTensor(_ shape: [Int], seed: UInt64 = 1, scale: Float = 1) -> Tensor 
 /// The scalar checked is L = Σ f(x) ⊙ r for a fixed random r, so every output element
 /// matters. Up to `samples` coordinates of each input are perturbed by ±eps. In float32 the
 /// difference quotient carries about 1e-7·|L|/eps of rounding noise, hence the tolerances.
-func assertGradientsMatchFiniteDifferences(
+public func assertGradientsMatchFiniteDifferences(
     _ inputs: [Tensor], eps: Float = 1e-2, rtol: Float = 2e-2, atol: Float = 1e-3, samples: Int = 24,
     file: StaticString = #filePath, line: UInt = #line, _ f: ([Tensor]) -> Tensor
 ) {

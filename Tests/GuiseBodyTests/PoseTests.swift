@@ -1,11 +1,12 @@
 import Foundation
 import XCTest
-@testable import GuiseFace
+
 @testable import GuiseVision
 @testable import GuiseBody
 import GuiseFormats
 import GuiseImage
 import GuiseTensor
+import GuiseTestSupport
 
 /// Fixture: Tools/make_fixtures_pose.py. "mp/…" is mediapipe 0.10.21's own pose graph, "np/…"
 /// the script's numpy decoding of LiteRT's raw outputs (which reproduces MediaPipe's landmarks
@@ -37,14 +38,6 @@ final class PoseTests: XCTestCase {
     }
 
     func flat(_ r: RotatedRect) -> [Double] { [r.centre.x, r.centre.y, r.width, r.height, r.rotation] }
-
-    func assertClose(_ a: [Double], _ b: [Double], _ tol: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
-        for (i, (x, y)) in zip(a, b).enumerated() where !(abs(x - y) <= tol) {
-            XCTFail("\(what)[\(i)]: \(x) vs \(y) (tolerance \(tol))", file: file, line: line)
-            return
-        }
-    }
 
     func testAnchorsMatchThePoseDetectionGraph() {
         let a = PoseDetectorModel().anchors
