@@ -178,14 +178,30 @@ extension GaussianDiffusion {
     /// does), (with an `.afterStep` mask) one for the noised input; for a RePaint forward step, one.
     public func sample(_ denoiser: Denoiser, shape: [Int], initImage: Tensor? = nil,
                        options: SamplerOptions, noise: NoiseSource) throws -> SampleResult {
+        let input = try prepare(shape: shape, initImage: initImage, options: options)
+        let firstT = numTimesteps - options.skipTimesteps - 1
+        var x = try noise.next(shape)
+        if let input { x = qSample(input, t: firstT, noise: x) }
+        return try run(denoiser, from: x, input: input, options: options, noise: noise)
+    }
+
+    /// Runs the reverse process from a given x_t at t = numTimesteps − 1 − skipTimesteps instead of
+    /// from drawn noise: e.g. a noisy photograph already scaled to the x_t its noise level matches.
+    /// No starting noise is drawn; the rest is as `sample(_:shape:initImage:options:noise:)`.
+    public func sample(_ denoiser: Denoiser, startingFrom xt: Tensor, initImage: Tensor? = nil,
+                       options: SamplerOptions, noise: NoiseSource) throws -> SampleResult {
+        let input = try prepare(shape: xt.shape, initImage: initImage, options: options)
+        return try run(denoiser, from: xt, input: input, options: options, noise: noise)
+    }
+
+    /// Checks the options against the shape; returns the input image the mask and SDEdit use.
+    func prepare(shape: [Int], initImage: Tensor?, options: SamplerOptions) throws -> Tensor? {
         guard shape.count >= 2, shape.allSatisfy({ $0 > 0 }) else {
             throw DiffusionError("sample shape must be [N, C, ...] with positive sizes, got \(shape)")
         }
-        let runSteps = numTimesteps - options.skipTimesteps
-        guard options.skipTimesteps >= 0, runSteps >= 1 else {
+        guard options.skipTimesteps >= 0, numTimesteps - options.skipTimesteps >= 1 else {
             throw DiffusionError("skip_timesteps \(options.skipTimesteps) leaves no steps of \(numTimesteps)")
         }
-        let firstT = runSteps - 1
         var input: Tensor?
         if let i = initImage {
             input = try broadcastBatch(i, to: shape, what: "init image")
@@ -198,10 +214,16 @@ extension GaussianDiffusion {
         if let m = options.mask {
             _ = try checkBroadcast(m.mask, to: shape, what: "mask")
         }
+        return input
+    }
 
+    func run(_ denoiser: Denoiser, from start: Tensor, input: Tensor?, options: SamplerOptions,
+             noise: NoiseSource) throws -> SampleResult {
+        let shape = start.shape
+        let runSteps = numTimesteps - options.skipTimesteps
+        let firstT = runSteps - 1
         let times = try options.repaint?.times(from: runSteps) ?? (Array((0...firstT).reversed()) + [-1])
-        var x = try noise.next(shape)
-        if let input { x = qSample(input, t: firstT, noise: x) }
+        var x = start
         var lastX0: Tensor?
         var reverseSteps = 0
         let total = times.count - 1

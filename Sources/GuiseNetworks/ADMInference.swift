@@ -92,9 +92,16 @@ extension ADMConfig {
         let midCh = try shape("middle_block.0.out_layers.3.weight")[0]
         c.useScaleShiftNorm = emb == 2 * midCh
 
-        // Attention per level, as downsampling rates: output block i sits at level levels−1−i/perLevel.
+        // Attention per level, as downsampling rates: where the layout without attention puts the
+        // output blocks that have it.
+        var plain = c
+        plain.attentionResolutions = []
+        plain.numHeadChannels = -1
+        plain.numHeads = 1
+        let plainBlocks = try ADMLayout(plain).outputBlocks
+        guard plainBlocks.count == nOut else { throw FormatError("output_blocks do not form equal levels; not an ADM layout") }
         var rates = Set<Int>()
-        for i in 0..<nOut where attnOut[i] { rates.insert(1 << (levels - 1 - i / perLevel)) }
+        for (i, block) in plainBlocks.enumerated() where attnOut[i] { rates.insert(block.downsampling) }
         if !has("middle_block.1.qkv.") { throw FormatError("middle_block.1 is not an attention block; not an ADM layout") }
 
         let mult = c.channelMult
@@ -120,7 +127,8 @@ extension ADMConfig {
         c.numHeadsUpsample = -1
         guesses.append("use_new_attention_order: not determined by the weights; assumed false (legacy order)")
         guesses.append("diffusion settings (noise_schedule, diffusion_steps, rescale_timesteps): not in the weights; defaults used")
-        try c.validate()
+        // Every tensor must be where the inferred layout puts it, with its shape.
+        try ADMLayout(c).check(shapes: shapes)
         return Inferred(config: c, guesses: guesses)
     }
 }

@@ -17,18 +17,17 @@ public final class ADMUNet {
     let inputBlocks: [[ADMLayer]]
     let middleBlock: [ADMLayer]
     let outputBlocks: [[ADMLayer]]
-    let outNorm: GroupNorm32
-    let outConv: Conv
+    let outNorm: GroupNorm
+    let outConv: Conv2d
 
     /// Builds the network for `config` from a state_dict. Every parameter must be present with its
     /// shape, and nothing else may be; half-precision weights arrive already widened to float32.
     public init(config: ADMConfig, weights: [String: Tensor]) throws {
-        try config.validate()
+        let layout = try ADMLayout(config)
         self.config = config
         var w = WeightReader(weights)
-        let mc = config.numChannels
+        let mc = layout.modelChannels, ted = layout.embedChannels
         modelChannels = mc
-        let ted = mc * 4
         timeEmbed = (try Linear(&w, "time_embed.0", mc, ted), try Linear(&w, "time_embed.2", ted, ted))
         if let idDim = config.idDim {
             idEmbed = (try Linear(&w, "id_embed.0", idDim, ted), try Linear(&w, "id_embed.2", ted, ted))
@@ -37,73 +36,27 @@ public final class ADMUNet {
         }
         labelEmb = config.classCond ? try w.take("label_emb.weight", [config.numClasses, ted]) : nil
 
-        let mult = try config.resolvedChannelMult()
-        let rates = config.attentionRates()
-        let headsUp = config.numHeadsUpsample == -1 ? config.numHeads : config.numHeadsUpsample
-        func heads(_ ch: Int, _ n: Int) -> Int { config.numHeadChannels == -1 ? n : ch / config.numHeadChannels }
-        let ss = config.useScaleShiftNorm
-
-        var ch = mult[0] * mc
-        let inputCh = ch
-        var blocks: [[ADMLayer]] = [[.conv(try Conv(&w, "input_blocks.0.0", config.inChannels, ch, kernel: 3))]]
-        var chans = [ch]
-        var ds = 1
-        for (level, m) in mult.enumerated() {
-            for _ in 0..<config.numResBlocks {
-                let p = "input_blocks.\(blocks.count)"
-                var layers: [ADMLayer] = [.res(try ResBlock(&w, "\(p).0", ch, m * mc, ted, scaleShift: ss))]
-                ch = m * mc
-                if rates.contains(ds) {
-                    layers.append(.attention(try AttentionBlock(&w, "\(p).1", ch, heads: heads(ch, config.numHeads),
-                                                                newOrder: config.useNewAttentionOrder)))
+        func build(_ block: ADMLayout.Block) throws -> [ADMLayer] {
+            try block.layers.map { layer in
+                switch layer {
+                case .conv(let p, let i, let o):
+                    return .conv(try Conv2d(&w, p, i, o, kernel: 3))
+                case .res(let p, let i, let o, let r):
+                    return .res(try ResBlock(&w, p, i, o, ted, scaleShift: config.useScaleShiftNorm, resample: r))
+                case .attention(let p, let c, let heads):
+                    return .attention(try AttentionBlock(&w, p, c, heads: heads, newOrder: config.useNewAttentionOrder))
+                case .down(let p, let c, let conv):
+                    return .down(conv ? try Conv2d(&w, "\(p).op", c, c, kernel: 3, stride: 2) : nil)
+                case .up(let p, let c, let conv):
+                    return .up(conv ? try Conv2d(&w, "\(p).conv", c, c, kernel: 3) : nil)
                 }
-                blocks.append(layers)
-                chans.append(ch)
-            }
-            if level != mult.count - 1 {
-                let p = "input_blocks.\(blocks.count).0"
-                if config.resblockUpdown {
-                    blocks.append([.res(try ResBlock(&w, p, ch, ch, ted, scaleShift: ss, resample: .down))])
-                } else {
-                    blocks.append([.down(config.convResample ? try Conv(&w, "\(p).op", ch, ch, kernel: 3, stride: 2) : nil)])
-                }
-                chans.append(ch)
-                ds *= 2
             }
         }
-        inputBlocks = blocks
-        middleBlock = [
-            .res(try ResBlock(&w, "middle_block.0", ch, ch, ted, scaleShift: ss)),
-            .attention(try AttentionBlock(&w, "middle_block.1", ch, heads: heads(ch, config.numHeads),
-                                          newOrder: config.useNewAttentionOrder)),
-            .res(try ResBlock(&w, "middle_block.2", ch, ch, ted, scaleShift: ss)),
-        ]
-        var outs: [[ADMLayer]] = []
-        for (level, m) in mult.enumerated().reversed() {
-            for i in 0...config.numResBlocks {
-                let p = "output_blocks.\(outs.count)"
-                let ich = chans.removeLast()
-                var layers: [ADMLayer] = [.res(try ResBlock(&w, "\(p).0", ch + ich, m * mc, ted, scaleShift: ss))]
-                ch = m * mc
-                if rates.contains(ds) {
-                    layers.append(.attention(try AttentionBlock(&w, "\(p).\(layers.count)", ch, heads: heads(ch, headsUp),
-                                                                newOrder: config.useNewAttentionOrder)))
-                }
-                if level > 0 && i == config.numResBlocks {
-                    let q = "\(p).\(layers.count)"
-                    if config.resblockUpdown {
-                        layers.append(.res(try ResBlock(&w, q, ch, ch, ted, scaleShift: ss, resample: .up)))
-                    } else {
-                        layers.append(.up(config.convResample ? try Conv(&w, "\(q).conv", ch, ch, kernel: 3) : nil))
-                    }
-                    ds /= 2
-                }
-                outs.append(layers)
-            }
-        }
-        outputBlocks = outs
-        outNorm = try GroupNorm32(&w, "out.0", ch)
-        outConv = try Conv(&w, "out.2", inputCh, config.outChannels, kernel: 3)
+        inputBlocks = try layout.inputBlocks.map(build)
+        middleBlock = try build(layout.middleBlock)
+        outputBlocks = try layout.outputBlocks.map(build)
+        outNorm = try GroupNorm(&w, "out.0", layout.finalChannels)
+        outConv = try Conv2d(&w, "out.2", layout.finalChannels, config.outChannels, kernel: 3)
         try w.finish()
     }
 
@@ -223,9 +176,10 @@ public final class ADMUNet {
     }
 
     public var parameterCount: Int {
-        var n = timeEmbed.0.count + timeEmbed.1.count + (idEmbed.map { $0.0.count + $0.1.count } ?? 0) + (labelEmb?.count ?? 0)
+        var n = timeEmbed.0.parameterCount + timeEmbed.1.parameterCount
+            + (idEmbed.map { $0.0.parameterCount + $0.1.parameterCount } ?? 0) + (labelEmb?.count ?? 0)
         for layer in (inputBlocks + [middleBlock] + outputBlocks).flatMap({ $0 }) { n += layer.parameterCount }
-        return n + outNorm.count + outConv.count
+        return n + outNorm.parameterCount + outConv.parameterCount
     }
 }
 
@@ -250,120 +204,43 @@ func timestepEmbedding(_ t: [Float], dim: Int) -> Tensor {
 // MARK: - Layers
 
 enum ADMLayer {
-    case conv(Conv)
+    case conv(Conv2d)
     case res(ResBlock)
     case attention(AttentionBlock)
     /// Downsample: a stride-2 conv, or 2×2 average pooling without one.
-    case down(Conv?)
+    case down(Conv2d?)
     /// Upsample: nearest ×2, then an optional conv.
-    case up(Conv?)
+    case up(Conv2d?)
 
     var parameterCount: Int {
         switch self {
-        case .conv(let c): return c.count
+        case .conv(let c): return c.parameterCount
         case .res(let r): return r.count
         case .attention(let a): return a.count
-        case .down(let c), .up(let c): return c?.count ?? 0
+        case .down(let c), .up(let c): return c?.parameterCount ?? 0
         }
     }
-}
-
-/// Takes parameters by name with a shape check, and reports leftovers.
-struct WeightReader {
-    let all: [String: Tensor]
-    var used = Set<String>()
-
-    init(_ all: [String: Tensor]) { self.all = all }
-
-    mutating func take(_ name: String, _ shape: [Int]) throws -> Tensor {
-        guard let t = all[name] else { throw FormatError("checkpoint lacks \(name) (shape \(shape)); the config may not match the file") }
-        guard t.shape == shape else {
-            throw FormatError("checkpoint \(name) has shape \(t.shape), the config needs \(shape)")
-        }
-        used.insert(name)
-        return t.contiguous()
-    }
-
-    func finish() throws {
-        let extra = all.keys.filter { !used.contains($0) }.sorted()
-        if !extra.isEmpty {
-            let shown = extra.prefix(5).joined(separator: ", ")
-            throw FormatError("checkpoint has \(extra.count) parameter\(extra.count > 1 ? "s" : "") this config does not use (\(shown)\(extra.count > 5 ? ", …" : "")); the config may not match the file")
-        }
-    }
-}
-
-struct Linear {
-    let weight: Tensor, bias: Tensor
-    init(_ w: inout WeightReader, _ name: String, _ inF: Int, _ outF: Int) throws {
-        weight = try w.take("\(name).weight", [outF, inF])
-        bias = try w.take("\(name).bias", [outF])
-    }
-    func callAsFunction(_ x: Tensor) -> Tensor { NN.linear(x, weight: weight, bias: bias) }
-    var count: Int { weight.count + bias.count }
-}
-
-struct Conv {
-    let weight: Tensor, bias: Tensor
-    let stride: Int, padding: Int
-    init(_ w: inout WeightReader, _ name: String, _ inC: Int, _ outC: Int, kernel: Int, stride: Int = 1) throws {
-        weight = try w.take("\(name).weight", [outC, inC, kernel, kernel])
-        bias = try w.take("\(name).bias", [outC])
-        self.stride = stride
-        padding = kernel / 2
-    }
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        NN.conv2d(x, weight: weight, bias: bias, stride: .init(integerLiteral: stride), padding: .init(integerLiteral: padding))
-    }
-    var count: Int { weight.count + bias.count }
-}
-
-/// A Conv1d with kernel 1 (attention's qkv and proj_out), stored [O, C, 1], applied to [N, C, T].
-struct PointwiseConv {
-    let weight: Tensor, bias: Tensor
-    init(_ w: inout WeightReader, _ name: String, _ inC: Int, _ outC: Int) throws {
-        weight = try w.take("\(name).weight", [outC, inC, 1]).reshaped([outC, inC, 1, 1])
-        bias = try w.take("\(name).bias", [outC])
-    }
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let (n, c, t) = (x.shape[0], x.shape[1], x.shape[2])
-        _ = c
-        return NN.conv2d(x.reshaped([n, x.shape[1], t, 1]), weight: weight, bias: bias).reshaped([n, weight.shape[0], t])
-    }
-    var count: Int { weight.count + bias.count }
-}
-
-/// GroupNorm with 32 groups and eps 1e-5 (guided-diffusion's `normalization`), in float32.
-struct GroupNorm32 {
-    let weight: Tensor, bias: Tensor
-    init(_ w: inout WeightReader, _ name: String, _ channels: Int) throws {
-        weight = try w.take("\(name).weight", [channels])
-        bias = try w.take("\(name).bias", [channels])
-    }
-    func callAsFunction(_ x: Tensor) -> Tensor { NN.groupNorm(x, groups: 32, weight: weight, bias: bias, eps: 1e-5) }
-    var count: Int { weight.count + bias.count }
 }
 
 struct ResBlock {
-    enum Resample { case none, up, down }
-    let inNorm: GroupNorm32
-    let inConv: Conv
+    let inNorm: GroupNorm
+    let inConv: Conv2d
     let embLinear: Linear
-    let outNorm: GroupNorm32
-    let outConv: Conv
-    let skip: Conv?
-    let resample: Resample
+    let outNorm: GroupNorm
+    let outConv: Conv2d
+    let skip: Conv2d?
+    let resample: ADMLayout.Resample
     let scaleShift: Bool
     let outChannels: Int
 
     init(_ w: inout WeightReader, _ p: String, _ ch: Int, _ outCh: Int, _ embCh: Int, scaleShift: Bool,
-         resample: Resample = .none) throws {
-        inNorm = try GroupNorm32(&w, "\(p).in_layers.0", ch)
-        inConv = try Conv(&w, "\(p).in_layers.2", ch, outCh, kernel: 3)
+         resample: ADMLayout.Resample = .none) throws {
+        inNorm = try GroupNorm(&w, "\(p).in_layers.0", ch)
+        inConv = try Conv2d(&w, "\(p).in_layers.2", ch, outCh, kernel: 3)
         embLinear = try Linear(&w, "\(p).emb_layers.1", embCh, scaleShift ? 2 * outCh : outCh)
-        outNorm = try GroupNorm32(&w, "\(p).out_layers.0", outCh)
-        outConv = try Conv(&w, "\(p).out_layers.3", outCh, outCh, kernel: 3)
-        skip = outCh == ch ? nil : try Conv(&w, "\(p).skip_connection", ch, outCh, kernel: 1)
+        outNorm = try GroupNorm(&w, "\(p).out_layers.0", outCh)
+        outConv = try Conv2d(&w, "\(p).out_layers.3", outCh, outCh, kernel: 3)
+        skip = outCh == ch ? nil : try Conv2d(&w, "\(p).skip_connection", ch, outCh, kernel: 1)
         self.resample = resample
         self.scaleShift = scaleShift
         outChannels = outCh
@@ -392,7 +269,7 @@ struct ResBlock {
             let parts = e.chunk(2, dim: 1)
             let s1 = parts[0].reshaped([outChannels]) + 1
             let w = outNorm.weight * s1, b = outNorm.bias * s1 + parts[1].reshaped([outChannels])
-            h = outConv(NN.groupNorm(h0, groups: 32, weight: w, bias: b, eps: 1e-5).silu())
+            h = outConv(NN.groupNorm(h0, groups: outNorm.groups, weight: w, bias: b, eps: outNorm.eps).silu())
         } else if scaleShift {
             let parts = e.chunk(2, dim: 1)
             let scale = parts[0].reshaped([n, outChannels, 1, 1]), shift = parts[1].reshaped([n, outChannels, 1, 1])
@@ -405,21 +282,22 @@ struct ResBlock {
     }
 
     var count: Int {
-        inNorm.count + inConv.count + embLinear.count + outNorm.count + outConv.count + (skip?.count ?? 0)
+        inNorm.parameterCount + inConv.parameterCount + embLinear.parameterCount + outNorm.parameterCount
+            + outConv.parameterCount + (skip?.parameterCount ?? 0)
     }
 }
 
 struct AttentionBlock {
-    let norm: GroupNorm32
-    let qkv: PointwiseConv
-    let proj: PointwiseConv
+    let norm: GroupNorm
+    let qkv: PointwiseConv1d
+    let proj: PointwiseConv1d
     let heads: Int
     let newOrder: Bool
 
     init(_ w: inout WeightReader, _ p: String, _ ch: Int, heads: Int, newOrder: Bool) throws {
-        norm = try GroupNorm32(&w, "\(p).norm", ch)
-        qkv = try PointwiseConv(&w, "\(p).qkv", ch, 3 * ch)
-        proj = try PointwiseConv(&w, "\(p).proj_out", ch, ch)
+        norm = try GroupNorm(&w, "\(p).norm", ch)
+        qkv = try PointwiseConv1d(&w, "\(p).qkv", ch, 3 * ch)
+        proj = try PointwiseConv1d(&w, "\(p).proj_out", ch, ch)
         self.heads = heads
         self.newOrder = newOrder
     }
@@ -449,5 +327,5 @@ struct AttentionBlock {
         return (xf + h).reshaped(x.shape)
     }
 
-    var count: Int { norm.count + qkv.count + proj.count }
+    var count: Int { norm.parameterCount + qkv.parameterCount + proj.parameterCount }
 }

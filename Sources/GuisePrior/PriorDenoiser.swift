@@ -64,24 +64,23 @@ public final class PriorDenoiser {
         let (h, w) = (y.shape[2], y.shape[3])
         let m = 1 << (levels - 1)
         let ph = (m - h % m) % m, pw = (m - w % m) % m
-        let padded = ph + pw > 0 ? Dihedral.reflectPad(y, bottom: ph, right: pw) : y
-        let t0 = PriorModel.timestep(forSigma: sigma, diffusion)
-        // The noisy image is x0 + σ_model·ε; at t with √((1−ᾱ)/ᾱ) = σ_model, √ᾱ·y is x_t.
-        var xt = padded.scaled(Float(diffusion.sqrtAlphasCumprod[t0]))
-        var x0 = padded
-        let ts = PriorDenoiser.schedule(from: t0, steps: steps)
-        try Autograd.noGrad {
-            for (i, t) in ts.enumerated() {
-                let n = xt.shape[0]
-                let eps = try net(xt, timesteps: Tensor(shape: [n], values: Array(repeating: diffusion.networkTimestep(t), count: n)))
-                x0 = diffusion.predictXStart(xt: xt, t: t, eps: eps).clamped(min: -1, max: 1)
-                if i + 1 < ts.count {
-                    let next = ts[i + 1]
-                    let epsClipped = diffusion.predictEps(xt: xt, t: t, xStart: x0)
-                    xt = x0.scaled(Float(diffusion.sqrtAlphasCumprod[next])) + epsClipped.scaled(Float(diffusion.sqrtOneMinusAlphasCumprod[next]))
-                }
-            }
+        guard ph < h, pw < w else {
+            throw FormatError("a \(w)×\(h) image is too small for this prior, whose stride is \(m); it needs at least \(m / 2 + 1) pixels a side")
         }
+        let padded = ph + pw > 0 ? NN.pad(y, .init(top: 0, bottom: ph, left: 0, right: pw), mode: .reflect) : y
+        let t0 = PriorModel.timestep(forSigma: sigma, diffusion)
+        // The noisy image is x0 + σ_model·ε; at t with √((1−ᾱ)/ᾱ) = σ_model, √ᾱ·y is x_t. From there
+        // DDIM (η = 0, x̂0 clipped) runs over a process respaced to exactly the visited timesteps
+        // (`diffusion` is never respaced itself, so its betas are the base schedule's).
+        let visited = try GaussianDiffusion(baseBetas: diffusion.betas, keep: PriorDenoiser.schedule(from: t0, steps: steps).reversed(),
+                                            varianceType: diffusion.varianceType, rescaleTimesteps: diffusion.rescaleTimesteps)
+        let xt = padded.scaled(Float(diffusion.sqrtAlphasCumprod[t0]))
+        let net = self.net
+        let result = try visited.sample({ x, t, _ in try net(x, timesteps: t) }, startingFrom: xt,
+                                       options: SamplerOptions(method: .ddim(eta: 0), clipDenoised: true),
+                                       noise: SeededNoise(seed: 0))
+        // The last step lands on t = 0 of the respaced process, where DDIM's sample is x̂0 itself.
+        let x0 = result.predXStart
         return ph + pw > 0 ? Dihedral.crop(x0, height: h, width: w) : x0
     }
 }
@@ -118,19 +117,6 @@ enum Dihedral {
         let probe = Tensor(shape: [1, 1, 2, 3], values: (0..<6).map(Float.init))
         let moved = apply(k, probe)
         return (0..<8).first { apply($0, moved).values == probe.values && apply($0, moved).shape == probe.shape }!
-    }
-
-    static func reflectPad(_ x: Tensor, bottom: Int, right: Int) -> Tensor {
-        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let oh = h + bottom, ow = w + right
-        let src = x.contiguous()
-        let out = Tensor(uninitialized: [n, c, oh, ow])
-        func r(_ i: Int, _ size: Int) -> Int { i < size ? i : max(0, 2 * size - 2 - i) }
-        for p in 0..<(n * c) {
-            let s = src.data + p * h * w, d = out.data + p * oh * ow
-            for yy in 0..<oh { for xx in 0..<ow { d[yy * ow + xx] = s[r(yy, h) * w + r(xx, w)] } }
-        }
-        return out
     }
 
     static func crop(_ x: Tensor, height: Int, width: Int) -> Tensor {

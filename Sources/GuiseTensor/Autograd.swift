@@ -1,3 +1,5 @@
+import CThreadPool
+
 /// One recorded op: where its inputs' gradients go, and how to turn the output's gradient
 /// into theirs.
 ///
@@ -35,13 +37,20 @@ public final class GradFn {
 /// Reverse-mode autodiff. The tape is the graph of `GradFn`s hanging off outputs, and it
 /// exists only when an op's input requires a gradient: plain inference records nothing.
 public enum Autograd {
-    nonisolated(unsafe) static var disabledDepth = 0
+    /// Nested `noGrad` scopes around the current thread. Per thread, not per process: ops are
+    /// recorded on the thread that calls them (the engine's pool workers run kernel loops only),
+    /// so two pipelines on two threads each see only their own switch.
+    @inline(__always)
+    static var disabledDepth: Int32 {
+        get { guise_grad_disabled() }
+        set { guise_grad_set_disabled(newValue) }
+    }
 
-    /// False inside `noGrad`.
+    /// False inside `noGrad` on this thread.
     public static var isEnabled: Bool { disabledDepth == 0 }
 
-    /// Runs `body` with recording switched off, e.g. a forward pass through parameters that
-    /// require gradients when only the output is wanted.
+    /// Runs `body` with recording switched off on this thread, e.g. a forward pass through
+    /// parameters that require gradients when only the output is wanted.
     public static func noGrad<T>(_ body: () throws -> T) rethrows -> T {
         disabledDepth += 1
         defer { disabledDepth -= 1 }
