@@ -1,7 +1,7 @@
 """Reference outputs and gradients for the spatial ops (conv, pooling, padding, resampling,
 affine_grid/grid_sample), computed with PyTorch CPU autograd.
 
-Run:  /work/main/.venv/bin/python Tools/make_fixtures_conv.py
+Run:  .venv/bin/python Tools/make_fixtures_conv.py   (the PyTorch venv `make bench` creates)
 Writes Tests/GuiseTensorTests/Fixtures/conv_ops.safetensors. For every case NAME it stores
 the inputs (NAME.x, NAME.w, ...), a fixed upstream gradient NAME.gy, the output NAME.y and
 the gradient of sum(y * gy) for each input (NAME.g_x, NAME.g_w, ...). Integer settings

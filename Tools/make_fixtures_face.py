@@ -1,8 +1,9 @@
 """Reference outputs of the embedded face networks, for Guise's parity tests.
 
-Run with a venv holding ai-edge-litert, dlib-bin, numpy and opencv-python-headless:
-    python3 -m venv /work/venvs/ref && /work/venvs/ref/bin/pip install ai-edge-litert dlib-bin numpy opencv-python-headless
-    /work/venvs/ref/bin/python Tools/make_fixtures_face.py
+Run from the repository root with the LiteRT venv `make bench` creates (ai-edge-litert, dlib-bin,
+numpy), plus opencv-python-headless:
+    .venv-litert/bin/pip install opencv-python-headless
+    .venv-litert/bin/python Tools/make_fixtures_face.py
 
 Writes, under Tests/GuiseNetworksTests/Fixtures/ (tflite_densify and tflite_reference.json go to
 Tests/GuiseFormatsTests/Fixtures/, beside the reader tests that use them):

@@ -1,8 +1,7 @@
 """dlib references for GuiseFace's face-chip geometry and the crops behind the network fixtures.
 
-Run with a venv holding dlib-bin and numpy:
-    python3 -m venv /work/venvs/facegeo && /work/venvs/facegeo/bin/pip install dlib-bin numpy
-    /work/venvs/facegeo/bin/python Tools/make_fixtures_facegeo.py
+Run from the repository root with the LiteRT venv `make bench` creates (it holds dlib-bin and numpy):
+    .venv-litert/bin/python Tools/make_fixtures_facegeo.py
 
 Writes Tests/GuiseFaceTests/Fixtures/dlib_chips.safetensors:
   shape5        [5, 2]   dlib's 5-point shape of astronaut.png's face (HOG detector, shape_predictor_5)
@@ -12,8 +11,8 @@ Writes Tests/GuiseFaceTests/Fixtures/dlib_chips.safetensors:
   shapes        [K, 5, 2] those shapes: astronaut's, then the same turned, scaled and moved
                          (the last so large that dlib extracts it from a pyramid level)
   chips_u8      [K, 150, 150, 3] dlib.extract_image_chip(astronaut, details) for each
-  face_crop     [3]      x0, y0, side of the square crop Tools/make_fixtures_face.py (branch
-                         wt-tflite) fed face_landmark.tflite, so its raw mesh maps to image pixels
+  face_crop     [3]      x0, y0, side of the square crop Tools/make_fixtures_face.py
+                         fed face_landmark.tflite, so its raw mesh maps to image pixels
   eye_crop      [3]      the same for iris_landmark.tflite
 The tflite_*.safetensors beside it are copies of that script's LiteRT outputs.
 """

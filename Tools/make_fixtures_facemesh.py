@@ -1,9 +1,9 @@
 """Reference results of MediaPipe's face detection, face mesh and iris pipelines, for Guise's
 end-to-end face tests (Tests/GuiseFaceTests/FaceMeshPipelineTests.swift).
 
-Run with a venv holding mediapipe 0.10.21 (its legacy solution API) and ai-edge-litert, e.g.
-the pose one:
-    /work/venvs/pose/bin/python Tools/make_fixtures_facemesh.py
+Run from the repository root with the venv Tools/make_fixtures_pose.py uses (the LiteRT venv
+`make bench` creates, plus mediapipe 0.10.21 for its legacy solution API):
+    .venv-litert/bin/python Tools/make_fixtures_facemesh.py
 
 Writes Tests/GuiseFaceTests/Fixtures/facemesh_reference.safetensors. Pixels of the photo
 throughout; z is scaled like x.

@@ -1,6 +1,6 @@
 """Writes the PyTorch-checkpoint fixtures for Tests/GuiseFormatsTests.
 
-Run with the torch venv:  /work/main/.venv/bin/python Tools/make_fixtures_formats.py
+Run with the PyTorch venv `make bench` creates:  .venv/bin/python Tools/make_fixtures_formats.py
 
 Each checkpoint NAME.pt (written by torch.save) comes with NAME.expected.safetensors (written with numpy
 alone), holding the flat state dict Guise must read from it: same names, dtypes, shapes and bytes.

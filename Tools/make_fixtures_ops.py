@@ -5,7 +5,7 @@ For each case: inputs x0, x1, ..., a fixed upstream gradient gy, the output y an
 gradient of sum(y * gy) with respect to every input (g0, g1, ...). Also optimiser
 trajectories (SGD, Adam, AdamW, EMA) on a small quadratic.
 
-Run: /work/main/.venv/bin/python Tools/make_fixtures_ops.py
+Run: .venv/bin/python Tools/make_fixtures_ops.py   (the PyTorch venv `make bench` creates)
 Writes Tests/GuiseTensorTests/Fixtures/core_ops.safetensors.
 """
 import os, sys

@@ -1,9 +1,9 @@
 """Reference results of MediaPipe's pose pipeline, for Guise's pose tests.
 
-Run with a venv holding mediapipe 0.10.21 (its legacy solution API, which still ships the
-.tflite files) and ai-edge-litert:
-    python3 -m venv /work/venvs/pose && /work/venvs/pose/bin/pip install 'mediapipe==0.10.21' ai-edge-litert
-    /work/venvs/pose/bin/python Tools/make_fixtures_pose.py
+Run from the repository root with the LiteRT venv `make bench` creates, plus mediapipe 0.10.21
+(its legacy solution API, which still ships the .tflite files; wheels for Python 3.9-3.12):
+    .venv-litert/bin/pip install 'mediapipe==0.10.21'
+    .venv-litert/bin/python Tools/make_fixtures_pose.py
 
 Writes Tests/GuiseFaceTests/Fixtures/pose_reference.safetensors with two kinds of reference:
 

@@ -3,7 +3,7 @@ diffusion sampling math, written for this project from the published layout fact
 (openai/guided-diffusion unet.py / nn.py / script_util.py / gaussian_diffusion.py / respace.py,
 hxngiee/DiffFace's id_embed, andreas128/RePaint's jump schedule).
 
-Run:  /work/main/.venv/bin/python Tools/reference_adm.py
+Run:  .venv/bin/python Tools/reference_adm.py   (the PyTorch venv `make bench` creates)
 Writes
   Tests/GuiseNetworksTests/Fixtures/adm_<name>.pt            torch.save(state_dict), loadable as is
   Tests/GuiseNetworksTests/Fixtures/adm_<name>.json          create_model argument names (+ num_classes, id_dim)

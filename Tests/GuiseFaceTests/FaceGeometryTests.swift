@@ -5,7 +5,7 @@ import GuiseFormats
 import GuiseImage
 import GuiseTensor
 
-/// Fixtures: LiteRT outputs copied from Tools/make_fixtures_face.py (branch wt-tflite) and
+/// Fixtures: LiteRT outputs copied from Tools/make_fixtures_face.py and
 /// dlib references from Tools/make_fixtures_facegeo.py.
 func fixture(_ name: String) throws -> SafeTensorsFile {
     guard let url = Bundle.module.url(forResource: name, withExtension: "safetensors", subdirectory: "Fixtures") else {
