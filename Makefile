@@ -102,7 +102,7 @@ bench: deps models $(BENCH_PY) $(LITERT_PY)
 	$(SWIFT) build -c release --product ADMBench
 	$(BENCH_PY) Tools/bench_adm.py --guise .build/release/ADMBench
 
-# The diffusion prior's recipe (issue 6). Interrupted runs resume from the checkpoint in PRIOR_RUN;
+# The diffusion prior's recipe. Interrupted runs resume from the checkpoint in PRIOR_RUN;
 # the result is copied to Models/prior/ and entered in Models/manifest.json with its sha256.
 PRIOR_RUN := .cache/prior-run
 PRIOR_ARGS := --data $(PRIOR_DATA)/train --out $(PRIOR_RUN)/prior.safetensors --steps 2000 --batch 8 --crop 96 --seed 0

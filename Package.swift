@@ -1,10 +1,43 @@
 // swift-tools-version:5.9
+import Foundation
 import PackageDescription
 
-// Hot numeric modules are always optimised, even in `swift test` (debug) builds:
-// without -target-cpu the SIMD8<Float> paths fall back to scalar code (DESIGN.md §6).
-let hot: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
-let cpu: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"])]
+// CPU flags for the machine the package is built on (the manifest runs on the build host).
+// On x86-64 the SIMD8<Float> paths need AVX2 and FMA: without -target-cpu they fall back to
+// scalar code (docs/ARCHITECTURE.md, "Speed"). On arm64 the baseline (NEON) is all we assume.
+#if arch(x86_64)
+let swiftCPU = ["-target-cpu", "haswell"]
+let cCPU = ["-march=haswell"]
+#elseif arch(arm64)
+let swiftCPU: [String] = []
+let cCPU = ["-march=armv8-a"]
+#else
+let swiftCPU: [String] = []
+let cCPU: [String] = []
+#endif
+
+// Hot numeric modules are always optimised, even in `swift test` (debug) builds.
+let hot: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + swiftCPU)]
+let cpu: [SwiftSetting] = swiftCPU.isEmpty ? [] : [.unsafeFlags(swiftCPU)]
+
+// OpenCV's compile flags (its include folder) from pkg-config. A `.systemLibrary` with
+// `pkgConfig:` would also put every library pkg-config lists (all 55) on the link line, so the
+// libraries CVBridge uses are named in its target instead. Without pkg-config no flags are
+// added and the compiler reports the missing OpenCV headers.
+func pkgConfigCFlags(_ package: String) -> [String] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["pkg-config", "--cflags", package]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    do { try process.run() } catch { return [] }
+    let output = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return [] }
+    return String(decoding: output, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+}
+let openCVFlags = pkgConfigCFlags("opencv4")
 
 let package = Package(
     name: "Guise",
@@ -23,13 +56,13 @@ let package = Package(
         // libpng's classic API behind a C wrapper (setjmp stays in C); see Sources/CPNG/include/cpng.h.
         .target(name: "CPNG", path: "Sources/CPNG", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16")]),
         // The engine's fork-join thread pool (spinning workers; see Sources/CThreadPool/include/threadpool.h).
-        .target(name: "CThreadPool", path: "Sources/CThreadPool", cSettings: [.unsafeFlags(["-O2", "-march=haswell"])]),
+        .target(name: "CThreadPool", path: "Sources/CThreadPool", cSettings: [.unsafeFlags(["-O2"] + cCPU)]),
         // Whole-file writes that never leave partial or clobbered outputs; shared by images and weights.
         .target(name: "GuiseFiles"),
         .target(
             name: "CVBridge",
             path: "Sources/CVBridge",
-            cxxSettings: [.unsafeFlags(["-I/usr/include/opencv4", "-O2", "-march=haswell", "-std=c++17"])],
+            cxxSettings: [.unsafeFlags(openCVFlags + ["-O2", "-std=c++17"] + cCPU)],
             linkerSettings: [
                 .linkedLibrary("opencv_core"), .linkedLibrary("opencv_imgproc"),
                 .linkedLibrary("opencv_imgcodecs"), .linkedLibrary("opencv_photo"),

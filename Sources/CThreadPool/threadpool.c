@@ -5,7 +5,14 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#elif defined(__aarch64__)
+#define cpu_relax() __asm__ __volatile__("yield")
+#else
+#define cpu_relax() ((void)0)
+#endif
 
 enum { MAX_WORKERS = 63 };
 
@@ -72,7 +79,7 @@ static void *worker_main(void *arg) {
             int64_t start = now_ns();
             int polls = 0;
             while ((g = generation_of(atomic_load_explicit(&pool.ticket, memory_order_acquire))) == seen) {
-                _mm_pause();
+                cpu_relax();
                 // Yield now and then: when the machine is busy and this thread shares a core
                 // with the caller, spinning would take the time the caller needs.
                 if (++polls % 16 == 0) {
@@ -146,7 +153,7 @@ void guise_pool_run(int64_t count, void (*fn)(void *ctx, int64_t i), void *ctx) 
     inside_job = false;
     // The last items may be on a worker that a busy machine has descheduled: yield to it.
     for (int spins = 1; atomic_load_explicit(&pool.done, memory_order_acquire) < count; spins++) {
-        _mm_pause();
+        cpu_relax();
         if (spins % 16 == 0) sched_yield();
     }
     atomic_flag_clear(&pool.busy);

@@ -2,8 +2,8 @@ import ArgumentParser
 import Foundation
 import GuiseFormats
 
-/// `guise model …`: the embedded model files. A command group: later issues add their
-/// subcommands (info, convert, run) to `subcommands` below.
+/// `guise model …`: model files, embedded or brought by the user. A command group: each
+/// subcommand (list, verify, info, convert, run) is a type of its own listed in `subcommands`.
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",

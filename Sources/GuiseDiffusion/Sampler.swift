@@ -1,7 +1,7 @@
 import Foundation
 import GuiseTensor
 
-// DiffFace's sampler, in these terms (DESIGN.md §3):
+// DiffFace's sampler, in these terms (docs/ARCHITECTURE.md, "DiffFace's recipe"):
 //
 //   let d = try GaussianDiffusion(respacing: "100", varianceType: .learnedRange, rescaleTimesteps: true)
 //   var o = SamplerOptions(method: .ddpm, clipDenoised: false, skipTimesteps: 25)

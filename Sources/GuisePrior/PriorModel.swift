@@ -3,7 +3,7 @@ import GuiseTensor
 import GuiseFormats
 import GuiseNetworks
 
-/// The small ADM that Guise trains as its own natural-image prior (issue 6), and the tools to
+/// The small ADM that Guise trains as its own natural-image prior, and the tools to
 /// build one from scratch: parameter names and shapes in guided-diffusion's layout, and
 /// guided-diffusion's initialisation.
 public enum PriorModel {

@@ -24,7 +24,7 @@ public typealias F8 = SIMD8<Float>
     for k in 0..<n { p[k] = v[k] }
 }
 
-// stdlib pointwiseMin/Max and .clamped are slow (DESIGN.md §6); a compare and blend is one instruction each.
+// stdlib pointwiseMin/Max and .clamped are slow (docs/ARCHITECTURE.md, "Speed"); a compare and blend is one instruction each.
 @inline(__always) func vmax(_ a: F8, _ b: F8) -> F8 { a.replacing(with: b, where: b .> a) }
 @inline(__always) func vmin(_ a: F8, _ b: F8) -> F8 { a.replacing(with: b, where: b .< a) }
 

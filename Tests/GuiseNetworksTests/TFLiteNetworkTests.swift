@@ -110,9 +110,8 @@ final class TFLiteNetworkTests: XCTestCase {
 
     /// The iris network carries the gaze loss. Its kinks sit closer together than BlazeFace's, so
     /// ε stays at 1e-5, where the loss's float32 rounding (~2e-5 on L ≈ −254) puts ~2 of noise
-    /// on a difference at ε/2: on 12×12 patches (signal 90–460) that was up to 1.4 %, as much
-    /// as the old 2 % bound, and merely changing the depthwise kernel's summation order tipped
-    /// one patch over it. 24×24 patches collect 500–1700; measured against the stored step every
+    /// on a difference at ε/2: on 12×12 patches (signal 90–460) that was up to 1.4 %, so a 2 % bound
+    /// there could be crossed by a mere change of summation order in the depthwise kernel. 24×24 patches collect 500–1700; measured against the stored step every
     /// difference at ε/2 lies within 0.2 % of autodiff and within 0.6 % of the one at ε. Scaling
     /// the backward of the PReLUs, of all depthwise convs or of only the 2×2 ones by 1.05 fails
     /// 9–10 of the 10 directions, by 1.7× the 1 % bound or more.
