@@ -1,4 +1,5 @@
 import XCTest
+import GuiseTestSupport
 import Foundation
 import GuiseTensor
 import GuiseFormats
@@ -100,10 +101,7 @@ final class LayersTests: XCTestCase {
 
 final class ADMLayoutTests: XCTestCase {
     private func fixture(_ name: String, _ ext: String) throws -> String {
-        guard let url = Bundle.module.url(forResource: name, withExtension: ext, subdirectory: "Fixtures") else {
-            throw FormatError("fixture \(name).\(ext) missing")
-        }
-        return url.path
+        try fixturePath(name + "." + ext)
     }
 
     /// The layout names every tensor of the reference checkpoints with its shape, and nothing else.
