@@ -32,7 +32,7 @@ public enum PriorModel {
             c.channelMult = [1, 2]
             c.numResBlocks = 1
         default:
-            throw FormatError("unknown prior config '\(name)' (expected small or tiny)")
+            throw FormatError("unknown prior config '\(name)' (expected small or tiny)", category: .input)
         }
         try c.validate()
         return c
@@ -84,7 +84,7 @@ public enum PriorModel {
             dense("\(p).proj_out", [ch, ch, 1], zero: true)
         }
         guard config.idDim == nil, !config.classCond, !config.resblockUpdown, config.convResample else {
-            throw FormatError("training supports plain unconditional ADMs (no id_embed, class_cond or resblock_updown)")
+            throw FormatError("training supports plain unconditional ADMs (no id_embed, class_cond or resblock_updown)", category: .unsupported)
         }
         dense("time_embed.0", [ted, mc])
         dense("time_embed.2", [ted, ted])
