@@ -2,8 +2,7 @@ import ArgumentParser
 import Foundation
 import GuiseFormats
 
-/// `guise model …`: the embedded model files. A command group: later issues add their
-/// subcommands (info, convert, run) to `subcommands` below.
+/// `guise model …`: list, verify, inspect, convert and run model files.
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "model",
