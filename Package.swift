@@ -78,20 +78,20 @@ let package = Package(
         .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
         // Layer 5: what face and body analysis share: SSD anchors and decoding, weighted NMS,
         // letterbox, rotated-rectangle crops, NHWC conversion, differentiable tensor crops.
-        .target(name: "GuiseVision", dependencies: ["GuiseImage", "GuiseTensor"], swiftSettings: cpu),
+        .target(name: "GuiseVision", dependencies: ["GuiseImage", "GuiseTensor", "GuiseFiles"], swiftSettings: cpu),
         // Layer 5: face analysis (detection, mesh, iris, gaze, identity, regions, alignment, paste-back).
         .target(name: "GuiseFace", dependencies: ["GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats", "GuiseNetworks", "CVBridge"], swiftSettings: cpu),
         // Layer 5: body analysis (pose detection and landmarks, person segmentation).
         .target(name: "GuiseBody", dependencies: ["GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: cpu),
         // Layer 5: diffusion (schedules, samplers, guidance, mask blending, RePaint).
-        .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor"], swiftSettings: hot),
+        .target(name: "GuiseDiffusion", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
         // Layer 5: Guise's own diffusion prior: training, checkpoints, denoising.
         .target(name: "GuisePrior", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseImage", "GuiseNetworks", "GuiseDiffusion"], swiftSettings: hot),
         // Layer 6: the pipelines users run (face swap, edit, clothes) and what they share: model
         // loading by name or path, face selection, image ↔ tensor conversion.
         .target(
             name: "GuisePipelines",
-            dependencies: ["GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseNetworks", "GuiseDiffusion", "GuiseVision",
+            dependencies: ["GuiseFiles", "GuiseTensor", "GuiseImage", "GuiseFormats", "GuiseNetworks", "GuiseDiffusion", "GuiseVision",
                            "GuiseFace", "GuiseBody", "GuisePrior", "CVBridge"],
             swiftSettings: cpu),
         // Layer 7: the command-line tool, a thin layer over the library.

@@ -15,7 +15,7 @@ public final class PersonSegmenter {
 
     public init(network: TFLiteNetwork) throws {
         guard network.inputShapes.count == 1, network.inputShapes[0].count == 4, network.inputShapes[0][3] == 3 else {
-            throw BodyError("\(network.path): not an image segmentation model (inputs \(network.inputShapes))")
+            throw BodyError("\(network.path): not an image segmentation model (inputs \(network.inputShapes))", category: .model)
         }
         net = network
         inputHeight = network.inputShapes[0][1]
@@ -34,7 +34,7 @@ public final class PersonSegmenter {
         let (w, h) = (inputWidth, inputHeight)
         let x = NHWC.tensor(from: try image.resized(width: w, height: h, interpolation: .linear), range: 0...1)
         let y = try Autograd.noGrad { try net([x]) }[0]
-        guard y.count == w * h else { throw BodyError("\(net.path): output \(y.shape) is not a \(w)x\(h) mask") }
+        guard y.count == w * h else { throw BodyError("\(net.path): output \(y.shape) is not a \(w)x\(h) mask", category: .model) }
         return try Mask(width: w, height: h, values: y.values).resized(width: image.width, height: image.height)
     }
 }

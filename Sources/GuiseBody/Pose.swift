@@ -154,10 +154,10 @@ public final class PoseEstimator {
     public init(detector: TFLiteNetwork, landmarks: TFLiteNetwork) throws {
         let d = PoseDetectorModel.inputSize, l = PoseLandmarks.inputSize
         guard detector.inputShapes == [[1, d, d, 3]], detector.outputShapes.count == 2 else {
-            throw BodyError("\(detector.path): not a pose detection model (inputs \(detector.inputShapes), outputs \(detector.outputShapes))")
+            throw BodyError("\(detector.path): not a pose detection model (inputs \(detector.inputShapes), outputs \(detector.outputShapes))", category: .model)
         }
         guard landmarks.inputShapes == [[1, l, l, 3]], landmarks.outputShapes.count == 5 else {
-            throw BodyError("\(landmarks.path): not a pose landmark model (inputs \(landmarks.inputShapes), outputs \(landmarks.outputShapes))")
+            throw BodyError("\(landmarks.path): not a pose landmark model (inputs \(landmarks.inputShapes), outputs \(landmarks.outputShapes))", category: .model)
         }
         self.detector = detector
         self.landmarker = landmarks
@@ -172,7 +172,7 @@ public final class PoseEstimator {
     /// Outputs told apart by their size, as the file names them by number only.
     static func output(_ outs: [Tensor], count: Int, of net: TFLiteNetwork) throws -> [Float] {
         guard let t = outs.first(where: { $0.count == count }) else {
-            throw BodyError("\(net.path): no output of \(count) values among \(outs.map(\.shape))")
+            throw BodyError("\(net.path): no output of \(count) values among \(outs.map(\.shape))", category: .model)
         }
         return t.values
     }

@@ -1,6 +1,9 @@
 import ArgumentParser
+import Foundation
 import GuiseFace
 import GuiseImage
+import GuisePipelines
+import GuiseVision
 
 struct Align: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -8,15 +11,15 @@ struct Align: ParsableCommand {
         discussion: """
         --size 256 gives an FFHQ-style crop (face with hair and chin, for diffusion models); \
         --size 112 an ArcFace-style crop (tight, for identity networks). The face is aligned \
-        from its keypoints (both eyes at least) when the detector finds them, else from its box.
+        from its keypoints (both eyes at least) when the detector finds them, else from its box. \
+        --out takes .png, .jpg, .webp, .bmp or .tif.
         """
     )
 
     @Argument(help: "The photo (PNG, JPEG, WebP, BMP or TIFF).")
     var image: String
 
-    @Option(name: .shortAndLong, help: "Where to write the crop (.png, .jpg, .webp, .bmp, .tif).")
-    var out: String
+    @OptionGroup var output: OutputOptions
 
     @Option(help: "Crop size: 256 (FFHQ-style) or 112 (ArcFace-style).")
     var size = 256
@@ -31,16 +34,27 @@ struct Align: ParsableCommand {
         guard face >= 0 else { throw ValidationError("--face must be 0 or more") }
     }
 
+    struct Report: Encodable {
+        var image: String
+        var out: String
+        var face: Int
+        var faces: Int
+        var detector: String
+        var size: Int
+        var box: Box
+        var seconds: Double
+    }
+
     func run() throws {
-        try checkOutput(out)
+        try output.check(kind: .image)
+        let start = Date()
         let picture = try ImageIO.read(image)
-        let found = try faces.detect(in: picture)
-        guard !found.isEmpty else { throw FaceError("no face found in \(image)") }
-        guard face < found.count else {
-            throw FaceError("face \(face) is out of range: \(image) has \(found.count) face\(found.count == 1 ? "" : "s") (0...\(found.count - 1))")
-        }
-        let aligned = try FaceAligner.align(picture, face: found[face], template: FaceTemplate.forSize(size)!)
-        try ImageIO.write(aligned.crop, to: out)
-        print("\(out): face \(face) of \(found.count), \(size)x\(size)")
+        let (found, detector) = try faces.detectNamed(in: picture)
+        let chosen = try FaceSelection.pick(found, index: face, label: image)
+        let aligned = try FaceAligner.align(picture, face: chosen, template: FaceTemplate.forSize(size)!)
+        try ImageIO.write(aligned.crop, to: output.out)
+        try output.report(Report(image: image, out: output.out, face: face, faces: found.count, detector: detector,
+                                 size: size, box: chosen.box, seconds: seconds(since: start)),
+                          text: "\(output.out): face \(face) of \(found.count), \(size)x\(size)")
     }
 }

@@ -16,7 +16,8 @@ struct Denoise: ParsableCommand {
             The image, scaled by √ᾱ, is the diffusion's x_t at the timestep whose noise level matches --sigma \
             (0–255 units); --steps 1 predicts x̂0 there in one network evaluation, more runs a short DDIM from \
             that step. --tta averages the 8 flips and quarter turns (8× the time). The whole image is processed \
-            at once, so memory grows with its size (about 1 GB per megapixel).
+            at once, so memory grows with its size (about 1 GB per megapixel). --out takes any image type; \
+            the result is written with 8 bits per channel.
             """)
 
     @Argument(help: "The noisy image (PNG, JPEG, …).")
@@ -25,8 +26,7 @@ struct Denoise: ParsableCommand {
     @Option(help: "The noise standard deviation in 0–255 units.")
     var sigma: Double
 
-    @Option(help: "Where to write the result (8-bit; format from the extension).")
-    var out: String
+    @OptionGroup var output: OutputOptions
 
     @Option(help: "Network evaluations: 1 is one x̂0 step, more is DDIM.")
     var steps = 1
@@ -42,12 +42,30 @@ struct Denoise: ParsableCommand {
         guard steps >= 1 && steps <= 100 else { throw ValidationError("--steps must be between 1 and 100") }
     }
 
+    struct Report: Encodable {
+        var input: String
+        var out: String
+        var model: String
+        var width: Int
+        var height: Int
+        var sigma: Double
+        var steps: Int
+        var tta: Bool
+        var seconds: Double
+    }
+
     func run() throws {
+        try output.check(kind: .image)
+        let start = Date()
         let path = try DiffusionModel.resolvePath(model)
         let denoiser = try PriorDenoiser(path: path)
         let image = try ImageIO.read(input)
+        output.note("denoising \(input) (\(image.width)x\(image.height)) at σ \(sigma), \(steps) step\(steps == 1 ? "" : "s")\(tta ? ", 8 views" : "")")
         let y = ImageTensor.tensor(image, range: .signed)
         let x = try denoiser.denoise(y, sigma: sigma, steps: steps, tta: tta)
-        try ImageIO.write(ImageTensor.image(x, range: .signed), to: out, bitDepth: 8)
+        try ImageIO.write(ImageTensor.image(x, range: .signed), to: output.out, bitDepth: 8)
+        let report = Report(input: input, out: output.out, model: path, width: image.width, height: image.height,
+                            sigma: sigma, steps: steps, tta: tta, seconds: seconds(since: start))
+        try output.report(report, text: "\(output.out): \(image.width)x\(image.height), σ \(sigma), \(steps) step\(steps == 1 ? "" : "s") in \(String(format: "%.1f", report.seconds)) s")
     }
 }

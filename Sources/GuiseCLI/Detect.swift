@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import GuiseFace
-import GuiseFiles
 import GuiseFormats
 import GuiseImage
 import GuisePipelines
@@ -40,15 +39,6 @@ struct FaceOptions: ParsableArguments {
     }
 }
 
-/// Fails early, before any work, if an output path cannot be written.
-func checkOutput(_ path: String) throws {
-    let ext = URL(fileURLWithPath: path).pathExtension
-    guard ImageFileFormat(pathExtension: ext) != nil else {
-        throw ValidationError("\(path): unknown image type .\(ext) (use .png, .jpg, .webp, .bmp or .tif)")
-    }
-    try AtomicFile.checkWritable(path)
-}
-
 struct Detect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find faces: boxes, scores and keypoints.",
@@ -67,7 +57,7 @@ struct Detect: ParsableCommand {
     @OptionGroup var faces: FaceOptions
 
     func run() throws {
-        if let annotatePath { try checkOutput(annotatePath) }
+        if let annotatePath { try OutputOptions.check(annotatePath, kind: .image) }
         let picture = try ImageIO.read(image)
         let (found, used) = try faces.detectNamed(in: picture)
         if let annotatePath { try ImageIO.write(annotated(picture, found), to: annotatePath) }

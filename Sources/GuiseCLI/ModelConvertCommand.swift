@@ -16,8 +16,7 @@ public struct ModelConvert: ParsableCommand {
     @Argument(help: "A PyTorch checkpoint (.pt/.pth/.tar, zip or legacy) or a .safetensors file.")
     public var file: String
 
-    @Option(help: "The safetensors file to write.")
-    public var out: String
+    @OptionGroup public var output: OutputOptions
 
     @Option(help: "f32: widen f16, bf16 and f64 tensors to f32 (integer tensors stay as they are).")
     public var dtype: String?
@@ -30,6 +29,20 @@ public struct ModelConvert: ParsableCommand {
 
     public init() {}
 
+    /// The safetensors file to write.
+    public var out: String { output.out }
+
+    struct Report: Encodable {
+        var file: String
+        var out: String
+        var format: String
+        var tensors: Int
+        var parameters: Int
+        var bytes: Int
+        var widened: Bool
+        var seconds: Double
+    }
+
     public func validate() throws {
         if let dtype, dtype.lowercased() != "f32" {
             throw ValidationError("--dtype accepts only f32 (got '\(dtype)')")
@@ -37,6 +50,8 @@ public struct ModelConvert: ParsableCommand {
     }
 
     public func run() throws {
+        try output.check(kind: .safetensors)
+        let start = Date()
         let c = try Checkpoint(path: file, select: key, stripModulePrefix: !keepModulePrefix)
         var stored = c.tensors
         if dtype != nil {
@@ -44,7 +59,9 @@ public struct ModelConvert: ParsableCommand {
         }
         try SafeTensorsWriter.write(stored: stored, to: out, metadata: ["format": "pt"])
         let bytes = stored.values.reduce(0) { $0 + $1.bytes.count }
-        print("wrote \(out): \(stored.count) tensors, \(c.parameterCount) parameters, \(bytes) bytes of data")
+        let report = Report(file: file, out: out, format: c.format.rawValue, tensors: stored.count, parameters: c.parameterCount,
+                            bytes: bytes, widened: dtype != nil, seconds: seconds(since: start))
+        try output.report(report, text: "wrote \(out): \(stored.count) tensors, \(c.parameterCount) parameters, \(bytes) bytes of data")
     }
 
     /// f16/bf16 widen exactly; f64 rounds to nearest.

@@ -22,7 +22,7 @@ struct ModelRun: ParsableCommand {
             the seed file holds one tensor per output to seed, named after it (`seed` stands for the \
             first output), and the gradient is of the sum over the seeded outputs.
             dlib networks (.dat, the face recognition ResNet): input x [N,3,150,150] of 0-255 RGB, \
-            output out [N,128]; --grad-wrt x as for the ADM.
+            output out [N,128]; --grad-wrt x as for the ADM. --out is a .safetensors file.
             """)
 
     @Argument(help: "The checkpoint.")
@@ -34,8 +34,7 @@ struct ModelRun: ParsableCommand {
     @Option(help: "A safetensors file with the inputs.")
     var inputs: String
 
-    @Option(help: "Where to write the outputs (safetensors).")
-    var out: String
+    @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("grad-wrt"), help: "Also write the gradient for this input (x, or a TFLite input name).")
     var gradWrt: String?
@@ -56,27 +55,69 @@ struct ModelRun: ParsableCommand {
         }
     }
 
+    var out: String { output.out }
+
+    struct Report: Encodable {
+        struct Written: Encodable {
+            var name: String
+            var shape: [Int]
+        }
+        var model: String
+        var kind: String
+        var inputs: String
+        var out: String
+        var tensors: [Written]
+        var gradientOf: String?
+        var seconds: Double
+    }
+
     func run() throws {
-        if file.hasSuffix(".tflite") { return try runTFLite() }
-        if file.hasSuffix(".dat") { return try runDlib() }
-        let model = try DiffusionModel.loadADM(file, config: config, log: { FileHandle.standardError.write(Data("\($0)\n".utf8)) })
-        let file = try SafeTensorsFile(path: inputs)
+        try output.check(kind: .safetensors)
+        let start = Date()
+        let kind: String, outputs: [String: Tensor]
+        if file.hasSuffix(".tflite") {
+            (kind, outputs) = ("tflite", try runTFLite())
+        } else if file.hasSuffix(".dat") {
+            (kind, outputs) = ("dlib", try runDlib())
+        } else {
+            (kind, outputs) = ("adm", try runADM())
+        }
+        try SafeTensorsWriter.write(tensors: outputs, to: out)
+        let written = outputs.keys.sorted().map { Report.Written(name: $0, shape: outputs[$0]!.shape) }
+        let report = Report(model: file, kind: kind, inputs: inputs, out: out, tensors: written, gradientOf: gradWrt,
+                            seconds: seconds(since: start))
+        try output.report(report, text: "wrote \(out): " + written.map { "\($0.name) \($0.shape)" }.joined(separator: ", "))
+    }
+
+    /// A safetensors file the user gave (--inputs, --grad-seed): failing to read it is an input error.
+    func readInput(_ path: String) throws -> SafeTensorsFile {
+        do {
+            return try SafeTensorsFile(path: path)
+        } catch let e as FormatError {
+            throw FormatError(e.message, category: .input)
+        }
+    }
+
+    func runADM() throws -> [String: Tensor] {
+        let model = try DiffusionModel.loadADM(file, config: config, log: output.note)
+        let file = try readInput(inputs)
         func input(_ name: String) throws -> Tensor? {
             guard file[name] != nil else { return nil }
             return try file.tensor(name)
         }
         guard let x = try input("x"), let t = try input("t") else {
-            throw FormatError("\(inputs): an ADM needs inputs x [N,C,H,W] and t [N]; found \(file.names.sorted().joined(separator: ", "))")
+            throw FormatError("\(inputs): an ADM needs inputs x [N,C,H,W] and t [N]; found \(file.names.sorted().joined(separator: ", "))",
+                              category: .input)
         }
         let y = try input("y"), id = try input("id")
         var outputs: [String: Tensor] = [:]
         if gradWrt != nil, let gradSeed {
-            let seedFile = try SafeTensorsFile(path: gradSeed)
-            guard seedFile["seed"] != nil else { throw FormatError("\(gradSeed): no tensor named seed") }
+            let seedFile = try readInput(gradSeed)
+            guard seedFile["seed"] != nil else { throw FormatError("\(gradSeed): no tensor named seed", category: .input) }
             let seed = try seedFile.tensor("seed")
             let (value, grad) = try vectorJacobianProduct(at: x, seed: seed) { xl -> Tensor in
                 let o = try model(xl, timesteps: t, y: y, id: id)
-                guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)") }
+                guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)", category: .input) }
                 return o
             }
             outputs["out"] = value
@@ -84,6 +125,6 @@ struct ModelRun: ParsableCommand {
         } else {
             outputs["out"] = try Autograd.noGrad { try model(x, timesteps: t, y: y, id: id) }
         }
-        try SafeTensorsWriter.write(tensors: outputs, to: out)
+        return outputs
     }
 }

@@ -8,15 +8,15 @@ import GuiseTensor
 extension ModelRun {
     func readSeeds() throws -> SafeTensorsFile? {
         guard let gradSeed else { return nil }
-        return try SafeTensorsFile(path: gradSeed)
+        return try readInput(gradSeed)
     }
 
-    func runTFLite() throws {
+    func runTFLite() throws -> [String: Tensor] {
         let net = try TFLiteNetwork(path: file)
-        let given = try SafeTensorsFile(path: inputs)
+        let given = try readInput(inputs)
         let x = try net.inputNames.map { name -> Tensor in
             guard given[name] != nil else {
-                throw FormatError("\(inputs): the model takes \(net.inputNames.joined(separator: ", ")); found \(given.names.sorted().joined(separator: ", "))")
+                throw FormatError("\(inputs): the model takes \(net.inputNames.joined(separator: ", ")); found \(given.names.sorted().joined(separator: ", "))", category: .input)
             }
             return try given.tensor(name)
         }
@@ -24,7 +24,7 @@ extension ModelRun {
         guard let gradWrt, let seeds = try readSeeds() else {
             let ys = try Autograd.noGrad { try net(x) }
             for (n, y) in zip(net.outputNames, ys) { outputs[n] = y }
-            return try SafeTensorsWriter.write(tensors: outputs, to: out)
+            return outputs
         }
         guard let k = net.inputNames.firstIndex(of: gradWrt) else {
             throw ValidationError("--grad-wrt \(gradWrt): the model's inputs are \(net.inputNames.joined(separator: ", "))")
@@ -34,11 +34,11 @@ extension ModelRun {
         for name in seeds.names {
             let target = name == "seed" ? net.outputNames.first : name
             guard let target, let j = net.outputNames.firstIndex(of: target) else {
-                throw FormatError("\(gradSeed!): \(name) is not an output; the outputs are \(net.outputNames.joined(separator: ", "))")
+                throw FormatError("\(gradSeed!): \(name) is not an output; the outputs are \(net.outputNames.joined(separator: ", "))", category: .input)
             }
             seedOf[j] = try seeds.tensor(name)
         }
-        guard !seedOf.isEmpty else { throw FormatError("\(gradSeed!): no seed tensors") }
+        guard !seedOf.isEmpty else { throw FormatError("\(gradSeed!): no seed tensors", category: .input) }
         var ys: [Tensor] = []
         let (_, grad) = try valueAndGradient(at: x[k]) { xk -> Tensor in
             var args = x
@@ -47,7 +47,7 @@ extension ModelRun {
             var total: Tensor?
             for (j, seed) in seedOf.sorted(by: { $0.key < $1.key }) {
                 guard ys[j].shape == seed.shape else {
-                    throw FormatError("the seed for \(net.outputNames[j]) has shape \(seed.shape), the output \(ys[j].shape)")
+                    throw FormatError("the seed for \(net.outputNames[j]) has shape \(seed.shape), the output \(ys[j].shape)", category: .input)
                 }
                 let term = (ys[j] * seed).sum()
                 total = total.map { $0 + term } ?? term
@@ -56,23 +56,23 @@ extension ModelRun {
         }
         for (n, y) in zip(net.outputNames, ys) { outputs[n] = y.detached() }
         outputs["grad_" + gradWrt] = grad
-        try SafeTensorsWriter.write(tensors: outputs, to: out)
+        return outputs
     }
 
-    func runDlib() throws {
+    func runDlib() throws -> [String: Tensor] {
         let net = try DlibFaceEncoder(path: file)
-        let given = try SafeTensorsFile(path: inputs)
+        let given = try readInput(inputs)
         guard given["x"] != nil else {
-            throw FormatError("\(inputs): a dlib network needs input x [N,3,\(net.chipSize),\(net.chipSize)]; found \(given.names.sorted().joined(separator: ", "))")
+            throw FormatError("\(inputs): a dlib network needs input x [N,3,\(net.chipSize),\(net.chipSize)]; found \(given.names.sorted().joined(separator: ", "))", category: .input)
         }
         let x = try given.tensor("x")
         var outputs: [String: Tensor] = [:]
         if let seeds = try readSeeds() {
-            guard seeds["seed"] != nil else { throw FormatError("\(gradSeed!): no tensor named seed") }
+            guard seeds["seed"] != nil else { throw FormatError("\(gradSeed!): no tensor named seed", category: .input) }
             let seed = try seeds.tensor("seed")
             let (value, grad) = try vectorJacobianProduct(at: x, seed: seed) { xl -> Tensor in
                 let o = try net(xl)
-                guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)") }
+                guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)", category: .input) }
                 return o
             }
             outputs["out"] = value
@@ -80,6 +80,6 @@ extension ModelRun {
         } else {
             outputs["out"] = try Autograd.noGrad { try net(x) }
         }
-        try SafeTensorsWriter.write(tensors: outputs, to: out)
+        return outputs
     }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import GuiseBody
-import GuiseFace
 import GuiseVision
 import GuiseImage
 
@@ -37,12 +36,12 @@ struct PoseCommand: ParsableCommand {
     }
 
     func run() throws {
-        for path in [annotatePath, maskPath].compactMap({ $0 }) { try checkOutput(path) }
+        for path in [annotatePath, maskPath].compactMap({ $0 }) { try OutputOptions.check(path, kind: .image) }
         let picture = try ImageIO.read(image)
         let estimator = try PoseEstimator()
-        guard let first = try estimator.detect(picture).first else { throw FaceError("no person found in \(image)") }
+        guard let first = try estimator.detect(picture).first else { throw BodyError("no person found in \(image)", category: .notFound) }
         guard let pose = try estimator.landmarks(picture, detection: first, segmentation: maskPath != nil) else {
-            throw FaceError("no person found in \(image) (the landmark model rejected the detection)")
+            throw BodyError("no person found in \(image) (the landmark model rejected the detection)", category: .notFound)
         }
         // Everything is computed before the first file is written.
         let annotated = annotatePath == nil ? nil : Self.annotated(picture, pose)

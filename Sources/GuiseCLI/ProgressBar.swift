@@ -1,19 +1,19 @@
 import Foundation
 
 /// A one-line progress bar on stderr, redrawn in place: `[#####-----] 37/75  2.1 s/step  eta 1m20s`.
-struct ProgressBar {
-    let total: Int
-    let label: String
-    let enabled: Bool
+public struct ProgressBar {
+    public let total: Int
+    public let label: String
+    public let enabled: Bool
     let start = Date()
 
-    init(total: Int, label: String, enabled: Bool) {
+    public init(total: Int, label: String, enabled: Bool) {
         self.total = max(total, 1)
         self.label = label
         self.enabled = enabled
     }
 
-    func update(_ done: Int, _ note: String = "") {
+    public func update(_ done: Int, _ note: String = "") {
         guard enabled else { return }
         let width = 30
         let filled = width * min(done, total) / total

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import GuiseBody
 import GuiseFace
-import GuiseFiles
 import GuiseFormats
 import GuiseImage
 import GuiseNetworks
@@ -17,7 +16,8 @@ struct Segment: ParsableCommand {
         abstract: "Write a mask: the person (selfie segmentation) or a face region from the face mesh.",
         discussion: """
         person: MediaPipe's selfie segmentation on the whole photo, a soft 0-1 mask. The face \
-        regions are polygons of the face mesh at the photo's resolution, hard-edged unless --soft.
+        regions are polygons of the face mesh at the photo's resolution, hard-edged unless --soft. \
+        --out takes any image type; a greyscale .png keeps the mask exactly.
         """
     )
 
@@ -27,8 +27,7 @@ struct Segment: ParsableCommand {
     @Option(help: "What to mask: \(SegmentTarget.allCases.map(\.rawValue).joined(separator: ", ")).")
     var what: SegmentTarget
 
-    @Option(name: .shortAndLong, help: "Where to write the mask (greyscale .png recommended).")
-    var out: String
+    @OptionGroup var output: OutputOptions
 
     @Flag(help: "Feather face-region edges (a blur of about 2% of the face's width).")
     var soft = false
@@ -42,8 +41,21 @@ struct Segment: ParsableCommand {
         guard face >= 0 else { throw ValidationError("--face must be 0 or more") }
     }
 
+    struct Report: Encodable {
+        var image: String
+        var out: String
+        var what: String
+        var face: Int?
+        var width: Int
+        var height: Int
+        /// The mean of the mask, 0–1.
+        var covered: Double
+        var seconds: Double
+    }
+
     func run() throws {
-        try checkOutput(out)
+        try output.check(kind: .image)
+        let start = Date()
         let picture = try ImageIO.read(image)
         let mask: Mask
         if what == .person {
@@ -56,8 +68,10 @@ struct Segment: ParsableCommand {
                                       width: picture.width, height: picture.height, feather: feather)
         }
         let grey = mask.values.map { min(max($0, 0), 1) }
-        try ImageIO.write(Image(grey: grey, width: mask.width, height: mask.height), to: out)
-        let covered = grey.reduce(0, +) / Float(grey.count)
-        print("\(out): \(what.rawValue) mask \(mask.width)x\(mask.height), \(String(format: "%.1f", covered * 100))% covered")
+        try ImageIO.write(Image(grey: grey, width: mask.width, height: mask.height), to: output.out)
+        let covered = Double(grey.reduce(0, +)) / Double(grey.count)
+        try output.report(Report(image: image, out: output.out, what: what.rawValue, face: what == .person ? nil : face,
+                                 width: mask.width, height: mask.height, covered: covered, seconds: seconds(since: start)),
+                          text: "\(output.out): \(what.rawValue) mask \(mask.width)x\(mask.height), \(String(format: "%.1f", covered * 100))% covered")
     }
 }

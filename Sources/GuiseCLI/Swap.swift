@@ -39,14 +39,7 @@ struct Swap: ParsableCommand {
     @Option(help: "The target photo (the scene, pose and expression to keep).")
     var target: String
 
-    @Option(name: .shortAndLong, help: "Where to write the result (.png, .jpg, .webp, .bmp, .tif).")
-    var out: String
-
-    @Flag(help: "Print a JSON report on stdout.")
-    var json = false
-
-    @Flag(help: "No progress bar or notes on stderr.")
-    var quiet = false
+    @OptionGroup var output: OutputOptions
 
     @Option(name: .customLong("source-face"), help: "Which face of each source photo, counting from 0 in --order.")
     var sourceFace = 0
@@ -155,7 +148,7 @@ struct Swap: ParsableCommand {
     }
 
     func run() throws {
-        try checkOutput(out)
+        try output.check(kind: .image)
         if let keepSamples {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: keepSamples, isDirectory: &isDir), isDir.boolValue else {
@@ -163,7 +156,7 @@ struct Swap: ParsableCommand {
             }
             try AtomicFile.checkWritable(keepSamples + "/sample-0.png")
         }
-        let log: (String) -> Void = { msg in if !quiet { FileHandle.standardError.write(Data("guise: note: \(msg)\n".utf8)) } }
+        let log: (String) -> Void = { output.note("guise: note: \($0)") }
         let sources = try source.map { try ImageIO.read($0) }
         let targetImage = try ImageIO.read(target)
         let referenceImage = try reference.map { try ImageIO.read($0) }
@@ -172,14 +165,13 @@ struct Swap: ParsableCommand {
         swap.note = log
         var bars: [String: ProgressBar] = [:]
         swap.progress = { p in
-            guard !quiet else { return }
-            let bar = bars[p.stage] ?? ProgressBar(total: p.total, label: p.stage, enabled: true)
+            let bar = bars[p.stage] ?? output.progress(total: p.total, label: p.stage)
             bars[p.stage] = bar
             bar.update(p.done)
         }
         let result = try swap.run(sources: sources, target: targetImage, reference: referenceImage,
                                   labels: (source, target, reference ?? "the reference photo"))
-        try ImageIO.write(result.image, to: out)
+        try ImageIO.write(result.image, to: output.out)
         if let keepSamples {
             for (f, samples) in result.samples.enumerated() {
                 for (k, s) in samples.enumerated() {
@@ -187,16 +179,12 @@ struct Swap: ParsableCommand {
                 }
             }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(SwapCommandReport(out: out, source: source, target: target, report: result.report)), as: UTF8.self))
-        } else {
-            for f in result.report.faces {
-                print(String(format: "%@: face %d swapped; identity distance to source %.3f, to target %.3f (source to target %.3f); landmark error %.1f%% of eye distance",
-                             out, f.index, f.identityToSource, f.identityToTarget, f.sourceToTarget, 100 * f.landmarkError))
-            }
+        let lines = result.report.faces.map { f in
+            String(format: "%@: face %d swapped; identity distance to source %.3f, to target %.3f (source to target %.3f); landmark error %.1f%% of eye distance",
+                   output.out, f.index, f.identityToSource, f.identityToTarget, f.sourceToTarget, 100 * f.landmarkError)
         }
+        try output.report(SwapCommandReport(out: output.out, source: source, target: target, report: result.report),
+                          text: lines.joined(separator: "\n"))
     }
 }
 

@@ -14,14 +14,13 @@ struct TrainPrior: ParsableCommand {
             quarter turns; half the timesteps from the σ 5–80 band on 8-bit-rounded noisy inputs; Adam with \
             warm-up and cosine decay; an EMA of the weights. A checkpoint (weights, EMA, Adam state, step, RNG \
             state) is written to --checkpoint every --checkpoint-every steps and at the end; --resume continues \
-            one from its step. --out receives the EMA weights as fp16 safetensors.
+            one from its step. --out (.safetensors) receives the EMA weights as fp16.
             """)
 
     @Option(help: "Folder of training photos (.png/.jpg).")
     var data: String
 
-    @Option(help: "Where to write the EMA weights (fp16 safetensors).")
-    var out: String
+    @OptionGroup var output: OutputOptions
 
     @Option(help: "Total optimisation steps.")
     var steps = 1000
@@ -59,9 +58,6 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "Append step, loss, learning rate and elapsed seconds to this TSV.")
     var log: String?
 
-    @Flag(help: "No progress bar.")
-    var quiet = false
-
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
         guard batch > 0 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
@@ -69,40 +65,64 @@ struct TrainPrior: ParsableCommand {
         guard lr > 0, emaDecay > 0 && emaDecay < 1 else { throw ValidationError("--lr must be positive and --ema-decay in (0, 1)") }
     }
 
+    struct Report: Encodable {
+        var out: String
+        var checkpoint: String
+        var config: String
+        var parameters: Int
+        var photos: Int
+        var resumedAt: Int?
+        var steps: Int
+        var batch: Int
+        var crop: Int
+        /// The last step's loss; nil when this run took no step (a resume at its end).
+        var finalLoss: Double?
+        var seconds: Double
+    }
+
+    /// The checkpoint path: --checkpoint, else OUT with .ckpt.safetensors.
+    var checkpointPath: String {
+        checkpoint ?? ((output.out as NSString).deletingPathExtension + ".ckpt.safetensors")
+    }
+
     func run() throws {
-        let say: (String) -> Void = { msg in if !quiet { FileHandle.standardError.write(Data("\(msg)\n".utf8)) } }
+        // Every file this run writes is checked before the first step, not found unwritable at the end.
+        try output.check(kind: .safetensors)
+        let ckpt = checkpointPath
+        try OutputOptions.check(ckpt, kind: .safetensors)
+        if let log { try AtomicFile.checkWritable(log) }
+        let start = Date()
         let trainer: PriorTrainer
         if let resume {
             trainer = try PriorTrainer.resume(from: resume, steps: steps)
-            say("resumed \(resume) at step \(trainer.step) of \(trainer.options.steps)")
+            output.note("resumed \(resume) at step \(trainer.step) of \(trainer.options.steps)")
         } else {
             var o = PriorTrainingOptions()
             o.configName = config; o.steps = steps; o.batch = batch; o.crop = crop; o.lr = lr
             o.warmup = warmup; o.emaDecay = emaDecay; o.seed = seed
             trainer = try PriorTrainer(options: o)
         }
+        let resumedAt = resume == nil ? nil : trainer.step
         let o = trainer.options
         let dataset = try PriorDataset(directory: data, crop: o.crop)
         let params = trainer.parameters.reduce(0) { $0 + $1.count }
         let gflop = try PriorModel.forwardFLOPs(trainer.config, height: 256, width: 256) / 1e9
-        say("prior \(o.configName): \(trainer.config)")
-        say("  \(params) parameters, \(String(format: "%.1f", gflop)) GFLOP per 256² forward")
-        say("data: \(dataset.names.count) photos, \(dataset.pixelCount / 1000) kpx over all scales; batch \(o.batch) of \(o.crop)²")
-        let ckpt = checkpoint ?? ((out as NSString).deletingPathExtension + ".ckpt.safetensors")
+        output.note("prior \(o.configName): \(trainer.config)")
+        output.note("  \(params) parameters, \(String(format: "%.1f", gflop)) GFLOP per 256² forward")
+        output.note("data: \(dataset.names.count) photos, \(dataset.pixelCount / 1000) kpx over all scales; batch \(o.batch) of \(o.crop)²")
         var logHandle: FileHandle?
         if let log {
             if !FileManager.default.fileExists(atPath: log) {
                 guard FileManager.default.createFile(atPath: log, contents: Data("step\tloss\tlr\tseconds\n".utf8)) else {
-                    throw FormatError("cannot create \(log)")
+                    throw FileError("cannot create \(log)")
                 }
             }
             logHandle = FileHandle(forWritingAtPath: log)
-            guard logHandle != nil else { throw FormatError("cannot write \(log)") }
+            guard logHandle != nil else { throw FileError("cannot write \(log)") }
             logHandle!.seekToEndOfFile()
         }
         defer { try? logHandle?.close() }
-        let bar = ProgressBar(total: o.steps - trainer.step, label: "training", enabled: !quiet)
-        let start = Date()
+        let bar = output.progress(total: o.steps - trainer.step, label: "training")
         var smooth: Double?
         while trainer.step < o.steps {
             let lr = trainer.learningRate(at: trainer.step)
@@ -114,7 +134,10 @@ struct TrainPrior: ParsableCommand {
                 try trainer.saveCheckpoint(to: ckpt)
             }
         }
-        try trainer.exportEMA(to: out, extra: ["final_loss": "\(trainer.lastLoss)", "data": data])
-        say("wrote \(out) (EMA weights, fp16) and checkpoint \(ckpt)")
+        try trainer.exportEMA(to: output.out, extra: ["final_loss": "\(trainer.lastLoss)", "data": data])
+        let report = Report(out: output.out, checkpoint: ckpt, config: o.configName, parameters: params,
+                            photos: dataset.names.count, resumedAt: resumedAt, steps: o.steps, batch: o.batch, crop: o.crop,
+                            finalLoss: trainer.lastLoss.isFinite ? Double(trainer.lastLoss) : nil, seconds: seconds(since: start))
+        try output.report(report, text: "wrote \(output.out) (EMA weights, fp16) and checkpoint \(ckpt)")
     }
 }

@@ -156,7 +156,7 @@ public struct GaussianDiffusion {
         case .learnedRange:
             guard output.rank == xt.rank, output.shape[0] == xt.shape[0], output.shape[1] == 2 * c,
                   Array(output.shape.dropFirst(2)) == Array(xt.shape.dropFirst(2)) else {
-                throw DiffusionError("learned variance needs a denoiser output of \(2 * c) channels shaped like x, got \(output.shape) for x \(xt.shape)")
+                throw DiffusionError("learned variance needs a denoiser output of \(2 * c) channels shaped like x, got \(output.shape) for x \(xt.shape)", category: .model)
             }
             let (e, v) = splitChannels(output.detached(), c)
             eps = e
@@ -168,7 +168,7 @@ public struct GaussianDiffusion {
             variance = logVariance.mapValues { Foundation.exp($0) }
         case .fixedSmall, .fixedLarge:
             guard output.shape == xt.shape else {
-                throw DiffusionError("denoiser output \(output.shape) does not match x \(xt.shape) (a learned-variance network needs --learn-sigma / variance learned_range)")
+                throw DiffusionError("denoiser output \(output.shape) does not match x \(xt.shape) (a learned-variance network needs --learn-sigma / variance learned_range)", category: .model)
             }
             let v: Double
             if varianceType == .fixedSmall {

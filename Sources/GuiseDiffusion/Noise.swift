@@ -63,11 +63,11 @@ public final class ReplayNoise: NoiseSource {
 
     public func next(_ shape: [Int]) throws -> Tensor {
         guard index < queue.count else {
-            throw DiffusionError("replayed noise ran out after \(queue.count) tensors")
+            throw DiffusionError("replayed noise ran out after \(queue.count) tensors", category: .internal)
         }
         let t = queue[index]
         guard t.shape == shape else {
-            throw DiffusionError("replayed noise tensor \(index) has shape \(t.shape), the sampler asked for \(shape)")
+            throw DiffusionError("replayed noise tensor \(index) has shape \(t.shape), the sampler asked for \(shape)", category: .internal)
         }
         index += 1
         return t

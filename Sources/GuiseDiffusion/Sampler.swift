@@ -287,7 +287,7 @@ extension GaussianDiffusion {
             let x0 = predictXStart(xt: leaf, t: t, eps: eps)
             let image = g.image == .diffFace ? diffFaceGuidanceImage(xStart: x0, xt: leaf, t: t) : x0
             let e = try g.energy(image, context)
-            guard e.count == 1 else { throw DiffusionError("guidance energy must be a scalar, got shape \(e.shape)") }
+            guard e.count == 1 else { throw DiffusionError("guidance energy must be a scalar, got shape \(e.shape)", category: .internal) }
             if Autograd.shouldRecord(e) {
                 e.backward()
                 gradient = leaf.grad.map { $0.scaled(-1) }
@@ -322,7 +322,7 @@ extension GaussianDiffusion {
 
     func splitLearned(_ output: Tensor, _ c: Int) throws -> (Tensor, Tensor) {
         guard output.rank >= 2, output.shape[1] == 2 * c else {
-            throw DiffusionError("learned variance needs a denoiser output of \(2 * c) channels, got \(output.shape)")
+            throw DiffusionError("learned variance needs a denoiser output of \(2 * c) channels, got \(output.shape)", category: .model)
         }
         return splitChannels(output, c)
     }

@@ -1,10 +1,14 @@
 import Foundation
+import GuiseFiles
 
 /// A user-facing error from the diffusion core: bad option strings, shape mismatches.
-public struct DiffusionError: Error, CustomStringConvertible, Equatable {
+public struct DiffusionError: GuiseError, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public let category: ErrorCategory
+    public init(_ message: String, category: ErrorCategory = .input) {
+        self.message = message
+        self.category = category
+    }
 }
 
 /// guided-diffusion's named beta schedules. Tables are kept in Double, as guided-diffusion keeps

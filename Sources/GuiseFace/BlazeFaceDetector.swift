@@ -44,7 +44,7 @@ public final class BlazeFaceDetector: FaceDetector {
         stages = try networks.map { range, net in
             let n = range.model.inputSize
             guard net.inputShapes.count == 1, net.inputShapes[0] == [1, n, n, 3], net.outputShapes.count == 2 else {
-                throw FaceError("\(net.path): not a BlazeFace \(range.rawValue) model (inputs \(net.inputShapes), outputs \(net.outputShapes))")
+                throw FaceError("\(net.path): not a BlazeFace \(range.rawValue) model (inputs \(net.inputShapes), outputs \(net.outputShapes))", category: .model)
             }
             return Stage(range: range, network: net, model: range.model)
         }
@@ -76,7 +76,7 @@ public final class BlazeFaceDetector: FaceDetector {
         // Outputs are told apart by their last axis: 16 box/keypoint coordinates or 1 logit per anchor.
         guard let regressors = outputs.first(where: { $0.shape.last == 16 }),
               let scores = outputs.first(where: { $0.shape.last == 1 }) else {
-            throw FaceError("\(stage.network.path): outputs \(outputs.map(\.shape)) are not BlazeFace's [1, N, 16] and [1, N, 1]")
+            throw FaceError("\(stage.network.path): outputs \(outputs.map(\.shape)) are not BlazeFace's [1, N, 16] and [1, N, 1]", category: .model)
         }
         return try stage.model.faces(regressors: regressors.values, classificators: scores.values, letterbox: letterbox)
     }

@@ -1,3 +1,4 @@
+import GuiseFiles
 import GuiseImage
 import GuiseVision
 
@@ -64,8 +65,11 @@ extension FaceDetector {
 }
 
 /// A face-analysis failure with a one-line, user-facing message.
-public struct FaceError: Error, CustomStringConvertible, Equatable {
+public struct FaceError: GuiseError, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public let category: ErrorCategory
+    public init(_ message: String, category: ErrorCategory = .internal) {
+        self.message = message
+        self.category = category
+    }
 }

@@ -49,8 +49,8 @@ public final class FaceAnalyzer {
 
     public init(mesh: TFLiteNetwork, iris: TFLiteNetwork) throws {
         let m = FaceMesh.inputSize, i = Iris.inputSize
-        guard mesh.inputShapes == [[1, m, m, 3]] else { throw FaceError("\(mesh.path): not a face mesh model (input \(mesh.inputShapes))") }
-        guard iris.inputShapes == [[1, i, i, 3]] else { throw FaceError("\(iris.path): not an iris model (input \(iris.inputShapes))") }
+        guard mesh.inputShapes == [[1, m, m, 3]] else { throw FaceError("\(mesh.path): not a face mesh model (input \(mesh.inputShapes))", category: .model) }
+        guard iris.inputShapes == [[1, i, i, 3]] else { throw FaceError("\(iris.path): not an iris model (input \(iris.inputShapes))", category: .model) }
         self.mesh = mesh
         self.iris = iris
     }
@@ -64,7 +64,7 @@ public final class FaceAnalyzer {
     /// Outputs picked by their size, since the files name them differently across versions.
     static func output(_ outs: [Tensor], count: Int, of net: TFLiteNetwork) throws -> [Float] {
         guard let t = outs.first(where: { $0.count == count }) else {
-            throw FaceError("\(net.path): no output of \(count) values among \(outs.map(\.shape))")
+            throw FaceError("\(net.path): no output of \(count) values among \(outs.map(\.shape))", category: .model)
         }
         return t.values
     }
@@ -109,14 +109,14 @@ public final class FaceAnalyzer {
         let m = FaceMesh.inputSize, e = Iris.inputSize
         let meshRaw = try mesh([TensorCrops.crop(image, roi: lm.roi, width: m, height: m)])
         guard let meshOut = meshRaw.first(where: { $0.count == 3 * FaceMesh.pointCount }) else {
-            throw FaceError("\(mesh.path): no output of \(3 * FaceMesh.pointCount) values")
+            throw FaceError("\(mesh.path): no output of \(3 * FaceMesh.pointCount) values", category: .model)
         }
         var points = [try TensorCrops.landmarks(meshOut, roi: lm.roi, cropSize: m)]
         let rois = try Iris.rois(mesh: lm.mesh)
         for (roi, mirrored) in [(rois.left, false), (rois.right, true)] {
             let outs = try iris([TensorCrops.eyeCrop(image, roi: roi, mirrored: mirrored)])
             guard let irisOut = outs.first(where: { $0.count == 3 * Iris.irisCount }) else {
-                throw FaceError("\(iris.path): no output of \(3 * Iris.irisCount) values")
+                throw FaceError("\(iris.path): no output of \(3 * Iris.irisCount) values", category: .model)
             }
             points.append(try TensorCrops.landmarks(irisOut, roi: roi, cropSize: e, mirrored: mirrored))
         }

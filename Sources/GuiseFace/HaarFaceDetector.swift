@@ -101,7 +101,7 @@ final class CascadeClassifier {
     init(file: String) throws {
         let fm = FileManager.default
         guard let path = HaarFaceDetector.searchPaths.map({ "\($0)/\(file)" }).first(where: fm.fileExists) else {
-            throw FaceError("Haar cascade \(file) not found; install opencv-data (make deps)")
+            throw FaceError("Haar cascade \(file) not found; install opencv-data (make deps)", category: .model)
         }
         var handle: OpaquePointer?
         guard cvb_cascade_load(path, &handle) == 0, let handle else {

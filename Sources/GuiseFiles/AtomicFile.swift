@@ -4,10 +4,13 @@ import Glibc
 #endif
 
 /// A file that cannot be read or written. The message is one line, meant for the user.
-public struct FileError: Error, CustomStringConvertible, Equatable {
+public struct FileError: GuiseError, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public let category: ErrorCategory
+    public init(_ message: String, category: ErrorCategory = .input) {
+        self.message = message
+        self.category = category
+    }
 }
 
 /// Writes whole files so a failure never leaves a partial or clobbered output:

@@ -1,6 +1,11 @@
+import GuiseFiles
+
 /// A weight file that cannot be read. The message is one line, meant for the user.
-public struct FormatError: Error, CustomStringConvertible, Equatable {
+public struct FormatError: GuiseError, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public let category: ErrorCategory
+    public init(_ message: String, category: ErrorCategory = .model) {
+        self.message = message
+        self.category = category
+    }
 }

@@ -39,7 +39,7 @@ public struct AffineTransform: Equatable, Sendable {
     /// alignment) computes, and is deterministic, unlike a RANSAC/LMEDS fit.
     public static func similarity(from source: [Point], to target: [Point]) throws -> AffineTransform {
         guard source.count == target.count, source.count >= 2 else {
-            throw ImageError("a similarity needs at least 2 matching point pairs")
+            throw ImageError("a similarity needs at least 2 matching point pairs", category: .internal)
         }
         let n = Double(source.count)
         let ms = Point(source.map(\.x).reduce(0, +) / n, source.map(\.y).reduce(0, +) / n)
@@ -51,7 +51,7 @@ public struct AffineTransform: Equatable, Sendable {
             cross += a.x * b.y - a.y * b.x
             norm += a.x * a.x + a.y * a.y
         }
-        guard norm > 0 else { throw ImageError("the source points coincide") }
+        guard norm > 0 else { throw ImageError("the source points coincide", category: .internal) }
         let c = dot / norm, s = cross / norm  // scale·cos θ, scale·sin θ
         return AffineTransform([c, -s, mt.x - (c * ms.x - s * ms.y),
                                 s, c, mt.y - (s * ms.x + c * ms.y)])
@@ -93,13 +93,13 @@ public enum Border: Equatable, Sendable {
 enum Planes {
     static func check(_ v: [Float], _ w: Int, _ h: Int, _ count: Int) throws {
         guard w > 0, h > 0, v.count == w * h * count else {
-            throw ImageError("\(v.count) values do not make \(count) planes of \(w)x\(h)")
+            throw ImageError("\(v.count) values do not make \(count) planes of \(w)x\(h)", category: .internal)
         }
     }
 
     static func resize(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, to dw: Int, _ dh: Int, _ interp: Interpolation) throws -> [Float] {
         try check(v, w, h, count)
-        guard dw > 0 && dh > 0 else { throw ImageError("cannot resize to \(dw)x\(dh)") }
+        guard dw > 0 && dh > 0 else { throw ImageError("cannot resize to \(dw)x\(dh)", category: .internal) }
         var out = [Float](repeating: 0, count: dw * dh * count)
         try OpenCV.check(cvb_resize(v, Int32(w), Int32(h), Int32(count), &out, Int32(dw), Int32(dh), interp.rawValue))
         return out
@@ -108,7 +108,7 @@ enum Planes {
     static func warp(_ v: [Float], _ w: Int, _ h: Int, _ count: Int, _ t: AffineTransform, to dw: Int, _ dh: Int,
                      _ interp: Interpolation, border: Border) throws -> [Float] {
         try check(v, w, h, count)
-        guard dw > 0 && dh > 0 else { throw ImageError("cannot warp to \(dw)x\(dh)") }
+        guard dw > 0 && dh > 0 else { throw ImageError("cannot warp to \(dw)x\(dh)", category: .internal) }
         var out = [Float](repeating: 0, count: dw * dh * count)
         try OpenCV.check(cvb_warp_affine(v, Int32(w), Int32(h), Int32(count), t.matrix, &out, Int32(dw), Int32(dh),
                                          interp.rawValue, border.mode, border.value))
@@ -174,7 +174,7 @@ extension Image {
     /// exactly 0 are copied, so they stay bit-exact.
     public func blended(with top: Image, mask: Mask) throws -> Image {
         guard top.width == width, top.height == height, mask.width == width, mask.height == height else {
-            throw ImageError("blend: image, overlay and mask sizes differ")
+            throw ImageError("blend: image, overlay and mask sizes differ", category: .internal)
         }
         try validate()
         try top.validate()
@@ -194,7 +194,7 @@ extension Image {
     /// quantised; pixels outside the mask are returned unchanged (bit-exact).
     public func seamlessCloned(_ source: Image, mask: Mask) throws -> Image {
         guard source.width == width, source.height == height, mask.width == width, mask.height == height else {
-            throw ImageError("seamlessClone: image, source and mask sizes differ")
+            throw ImageError("seamlessClone: image, source and mask sizes differ", category: .internal)
         }
         try validate()
         try source.validate()
@@ -208,7 +208,7 @@ extension Image {
     /// Fills the pixels where mask > 0.5 with cv::inpaint (Telea's fast marching method),
     /// a baseline for masked editing. 8-bit inside OpenCV; pixels outside the mask are unchanged.
     public func inpainted(mask: Mask, radius: Double = 3) throws -> Image {
-        guard mask.width == width, mask.height == height else { throw ImageError("inpaint: image and mask sizes differ") }
+        guard mask.width == width, mask.height == height else { throw ImageError("inpaint: image and mask sizes differ", category: .internal) }
         try validate()
         try Planes.check(mask.values, width, height, 1)
         var out = [Float](repeating: 0, count: rgb.count)

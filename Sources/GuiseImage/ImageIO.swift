@@ -100,7 +100,7 @@ public enum ImageIO {
         let source = image.sourceFormat
         var depth = bitDepth ?? source?.bitDepth ?? 8
         if format != .png && format != .tiff { depth = 8 }
-        guard depth == 8 || depth == 16 else { throw ImageError("unsupported bit depth \(depth)") }
+        guard depth == 8 || depth == 16 else { throw ImageError("unsupported bit depth \(depth)", category: .unsupported) }
         // Grey output only for grey sources that are still grey, so nothing is lost.
         let grey = source?.isGrey == true && image.isGrey
         let alpha = image.alpha != nil && format != .jpeg && format != .bmp
@@ -116,7 +116,7 @@ public enum ImageIO {
             var out = cpng_bytes()
             var message = [CChar](repeating: 0, count: 256)
             let status = withSamples { cpng_write($0, w, h, Int32(cvChannels), Int32(depth), &out, &message, message.count) }
-            guard status == 0 else { throw ImageError("cannot encode PNG (\(String(cString: message)))") }
+            guard status == 0 else { throw ImageError("cannot encode PNG (\(String(cString: message)))", category: .internal) }
             defer { cpng_free_bytes(&out) }
             return Data(bytes: out.data, count: out.size)
         }

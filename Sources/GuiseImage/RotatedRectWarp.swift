@@ -14,14 +14,14 @@ extension Image {
     public func rotatedRectCrop8Bit(centre: Point, width rw: Double, height rh: Double, rotation: Double,
                                     outputWidth ow: Int, outputHeight oh: Int, border: Border) throws -> Image {
         try validate()
-        guard ow > 0, oh > 0 else { throw ImageError("cannot crop to \(ow)x\(oh)") }
+        guard ow > 0, oh > 0 else { throw ImageError("cannot crop to \(ow)x\(oh)", category: .internal) }
         guard rw > 0, rh > 0, rw.isFinite, rh.isFinite, centre.x.isFinite, centre.y.isFinite, rotation.isFinite else {
-            throw ImageError("the crop rectangle \(rw)x\(rh) at (\(centre.x), \(centre.y)) is not a finite, non-empty rectangle")
+            throw ImageError("the crop rectangle \(rw)x\(rh) at (\(centre.x), \(centre.y)) is not a finite, non-empty rectangle", category: .internal)
         }
         switch border {
         case .replicate: break
         case .constant(let v) where v == 0: break
-        default: throw ImageError("an 8-bit crop pads with zeros or the edge pixels only")
+        default: throw ImageError("an 8-bit crop pads with zeros or the edge pixels only", category: .internal)
         }
         let pixels = interleaved8(channels: 3)
         var out = [UInt8](repeating: 0, count: ow * oh * 3)
@@ -44,12 +44,12 @@ extension Image {
     public func croppedAndFitted8Bit(centreX: Int, centreY: Int, rectWidth rw: Int, rectHeight rh: Int, rotation: Double,
                                      outputWidth ow: Int, outputHeight oh: Int, flipped: Bool, border: Border) throws -> Image {
         try validate()
-        guard ow > 0, oh > 0 else { throw ImageError("cannot crop to \(ow)x\(oh)") }
-        guard rw > 0, rh > 0, rotation.isFinite else { throw ImageError("the crop rectangle \(rw)x\(rh) is empty or its rotation is not finite") }
+        guard ow > 0, oh > 0 else { throw ImageError("cannot crop to \(ow)x\(oh)", category: .internal) }
+        guard rw > 0, rh > 0, rotation.isFinite else { throw ImageError("the crop rectangle \(rw)x\(rh) is empty or its rotation is not finite", category: .internal) }
         switch border {
         case .replicate: break
         case .constant(let v) where v == 0: break
-        default: throw ImageError("an 8-bit crop pads with zeros or the edge pixels only")
+        default: throw ImageError("an 8-bit crop pads with zeros or the edge pixels only", category: .internal)
         }
         let pixels = interleaved8(channels: 3)
         var out = [UInt8](repeating: 0, count: ow * oh * 3)

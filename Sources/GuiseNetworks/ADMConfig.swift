@@ -103,7 +103,7 @@ public struct ADMConfig: Equatable, CustomStringConvertible {
     public static func parse(json data: Data) throws -> ADMConfig {
         let dict: [String: JSONValue]
         do { dict = try JSONDecoder().decode([String: JSONValue].self, from: data) } catch {
-            throw FormatError("config must be a JSON object of create_model arguments (\(error.localizedDescription))")
+            throw FormatError("config must be a JSON object of create_model arguments (\(error.localizedDescription))", category: .input)
         }
         var c = ADMConfig()
         var unknown: [String] = []
@@ -137,7 +137,7 @@ public struct ADMConfig: Equatable, CustomStringConvertible {
             }
         }
         if !unknown.isEmpty {
-            throw FormatError("unknown config key\(unknown.count > 1 ? "s" : "") \(unknown.sorted().joined(separator: ", ")) (expected guided-diffusion create_model names)")
+            throw FormatError("unknown config key\(unknown.count > 1 ? "s" : "") \(unknown.sorted().joined(separator: ", ")) (expected guided-diffusion create_model names)", category: .input)
         }
         try c.validate()
         return c
@@ -145,10 +145,10 @@ public struct ADMConfig: Equatable, CustomStringConvertible {
 
     public static func load(path: String) throws -> ADMConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw FormatError("cannot read config \(path)")
+            throw FormatError("cannot read config \(path)", category: .input)
         }
         do { return try parse(json: data) } catch let e as FormatError {
-            throw FormatError("\(path): \(e.message)")
+            throw FormatError("\(path): \(e.message)", category: .input)
         }
     }
 
@@ -201,7 +201,7 @@ enum JSONValue: Decodable {
         case .string(let s): if let i = Int(s.trimmingCharacters(in: .whitespaces)) { return i }
         default: break
         }
-        throw FormatError("config \(key) must be an integer, got \(text)")
+        throw FormatError("config \(key) must be an integer, got \(text)", category: .input)
     }
 
     func bool(_ key: String) throws -> Bool {
@@ -216,14 +216,14 @@ enum JSONValue: Decodable {
             }
         default: break
         }
-        throw FormatError("config \(key) must be a boolean, got \(text)")
+        throw FormatError("config \(key) must be a boolean, got \(text)", category: .input)
     }
 
     func string(_ key: String) throws -> String {
         switch self {
         case .string(let s): return s
         case .number(let d) where d == d.rounded(): return String(Int(d))
-        default: throw FormatError("config \(key) must be a string, got \(text)")
+        default: throw FormatError("config \(key) must be a string, got \(text)", category: .input)
         }
     }
 
@@ -236,11 +236,11 @@ enum JSONValue: Decodable {
             if trimmed.isEmpty { return [] }
             return try trimmed.split(separator: ",").map { part in
                 guard let i = Int(part.trimmingCharacters(in: .whitespaces)) else {
-                    throw FormatError("config \(key) must be comma-separated integers, got \"\(s)\"")
+                    throw FormatError("config \(key) must be comma-separated integers, got \"\(s)\"", category: .input)
                 }
                 return i
             }
-        default: throw FormatError("config \(key) must be a list of integers, got \(text)")
+        default: throw FormatError("config \(key) must be a list of integers, got \(text)", category: .input)
         }
     }
 }

@@ -83,30 +83,30 @@ public final class ADMUNet {
     public func callAsFunction(_ x: Tensor, timesteps: Tensor, y: Tensor? = nil, id: Tensor? = nil) throws -> Tensor {
         let c = config
         guard x.rank == 4, x.shape[1] == c.inChannels else {
-            throw FormatError("ADM input must be [N, \(c.inChannels), H, W], got \(x.shape)")
+            throw NetworkError("ADM input must be [N, \(c.inChannels), H, W], got \(x.shape)")
         }
         let n = x.shape[0]
         let levels = (try c.resolvedChannelMult()).count
         let factor = 1 << (levels - 1)
         guard x.shape[2] % factor == 0, x.shape[3] % factor == 0 else {
-            throw FormatError("ADM input \(x.shape[2])×\(x.shape[3]) must be divisible by \(factor) (\(levels) levels)")
+            throw NetworkError("ADM input \(x.shape[2])×\(x.shape[3]) must be divisible by \(factor) (\(levels) levels)")
         }
-        guard timesteps.count == n else { throw FormatError("timesteps has \(timesteps.count) values for a batch of \(n)") }
+        guard timesteps.count == n else { throw NetworkError("timesteps has \(timesteps.count) values for a batch of \(n)") }
 
         var emb = timeEmbed.1(timeEmbed.0(timestepEmbedding(timesteps.values, dim: modelChannels)).silu())
         if let (l0, l2) = idEmbed {
             guard let id, id.rank == 2, id.shape[0] == n, id.shape[1] == c.idDim else {
-                throw FormatError("this model needs an identity embedding id [\(n), \(c.idDim ?? 0)]\(id.map { ", got \($0.shape)" } ?? "")")
+                throw NetworkError("this model needs an identity embedding id [\(n), \(c.idDim ?? 0)]\(id.map { ", got \($0.shape)" } ?? "")")
             }
             emb = emb + l2(l0(id).silu())
         } else if id != nil {
-            throw FormatError("this model has no id_embed; do not pass an identity embedding")
+            throw NetworkError("this model has no id_embed; do not pass an identity embedding")
         }
         if let table = labelEmb {
-            guard let y, y.count == n else { throw FormatError("this class-conditional model needs labels y [\(n)]") }
+            guard let y, y.count == n else { throw NetworkError("this class-conditional model needs labels y [\(n)]") }
             emb = emb + (try embeddingRows(table, y.values))
         } else if y != nil {
-            throw FormatError("this model is not class-conditional; do not pass labels y")
+            throw NetworkError("this model is not class-conditional; do not pass labels y")
         }
         // Every ResBlock starts its embedding path with SiLU: compute it once.
         let embAct = emb.silu()
@@ -169,7 +169,7 @@ public final class ADMUNet {
         let src = table.contiguous()
         for (i, v) in labels.enumerated() {
             let k = Int(v)
-            guard Float(k) == v, k >= 0, k < classes else { throw FormatError("class label \(v) outside 0..<\(classes)") }
+            guard Float(k) == v, k >= 0, k < classes else { throw NetworkError("class label \(v) outside 0..<\(classes)") }
             (out.data + i * d).update(from: src.data + k * d, count: d)
         }
         return out

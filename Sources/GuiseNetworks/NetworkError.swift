@@ -1,6 +1,11 @@
+import GuiseFiles
+
 /// A network was given inputs it cannot take. The message is one line, meant for the user.
-public struct NetworkError: Error, CustomStringConvertible, Equatable {
+public struct NetworkError: GuiseError, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public let category: ErrorCategory
+    public init(_ message: String, category: ErrorCategory = .input) {
+        self.message = message
+        self.category = category
+    }
 }

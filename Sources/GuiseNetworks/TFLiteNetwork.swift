@@ -176,7 +176,7 @@ public final class TFLiteNetwork {
         }
         return try fetch.map { t in
             if let into = foldedTensors[t] {
-                throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is computed inside operator #\(into) and never stored")
+                throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is computed inside operator #\(into) and never stored", category: .unsupported)
             }
             guard let y = values[t] else { throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is a constant or unused") }
             return y.rank == 4 ? y.permuted(0, 2, 3, 1).contiguous() : y

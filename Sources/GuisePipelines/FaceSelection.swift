@@ -33,9 +33,9 @@ public enum DetectorChoice: String, CaseIterable, Sendable {
 public enum FaceSelection {
     /// Face `index` of `image`; `label` names the photo in errors. No face, or too few, is an error.
     public static func pick(_ faces: [Face], index: Int, label: String) throws -> Face {
-        guard !faces.isEmpty else { throw FaceError("no face found in \(label)") }
+        guard !faces.isEmpty else { throw FaceError("no face found in \(label)", category: .notFound) }
         guard index >= 0, index < faces.count else {
-            throw FaceError("face \(index) is out of range: \(label) has \(faces.count) face\(faces.count == 1 ? "" : "s") (0...\(faces.count - 1))")
+            throw FaceError("face \(index) is out of range: \(label) has \(faces.count) face\(faces.count == 1 ? "" : "s") (0...\(faces.count - 1))", category: .input)
         }
         return faces[index]
     }
@@ -43,7 +43,7 @@ public enum FaceSelection {
     /// The mesh needs eye keypoints: a Haar box without them cannot seed it.
     public static func landmarks(_ image: Image, face: Face, analyzer: FaceAnalyzer) throws -> FaceLandmarks {
         guard face.keypoints[KeypointName.leftEye] != nil, face.keypoints[KeypointName.rightEye] != nil else {
-            throw FaceError("the face mesh needs a detector that finds the eyes (--detector blazeface)")
+            throw FaceError("the face mesh needs a detector that finds the eyes (--detector blazeface)", category: .unsupported)
         }
         return try analyzer.landmarks(image, face: face)
     }

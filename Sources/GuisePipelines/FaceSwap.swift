@@ -1,6 +1,7 @@
 import Foundation
 import GuiseDiffusion
 import GuiseFace
+import GuiseFiles
 import GuiseFormats
 import GuiseImage
 import GuiseTensor
@@ -198,7 +199,7 @@ public final class FaceSwap {
         let sourceDescriptor = FaceSwap.mean(sourceFaces.map(\.descriptor))
 
         let allTargets = try timed("analyse") { try detector.detect(target, order: options.order) }
-        guard !allTargets.isEmpty else { throw FaceError("no face found in \(labels.target)") }
+        guard !allTargets.isEmpty else { throw FaceError("no face found in \(labels.target)", category: .notFound) }
         var chosen: [Int]
         switch options.targets {
         case .index(let i)?:
@@ -230,11 +231,11 @@ public final class FaceSwap {
                 return FaceIdentity.distance(d, refD) < options.referenceDistance
             }
             guard !chosen.isEmpty else {
-                throw FaceError("no face in \(labels.target) is within distance \(options.referenceDistance) of the face in \(labels.reference)")
+                throw FaceError("no face in \(labels.target) is within distance \(options.referenceDistance) of the face in \(labels.reference)", category: .notFound)
             }
         }
         chosen = chosen.filter { targetLandmarks[$0] != nil }
-        guard !chosen.isEmpty else { throw FaceError("no face in \(labels.target) could be analysed") }
+        guard !chosen.isEmpty else { throw FaceError("no face in \(labels.target) could be analysed", category: .notFound) }
 
         var out = target
         var report = SwapReport()
@@ -303,7 +304,7 @@ public final class FaceSwap {
         let margin = 0.25 * faceSize
         let wx0 = max(0, Int((ox0 - margin).rounded(.down))), wy0 = max(0, Int((oy0 - margin).rounded(.down)))
         let wx1 = min(target.width, Int((ox1 + margin).rounded(.up))), wy1 = min(target.height, Int((oy1 + margin).rounded(.up)))
-        guard wx1 - wx0 >= 8, wy1 - wy0 >= 8 else { throw FaceError("target face \(faceNumber) is too small to swap") }
+        guard wx1 - wx0 >= 8, wy1 - wy0 >= 8 else { throw FaceError("target face \(faceNumber) is too small to swap", category: .notFound) }
         let ww = wx1 - wx0, wh = wy1 - wy0
         let window = FaceSwap.crop(target, x: wx0, y: wy0, width: ww, height: wh)
         let meshT = meshImage.map { Point($0.x - Double(wx0), $0.y - Double(wy0)) }

@@ -1,4 +1,5 @@
 import Foundation
+import GuiseFiles
 import GuiseImage
 
 /// A 2-D thin-plate spline: the smoothest map (least bending energy) that takes each control
@@ -30,7 +31,7 @@ public struct ThinPlateSpline {
         var bx = destinations.map(\.x) + [0, 0, 0]
         var by = destinations.map(\.y) + [0, 0, 0]
         guard ThinPlateSpline.solve(a, &bx, &by, size: m) else {
-            throw PipelineError("the thin-plate spline's control points are degenerate (repeated or collinear)")
+            throw PipelineError("the thin-plate spline's control points are degenerate (repeated or collinear)", category: .internal)
         }
         self.controls = controls
         wx = bx
@@ -96,10 +97,13 @@ public struct ThinPlateSpline {
     }
 }
 
-/// A pipeline failure with a one-line, user-facing message (options that don't fit together,
-/// inputs a pipeline cannot use).
-public struct PipelineError: Error, CustomStringConvertible, Equatable {
+/// A pipeline failure with a one-line, user-facing message: options that don't fit together
+/// (`input`), inputs a pipeline cannot use, or geometry it cannot build (`internal`).
+public struct PipelineError: GuiseError, Equatable {
     public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    public let category: ErrorCategory
+    public init(_ message: String, category: ErrorCategory = .input) {
+        self.message = message
+        self.category = category
+    }
 }

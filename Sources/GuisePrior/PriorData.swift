@@ -23,13 +23,13 @@ public final class PriorDataset {
     public let crop: Int
 
     public init(directory: String, crop: Int, maxSide: Int = 1280, maxLevels: Int = 3) throws {
-        guard crop >= 8 else { throw FormatError("--crop must be at least 8") }
+        guard crop >= 8 else { throw FormatError("--crop must be at least 8", category: .input) }
         let fm = FileManager.default
         guard let entries = try? fm.contentsOfDirectory(atPath: directory) else {
-            throw FormatError("cannot read the data folder \(directory)")
+            throw FormatError("cannot read the data folder \(directory)", category: .input)
         }
         let files = entries.filter { ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased()) }.sorted()
-        guard !files.isEmpty else { throw FormatError("\(directory) holds no .png or .jpg photos; run `make prior-data`") }
+        guard !files.isEmpty else { throw FormatError("\(directory) holds no .png or .jpg photos; run `make prior-data`", category: .input) }
         var names: [String] = [], levels: [[Plane]] = []
         for f in files {
             // Grey files come back as three equal planes; alpha is dropped (ignored).
@@ -47,7 +47,7 @@ public final class PriorDataset {
             names.append(f)
             levels.append(kept)
         }
-        guard !names.isEmpty else { throw FormatError("no photo in \(directory) is at least \(crop)×\(crop)") }
+        guard !names.isEmpty else { throw FormatError("no photo in \(directory) is at least \(crop)×\(crop)", category: .input) }
         self.names = names
         self.levels = levels
         self.crop = crop

@@ -40,9 +40,9 @@ public final class PriorDenoiser {
     /// prediction; more is DDIM (η = 0) over that many timesteps. `tta` averages the 8 flips and
     /// quarter turns. Any size: the image is reflect-padded to a multiple of the network's stride.
     public func denoise(_ y: Tensor, sigma: Double, steps: Int = 1, tta: Bool = false) throws -> Tensor {
-        guard y.rank == 4, y.shape[0] == 1, y.shape[1] == 3 else { throw FormatError("denoise needs an RGB image [1, 3, H, W], got \(y.shape)") }
-        guard sigma > 0 else { throw FormatError("σ must be positive") }
-        guard steps >= 1 else { throw FormatError("steps must be at least 1") }
+        guard y.rank == 4, y.shape[0] == 1, y.shape[1] == 3 else { throw FormatError("denoise needs an RGB image [1, 3, H, W], got \(y.shape)", category: .input) }
+        guard sigma > 0 else { throw FormatError("σ must be positive", category: .input) }
+        guard steps >= 1 else { throw FormatError("steps must be at least 1", category: .input) }
         let transforms = tta ? Array(0..<8) : [0]
         let (h, w) = (y.shape[2], y.shape[3])
         var sum = [Float](repeating: 0, count: y.count)

@@ -32,7 +32,7 @@ public enum PriorModel {
             c.channelMult = [1, 2]
             c.numResBlocks = 1
         default:
-            throw FormatError("unknown prior config '\(name)' (expected small or tiny)")
+            throw FormatError("unknown prior config '\(name)' (expected small or tiny)", category: .input)
         }
         try c.validate()
         return c
@@ -54,7 +54,7 @@ public enum PriorModel {
     /// Every parameter of `config`'s ADM, with the names ADMUNet reads, from the network's layout.
     public static func parameterSpecs(_ config: ADMConfig) throws -> [String: ParameterSpec] {
         guard config.idDim == nil, !config.classCond, !config.resblockUpdown, config.convResample else {
-            throw FormatError("training supports plain unconditional ADMs (no id_embed, class_cond or resblock_updown)")
+            throw FormatError("training supports plain unconditional ADMs (no id_embed, class_cond or resblock_updown)", category: .unsupported)
         }
         var specs: [String: ParameterSpec] = [:]
         for p in try ADMLayout(config).parameters {

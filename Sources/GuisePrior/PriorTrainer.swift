@@ -56,12 +56,12 @@ public final class PriorTrainer {
     public var rng: PriorRNG
 
     public init(options: PriorTrainingOptions) throws {
-        guard options.steps > 0, options.batch > 0 else { throw FormatError("steps and batch must be positive") }
+        guard options.steps > 0, options.batch > 0 else { throw FormatError("steps and batch must be positive", category: .input) }
         self.options = options
         config = try PriorModel.config(named: options.configName)
         let levels = try config.resolvedChannelMult().count
         guard options.crop % (1 << (levels - 1)) == 0 else {
-            throw FormatError("--crop \(options.crop) must be a multiple of \(1 << (levels - 1)) for this config")
+            throw FormatError("--crop \(options.crop) must be a multiple of \(1 << (levels - 1)) for this config", category: .input)
         }
         var r = PriorRNG(seed: options.seed)
         let params = try PriorModel.initialParameters(config, rng: &r)
@@ -139,7 +139,7 @@ public final class PriorTrainer {
         let tt = Tensor(shape: [t.count], values: t.map { diffusion.networkTimestep($0) })
         let loss = NN.mseLoss(try net(xt, timesteps: tt), eps)
         let value = loss.item()
-        guard value.isFinite else { throw FormatError("training diverged: loss \(value) at step \(step + 1)") }
+        guard value.isFinite else { throw FormatError("training diverged: loss \(value) at step \(step + 1)", category: .internal) }
         loss.backward()
         adam.lr = learningRate(at: step)
         adam.step()
