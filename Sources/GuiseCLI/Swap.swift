@@ -69,8 +69,11 @@ struct Swap: ParsableCommand {
     @Option(help: "Fraction of the diffusion chain run from the warped composite (0…1].")
     var strength = 0.3
 
-    @Option(help: "Steps of the whole respaced chain; about strength × steps run.")
-    var steps = 40
+    @Option(help: "Steps of the whole respaced chain; about strength × steps run (the embedded prior does best with few).")
+    var steps = 10
+
+    @Option(help: "How much of the warped face's finest detail is added back over the diffusion result (0…2).")
+    var detail = 1.0
 
     @Flag(help: "DDPM steps (fresh noise every step) instead of deterministic DDIM.")
     var ddpm = false
@@ -129,6 +132,7 @@ struct Swap: ParsableCommand {
         o.diffusion = !noDiffusion
         o.strength = strength
         o.steps = steps
+        o.detail = detail
         o.ddim = !ddpm
         o.samples = samples
         o.seed = seed

@@ -37,8 +37,13 @@ public struct FaceSwapOptions {
     public var diffusion = true
     /// SDEdit start: the fraction of the diffusion chain run (0…1).
     public var strength = 0.3
-    /// Steps of the whole (respaced) chain; about strength × steps are run.
-    public var steps = 40
+    /// Steps of the whole (respaced) chain; about strength × steps are run. The embedded prior
+    /// does best with a few large steps: many small ones pile up its errors into blotches.
+    public var steps = 10
+    /// How much of the geometric composite's finest detail (pores, stubble, wrinkles: the band
+    /// under about a pixel and a half) is added back on top of the diffusion result, which the
+    /// embedded prior renders smoother than the photo around it. 0 keeps the diffusion's own.
+    public var detail = 1.0
     /// DDIM (deterministic given the start) or DDPM (fresh noise every step).
     public var ddim = true
     /// Samples per face, ranked by identity distance to the source; the best is the result.
@@ -71,6 +76,7 @@ public struct FaceSwapOptions {
         guard strength > 0 && strength <= 1 else { throw PipelineError("strength must be in (0, 1]") }
         guard steps >= 2 && steps <= 1000 else { throw PipelineError("steps must be between 2 and 1000") }
         guard samples >= 1 && samples <= 16 else { throw PipelineError("samples must be between 1 and 16") }
+        guard detail >= 0 && detail <= 2 else { throw PipelineError("detail must be between 0 and 2") }
         guard [identityWeight, structureWeight, gazeWeight].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
             throw PipelineError("guidance weights must be 0 or more")
         }
@@ -356,7 +362,9 @@ public final class FaceSwap {
             hard = Mask(width: ww, height: wh, values: zip(region.values, warpedSource.coverage.values).map { $0 * $1 })
             // Above the brows the mesh's outline reaches into the hairline: there only pixels that
             // are skin in both the target and the warped source are replaced, so neither's fringe
-            // or hat is pasted onto the other.
+            // or hat is pasted onto the other. Along the outline a turned source face shows
+            // background or hair, which is left out too. Inside (brows, eyes, nose, mouth, beard)
+            // the source is taken whatever its colour.
             let le = meshD[33], re = meshD[263]
             let ex = re.x - le.x, ey = re.y - le.y, el = max((ex * ex + ey * ey).squareRoot(), 1e-6)
             let up = Point(ey / el, -ex / el)  // perpendicular to the eye line, towards the forehead
@@ -371,10 +379,18 @@ public final class FaceSwap {
             for y in 0..<wh { for x in 0..<ww where height(x, y, above: eyeC) > -0.15 * el || height(x, y, above: mouthC) < 0.1 * el { cheeks.values[y * ww + x] = 0 } }
             let skinTarget = SwapGeometry.skinLike(warpedTarget, sample: cheeks)
             let skinSource = SwapGeometry.skinLike(warpedSource.image, sample: cheeks)
+            let rim = try ovalMask.eroded(radius: max(1, Int((0.1 * faceWidth).rounded())))
             for y in 0..<wh {
-                for x in 0..<ww where height(x, y, above: brow) > 0.1 * el {
+                for x in 0..<ww {
                     let k = y * ww + x
-                    if !(skinTarget[k] && skinSource[k]) { hard.values[k] = 0 }
+                    guard hard.values[k] > 0 else { continue }
+                    if height(x, y, above: brow) > 0.1 * el {
+                        if !(skinTarget[k] && skinSource[k]) { hard.values[k] = 0 }
+                    } else if rim.values[k] == 0 && !skinSource[k] {
+                        // Along the sides only the source is tested: a target's glasses arm or
+                        // shadow there is covered like the rest of its face.
+                        hard.values[k] = 0
+                    }
                 }
             }
             // Speckles of misjudged pixels would become holes: open the region by a few pixels.
@@ -389,9 +405,11 @@ public final class FaceSwap {
             var keep = mouthOpen ? try SwapGeometry.region(MeshRegions.lipsInner, meshD, width: ww, height: wh)
                                  : Mask(width: ww, height: wh, fill: 0)
             keep = try keep.blurred(sigma: max(0.6, 0.006 * faceWidth))
-            let face = try warpedSource.image.blended(with: warpedTarget, mask: keep)
 
-            let relit = try SwapGeometry.relight(face, like: warpedTarget, mask: hard, faceWidth: faceWidth)
+            // Relit first, then the target's own mouth opening goes in as it is (relighting it
+            // with the source's darker lips around would blow its teeth out).
+            let relit = try SwapGeometry.relight(warpedSource.image, like: warpedTarget, mask: hard, faceWidth: faceWidth)
+                .blended(with: warpedTarget, mask: keep)
             // The paste weight: the region pulled in from its edge, then feathered.
             let feather = options.maskBlur * 0.025 * faceWidth
             let inset = max(1, Int((0.02 * faceWidth).rounded()))
@@ -413,7 +431,7 @@ public final class FaceSwap {
             }
             try timed("diffusion") {
                 let refined = try refiner.refine(composite: composite, hard: hard, soft: soft, targetWindow: window,
-                                                 targetMesh: meshT, targetLandmarks: tlm, windowOrigin: Point(Double(wx0), Double(wy0)),
+                                                 targetMesh: meshD, targetLandmarks: tlm, windowOrigin: Point(Double(wx0), Double(wy0)),
                                                  sourceDescriptor: sourceDescriptor, seed: options.seed &+ UInt64(faceNumber) &* 1_000_003)
                 samples = refined.samples
                 sampleDistances = refined.distances

@@ -119,7 +119,8 @@ enum SwapGeometry {
         let ltC = try maskedLowPass(t, mask, sigma: sigmaChroma), lfC = try maskedLowPass(f, mask, sigma: sigmaChroma)
         var out = face
         for i in 0..<n {
-            let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.25), 4)
+            // Bounded, so a highlight on a darker source face is not pushed to white.
+            let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.5), 2)
             let y = f.rgb[i] * ratio
             let cb = f.rgb[n + i] + ltC.rgb[n + i] - lfC.rgb[n + i]
             let cr = f.rgb[2 * n + i] + ltC.rgb[2 * n + i] - lfC.rgb[2 * n + i]

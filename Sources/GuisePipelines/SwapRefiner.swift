@@ -37,6 +37,7 @@ final class SwapRefiner {
     static let structureScale: Float = 4000
     static let gazeScale: Float = 400
 
+    /// `targetMesh`: the 478 points (mesh and irises) the composite was drawn on, in window pixels.
     func refine(composite: Image, hard: Mask, soft: Mask, targetWindow: Image, targetMesh: [Point],
                 targetLandmarks tlm: FaceLandmarks, windowOrigin: Point, sourceDescriptor: [Float], seed: UInt64) throws -> Refined {
         let ww = composite.width, wh = composite.height
@@ -68,7 +69,11 @@ final class SwapRefiner {
             l.rightEye = eyes.right
             return l
         } ?? lmWork
-        let meshRef = Tensor(shape: [targetMesh.count, 2], values: targetMesh.flatMap { p -> [Float] in let q = toWork(p); return [Float(q.x), Float(q.y)] })
+        // Where the composite's 468 mesh points are meant to be: the target's pose and expression
+        // with the bent proportions (the first 468 of the 478 points; the irises are the gaze
+        // expert's business).
+        let meshPoints = Array(targetMesh.prefix(FaceMesh.pointCount))
+        let meshRef = Tensor(shape: [meshPoints.count, 2], values: meshPoints.flatMap { p -> [Float] in let q = toWork(p); return [Float(q.x), Float(q.y)] })
         let iod = Float(SwapGeometry.interOcular(targetMesh.map(toWork)))
         let gazeRef = try Gaze.features(Tensor(shape: [478, 3], values: Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye).flatMap { [Float($0.x), Float($0.y), Float($0.z)] }))
         let sourceD = Tensor(shape: [1, sourceDescriptor.count], values: sourceDescriptor)
@@ -122,12 +127,26 @@ final class SwapRefiner {
             if p.isReverse { done += 1; self?.progress?(done, total) }
         }
 
+        // The composite's finest detail, added back to each result inside the region.
+        var fine: Image?
+        if options.detail > 0 {
+            let blurred = try composite.blurred(sigma: 1.5)
+            var f = composite
+            for k in 0..<f.rgb.count { f.rgb[k] = Float(options.detail) * (composite.rgb[k] - blurred.rgb[k]) }
+            fine = f
+        }
+
         var results: [(Image, Double)] = []
         for k in 0..<options.samples {
             let r = try diffusion.sample(model.denoiser, shape: x0.shape, initImage: x0, options: sampler,
                                          noise: SeededNoise(seed: seed &+ UInt64(k)))
             let outWork = try ImageTensor.image(r.image, range: .signed)
-            let refined = try SwapRefiner.backToWindow(outWork, work: work, composite: composite, workW: workW, workH: workH)
+            var refined = try SwapRefiner.backToWindow(outWork, work: work, composite: composite, workW: workW, workH: workH)
+            // At full scale the result replaced the composite's detail; when it worked smaller the
+            // detail came back with the upsampled correction already.
+            if let fine, workW == ww && workH == wh {
+                for k in 0..<refined.rgb.count { refined.rgb[k] = min(max(refined.rgb[k] + fine.rgb[k], 0), 1) }
+            }
             let d = try identity.descriptor(refined, dlib5: dlib5.map { Point(($0.x + 0.5) / sx - 0.5, ($0.y + 0.5) / sy - 0.5) })
             results.append((refined, FaceIdentity.distance(d, sourceDescriptor)))
         }
