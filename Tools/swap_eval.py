@@ -18,7 +18,9 @@ Per swap:
              described by dlib's ResNet (5-point shape, 150² chip). Distances to the source
              person's mean descriptor, to the target person's, and source-to-target. A result
              with no such face counts as a failure with distance 1.0. Top-1: the nearest person
-             in the gallery of all source persons is the source.
+             among everyone the swaps and the gallery name (the target included) is the source.
+             Same person: distance to the source under dlib's threshold 0.6. Where the source
+             person has other photos, also the distance to those alone.
   pose       `guise landmarks --json` 68 points of result and target: mean point error over the
              target's inter-ocular distance (outer corners 36, 45), and yaw/pitch/roll of
              solvePnP with a generic 3-D face on points 30, 8, 36, 45, 48, 54 (the
@@ -40,6 +42,8 @@ NO_FACE_DISTANCE = 1.0
 SCALE = 0.9
 MATCH_IOU = 0.3
 STRONG = 10
+# dlib's own same-person threshold on descriptor distance.
+SAME_PERSON = 0.6
 
 
 def fail(msg):
@@ -213,9 +217,14 @@ class Evaluator:
             return out
         d = self.dlib.describe(small, box)
         ds, dt = float(np.linalg.norm(d - src)), float(np.linalg.norm(d - tgt))
-        sources = sorted({s["person_source"] for s in self.swaps})
-        nearest = min(sources, key=lambda p: np.linalg.norm(d - means[p]))
+        nearest = min(sorted(means), key=lambda p: np.linalg.norm(d - means[p]))
         out.update(found=True, d_source=ds, d_target=dt, top1=nearest, closer=ds < dt)
+        # The source photo's own pixels can carry identity a generator would not: where the
+        # person has other photos, the distance to those alone.
+        others = sorted(self.photos[sw["person_source"]] - {(sw["source"], sw["source_face"])})
+        if others:
+            held = np.mean([self.descriptor(path, f) for path, f in others], axis=0)
+            out["d_source_other_photos"] = float(np.linalg.norm(d - held))
         return out
 
     def pose(self, sw):
@@ -280,7 +289,6 @@ class Evaluator:
         return out
 
     def run(self, swaps, gallery):
-        self.swaps = swaps
         photos = {}
         for sw in swaps:
             photos.setdefault(sw["person_source"], set()).add((sw["source"], sw["source_face"]))
@@ -290,6 +298,7 @@ class Evaluator:
                 photos[person] |= {(it["image"], it["face"]) for it in items}
         means = {p: np.mean([self.descriptor(path, f) for path, f in sorted(items)], axis=0)
                  for p, items in photos.items()}
+        self.photos = photos
         rows = []
         for i, sw in enumerate(swaps):
             row = {k: sw[k] for k in ("person_source", "person_target", "source", "target", "result")}
@@ -323,7 +332,10 @@ def summarise(rows):
         "no_face": sum(not i["found"] for i in ids),
         "closer_to_source_pct": 100.0 * sum(i["closer"] for i in ids) / n,
         "top1_pct": 100.0 * sum(i["top1"] == r["person_source"] for i, r in zip(ids, rows)) / n,
+        "same_person_pct": 100.0 * sum(i["found"] and i["d_source"] < SAME_PERSON for i in ids) / n,
         "mean_d_source": mean([i["d_source"] for i in ids]),
+        "mean_d_source_other_photos": mean([i.get("d_source_other_photos") for i in ids]),
+        "pairs_with_other_photos": sum("d_source_other_photos" in i for i in ids),
         "mean_d_target": mean([i["d_target"] for i in ids]),
         "mean_d_source_target": mean([i["d_source_target"] for i in ids]),
         "landmark_error_iod_pct": None if mean([p.get("landmark_error_iod") for p in poses]) is None
@@ -361,9 +373,12 @@ def markdown(rows, s):
     out += ["",
             f"{s['pairs']} pairs; dlib found no face in {s['no_face']} result(s) (counted as failures, distance {NO_FACE_DISTANCE}).",
             f"- closer to source than target: {s['closer_to_source_pct']:.0f} %",
-            f"- top-1 retrieval among all source persons: {s['top1_pct']:.0f} %",
+            f"- top-1 retrieval among all persons: {s['top1_pct']:.0f} %",
+            f"- same person as the source by dlib's threshold (distance < {SAME_PERSON}): {s['same_person_pct']:.0f} %",
             f"- mean dlib distance to source: {fmt(s['mean_d_source'])} (to target {fmt(s['mean_d_target'])}, "
             f"source-to-target {fmt(s['mean_d_source_target'])})",
+            f"- mean distance to the source person's other photos (not the one swapped from), over "
+            f"{s['pairs_with_other_photos']} pair(s): {fmt(s['mean_d_source_other_photos'])}",
             f"- 68-point error: {fmt(s['landmark_error_iod_pct'], '.2f')} % of IOD "
             f"(no landmarks in {s['no_landmarks']}); mean |Δ| yaw {fmt(s['mean_d_yaw'], '.1f')}°, "
             f"pitch {fmt(s['mean_d_pitch'], '.1f')}°, roll {fmt(s['mean_d_roll'], '.1f')}°, "
