@@ -8,8 +8,9 @@ The arguments after --guise are those of `guise swap`, so both run through one c
 template. Steps: the 468-point face mesh of both faces (`guise landmarks --json`, x and y);
 Delaunay triangles of the target's points; each source triangle warped affinely onto its
 target triangle; the warped face's Lab mean and standard deviation matched to the target's
-inside the mesh's hull; cv2.seamlessClone (NORMAL_CLONE) with the hull as mask. OUT is
-written only when every step succeeded.
+inside the mesh's hull; cv2.seamlessClone (NORMAL_CLONE) with the hull as mask (or, with
+--blend alpha, a feathered alpha blend inside the hull). OUT is written only when every
+step succeeded.
 """
 import argparse, json, os, subprocess, sys, tempfile
 
@@ -98,6 +99,8 @@ def main():
     ap.add_argument("--target-face", type=int, default=0)
     ap.add_argument("-o", "--out", required=True)
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--blend", choices=("clone", "alpha"), default="clone",
+                    help="seamlessClone (the baseline) or a feathered alpha blend")
     a = ap.parse_args()
     src, tgt = cv2.imread(a.source, cv2.IMREAD_COLOR), cv2.imread(a.target, cv2.IMREAD_COLOR)
     if src is None or tgt is None:
@@ -117,10 +120,18 @@ def main():
         fail("the target face is too small or outside the photo")
     face = colour_match(warped, tgt, inside)
     x, y, w, h = cv2.boundingRect(hull)
-    cloned = cv2.seamlessClone(face, tgt, hull, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
-    # seamlessClone rewrites its whole bounding box, off by a level here and there outside
-    # the mask; the background stays the target's own.
-    result = np.where(inside[:, :, None], cloned, tgt)
+    if a.blend == "clone":
+        cloned = cv2.seamlessClone(face, tgt, hull, (x + w // 2, y + h // 2), cv2.NORMAL_CLONE)
+        # seamlessClone rewrites its whole bounding box, off by a level here and there outside
+        # the mask; the background stays the target's own.
+        result = np.where(inside[:, :, None], cloned, tgt)
+    else:
+        # Feathered alpha: the hull eroded and blurred by about 5 % of the face's width, so
+        # the weight reaches zero inside the hull.
+        k = max(3, int(0.05 * w) | 1)
+        alpha = cv2.erode(hull, np.ones((k, k), np.uint8)).astype(np.float32) / 255.0
+        alpha = cv2.GaussianBlur(alpha, (2 * k + 1, 2 * k + 1), 0)[:, :, None] * inside[:, :, None]
+        result = np.clip(face * alpha + tgt * (1 - alpha) + 0.5, 0, 255).astype(np.uint8)
     ext = os.path.splitext(a.out)[1] or ".png"
     fd, tmp = tempfile.mkstemp(suffix=ext, dir=os.path.dirname(os.path.abspath(a.out)))
     os.close(fd)
