@@ -34,7 +34,7 @@ Per swap:
              Also on the ring of the visibly changed region (more than 10 levels).
 Writes a markdown table (stdout and --out-md) and a JSON report (--out-json).
 """
-import argparse, json, math, os, subprocess, sys, tempfile
+import argparse, atexit, json, math, os, shutil, subprocess, sys, tempfile
 
 import cv2
 import dlib
@@ -193,6 +193,7 @@ class Evaluator:
         self.dlib = Dlib(models)
         self.descriptors = {}
         self.tmp = tempfile.mkdtemp(prefix="swap_eval-")
+        atexit.register(shutil.rmtree, self.tmp, True)
 
     def photo_face(self, path, face):
         """dlib's box for Guise's face `face` in the photo (the best-overlapping HOG detection)."""
@@ -329,7 +330,8 @@ class Evaluator:
 
 
 def mean(xs):
-    xs = [x for x in xs if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    # None is "not measured"; a NaN stays and shows in the summary rather than vanish.
+    xs = [x for x in xs if x is not None]
     return float(np.mean(xs)) if xs else None
 
 
