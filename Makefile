@@ -11,7 +11,7 @@ DEMO_OUT := demo-out
 # Photographs the prior trains on (train/ and heldout/); fetched, never committed.
 PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures clean help
+.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures eval-swap eval-baseline clean help
 
 all: build
 
@@ -23,6 +23,8 @@ help:
 	@echo "make prior   train the diffusion prior (resumes a checkpoint) and ship it to Models/prior"
 	@echo "make bench-prior  the prior's denoiser against OpenCV NLM on the held-out photos"
 	@echo "make fixtures  rerun every fixture script into Tests/Fixtures (unchanged unless a reference changed)"
+	@echo "make eval-swap    guise swap over Tools/swap_pairs.json, measured with dlib (SWAP_CMD to change the command)"
+	@echo "make eval-baseline  the classical swap over the same pairs, to calibrate the measurement"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -141,5 +143,25 @@ fixtures: deps models samples $(BENCH_PY) $(FIXTURE_PY)
 	$(FIXTURE_PY) Tools/make_fixtures_pose.py
 	@echo "fixtures: changed: $$(git status --porcelain -- Tests/Fixtures | wc -l) file(s)"; git status --short -- Tests/Fixtures
 
+# dlib and OpenCV for measuring face swaps with pipelines other than Guise's (created once).
+EVAL_VENV := .venv-eval
+EVAL_PY := $(EVAL_VENV)/bin/python
+
+$(EVAL_PY):
+	$(PYTHON) -m venv $(EVAL_VENV)
+	$(EVAL_VENV)/bin/pip install -q numpy==2.4.6 opencv-python-headless==5.1.0.95 dlib-bin==20.0.1.post1
+
+# A swap command over the pairs of Tools/swap_pairs.json: results, report.md/.json and
+# sheet.png in SWAP_OUT. The fields in braces are filled per pair by Tools/run_swaps.py.
+SWAP_CMD ?= {guise} swap --source {source} --source-face {source_face} --target {target} --target-face {target_face} -o {out} --quiet
+SWAP_OUT ?= eval-out/swap
+BASELINE_OUT ?= eval-out/baseline
+
+eval-swap: deps models samples build $(EVAL_PY)
+	$(EVAL_PY) Tools/run_swaps.py --command '$(SWAP_CMD)' --guise $(BIN) --out $(SWAP_OUT)
+
+eval-baseline: deps models samples build $(EVAL_PY)
+	$(EVAL_PY) Tools/run_swaps.py --command '$(EVAL_PY) Tools/baseline_swap.py --guise {guise} --source {source} --source-face {source_face} --target {target} --target-face {target_face} -o {out} --quiet' --guise $(BIN) --out $(BASELINE_OUT)
+
 clean:
-	rm -rf .build $(DEMO_OUT)
+	rm -rf .build $(DEMO_OUT) eval-out

@@ -49,8 +49,10 @@ def download(src):
             for p in src["platforms"]:
                 cmd += ["--platform", p]
         else:
-            # pip prepares an sdist's metadata in an isolated build env, fetching setuptools from PyPI.
-            cmd += ["--no-binary=:all:"]
+            # Only this package as source: pip still prepares its metadata in an isolated build
+            # env, and with ":all:" that env would compile numpy or Cython from source (minutes).
+            name = src["package"].split("==")[0]
+            cmd += ["--no-binary=" + name]
         r = subprocess.run(cmd)
     elif kind == "deb":
         r = subprocess.run(["apt-get", "download", src["package"]], cwd=CACHE,
