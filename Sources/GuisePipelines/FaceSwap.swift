@@ -109,6 +109,8 @@ public struct SwapReport: Encodable {
         public var window: [Int]
         public var workSize: [Int]
         public var maskArea: Int
+        /// Triangles of the warp taken from the other half of the source face (turned away there).
+        public var mirroredTriangles: Int
     }
 
     public var faces: [FaceResult] = []
@@ -319,6 +321,7 @@ public final class FaceSwap {
         var hard = Mask(width: ww, height: wh, fill: 0)
         var soft = hard
         var meshD = meshT
+        var mirroredTriangles = 0
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
             // (bilinear sampling would alias a large source face).
@@ -334,7 +337,17 @@ public final class FaceSwap {
             }
             meshD = try SwapGeometry.morphedMesh(target: meshT, source: meshS, amount: options.shape)
             let warp = MeshWarp(destination: meshD)
-            let warpedSource = warp.render(src, from: meshS, to: meshD, width: ww, height: wh)
+            // The symmetry pairs from whichever face is nearer frontal (smaller difference between
+            // its two eye-to-nose distances).
+            func turn(_ m: [Point]) -> Double {
+                let l = hypot(m[33].x - m[1].x, m[33].y - m[1].y), r = hypot(m[263].x - m[1].x, m[263].y - m[1].y)
+                return abs(l - r) / max(l + r, 1e-6)
+            }
+            let mirror = turn(meshT) <= turn(meshS) ? MeshSymmetry.pairs(tlm.mesh) : MeshSymmetry.pairs(sl.mesh)
+            let sourceScale = SwapGeometry.interOcular(meshS) / SwapGeometry.interOcular(meshD)
+            let chosen = warp.sourceTriangles(src: meshS, dst: meshD, mirror: mirror, scale: sourceScale)
+            mirroredTriangles = chosen.mirrored
+            let warpedSource = warp.render(src, triangles: chosen.triangles, to: meshD, width: ww, height: wh)
             // The target moved onto the same geometry: its eyes and open mouth go where the new
             // features are, with the target's gaze and teeth.
             let movedTarget = warp.render(window, from: meshT, to: meshD, width: ww, height: wh)
@@ -454,7 +467,7 @@ public final class FaceSwap {
         var result = SwapReport.FaceResult(index: 0, box: face.box, sourcePhoto: best, identityToSource: 0, identityToTarget: 0,
                                            sourceToTarget: 0, landmarkError: 0, gazeDifference: 0, sampleDistances: sampleDistances,
                                            window: [wx0, wy0, ww, wh], workSize: workSize,
-                                           maskArea: soft.values.filter { $0 > 0 }.count)
+                                           maskArea: soft.values.filter { $0 > 0 }.count, mirroredTriangles: mirroredTriangles)
         try timed("report") {
             let targetD = try identity.descriptor(target, dlib5: tlm.dlib5())
             let rlm = try analyzer.landmarks(out, face: face)

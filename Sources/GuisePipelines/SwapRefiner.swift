@@ -28,6 +28,11 @@ final class SwapRefiner {
         var distances: [Double]
         var stepsRun: Int
         var workSize: [Int]
+        /// The sampler's outputs in [−1, 1] at the work size (same order as `samples`), the
+        /// start it was given, and the guidance energies, for checking what guidance did.
+        var workResults: [Tensor]
+        var start: Tensor
+        var energies: SwapEnergies
     }
 
     /// Energy scales: each guidance weight of 1 gives its energy about the same pull. dlib
@@ -41,19 +46,24 @@ final class SwapRefiner {
     func refine(composite: Image, hard: Mask, soft: Mask, targetWindow: Image, targetMesh: [Point],
                 targetLandmarks tlm: FaceLandmarks, windowOrigin: Point, sourceDescriptor: [Float], seed: UInt64) throws -> Refined {
         let ww = composite.width, wh = composite.height
-        let scale = min(1, Double(options.maxWorkSize) / Double(max(ww, wh)))
+        // The network works with the window's long side between 256 and maxWorkSize pixels: a
+        // small face is enlarged (the prior renders texture at its own scale, which on a face a
+        // hundred pixels wide comes out as blotches), a large one reduced.
+        let longSide = Double(max(ww, wh))
+        let scale = min(Double(options.maxWorkSize) / longSide, max(1, Double(min(256, options.maxWorkSize)) / longSide))
         let workW = max(8, Int((Double(ww) * scale).rounded())), workH = max(8, Int((Double(wh) * scale).rounded()))
         let stride = model.stride
         let padW = (workW + stride - 1) / stride * stride, padH = (workH + stride - 1) / stride * stride
         // Work image: the composite at the work scale, edge-replicated out to the network's stride.
-        let small = scale < 1 ? try composite.resized(width: workW, height: workH, interpolation: .area) : composite
+        let small = scale == 1 ? composite
+            : try composite.resized(width: workW, height: workH, interpolation: scale < 1 ? .area : .cubic)
         let work = try small.warpedAffine(.identity, width: padW, height: padH, interpolation: .nearest, border: .replicate)
         let sx = Double(workW) / Double(ww), sy = Double(workH) / Double(wh)
         func toWork(_ p: Point) -> Point { Point((p.x + 0.5) * sx - 0.5, (p.y + 0.5) * sy - 0.5) }
 
         // The region diffusion may change: the hard mask, grown a little so the feathered paste
         // blends into re-rendered pixels, at the work size.
-        var region = scale < 1 ? try hard.resized(width: workW, height: workH) : hard
+        var region = scale == 1 ? hard : try hard.resized(width: workW, height: workH)
         region.values = region.values.map { $0 > 0.01 ? 1 : 0 }
         region = try region.dilated(radius: 2)
         var regionPad = [Float](repeating: 0, count: padW * padH)
@@ -62,7 +72,12 @@ final class SwapRefiner {
 
         // The experts' view of the work image: the target's landmarks moved into work pixels
         // (crop placement for mesh and iris), the composite's own for the identity chip.
-        let lmWork = SwapRefiner.transformed(tlm, offset: windowOrigin, sx: sx, sy: sy)
+        var lmWork = SwapRefiner.transformed(tlm, offset: windowOrigin, sx: sx, sy: sy)
+        // The composite's features sit on the bent mesh, not the target's.
+        lmWork.mesh = zip(lmWork.mesh, targetMesh.prefix(FaceMesh.pointCount)).map { p, q in
+            let w = toWork(q)
+            return Point3(w.x, w.y, p.z)
+        }
         let compositeLM = (try? analyzer.eyes(work, mesh: lmWork.mesh)).map { eyes -> FaceLandmarks in
             var l = lmWork
             l.leftEye = eyes.left
@@ -80,33 +95,18 @@ final class SwapRefiner {
         let dlib5 = try compositeLM.dlib5()
         let views = SwapRefiner.views(count: options.identityViews, points: dlib5, seed: seed)
 
+        let energies = SwapEnergies(analyzer: analyzer, identity: identity, landmarks: compositeLM, meshRef: meshRef,
+                                    interOcular: iod, gazeRef: gazeRef, sourceDescriptor: sourceD, views: views)
         let wId = Float(options.identityWeight) * SwapRefiner.identityScale
         let wSt = Float(options.structureWeight) * SwapRefiner.structureScale
         let wGz = Float(options.gazeWeight) * SwapRefiner.gazeScale
-        let analyzer = self.analyzer, identity = self.identity
         let energy: (Tensor, Guidance.Context) throws -> Tensor = { x0, _ in
             // x̂0 in [−1, 1] → an image in 0…1.
             let img = x0.scaled(0.5, plus: 0.5)
             var total = Tensor.scalar(0)
-            if wId > 0 {
-                var idTerm = Tensor.scalar(0)
-                for v in views {
-                    let d = try identity.descriptor(img, dlib5: v)
-                    let diff = d - sourceD
-                    idTerm = idTerm + (diff * diff).sum(dims: [0, 1], keepDims: false)
-                }
-                total = total + idTerm.scaled(wId / Float(views.count))
-            }
-            if wSt > 0 {
-                let pts = try analyzer.meshPoints(img, at: compositeLM).slice(dim: 1, start: 0, end: 2)
-                let diff = (pts - meshRef).scaled(1 / iod)
-                total = total + (diff * diff).mean().scaled(wSt)
-            }
-            if wGz > 0 {
-                let g = try analyzer.gazeFeatures(img, at: compositeLM)
-                let diff = g - gazeRef
-                total = total + (diff * diff).mean().scaled(wGz)
-            }
+            if wId > 0 { total = total + (try energies.identity(img)).scaled(wId) }
+            if wSt > 0 { total = total + (try energies.structure(img)).scaled(wSt) }
+            if wGz > 0 { total = total + (try energies.gaze(img)).scaled(wGz) }
             return total
         }
 
@@ -136,7 +136,7 @@ final class SwapRefiner {
             fine = f
         }
 
-        var results: [(Image, Double)] = []
+        var results: [(Image, Double, Tensor)] = []
         for k in 0..<options.samples {
             let r = try diffusion.sample(model.denoiser, shape: x0.shape, initImage: x0, options: sampler,
                                          noise: SeededNoise(seed: seed &+ UInt64(k)))
@@ -148,15 +148,16 @@ final class SwapRefiner {
                 for k in 0..<refined.rgb.count { refined.rgb[k] = min(max(refined.rgb[k] + fine.rgb[k], 0), 1) }
             }
             let d = try identity.descriptor(refined, dlib5: dlib5.map { Point(($0.x + 0.5) / sx - 0.5, ($0.y + 0.5) / sy - 0.5) })
-            results.append((refined, FaceIdentity.distance(d, sourceDescriptor)))
+            results.append((refined, FaceIdentity.distance(d, sourceDescriptor), r.image))
         }
         results.sort { $0.1 < $1.1 }
-        return Refined(samples: results.map(\.0), distances: results.map(\.1), stepsRun: run, workSize: [padW, padH])
+        return Refined(samples: results.map(\.0), distances: results.map(\.1), stepsRun: run, workSize: [padW, padH],
+                       workResults: results.map(\.2), start: x0, energies: energies)
     }
 
     /// The result at window size. At full scale it is the work result's window part; when the
-    /// network worked smaller, the change it made is upsampled and added to the full-resolution
-    /// composite, so the composite's own detail is kept.
+    /// network worked at another size, the change it made is resized to the window and added to
+    /// the composite, so the composite's own detail is kept.
     static func backToWindow(_ out: Image, work: Image, composite: Image, workW: Int, workH: Int) throws -> Image {
         let ww = composite.width, wh = composite.height
         let pw = out.width, pn = out.pixelCount
@@ -171,7 +172,8 @@ final class SwapRefiner {
                 }
             }
         }
-        let up = try Image(width: workW, height: workH, rgb: delta).resized(width: ww, height: wh, interpolation: .linear)
+        let up = try Image(width: workW, height: workH, rgb: delta)
+            .resized(width: ww, height: wh, interpolation: workW > ww ? .area : .linear)
         var res = composite
         for k in 0..<res.rgb.count { res.rgb[k] = min(max(res.rgb[k] + up.rgb[k], 0), 1) }
         return res
@@ -210,5 +212,46 @@ final class SwapRefiner {
             out.append(points.map { Point(cx + c * ($0.x - cx) - sn * ($0.y - cy) + tx, cy + sn * ($0.x - cx) + c * ($0.y - cy) + ty) })
         }
         return out
+    }
+}
+
+/// The guidance energies of a swap, each on an image tensor [1, 3, H, W] in 0…1 at the work
+/// size; lower is better. Unscaled: the refiner weighs them.
+struct SwapEnergies {
+    let analyzer: FaceAnalyzer
+    let identity: FaceIdentity
+    /// Where the experts crop (the target's mesh and irises in work pixels).
+    let landmarks: FaceLandmarks
+    /// The 468 points the face should keep, [468, 2], and the eye distance that normalises them.
+    let meshRef: Tensor
+    let interOcular: Float
+    /// The target's gaze features [2, 2].
+    let gazeRef: Tensor
+    /// The source's mean dlib descriptor [1, 128].
+    let sourceDescriptor: Tensor
+    /// The 5 points of each identity view.
+    let views: [[Point]]
+
+    /// Squared dlib distance to the source, averaged over the views.
+    func identity(_ img: Tensor) throws -> Tensor {
+        var sum = Tensor.scalar(0)
+        for v in views {
+            let diff = try identity.descriptor(img, dlib5: v) - sourceDescriptor
+            sum = sum + (diff * diff).sum(dims: [0, 1], keepDims: false)
+        }
+        return sum.scaled(1 / Float(views.count))
+    }
+
+    /// Mean squared mesh-point error in inter-ocular distances.
+    func structure(_ img: Tensor) throws -> Tensor {
+        let pts = try analyzer.meshPoints(img, at: landmarks).slice(dim: 1, start: 0, end: 2)
+        let diff = (pts - meshRef).scaled(1 / interOcular)
+        return (diff * diff).mean()
+    }
+
+    /// Mean squared difference of the gaze features from the target's.
+    func gaze(_ img: Tensor) throws -> Tensor {
+        let diff = try analyzer.gazeFeatures(img, at: landmarks) - gazeRef
+        return (diff * diff).mean()
     }
 }
