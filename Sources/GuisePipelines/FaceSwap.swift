@@ -149,6 +149,8 @@ public final class FaceSwap {
     let detector: FaceDetector
     public let detectorName: String
     lazy var model: Result<DiffusionModel, Error> = Result { try DiffusionModel.load(options.model, config: options.modelConfig, store: store) }
+    /// What the last run's diffusion refinements did, face by face (for tests of the guidance).
+    var lastRefinements: [SwapRefiner.Refined] = []
     /// Progress events and notes go here (the CLI draws a bar on stderr).
     public var progress: ((SwapProgress) -> Void)?
     public var note: ((String) -> Void)?
@@ -245,6 +247,7 @@ public final class FaceSwap {
         chosen = chosen.filter { targetLandmarks[$0] != nil }
         guard !chosen.isEmpty else { throw FaceError("no face in \(labels.target) could be analysed", category: .notFound) }
 
+        lastRefinements = []
         var out = target
         var report = SwapReport()
         report.seed = options.seed
@@ -397,7 +400,12 @@ public final class FaceSwap {
                 for x in 0..<ww {
                     let k = y * ww + x
                     guard hard.values[k] > 0 else { continue }
-                    if height(x, y, above: brow) > 0.1 * el {
+                    let h = height(x, y, above: brow)
+                    if h > 0.45 * el {
+                        // The upper forehead stays the target's: hairlines differ too much
+                        // between people for a colour test to part hair from skin reliably.
+                        hard.values[k] = 0
+                    } else if h > 0.1 * el {
                         if !(skinTarget[k] && skinSource[k]) { hard.values[k] = 0 }
                     } else if rim.values[k] == 0 && !skinSource[k] {
                         // Along the sides only the source is tested: a target's glasses arm or
@@ -406,8 +414,10 @@ public final class FaceSwap {
                     }
                 }
             }
-            // Speckles of misjudged pixels would become holes: open the region by a few pixels.
+            // Misjudged pixels would become specks and holes: close the region, then open it.
             let speck = max(1, Int((0.01 * faceWidth).rounded()))
+            let hole = max(1, Int((0.03 * faceWidth).rounded()))
+            hard = try hard.dilated(radius: hole).eroded(radius: hole)
             hard = try hard.eroded(radius: speck).dilated(radius: speck)
             hard.values = zip(hard.values, region.values).map { min($0, $1) }
 
@@ -446,6 +456,7 @@ public final class FaceSwap {
                 let refined = try refiner.refine(composite: composite, hard: hard, soft: soft, targetWindow: window,
                                                  targetMesh: meshD, targetLandmarks: tlm, windowOrigin: Point(Double(wx0), Double(wy0)),
                                                  sourceDescriptor: sourceDescriptor, seed: options.seed &+ UInt64(faceNumber) &* 1_000_003)
+                lastRefinements.append(refined)
                 samples = refined.samples
                 sampleDistances = refined.distances
                 stepsRun = refined.stepsRun

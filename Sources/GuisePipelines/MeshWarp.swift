@@ -111,7 +111,9 @@ public struct MeshWarp {
             guard visible < minVisibility, ma >= 0, mb >= 0, mc >= 0 else { out.append(own); continue }
             // A mirror image reverses the winding, so a well-seen mirror triangle has the opposite sign.
             let other = -Delaunay.orientation(src[ma], src[mb], src[mc]) / (da * k)
-            if other > max(visible, minVisibility) {
+            // Only a decisive gain: where both halves are foreshortened alike (a nodding head)
+            // flipping between them would patch the face with the other side's light and hair.
+            if other > max(2 * visible, 2 * minVisibility) {
                 out.append((src[ma], src[mb], src[mc]))
                 mirrored += 1
             } else {

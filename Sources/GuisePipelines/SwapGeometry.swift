@@ -114,7 +114,7 @@ enum SwapGeometry {
             return o
         }
         let f = ycc(face), t = ycc(target)
-        let sigmaLuma = max(2, 0.08 * faceWidth), sigmaChroma = max(4, 0.2 * faceWidth)
+        let sigmaLuma = max(2, 0.15 * faceWidth), sigmaChroma = max(4, 0.3 * faceWidth)
         let ltL = try maskedLowPass(t, mask, sigma: sigmaLuma), lfL = try maskedLowPass(f, mask, sigma: sigmaLuma)
         let ltC = try maskedLowPass(t, mask, sigma: sigmaChroma), lfC = try maskedLowPass(f, mask, sigma: sigmaChroma)
         var out = face
@@ -134,7 +134,7 @@ enum SwapGeometry {
     }
 
     /// Where `image` looks like the skin sampled under `sample` (cheeks and nose): a Gaussian in
-    /// chroma (Mahalanobis distance below 3) with luma not far below the sample's. Hair, hats
+    /// chroma (Mahalanobis distance below √6) with luma not far below the sample's. Hair, hats
     /// and background fail it; used to keep the target's fringe and the source's out of the
     /// forehead, where the mesh's outline reaches the hairline.
     static func skinLike(_ image: Image, sample: Mask) -> [Bool] {
@@ -159,7 +159,7 @@ enum SwapGeometry {
             let y = 0.299 * r + 0.587 * g + 0.114 * b
             let db = b - y - mb, dr = r - y - mr
             let d2 = (srr * db * db - 2 * sbr * db * dr + sbb * dr * dr) / det
-            out[i] = d2 < 9 && y > 0.45 * my
+            out[i] = d2 < 6 && y > 0.6 * my
         }
         return out
     }

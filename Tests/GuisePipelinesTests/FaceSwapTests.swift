@@ -1,0 +1,239 @@
+import XCTest
+import GuiseFace
+import GuiseFiles
+import GuiseImage
+@testable import GuisePipelines
+import GuiseTensor
+import GuiseTestSupport
+import GuiseVision
+
+final class DelaunayTests: XCTestCase {
+    /// Pseudo-random points (xorshift), so the test does not depend on a generator's version.
+    func points(_ n: Int, seed: UInt64) -> [Point] {
+        var s = seed | 1
+        func u() -> Double { s ^= s << 13; s ^= s >> 7; s ^= s << 17; return Double(s >> 11) / Double(1 << 53) }
+        return (0..<n).map { _ in Point(u() * 300, u() * 200) }
+    }
+
+    func testEmptyCircumcirclesAndEulerCount() {
+        let p = points(200, seed: 7)
+        let tris = Delaunay.triangulate(p)
+        // Every triangle counter-clockwise in the orientation convention, none degenerate.
+        for (a, b, c) in tris { XCTAssertGreaterThan(Delaunay.orientation(p[a], p[b], p[c]), 0) }
+        // No point inside any triangle's circumcircle (the Delaunay property).
+        for (a, b, c) in tris {
+            let ax = p[a].x, ay = p[a].y, bx = p[b].x, by = p[b].y, cx = p[c].x, cy = p[c].y
+            let d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
+            let ux = ((ax * ax + ay * ay) * (by - cy) + (bx * bx + by * by) * (cy - ay) + (cx * cx + cy * cy) * (ay - by)) / d
+            let uy = ((ax * ax + ay * ay) * (cx - bx) + (bx * bx + by * by) * (ax - cx) + (cx * cx + cy * cy) * (bx - ax)) / d
+            let r2 = (ax - ux) * (ax - ux) + (ay - uy) * (ay - uy)
+            for (i, q) in p.enumerated() where i != a && i != b && i != c {
+                XCTAssertGreaterThanOrEqual((q.x - ux) * (q.x - ux) + (q.y - uy) * (q.y - uy), r2 * (1 - 1e-9))
+            }
+        }
+        // A triangulation of n points with h on the convex hull has 2n − 2 − h triangles.
+        var edges: [Int: Int] = [:]
+        for (a, b, c) in tris { for (u, v) in [(a, b), (b, c), (c, a)] { edges[min(u, v) * 1000 + max(u, v), default: 0] += 1 } }
+        let hull = edges.values.filter { $0 == 1 }.count
+        XCTAssertEqual(tris.count, 2 * p.count - 2 - hull)
+    }
+
+    func testTooFewPointsGiveNoTriangles() {
+        XCTAssertTrue(Delaunay.triangulate([Point(0, 0), Point(1, 1)]).isEmpty)
+    }
+}
+
+final class ThinPlateSplineTests: XCTestCase {
+    func testInterpolatesControlsAndReproducesAffineMaps() throws {
+        let c = [Point(0, 0), Point(100, 0), Point(0, 80), Point(100, 80), Point(40, 30), Point(70, 60)]
+        let bent = c.enumerated().map { i, p in Point(p.x + Double(i % 3) * 4 - 3, p.y + Double(i % 2) * 5) }
+        let tps = try ThinPlateSpline(from: c, to: bent)
+        for (p, q) in zip(c, bent) {
+            let r = tps.apply(p)
+            XCTAssertEqual(r.x, q.x, accuracy: 1e-6)
+            XCTAssertEqual(r.y, q.y, accuracy: 1e-6)
+        }
+        // An affine map is its own thin-plate spline: every point, not just the controls, follows it.
+        let affine = AffineTransform([1.1, 0.2, 5, -0.1, 0.9, -3])
+        let a = try ThinPlateSpline(from: c, to: c.map(affine.apply))
+        for p in [Point(13, 57), Point(88, 4), Point(-20, 120)] {
+            let r = a.apply(p), e = affine.apply(p)
+            XCTAssertEqual(r.x, e.x, accuracy: 1e-6)
+            XCTAssertEqual(r.y, e.y, accuracy: 1e-6)
+        }
+    }
+
+    func testDegenerateControlsAreAnError() {
+        let line = [Point(0, 0), Point(1, 1), Point(2, 2), Point(3, 3)]
+        XCTAssertThrowsError(try ThinPlateSpline(from: line, to: line))
+        XCTAssertThrowsError(try ThinPlateSpline(from: [Point(0, 0)], to: [Point(0, 0)]))
+    }
+}
+
+final class FaceSwapTests: XCTestCase {
+    static var cache: [String: Image] = [:]
+    func photo(_ name: String) throws -> Image {
+        if let im = Self.cache[name] { return im }
+        let im = try sample(name)
+        Self.cache[name] = im
+        return im
+    }
+
+    func fast() -> FaceSwapOptions {
+        var o = FaceSwapOptions()
+        o.diffusion = false
+        return o
+    }
+
+    /// The warp itself: a source image whose red and green planes encode each pixel's own x and y
+    /// is rendered onto another face's mesh; at every destination mesh point the decoded source
+    /// position must be that point's source landmark.
+    func testWarpPutsSourceLandmarksOnTargetLandmarks() throws {
+        let analyzer = try FaceAnalyzer()
+        let detector = try BlazeFaceDetector()
+        let src = try photo("biden.jpg"), dst = try photo("astronaut.png")
+        let ls = try analyzer.landmarks(src, face: try detector.detect(src)[0]).mesh.map(\.xy)
+        // The destination mesh on whole pixels of a 2× canvas, so each mesh point is a pixel
+        // centre and the warp must reproduce its source landmark exactly there.
+        let ld = try analyzer.landmarks(dst, face: try detector.detect(dst)[0]).mesh.map { Point(($0.x * 2).rounded(), ($0.y * 2).rounded()) }
+        let cw = 2 * dst.width, ch = 2 * dst.height
+        let w = src.width, h = src.height, n = w * h
+        var rgb = [Float](repeating: 0, count: 3 * n)
+        for y in 0..<h { for x in 0..<w { rgb[y * w + x] = Float(x) / Float(w); rgb[n + y * w + x] = Float(y) / Float(h) } }
+        let coords = Image(width: w, height: h, rgb: rgb)
+        let out = MeshWarp(destination: ld).render(coords, from: ls, to: ld, width: cw, height: ch)
+        var seen = Set<[Double]>(), worst = 0.0, counted = 0
+        let m = cw * ch
+        for (i, p) in ld.enumerated() where seen.insert([p.x, p.y]).inserted {
+            let x = Int(p.x), y = Int(p.y)
+            XCTAssertGreaterThan(out.coverage[x, y], 0, "mesh point \(i) is covered")
+            let sx = Double(out.image.rgb[y * cw + x]) * Double(w), sy = Double(out.image.rgb[m + y * cw + x]) * Double(h)
+            worst = max(worst, hypot(sx - ls[i].x, sy - ls[i].y))
+            counted += 1
+        }
+        XCTAssertGreaterThan(counted, 460)
+        // Float32 coordinates over a ~1000-pixel ramp: a few thousandths of a pixel.
+        XCTAssertLessThan(worst, 0.01, "worst landmark error in source pixels")
+    }
+
+    func testOnlyTheFaceChangesAndTheRestIsBitExact() throws {
+        let target = try photo("astronaut.png")
+        let swap = try FaceSwap(options: fast())
+        let (out, report) = try swap.run(source: try photo("biden.jpg"), target: target)
+        XCTAssertEqual(report.faces.count, 1)
+        let lm = try FaceAnalyzer().landmarks(target, face: try BlazeFaceDetector().detect(target)[0])
+        let xs = lm.mesh.map(\.x), faceWidth = xs.max()! - xs.min()!
+        let allowed = try FaceMasks.mask(.face, mesh: lm.mesh, width: target.width, height: target.height)
+            .dilated(radius: Int((0.15 * faceWidth).rounded()))
+        let n = target.pixelCount
+        var changed = 0, outside = 0
+        for i in 0..<n {
+            let differs = (0..<3).contains { out.rgb[$0 * n + i] != target.rgb[$0 * n + i] }
+            if differs {
+                changed += 1
+                if allowed.values[i] == 0 { outside += 1 }
+            }
+        }
+        XCTAssertEqual(outside, 0, "pixels changed outside the dilated face")
+        XCTAssertGreaterThan(Double(changed), 0.3 * Double(allowed.values.filter { $0 > 0 }.count) / 2.0, "the face was swapped")
+        XCTAssertLessThan(report.faces[0].identityToSource, report.faces[0].identityToTarget)
+    }
+
+    func testAlphaIsKeptAndOutsidePixelsAreExact() throws {
+        let target = try photo("obama2_rgba.png")
+        XCTAssertNotNil(target.alpha)
+        let (out, _) = try FaceSwap(options: fast()).run(source: try photo("grace_hopper.jpg"), target: target)
+        XCTAssertEqual(out.alpha, target.alpha)
+        XCTAssertNotEqual(out.rgb, target.rgb)
+    }
+
+    func testSameSeedSameBytesWithDiffusion() throws {
+        var o = FaceSwapOptions()
+        o.steps = 10
+        o.strength = 0.2
+        o.maxWorkSize = 256
+        o.seed = 3
+        let a = try FaceSwap(options: o).run(source: try photo("biden.jpg"), target: try photo("astronaut.png")).0
+        let b = try FaceSwap(options: o).run(source: try photo("biden.jpg"), target: try photo("astronaut.png")).0
+        XCTAssertEqual(a.rgb, b.rgb)
+        o.seed = 4
+        let c = try FaceSwap(options: o).run(source: try photo("biden.jpg"), target: try photo("astronaut.png")).0
+        XCTAssertNotEqual(a.rgb, c.rgb, "the seed reaches the sampler")
+    }
+
+    /// Each guidance energy, switched on alone, ends lower than with no guidance from the same
+    /// start and noise.
+    func testEachGuidanceLowersItsOwnEnergy() throws {
+        var base = FaceSwapOptions()
+        base.steps = 10
+        base.strength = 0.3
+        base.maxWorkSize = 256
+        base.identityWeight = 0
+        base.structureWeight = 0
+        base.gazeWeight = 0
+        base.detail = 0
+        let source = try photo("biden.jpg"), target = try photo("astronaut.png")
+        func refine(_ o: FaceSwapOptions) throws -> SwapRefiner.Refined {
+            let swap = try FaceSwap(options: o)
+            _ = try swap.run(source: source, target: target)
+            return try XCTUnwrap(swap.lastRefinements.first)
+        }
+        let plain = try refine(base)
+        func value(_ r: SwapRefiner.Refined, _ e: (Tensor) throws -> Tensor) throws -> Float {
+            try Autograd.noGrad { try e(r.workResults[0].scaled(0.5, plus: 0.5)).values[0] }
+        }
+        let cases: [(String, WritableKeyPath<FaceSwapOptions, Double>, (SwapEnergies) -> (Tensor) throws -> Tensor)] = [
+            ("identity", \.identityWeight, { e in e.identity }),
+            ("structure", \.structureWeight, { e in e.structure }),
+            ("gaze", \.gazeWeight, { e in e.gaze }),
+        ]
+        for (name, key, energy) in cases {
+            var o = base
+            o[keyPath: key] = 3
+            let guided = try refine(o)
+            let before = try value(plain, energy(plain.energies)), after = try value(guided, energy(guided.energies))
+            XCTAssertTrue(before.isFinite && after.isFinite, name)
+            XCTAssertLessThan(after, before, "\(name) energy with its guidance")
+        }
+    }
+
+    func testSeveralSourcesAndAllTargetFaces() throws {
+        var o = fast()
+        o.targets = .all
+        let r = try FaceSwap(options: o).run(sources: [try photo("obama.jpg"), try photo("obama3.jpg")], target: try photo("t1.jpg"))
+        XCTAssertGreaterThanOrEqual(r.report.faces.count, 3)
+        XCTAssertEqual(Set(r.report.faces.map(\.index)).count, r.report.faces.count)
+        for f in r.report.faces { XCTAssertTrue((0...1).contains(f.sourcePhoto)) }
+    }
+
+    func testBadInputsAreOneLineErrors() throws {
+        let swap = try FaceSwap(options: fast())
+        XCTAssertThrowsError(try swap.run(source: try photo("coffee.png"), target: try photo("astronaut.png"))) { e in
+            XCTAssertEqual((e as? GuiseError)?.category, .notFound)
+            XCTAssertFalse("\(e)".contains("\n"))
+        }
+        XCTAssertThrowsError(try swap.run(source: try photo("astronaut.png"), target: try photo("chelsea.png"))) { e in
+            XCTAssertEqual((e as? GuiseError)?.category, .notFound)
+        }
+        var o = fast()
+        o.targets = .index(5)
+        XCTAssertThrowsError(try FaceSwap(options: o).run(source: try photo("biden.jpg"), target: try photo("astronaut.png"))) { e in
+            XCTAssertTrue("\(e)".contains("out of range"), "\(e)")
+        }
+        XCTAssertThrowsError(try FaceSwap(options: fast()).run(sources: [try photo("biden.jpg")], target: try photo("astronaut.png"),
+                                                                reference: try photo("obama.jpg"))) { e in
+            XCTAssertEqual((e as? GuiseError)?.category, .notFound)
+        }
+        var bad = FaceSwapOptions()
+        bad.strength = 0
+        XCTAssertThrowsError(try FaceSwap(options: bad))
+    }
+
+    func testReferenceSelectsTheMatchingFace() throws {
+        var o = fast()
+        o.referenceDistance = 0.6
+        let r = try FaceSwap(options: o).run(sources: [try photo("biden.jpg")], target: try photo("obama.jpg"),
+                                             reference: try photo("obama3.jpg"))
+        XCTAssertEqual(r.report.faces.map(\.index), [0])
+    }
+}
