@@ -67,6 +67,19 @@ demo: deps models samples build
 	$(BIN) identity Samples/astronaut.png Samples/messi5.jpg
 	$(BIN) segment Samples/astronaut.png --what skin --soft --out $(DEMO_OUT)/astronaut-skin.png
 	$(BIN) pose Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-pose.png --mask $(DEMO_OUT)/messi-person.png
+	@# Face swaps (default settings: warp, relighting, guided diffusion) and their contact sheet.
+	$(BIN) swap --source Samples/obama.jpg --target Samples/grace_hopper.jpg -o $(DEMO_OUT)/swap-obama-on-hopper.png
+	$(BIN) swap --source Samples/grace_hopper.jpg --target Samples/biden.jpg -o $(DEMO_OUT)/swap-hopper-on-biden.png
+	$(BIN) swap --source Samples/biden.jpg --target Samples/astronaut.png -o $(DEMO_OUT)/swap-biden-on-astronaut.png
+	$(BIN) swap --source Samples/astronaut.png --target Samples/obama3.jpg -o $(DEMO_OUT)/swap-astronaut-on-obama.png --json > $(DEMO_OUT)/swap-astronaut-on-obama.json
+	$(BIN) swap --source Samples/obama.jpg --target Samples/t1.jpg --target-face all -o $(DEMO_OUT)/swap-obama-on-group.png
+	$(MAKE) --no-print-directory $(EVAL_PY)
+	$(EVAL_PY) Tools/contact_sheet.py --height 256 --out $(DEMO_OUT)/swap-sheet.png \
+	  --row Samples/obama.jpg Samples/grace_hopper.jpg $(DEMO_OUT)/swap-obama-on-hopper.png "Obama onto Grace Hopper" \
+	  --row Samples/grace_hopper.jpg Samples/biden.jpg $(DEMO_OUT)/swap-hopper-on-biden.png "Grace Hopper onto Biden" \
+	  --row Samples/biden.jpg Samples/astronaut.png $(DEMO_OUT)/swap-biden-on-astronaut.png "Biden onto Eileen Collins" \
+	  --row Samples/astronaut.png Samples/obama3.jpg $(DEMO_OUT)/swap-astronaut-on-obama.png "Eileen Collins onto Obama" \
+	  --row Samples/obama.jpg Samples/t1.jpg $(DEMO_OUT)/swap-obama-on-group.png "Obama onto every face BlazeFace finds"
 	@echo "demo: results in $(DEMO_OUT)/"
 
 test: deps models samples
@@ -103,6 +116,10 @@ bench: deps models $(BENCH_PY) $(LITERT_PY)
 	@# and peak RSS per process (weights cached in .build/bench-adm, about 1.1 GB).
 	$(SWIFT) build -c release --product ADMBench
 	$(BENCH_PY) Tools/bench_adm.py --guise .build/release/ADMBench
+	@# guise swap: seconds per face on a 1024² target, default and --no-diffusion, against the classical swap.
+	$(SWIFT) build -c release --product guise
+	$(MAKE) --no-print-directory $(EVAL_PY)
+	$(EVAL_PY) Tools/bench_swap.py --guise $(BIN)
 
 # The diffusion prior's recipe. Interrupted runs resume from the checkpoint in PRIOR_RUN;
 # the result is copied to Models/prior/ and entered in Models/manifest.json with its sha256.

@@ -54,7 +54,7 @@ struct Swap: ParsableCommand {
     var referenceDistance = 0.6
 
     @Option(help: "How far the inner proportions move from the target's towards the source's (0…1).")
-    var shape = 0.5
+    var shape = 0.1
 
     @Option(name: .customLong("mask-blur"), help: "Mask feathering, as a multiple of the default (2.5 % of the face width).")
     var maskBlur = 1.0
@@ -67,7 +67,7 @@ struct Swap: ParsableCommand {
     var noDiffusion = false
 
     @Option(help: "Fraction of the diffusion chain run from the warped composite (0…1].")
-    var strength = 0.3
+    var strength = 0.2
 
     @Option(help: "Steps of the whole respaced chain; about strength × steps run (the embedded prior does best with few).")
     var steps = 10

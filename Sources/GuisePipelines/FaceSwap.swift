@@ -27,7 +27,7 @@ public struct FaceSwapOptions {
 
     /// How far the face's inner proportions (eye spacing, nose and mouth position and size)
     /// move from the target's towards the source's: 0 keeps the target's geometry exactly.
-    public var shape = 0.5
+    public var shape = 0.1
     /// Which regions are replaced.
     public var regions: Set<SwapRegion> = SwapRegion.all
     /// Feathering of the mask edge, as a multiple of the default (2.5 % of the face width).
@@ -36,7 +36,7 @@ public struct FaceSwapOptions {
     /// Guided diffusion refinement after the geometric swap; false is the fast preview mode.
     public var diffusion = true
     /// SDEdit start: the fraction of the diffusion chain run (0…1).
-    public var strength = 0.3
+    public var strength = 0.2
     /// Steps of the whole (respaced) chain; about strength × steps are run. The embedded prior
     /// does best with a few large steps: many small ones pile up its errors into blotches.
     public var steps = 10

@@ -119,9 +119,11 @@ enum SwapGeometry {
         let ltC = try maskedLowPass(t, mask, sigma: sigmaChroma), lfC = try maskedLowPass(f, mask, sigma: sigmaChroma)
         var out = face
         for i in 0..<n {
-            // Bounded, so a highlight on a darker source face is not pushed to white.
-            let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.5), 2)
-            let y = f.rgb[i] * ratio
+            let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.2), 5)
+            // A soft knee above 0.85, so a highlight on a darker source face brightened to a light
+            // target's level rolls off instead of clipping to a white patch.
+            var y = f.rgb[i] * ratio
+            if y > 0.85 { y = 0.85 + 0.15 * Float(tanh(Double((y - 0.85) / 0.15))) }
             let cb = f.rgb[n + i] + ltC.rgb[n + i] - lfC.rgb[n + i]
             let cr = f.rgb[2 * n + i] + ltC.rgb[2 * n + i] - lfC.rgb[2 * n + i]
             let r = y + cr, b = y + cb
