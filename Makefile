@@ -74,7 +74,7 @@ demo: deps models samples build
 	$(BIN) swap --source Samples/astronaut.png --target Samples/obama3.jpg -o $(DEMO_OUT)/swap-astronaut-on-obama.png --json > $(DEMO_OUT)/swap-astronaut-on-obama.json
 	$(BIN) swap --source Samples/obama.jpg --target Samples/t1.jpg --target-face all -o $(DEMO_OUT)/swap-obama-on-group.png
 	$(MAKE) --no-print-directory $(EVAL_PY)
-	$(EVAL_PY) Tools/contact_sheet.py --height 256 --out $(DEMO_OUT)/swap-sheet.png \
+	$(EVAL_PY) Tools/contact_sheet.py --height 256 --crop-faces --out $(DEMO_OUT)/swap-sheet.png \
 	  --row Samples/obama.jpg Samples/grace_hopper.jpg $(DEMO_OUT)/swap-obama-on-hopper.png "Obama onto Grace Hopper" \
 	  --row Samples/grace_hopper.jpg Samples/biden.jpg $(DEMO_OUT)/swap-hopper-on-biden.png "Grace Hopper onto Biden" \
 	  --row Samples/biden.jpg Samples/astronaut.png $(DEMO_OUT)/swap-biden-on-astronaut.png "Biden onto Eileen Collins" \

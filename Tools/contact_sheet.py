@@ -2,13 +2,15 @@
 """A contact sheet of face swaps: one row per swap, source | target | result.
 
     contact_sheet.py --swaps SWAPS.json --out SHEET.png [--height 192] [--full] [--columns 1]
-    contact_sheet.py --row SOURCE TARGET RESULT [LABEL] [--row ...] --out SHEET.png
+    contact_sheet.py --row SOURCE TARGET RESULT [LABEL] [--row ...] --out SHEET.png [--crop-faces]
 
 SWAPS.json is swap_eval.py's input. Where a swap carries `source_box` / `target_box`
 ([x, y, w, h], as Tools/run_swaps.py writes them), each cell is cropped around that face
 (twice its size) unless --full; the result is cropped like its target. Every cell is scaled
 to --height; a label (the persons, or LABEL) is written above each row. A missing result is
-drawn as a grey cell.
+drawn as a grey cell. With --crop-faces, --row cells are cropped to the faces dlib's HOG
+detector finds in the source and in the target (all of them, with a margin; the result is
+cropped like its target).
 """
 import argparse, json, os, sys, tempfile
 
@@ -40,6 +42,26 @@ def crop(im, box, margin=0.5):
     if pad:
         im = cv2.copyMakeBorder(im, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(40, 40, 40))
     return im[y0 + pad:y1 + pad, x0 + pad:x1 + pad]
+
+
+def faces_box(im):
+    """The union of dlib HOG's faces in `im`, grown by 0.6 of the largest face on each side."""
+    import dlib
+    if im is None:
+        return None
+    found = dlib.get_frontal_face_detector()(cv2.cvtColor(im, cv2.COLOR_BGR2RGB), 1)
+    if len(found) == 0:
+        return None
+    x0 = min(r.left() for r in found); y0 = min(r.top() for r in found)
+    x1 = max(r.right() for r in found); y1 = max(r.bottom() for r in found)
+    m = 0.6 * max(max(r.width(), r.height()) for r in found)
+    x0, y0 = max(0, int(x0 - m)), max(0, int(y0 - m))
+    x1, y1 = min(im.shape[1], int(x1 + m)), min(im.shape[0], int(y1 + m))
+    return x0, y0, x1, y1
+
+
+def cut(im, box):
+    return im if im is None or box is None else im[box[1]:box[3], box[0]:box[2]]
 
 
 def cell(im, height):
@@ -86,6 +108,7 @@ def main():
     ap.add_argument("--height", type=int, default=192)
     ap.add_argument("--columns", type=int, default=1)
     ap.add_argument("--full", action="store_true", help="whole photos, not face crops")
+    ap.add_argument("--crop-faces", action="store_true", help="crop --row cells to the faces dlib finds")
     a = ap.parse_args()
     specs = []
     if a.swaps:
@@ -101,7 +124,11 @@ def main():
         for p in r[:2]:
             if load(p) is None:
                 fail(f"cannot read {p}")
-        specs.append(([load(p) for p in r[:3]], r[3] if len(r) == 4 else ""))
+        cells = [load(p) for p in r[:3]]
+        if a.crop_faces:
+            sb, tb = faces_box(cells[0]), faces_box(cells[1])
+            cells = [cut(cells[0], sb), cut(cells[1], tb), cut(cells[2], tb)]
+        specs.append((cells, r[3] if len(r) == 4 else ""))
     if not specs:
         fail("nothing to draw: give --swaps or --row")
     sheet = stack([row_image(c, label, a.height) for c, label in specs], max(1, a.columns))

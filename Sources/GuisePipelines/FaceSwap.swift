@@ -393,8 +393,11 @@ public final class FaceSwap {
             let skinD = try FaceMasks.mask(.skin, mesh: meshD.map { Point3($0.x, $0.y, 0) }, width: ww, height: wh)
             var cheeks = skinD
             for y in 0..<wh { for x in 0..<ww where height(x, y, above: eyeC) > -0.15 * el || height(x, y, above: mouthC) < 0.1 * el { cheeks.values[y * ww + x] = 0 } }
-            let skinTarget = SwapGeometry.skinLike(warpedTarget, sample: cheeks)
-            let skinSource = SwapGeometry.skinLike(warpedSource.image, sample: cheeks)
+            // The source's forehead is held to a stricter test (darker than its cheeks or
+            // textured like strands: a fringe) than the target's, whose skin there is only
+            // being covered.
+            let skinTarget = try SwapGeometry.skinLike(warpedTarget, sample: cheeks)
+            let skinSource = try SwapGeometry.skinLike(warpedSource.image, sample: cheeks, minLuma: 0.72)
             let rim = try ovalMask.eroded(radius: max(1, Int((0.1 * faceWidth).rounded())))
             for y in 0..<wh {
                 for x in 0..<ww {

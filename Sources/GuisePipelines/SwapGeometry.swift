@@ -139,8 +139,27 @@ enum SwapGeometry {
     /// chroma (Mahalanobis distance below √6) with luma not far below the sample's. Hair, hats
     /// and background fail it; used to keep the target's fringe and the source's out of the
     /// forehead, where the mesh's outline reaches the hairline.
-    static func skinLike(_ image: Image, sample: Mask) -> [Bool] {
+    /// `minLuma` is the fraction of the sample's mean luma a pixel must reach; `maxTexture`, if
+    /// given, bounds the local gradient energy (hair is strands, skin is smooth) as a multiple of
+    /// the sample's median.
+    static func skinLike(_ image: Image, sample: Mask, minLuma: Float = 0.6, maxTexture: Float? = nil) throws -> [Bool] {
         let n = image.pixelCount
+        var texture: [Float]?
+        if maxTexture != nil {
+            // Gradient energy of luma, averaged over a few pixels.
+            let w = image.width, h = image.height
+            let luma = image.grey()
+            var g = [Float](repeating: 0, count: n)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let i = y * w + x
+                    let dx = luma[y * w + min(x + 1, w - 1)] - luma[y * w + max(x - 1, 0)]
+                    let dy = luma[min(y + 1, h - 1) * w + x] - luma[max(y - 1, 0) * w + x]
+                    g[i] = dx * dx + dy * dy
+                }
+            }
+            texture = try Mask(width: w, height: h, values: g).blurred(sigma: 1.5).values
+        }
         var pts: [(Float, Float, Float)] = []
         for i in 0..<n where sample.values[i] > 0.5 {
             let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
@@ -155,13 +174,19 @@ enum SwapGeometry {
         // A floor on the spread: a flat-lit face would otherwise reject its own forehead.
         sbb = sbb / m + 2e-4; srr = srr / m + 2e-4; sbr /= m
         let det = sbb * srr - sbr * sbr
+        var textureLimit = Float.infinity
+        if let texture, let maxTexture {
+            let sampled = (0..<n).filter { sample.values[$0] > 0.5 }.map { texture[$0] }.sorted()
+            textureLimit = maxTexture * max(sampled[sampled.count / 2], 1e-5)
+        }
         var out = [Bool](repeating: false, count: n)
         for i in 0..<n {
+            if let texture, texture[i] > textureLimit { continue }
             let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
             let y = 0.299 * r + 0.587 * g + 0.114 * b
             let db = b - y - mb, dr = r - y - mr
             let d2 = (srr * db * db - 2 * sbr * db * dr + sbb * dr * dr) / det
-            out[i] = d2 < 6 && y > 0.6 * my
+            out[i] = d2 < 6 && y > minLuma * my
         }
         return out
     }
