@@ -6,7 +6,7 @@ public struct Guise: ParsableCommand {
         commandName: "guise",
         abstract: "Diffusion-based face swap, masked editing and clothes swap on the CPU.",
         version: "0.1.0",
-        subcommands: [Detect.self, Align.self, Landmarks.self, Identity.self, Segment.self, PoseCommand.self, Sample.self, Denoise.self, TrainPrior.self, ModelCommand.self]
+        subcommands: [Detect.self, Align.self, Landmarks.self, Identity.self, Segment.self, PoseCommand.self, Sample.self, Denoise.self, TrainPrior.self, ModelCommand.self, EditCommand.self]
     )
     public init() {}
 
