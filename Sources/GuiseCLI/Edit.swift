@@ -5,6 +5,7 @@ import GuisePipelines
 
 extension EditRegion: ExpressibleByArgument {}
 extension EditOptions.FillStart: ExpressibleByArgument {}
+extension EditOptions.Sampler: ExpressibleByArgument {}
 
 /// `guise edit`: change only a masked region of a photo with the diffusion model.
 struct EditCommand: ParsableCommand {
@@ -60,6 +61,12 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Fill: start from noise, or from OpenCV's Telea fill noised to 0.8 of the schedule.")
     var start: EditOptions.FillStart = .noise
 
+    @Option(name: .customLong("start-strength"), help: "Fill from Telea: how far its fill is noised, 0…1.")
+    var startStrength = 0.8
+
+    @Option(help: "ddpm (stochastic) or ddim (deterministic between resampling jumps).")
+    var sampler: EditOptions.Sampler = .ddpm
+
     @Option(help: "Reverse diffusion steps.")
     var steps = 20
 
@@ -92,6 +99,7 @@ struct EditCommand: ParsableCommand {
         guard given == 1 else { throw ValidationError("give exactly one of --mask, --box and --region") }
         guard !(fill && harmonize) else { throw ValidationError("--fill and --harmonize exclude each other") }
         guard strength > 0 && strength <= 1 else { throw ValidationError("--strength must be in (0, 1]") }
+        guard startStrength > 0 && startStrength <= 1 else { throw ValidationError("--start-strength must be in (0, 1]") }
         guard steps >= 1 && steps <= 1000 else { throw ValidationError("--steps must be between 1 and 1000") }
         guard resample >= 1, jump >= 1 else { throw ValidationError("--resample and --jump must be 1 or more") }
         guard grow >= 0 else { throw ValidationError("--grow must be 0 or more") }
@@ -126,6 +134,8 @@ struct EditCommand: ParsableCommand {
         options.jump = jump
         options.strength = strength
         options.fillStart = start
+        options.fillStrength = startStrength
+        options.sampler = sampler
         options.seed = seed
         options.margin = margin
         options.tileSize = tile

@@ -32,6 +32,16 @@ public struct EditOptions {
     public var jump = 5
     /// Harmonise: the fraction of the schedule the photo is noised to.
     public var strength = 0.4
+    /// How each reverse step is taken.
+    public enum Sampler: String, CaseIterable, Sendable, Codable {
+        /// DDPM with the posterior's variance (fixed-small): at a few respaced steps the fixed-large
+        /// variance leaves visible grain.
+        case ddpm
+        /// DDIM, deterministic between RePaint's re-noising jumps.
+        case ddim
+    }
+
+    public var sampler: Sampler = .ddpm
     public var fillStart: FillStart = .noise
     /// A Telea-started fill is noised to this fraction of the schedule.
     public var fillStrength = 0.8
@@ -73,6 +83,7 @@ public struct EditReport: Codable, Equatable {
     public var jump: Int
     public var strength: Double?
     public var fillStart: EditOptions.FillStart?
+    public var sampler: EditOptions.Sampler
     /// Network evaluations in all.
     public var evaluations: Int
     public var seed: UInt64
@@ -123,7 +134,7 @@ public struct Edit {
             mode: o.mode, width: image.width, height: image.height, maskPixels: changeable, maskFraction: fraction,
             windows: [], steps: o.steps, resample: o.mode == .fill ? o.resample : 1, jump: o.jump,
             strength: o.mode == .harmonize ? o.strength : (o.fillStart == .telea ? o.fillStrength : nil),
-            fillStart: o.mode == .fill ? o.fillStart : nil, evaluations: 0, seed: o.seed, seconds: 0,
+            fillStart: o.mode == .fill ? o.fillStart : nil, sampler: o.sampler, evaluations: 0, seed: o.seed, seconds: 0,
             model: o.model ?? DiffusionModel.priorName, notes: [], warnings: [])
 
         if changeable == 0 {
@@ -138,7 +149,10 @@ public struct Edit {
         }
 
         let loaded = try model ?? DiffusionModel.load(o.model)
-        let diffusion = try loaded.diffusion(respacing: String(o.steps))
+        let cfg = loaded.config
+        let diffusion = try GaussianDiffusion(
+            schedule: try BetaSchedule(named: cfg.noiseSchedule), steps: cfg.diffusionSteps, respacing: String(o.steps),
+            varianceType: cfg.learnSigma ? .learnedRange : .fixedSmall, rescaleTimesteps: cfg.rescaleTimesteps)
         let stride = loaded.stride
         let tile = max(stride, o.tileSize / stride * stride)
         let window = Window.around(weight, stride: stride, margin: o.margin)
@@ -176,7 +190,7 @@ public struct Edit {
                     for i in 0..<n where tileUnknown[i] { for c in 0..<3 { tileImage.rgb[c * n + i] = 0.5 } }
                 }
             }
-            var sampler = SamplerOptions(method: .ddpm, clipDenoised: true, skipTimesteps: skip)
+            var sampler = SamplerOptions(method: o.sampler == .ddim ? .ddim(eta: 0) : .ddpm, clipDenoised: true, skipTimesteps: skip)
             sampler.mask = MaskBlend(mask: m, schedule: .hard, timing: .beforeStep, composite: .none)
             sampler.repaint = repaint
             let known = ImageTensor.tensor(tileImage, range: .signed)
