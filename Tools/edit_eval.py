@@ -116,6 +116,8 @@ def fill(args, extra):
     rows = []
     for photo in args.photos:
         for name, img, m in cases(photo, args.seed):
+            if args.only and args.only not in name:
+                continue
             erased = img.copy()
             erased[m > 0] = 128
             inp, mp, out = (os.path.join(tmp, f"{name}-{s}.png") for s in ("input", "mask", "guise"))
@@ -224,6 +226,7 @@ def main():
     p.add_argument("--photos", nargs="+", default=["Samples/astronaut.png", "Samples/chelsea.png", "Samples/messi5.jpg"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="write the cases and results here")
+    p.add_argument("--only", help="run only cases whose name contains this")
     a = p.parse_args(argv)
     (fill if a.what == "fill" else harmonize)(a, extra)
 
