@@ -11,7 +11,7 @@ DEMO_OUT := demo-out
 # Photographs the prior trains on (train/ and heldout/); fetched, never committed.
 PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples prior-data prior bench-prior build demo test bench clean help
+.PHONY: all deps models samples prior-data prior bench-prior build demo test bench clean help edit-eval
 
 all: build
 
@@ -22,6 +22,7 @@ help:
 	@echo "make prior-data  photographs from packages for training the prior"
 	@echo "make prior   train the diffusion prior (resumes a checkpoint) and ship it to Models/prior"
 	@echo "make bench-prior  the prior's denoiser against OpenCV NLM on the held-out photos"
+	@echo "make edit-eval  guise edit against OpenCV inpainting, and the harmonise test"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -64,6 +65,11 @@ demo: deps models samples build
 	$(BIN) identity Samples/astronaut.png Samples/messi5.jpg
 	$(BIN) segment Samples/astronaut.png --what skin --soft --out $(DEMO_OUT)/astronaut-skin.png
 	$(BIN) pose Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-pose.png --mask $(DEMO_OUT)/messi-person.png
+	$(BIN) edit Samples/chelsea.png --box 300,150,80,65 -o $(DEMO_OUT)/chelsea-fill.png --json
+	$(BIN) edit Samples/astronaut.png --region eyes --grow 2 --harmonize --strength 0.3 -o $(DEMO_OUT)/astronaut-eyes-harmonized.png
+	@# input | mask | Telea | Guise, on photos the prior never trained on (about a minute).
+	$(MAKE) --no-print-directory $(EDIT_PY)
+	$(EDIT_PY) Tools/edit_sheet.py --guise $(BIN) --out $(DEMO_OUT)/edit-sheet.png
 	@echo "demo: results in $(DEMO_OUT)/"
 
 test: deps models samples
@@ -79,6 +85,19 @@ BENCH_ROUNDS ?= 3
 $(BENCH_PY):
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q 'torch==2.13.0+cpu' numpy
+
+# numpy and OpenCV for the editing measurements and contact sheet (Tools/edit_eval.py, edit_sheet.py).
+EDIT_VENV := .venv-edit
+EDIT_PY := $(EDIT_VENV)/bin/python
+
+$(EDIT_PY):
+	$(PYTHON) -m venv $(EDIT_VENV)
+	$(EDIT_VENV)/bin/pip install -q numpy opencv-python-headless
+
+# `guise edit` against OpenCV's inpainting and the harmonise colour-cast test (about 15 minutes).
+edit-eval: deps models samples build $(EDIT_PY)
+	$(EDIT_PY) Tools/edit_eval.py fill --guise $(BIN)
+	$(EDIT_PY) Tools/edit_eval.py harmonize --guise $(BIN)
 
 # LiteRT (and dlib) for the embedded networks' side-by-side rows, in a venv of their own (created once).
 LITERT_VENV := .venv-litert

@@ -58,20 +58,20 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Harmonise: how far the photo is noised, 0…1 (more changes more).")
     var strength = 0.4
 
-    @Option(help: "Fill: start from noise, or from OpenCV's Telea fill noised to 0.8 of the schedule.")
-    var start: EditOptions.FillStart = .noise
+    @Option(help: "Fill: start from OpenCV's Telea fill noised to --start-strength, or from pure noise.")
+    var start: EditOptions.FillStart = .telea
 
     @Option(name: .customLong("start-strength"), help: "Fill from Telea: how far its fill is noised, 0…1.")
-    var startStrength = 0.8
+    var startStrength = 0.6
 
     @Option(help: "ddpm (stochastic) or ddim (deterministic between resampling jumps).")
     var sampler: EditOptions.Sampler = .ddpm
 
-    @Option(help: "Reverse diffusion steps.")
-    var steps = 20
+    @Option(help: "Reverse diffusion steps of the whole schedule (a Telea start or harmonise runs the last part).")
+    var steps = 50
 
     @Option(help: "Fill: how many times each stretch of --jump steps is walked (1: no resampling).")
-    var resample = 2
+    var resample = 1
 
     @Option(help: "Fill: the length of a resampling jump, in steps.")
     var jump = 5

@@ -25,10 +25,13 @@ public struct EditOptions {
     public var mode: Mode = .fill
     /// Model name or file (nil: the embedded prior).
     public var model: String?
-    /// Reverse steps of the respaced DDPM schedule.
-    public var steps = 20
+    /// Reverse steps of the respaced schedule (the full walk; a Telea start or a harmonise runs
+    /// the last `fillStrength` or `strength` of them).
+    public var steps = 50
     /// RePaint: each stretch of `jump` steps is walked down `resample` times in all (1: no jumps).
-    public var resample = 2
+    /// With the embedded prior, resampling smooths the fill (less texture, lower PSNR: see
+    /// docs/EDIT.md), so it is off by default.
+    public var resample = 1
     public var jump = 5
     /// Harmonise: the fraction of the schedule the photo is noised to.
     public var strength = 0.4
@@ -42,9 +45,11 @@ public struct EditOptions {
     }
 
     public var sampler: Sampler = .ddpm
-    public var fillStart: FillStart = .noise
+    /// Telea then noise keeps the fill's broad colours near the smooth fill's (and so its PSNR)
+    /// while the model draws texture; from pure noise the texture is right but colours wander.
+    public var fillStart: FillStart = .telea
     /// A Telea-started fill is noised to this fraction of the schedule.
-    public var fillStrength = 0.8
+    public var fillStrength = 0.6
     public var seed: UInt64 = 0
     /// Context around the mask's bounding box, in pixels (nil: a quarter of its longer side, 16…64).
     public var margin: Int?
