@@ -58,6 +58,9 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Harmonise: how far the photo is noised, 0…1 (more changes more).")
     var strength = 0.4
 
+    @Flag(name: .customLong("no-poisson"), help: "Harmonise with the model alone, without the gradient-domain blend first.")
+    var noPoisson = false
+
     @Option(help: "Fill: start from OpenCV's Telea fill noised to --start-strength, or from pure noise.")
     var start: EditOptions.FillStart = .telea
 
@@ -91,12 +94,20 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
+    @Option(help: "Re-render with the iris expert's guidance towards a gaze: camera, or a horizontal offset in eye widths (-0.5…0.5). Harmonises the mask (default --region eyes, grown) of --face.")
+    var gaze: String?
+
+    @Option(name: .customLong("gaze-weight"), help: "The gaze guidance's weight (default \(Int(EditGuides.defaultGazeWeight))).")
+    var gazeWeight = EditGuides.defaultGazeWeight
+
     @Option(help: "The diffusion model: prior (the embedded one) or an ADM checkpoint file.")
     var model: String?
 
     func validate() throws {
         let given = [mask != nil, box != nil, region != nil].filter { $0 }.count
-        guard given == 1 else { throw ValidationError("give exactly one of --mask, --box and --region") }
+        if let gaze { _ = try GazeTarget(parsing: gaze) }
+        guard gazeWeight >= 0 && gazeWeight.isFinite else { throw ValidationError("--gaze-weight must be 0 or more") }
+        guard given == 1 || (given == 0 && gaze != nil) else { throw ValidationError("give exactly one of --mask, --box and --region") }
         guard !(fill && harmonize) else { throw ValidationError("--fill and --harmonize exclude each other") }
         guard strength > 0 && strength <= 1 else { throw ValidationError("--strength must be in (0, 1]") }
         guard startStrength > 0 && startStrength <= 1 else { throw ValidationError("--start-strength must be in (0, 1]") }
@@ -122,7 +133,9 @@ struct EditCommand: ParsableCommand {
             let b = try EditMasks.parseBox(box)
             m = try EditMasks.box(x: b.x, y: b.y, w: b.w, h: b.h, width: photo.width, height: photo.height)
         } else {
-            m = try EditMasks.region(region!, in: photo, faceIndex: face, label: image) { if !quiet { say("note", $0) } }
+            m = try EditMasks.region(region ?? .eyes, in: photo, faceIndex: face, label: image) { if !quiet { say("note", $0) } }
+            // The irises move within the eye: the eye outline alone would clip them.
+            if region == nil, grow == 0 { m = try EditMasks.refine(m, grow: max(2, photo.width / 200)) }
         }
         m = try EditMasks.refine(m, grow: grow, feather: feather)
 
@@ -136,9 +149,17 @@ struct EditCommand: ParsableCommand {
         options.fillStart = start
         options.fillStrength = startStrength
         options.sampler = sampler
+        options.poisson = !noPoisson
         options.seed = seed
         options.margin = margin
         options.tileSize = tile
+        if let gaze {
+            options.mode = .harmonize
+            let g = try EditGuides.gazeForFace(try GazeTarget(parsing: gaze), image: photo, faceIndex: face, label: image,
+                                               weight: gazeWeight) { if !quiet { say("note", $0) } }
+            options.guidance = g.guidance
+            options.context = g.context
+        }
         var bar: ProgressBar?
         options.progress = { done, total in
             if bar == nil { bar = ProgressBar(total: total, label: options.mode.rawValue, enabled: !quiet) }

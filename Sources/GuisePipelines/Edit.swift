@@ -45,6 +45,11 @@ public struct EditOptions {
     }
 
     public var sampler: Sampler = .ddpm
+    /// Harmonise: first blend the region into its surroundings in the gradient domain (its own
+    /// gradients kept, its edge made continuous with theirs: a membrane correction), then let the
+    /// model redraw it. The model alone leaves most of a colour cast, since noise at a moderate
+    /// strength keeps the low frequencies.
+    public var poisson = true
     /// Telea then noise keeps the fill's broad colours near the smooth fill's (and so its PSNR)
     /// while the model draws texture; from pure noise the texture is right but colours wander.
     public var fillStart: FillStart = .telea
@@ -55,6 +60,9 @@ public struct EditOptions {
     public var margin: Int?
     /// The largest side the network sees at once; larger windows are tiled with a quarter overlap.
     public var tileSize = 384
+    /// A photo rectangle [x0, y0, x1, y1) the network's window must include besides the mask
+    /// (a guidance expert's input, e.g. the whole face for the gaze expert).
+    public var context: [Int]?
     /// Extra energy on the window's x̂0 (in −1…1), lower is better; see `EditGuidance`.
     public var guidance: EditGuidance?
     /// (transitions done, total) over every tile.
@@ -67,8 +75,11 @@ public struct EditOptions {
 /// as [1, 3, h, w] in −1…1 and the window's top-left corner in photo pixels; its gradient is
 /// applied only inside the mask (the rest is re-imposed from the original every step).
 public struct EditGuidance {
+    /// What the report calls it ("gaze", …).
+    public var name: String
     public var energy: (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor
-    public init(energy: @escaping (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor) {
+    public init(name: String = "custom", energy: @escaping (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor) {
+        self.name = name
         self.energy = energy
     }
 }
@@ -89,6 +100,7 @@ public struct EditReport: Codable, Equatable {
     public var strength: Double?
     public var fillStart: EditOptions.FillStart?
     public var sampler: EditOptions.Sampler
+    public var guidance: String?
     /// Network evaluations in all.
     public var evaluations: Int
     public var seed: UInt64
@@ -139,7 +151,7 @@ public struct Edit {
             mode: o.mode, width: image.width, height: image.height, maskPixels: changeable, maskFraction: fraction,
             windows: [], steps: o.steps, resample: o.mode == .fill ? o.resample : 1, jump: o.jump,
             strength: o.mode == .harmonize ? o.strength : (o.fillStart == .telea ? o.fillStrength : nil),
-            fillStart: o.mode == .fill ? o.fillStart : nil, sampler: o.sampler, evaluations: 0, seed: o.seed, seconds: 0,
+            fillStart: o.mode == .fill ? o.fillStart : nil, sampler: o.sampler, guidance: o.guidance?.name, evaluations: 0, seed: o.seed, seconds: 0,
             model: o.model ?? DiffusionModel.priorName, notes: [], warnings: [])
 
         if changeable == 0 {
@@ -160,7 +172,10 @@ public struct Edit {
             varianceType: cfg.learnSigma ? .learnedRange : .fixedSmall, rescaleTimesteps: cfg.rescaleTimesteps)
         let stride = loaded.stride
         let tile = max(stride, o.tileSize / stride * stride)
-        let window = Window.around(weight, stride: stride, margin: o.margin)
+        if let c = o.context, c.count != 4 || c[0] >= c[2] || c[1] >= c[3] {
+            throw EditError("the context rectangle must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+        }
+        let window = Window.around(weight, stride: stride, margin: o.margin, include: o.context)
         report.windows = [[window.x, window.y, window.width, window.height]]
 
         // The window's pixels (mirrored past the photo's edge) and which of them the network makes.
@@ -194,6 +209,9 @@ public struct Edit {
                     let n = w * h
                     for i in 0..<n where tileUnknown[i] { for c in 0..<3 { tileImage.rgb[c * n + i] = 0.5 } }
                 }
+            }
+            if o.mode == .harmonize && o.poisson {
+                Membrane.blend(&tileImage, region: tileUnknown)
             }
             var sampler = SamplerOptions(method: o.sampler == .ddim ? .ddim(eta: 0) : .ddpm, clipDenoised: true, skipTimesteps: skip)
             sampler.mask = MaskBlend(mask: m, schedule: .hard, timing: .beforeStep, composite: .none)
@@ -251,13 +269,17 @@ struct Window {
     let x: Int, y: Int, width: Int, height: Int
     let imageWidth: Int, imageHeight: Int
 
-    static func around(_ mask: Mask, stride: Int, margin: Int?) -> Window {
+    static func around(_ mask: Mask, stride: Int, margin: Int?, include: [Int]? = nil) -> Window {
         var x0 = mask.width, y0 = mask.height, x1 = -1, y1 = -1
         for yy in 0..<mask.height {
             let row = yy * mask.width
             for xx in 0..<mask.width where mask.values[row + xx] > 0 {
                 x0 = min(x0, xx); x1 = max(x1, xx); y0 = min(y0, yy); y1 = max(y1, yy)
             }
+        }
+        if let c = include, c.count == 4 {
+            x0 = min(x0, max(0, c[0])); y0 = min(y0, max(0, c[1]))
+            x1 = max(x1, min(mask.width, c[2]) - 1); y1 = max(y1, min(mask.height, c[3]) - 1)
         }
         let bw = x1 - x0 + 1, bh = y1 - y0 + 1
         let m = margin ?? min(64, max(16, max(bw, bh) / 4))
@@ -383,6 +405,45 @@ struct Window {
                     out.rgb[2 * n + p] += (v.2 - out.rgb[2 * n + p]) * a
                 }
             }
+        }
+    }
+}
+
+/// Gradient-domain blending of a region into its surroundings with its own gradients: the result
+/// is region + C, where C is harmonic inside the region and, across each edge to a pixel outside,
+/// makes the two sides equal. A constant cast comes out exactly; a smooth one nearly so.
+enum Membrane {
+    static func blend(_ image: inout Image, region: [Bool]) {
+        let w = image.width, h = image.height, n = w * h
+        let inside = (0..<n).filter { region[$0] }
+        guard !inside.isEmpty, inside.count < n else { return }
+        // Over-relaxed Gauss–Seidel; a region of side L needs on the order of L sweeps.
+        var x0 = w, x1 = 0, y0 = h, y1 = 0
+        for p in inside { x0 = min(x0, p % w); x1 = max(x1, p % w); y0 = min(y0, p / w); y1 = max(y1, p / w) }
+        let sweeps = 3 * max(x1 - x0 + 1, y1 - y0 + 1) + 50
+        let omega: Float = 1.9
+        for c in 0..<3 {
+            let base = c * n
+            var corr = [Float](repeating: 0, count: n)
+            image.rgb.withUnsafeBufferPointer { px in
+                for _ in 0..<sweeps {
+                    var change: Float = 0
+                    for p in inside {
+                        let x = p % w, y = p / w
+                        var sum: Float = 0, count: Float = 0
+                        for (q, ok) in [(p - 1, x > 0), (p + 1, x < w - 1), (p - w, y > 0), (p + w, y < h - 1)] where ok {
+                            sum += region[q] ? corr[q] : px[base + q] - px[base + p]
+                            count += 1
+                        }
+                        guard count > 0 else { continue }
+                        let next = corr[p] + omega * (sum / count - corr[p])
+                        change = max(change, abs(next - corr[p]))
+                        corr[p] = next
+                    }
+                    if change < 1e-5 { break }
+                }
+            }
+            for p in inside { image.rgb[base + p] = min(max(image.rgb[base + p] + corr[p], 0), 1) }
         }
     }
 }
