@@ -13,6 +13,7 @@ harmonize: +30 in one channel inside a box; after `--harmonize`, the cast left i
 
   python Tools/edit_eval.py fill --guise .build/release/guise --photos Samples/astronaut.png ... [-- edit args]
   python Tools/edit_eval.py harmonize --guise .build/release/guise --photos ...
+  python Tools/edit_eval.py gaze --photos Samples/astronaut.png ...
 """
 import argparse
 import json
@@ -214,6 +215,68 @@ def harmonize(args, extra):
     print(f"\nmean cast left {np.mean([r[2] for r in rows]):.2f}, mean SSIM {np.mean([r[4] for r in rows]):.3f}; files in {tmp}")
 
 
+LEFT_EYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246]
+RIGHT_EYE = [263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466]
+
+
+def landmarks(args, path):
+    r = subprocess.run([args.guise, "landmarks", path, "--json"], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"guise landmarks {path}: {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def gaze(args, extra):
+    """Irises shifted sideways (each eye's content moved by a fraction of its width inside the eye
+    outline), then `--gaze camera`: iris centres measured by the iris network before and after."""
+    tmp = args.keep or tempfile.mkdtemp(prefix="guise-gaze-eval-")
+    os.makedirs(tmp, exist_ok=True)
+    rows = []
+    for photo in args.photos:
+        img = cv2.imread(photo, cv2.IMREAD_COLOR)
+        d = landmarks(args, photo)
+        mesh = np.array([[q["x"], q["y"]] for q in d["mesh"]])
+        for shift in (0.2, -0.2):
+            name = f"{os.path.splitext(os.path.basename(photo))[0]}-{'right' if shift > 0 else 'left'}{abs(int(shift * 100))}"
+            shifted = img.copy()
+            eyes = np.zeros(img.shape[:2], np.uint8)
+            widths = []
+            for poly, (a, b) in ((LEFT_EYE, (33, 133)), (RIGHT_EYE, (362, 263))):
+                ew = float(np.linalg.norm(mesh[a] - mesh[b]))
+                widths.append(ew)
+                moved = cv2.warpAffine(img, np.float32([[1, 0, shift * ew], [0, 1, 0]]), (img.shape[1], img.shape[0]),
+                                       flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                m = np.zeros(img.shape[:2], np.uint8)
+                cv2.fillPoly(m, [np.round(mesh[poly]).astype(np.int32)], 255)
+                m = cv2.erode(m, np.ones((2, 2), np.uint8))
+                shifted[m > 0] = moved[m > 0]
+                cv2.fillPoly(eyes, [np.round(mesh[poly]).astype(np.int32)], 255)
+            inp, out = os.path.join(tmp, f"{name}-input.png"), os.path.join(tmp, f"{name}-guise.png")
+            cv2.imwrite(inp, shifted)
+            t = time.time()
+            r = subprocess.run([args.guise, "edit", inp, "--gaze", "camera", "-o", out, "--quiet"] + extra, capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.exit(r.stderr)
+            secs = time.time() - t
+            before, after = landmarks(args, inp), landmarks(args, out)
+            ew = np.mean(widths)
+            h0 = (before["gazeLeft"]["x"], before["gazeRight"]["x"])
+            h1 = (after["gazeLeft"]["x"], after["gazeRight"]["x"])
+            dy = max(abs(after[k][0]["y"] - before[k][0]["y"]) for k in ("irisLeft", "irisRight")) / ew
+            grown = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(0.2 * ew) + 1,) * 2))
+            res = cv2.imread(out, cv2.IMREAD_COLOR)
+            exact = np.array_equal(res[grown == 0], shifted[grown == 0])
+            rows.append((name, h0, h1, dy, exact, secs))
+            print(f"{name:22s} h before {h0[0]:+.3f} {h0[1]:+.3f} after {h1[0]:+.3f} {h1[1]:+.3f}  vertical move {dy:.3f} eye widths  exact outside {exact}  {secs:.1f}s", flush=True)
+    print()
+    print("| case | horizontal before (L, R) | after (L, R) | vertical move | exact beyond grown eyes | time |")
+    print("|---|---|---|---:|---|---:|")
+    for n, h0, h1, dy, ex, secs in rows:
+        print(f"| {n} | {h0[0]:+.3f}, {h0[1]:+.3f} | {h1[0]:+.3f}, {h1[1]:+.3f} | {dy:.3f} | {ex} | {secs:.1f} s |")
+    ok = [max(abs(r[2][0]), abs(r[2][1])) <= 0.05 and r[3] <= 0.05 and r[4] for r in rows]
+    print(f"\n{sum(ok)}/{len(ok)} cases within 0.05 eye widths horizontally and vertically, exact outside; files in {tmp}")
+
+
 def main():
     argv = sys.argv[1:]
     extra = []
@@ -221,14 +284,14 @@ def main():
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["fill", "harmonize"])
+    p.add_argument("what", choices=["fill", "harmonize", "gaze"])
     p.add_argument("--guise", default=".build/release/guise")
     p.add_argument("--photos", nargs="+", default=["Samples/astronaut.png", "Samples/chelsea.png", "Samples/messi5.jpg"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="write the cases and results here")
     p.add_argument("--only", help="run only cases whose name contains this")
     a = p.parse_args(argv)
-    (fill if a.what == "fill" else harmonize)(a, extra)
+    {"fill": fill, "harmonize": harmonize, "gaze": gaze}[a.what](a, extra)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,8 @@ struct EditCommand: ParsableCommand {
         options.tileSize = tile
         if let gaze {
             options.mode = .harmonize
+            // The region is the photo's own eye: nothing to blend in, and the blend would flatten it.
+            options.poisson = false
             let g = try EditGuides.gazeForFace(try GazeTarget(parsing: gaze), image: photo, faceIndex: face, label: image,
                                                weight: gazeWeight) { if !quiet { say("note", $0) } }
             options.guidance = g.guidance

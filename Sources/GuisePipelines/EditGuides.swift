@@ -32,8 +32,9 @@ public enum GazeTarget: Equatable, Sendable {
 
 /// Expert guidance for re-rendering a region.
 public enum EditGuides {
-    /// The default weight of the gaze energy (features in eye widths, squared).
-    public static let defaultGazeWeight = 2000.0
+    /// The default weight of the gaze energy (features in eye widths, squared). With the embedded
+    /// prior, weights much above this make the iris network's adversarial patterns rather than eyes.
+    public static let defaultGazeWeight = 300.0
 
     /// Guidance that moves both irises to `target` horizontally and keeps their vertical place,
     /// measured by the iris network on x̂0, and the photo rectangle the network's window must
