@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import GuiseFace
 import GuiseImage
+import GuiseVision
 @testable import GuisePipelines
 
 /// `Edit` on small photos with few steps: the guarantees (exact pixels outside the mask, bit depth,
@@ -309,5 +310,40 @@ final class EditTests: XCTestCase {
         var nan = mask
         nan.values[0] = .nan
         XCTAssertThrowsError(try edit().run(image: input, mask: nan))
+    }
+
+    func testGazeGuidanceLowersItsOwnLoss() throws {
+        let path = Self.root + "/Samples/astronaut.png"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: path), "run `make samples`")
+        let photo = try ImageIO.read(path)
+        XCTAssertEqual(try GazeTarget(parsing: "camera"), .camera)
+        XCTAssertEqual(try GazeTarget(parsing: "0.1"), .horizontal(0.1))
+        XCTAssertThrowsError(try GazeTarget(parsing: "left"))
+        XCTAssertThrowsError(try GazeTarget(parsing: "0.9"))
+
+        let analyzer = try FaceAnalyzer()
+        let face = try FaceSelection.pick(try DetectorChoice.blazeface.make().detector.detect(photo, order: .largest), index: 0, label: "astronaut")
+        let lm = try FaceSelection.landmarks(photo, face: face, analyzer: analyzer)
+        let eyes = try EditMasks.refine(try EditMasks.region(.eyes, in: photo), grow: 2)
+        let before = try analyzer.gazeFeatures(ImageTensor.tensor(photo), at: lm).values
+        let goal: Float = 0.2  // well away from where the astronaut looks (about −0.05)
+        func loss(_ image: Image) throws -> Float {
+            let f = try analyzer.gazeFeatures(ImageTensor.tensor(image), at: lm)
+            return try EditGuides.gazeLoss(f, horizontal: goal, vertical: [before[1], before[3]]).values[0]
+        }
+        func run(weight: Double) throws -> Image {
+            let g = try EditGuides.gaze(.horizontal(Double(goal)), image: photo, landmarks: lm, analyzer: analyzer, weight: weight)
+            let e = try edit { o in
+                o.mode = .harmonize; o.poisson = false; o.steps = 12; o.strength = 0.5
+                o.guidance = g.guidance; o.context = g.context
+            }
+            let (out, report) = try e.run(image: photo, mask: eyes)
+            XCTAssertEqual(report.guidance, "gaze")
+            assertKeptOutside(out, photo, eyes)
+            return out
+        }
+        let plain = try loss(try run(weight: 0)), guided = try loss(try run(weight: EditGuides.defaultGazeWeight))
+        XCTAssertFalse(plain.isNaN || guided.isNaN)
+        XCTAssertLessThan(guided, plain * 0.8, "gaze guidance should lower the gaze loss (\(plain) → \(guided))")
     }
 }
