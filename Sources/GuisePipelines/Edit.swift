@@ -175,14 +175,12 @@ public struct Edit {
         if let c = o.context, c.count != 4 || c[0] >= c[2] || c[1] >= c[3] {
             throw EditError("the context rectangle must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
         }
-        let window = Window.around(weight, stride: stride, margin: o.margin, include: o.context)
-        report.windows = [[window.x, window.y, window.width, window.height]]
-
-        // The window's pixels (mirrored past the photo's edge) and which of them the network makes.
-        var work = window.extract(image)
-        var unknown = window.extractMask(weight).map { $0 > 0 }
-        let tiles = Window.tiles(width: window.width, height: window.height, tile: tile, stride: stride)
-            .filter { t in window.any(unknown, in: t) }
+        // One window per cluster of mask parts (parts whose windows would overlap share one), so
+        // two small holes far apart cost two small windows, not the photo between them.
+        let windows = o.context != nil
+            ? [Window.around(weight, stride: stride, margin: o.margin, include: o.context)]
+            : Window.covering(weight, stride: stride, margin: o.margin)
+        report.windows = windows.map { [$0.x, $0.y, $0.width, $0.height] }
 
         let skip: Int
         switch o.mode {
@@ -193,13 +191,22 @@ public struct Edit {
         let times = try repaint?.times(from: o.steps - skip) ?? Array((0..<(o.steps - skip)).reversed()) + [-1]
         let perTile = times.count - 1
         let reversePerTile = zip(times, times.dropFirst()).filter { $1 < $0 }.count
-        let total = perTile * tiles.count
+
+        // The window's pixels (mirrored past the photo's edge) and which of them the network makes.
+        var works = windows.map { $0.extract(image) }
+        var unknowns = windows.map { w in w.extractMask(weight).map { $0 > 0 } }
+        let plan: [(window: Int, tile: WindowRect)] = windows.indices.flatMap { k in
+            Window.tiles(width: windows[k].width, height: windows[k].height, tile: tile, stride: stride)
+                .filter { windows[k].any(unknowns[k], in: $0) }.map { (k, $0) }
+        }
+        let total = perTile * plan.count
         var done = 0
 
-        for (index, t) in tiles.enumerated() {
+        for (index, step) in plan.enumerated() {
+            let window = windows[step.window], t = step.tile
             let (w, h) = (t.width, t.height)
-            var tileImage = window.crop(work, rect: t)
-            let tileUnknown = window.cropMask(unknown, rect: t)
+            var tileImage = window.crop(works[step.window], rect: t)
+            let tileUnknown = window.cropMask(unknowns[step.window], rect: t)
             let m = Tensor(shape: [1, 1, h, w], values: tileUnknown.map { $0 ? 1 : 0 })
             if o.mode == .fill {
                 if o.fillStart == .telea {
@@ -234,13 +241,13 @@ public struct Edit {
             done += perTile
             let made = try ImageTensor.image(result.sample, range: .signed)
             guard !made.rgb.contains(where: { $0.isNaN }) else { throw EditError("the model produced NaN values") }
-            window.paste(made, into: &work, unknown: &unknown, rect: t)
+            window.paste(made, into: &works[step.window], unknown: &unknowns[step.window], rect: t)
         }
-        report.evaluations = reversePerTile * tiles.count
+        report.evaluations = reversePerTile * plan.count
 
         var out = image
         let grey = image.isGrey
-        window.composite(work, into: &out, weight: weight, grey: grey)
+        for (k, window) in windows.enumerated() { window.composite(works[k], into: &out, weight: weight, grey: grey) }
         report.notes = notes
         report.warnings = warnings
         report.seconds = Date().timeIntervalSince(start)
@@ -281,7 +288,67 @@ struct Window {
             x0 = min(x0, max(0, c[0])); y0 = min(y0, max(0, c[1]))
             x1 = max(x1, min(mask.width, c[2]) - 1); y1 = max(y1, min(mask.height, c[3]) - 1)
         }
-        let bw = x1 - x0 + 1, bh = y1 - y0 + 1
+        return make(Box4(x0: x0, y0: y0, x1: x1, y1: y1), width: mask.width, height: mask.height, stride: stride, margin: margin)
+    }
+
+    /// An inclusive pixel box.
+    struct Box4 {
+        var x0: Int, y0: Int, x1: Int, y1: Int
+        func union(_ b: Box4) -> Box4 { Box4(x0: min(x0, b.x0), y0: min(y0, b.y0), x1: max(x1, b.x1), y1: max(y1, b.y1)) }
+    }
+
+    /// Windows for the mask's connected parts (8-neighbours), merged while any two overlap; more
+    /// than `maxWindows` clusters (a speckled mask) fall back to one window round everything.
+    static func covering(_ mask: Mask, stride: Int, margin: Int?, maxWindows: Int = 8) -> [Window] {
+        let (w, h) = (mask.width, mask.height)
+        var seen = [Bool](repeating: false, count: w * h)
+        var boxes: [Box4] = []
+        var stack: [Int] = []
+        for start in 0..<(w * h) where mask.values[start] > 0 && !seen[start] {
+            var b = Box4(x0: start % w, y0: start / w, x1: start % w, y1: start / w)
+            seen[start] = true
+            stack.append(start)
+            while let p = stack.popLast() {
+                let x = p % w, y = p / w
+                b = b.union(Box4(x0: x, y0: y, x1: x, y1: y))
+                for dy in -1...1 {
+                    let yy = y + dy
+                    guard yy >= 0, yy < h else { continue }
+                    for dx in -1...1 {
+                        let xx = x + dx
+                        guard xx >= 0, xx < w else { continue }
+                        let q = yy * w + xx
+                        if !seen[q] && mask.values[q] > 0 { seen[q] = true; stack.append(q) }
+                    }
+                }
+            }
+            boxes.append(b)
+            if boxes.count > 4096 { break }
+        }
+        func window(_ b: Box4) -> Window { make(b, width: w, height: h, stride: stride, margin: margin) }
+        var merged = true
+        while merged && boxes.count > 1 {
+            merged = false
+            let wins = boxes.map(window)
+            search: for i in 0..<boxes.count {
+                for j in (i + 1)..<boxes.count where wins[i].overlaps(wins[j]) {
+                    boxes[i] = boxes[i].union(boxes[j])
+                    boxes.remove(at: j)
+                    merged = true
+                    break search
+                }
+            }
+        }
+        if boxes.count > maxWindows { return [around(mask, stride: stride, margin: margin)] }
+        return boxes.map(window)
+    }
+
+    func overlaps(_ o: Window) -> Bool {
+        x < o.x + o.width && o.x < x + width && y < o.y + o.height && o.y < y + height
+    }
+
+    static func make(_ b: Box4, width: Int, height: Int, stride: Int, margin: Int?) -> Window {
+        let bw = b.x1 - b.x0 + 1, bh = b.y1 - b.y0 + 1
         let m = margin ?? min(64, max(16, max(bw, bh) / 4))
         func axis(_ lo: Int, _ size: Int, _ limit: Int) -> (Int, Int) {
             let want = size + 2 * m
@@ -294,9 +361,9 @@ struct Window {
             }
             return (start, len)
         }
-        let (wx, ww) = axis(x0, bw, mask.width)
-        let (wy, wh) = axis(y0, bh, mask.height)
-        return Window(x: wx, y: wy, width: ww, height: wh, imageWidth: mask.width, imageHeight: mask.height)
+        let (wx, ww) = axis(b.x0, bw, width)
+        let (wy, wh) = axis(b.y0, bh, height)
+        return Window(x: wx, y: wy, width: ww, height: wh, imageWidth: width, imageHeight: height)
     }
 
     /// Tiles of at most `tile` a side covering a `width` × `height` window, overlapping by about a quarter.

@@ -75,7 +75,7 @@ final class EditTests: XCTestCase {
     func testFillKeepsEveryPixelOutsideTheMaskOddSizeRGBA() throws {
         let input = photo(37, 29, alpha: true)
         let mask = strokeMask(37, 29)
-        let (out, report) = try edit().run(image: input, mask: mask)
+        let (out, report) = try edit { $0.fillStart = .noise }.run(image: input, mask: mask)
         assertKeptOutside(out, input, mask)
         XCTAssertEqual(report.maskPixels, mask.values.filter { $0 > 0 }.count)
         XCTAssertEqual(report.mode, .fill)
@@ -219,6 +219,22 @@ final class EditTests: XCTestCase {
         let (t, _) = try edit().run(image: tiny, mask: try EditMasks.box(x: 2, y: 1, w: 1, h: 1, width: 5, height: 3))
         XCTAssertEqual(t.width, 5)
         XCTAssertFalse(t.rgb.contains { $0.isNaN })
+    }
+
+    func testFarApartHolesGetTheirOwnWindows() throws {
+        let input = photo(300, 200)
+        var mask = try EditMasks.box(x: 10, y: 10, w: 12, h: 9, width: 300, height: 200)
+        let other = try EditMasks.box(x: 270, y: 170, w: 15, h: 10, width: 300, height: 200)
+        let near = try EditMasks.box(x: 30, y: 12, w: 5, h: 5, width: 300, height: 200)
+        for i in 0..<mask.values.count { mask.values[i] = max(mask.values[i], other.values[i], near.values[i]) }
+        let (out, r) = try edit { $0.resample = 1 }.run(image: input, mask: mask)
+        assertKeptOutside(out, input, mask)
+        XCTAssertEqual(r.windows.count, 2, "\(r.windows)")
+        for w in r.windows { XCTAssertLessThanOrEqual(w[2] * w[3], 80 * 80) }
+        // A speckled mask falls back to one window round it all.
+        var specks = Mask(width: 300, height: 200, fill: 0)
+        for k in 0..<20 { specks[15 * k + 3, 9 * k + 5] = 1 }
+        XCTAssertEqual(Window.covering(specks, stride: 8, margin: nil).count, 1)
     }
 
     func testGrowAndFeather() throws {
