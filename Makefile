@@ -119,6 +119,10 @@ bench: deps models $(BENCH_PY) $(LITERT_PY)
 	@# and peak RSS per process (weights cached in .build/bench-adm, about 1.1 GB).
 	$(SWIFT) build -c release --product ADMBench
 	$(BENCH_PY) Tools/bench_adm.py --guise .build/release/ADMBench
+	@# guise edit: a 15 % fill on a 512² photo and the same hole in a 4000×3000 photo.
+	$(SWIFT) build -c release --product guise
+	$(MAKE) --no-print-directory $(EDIT_PY)
+	$(EDIT_PY) Tools/bench_edit.py --guise $(BIN)
 
 # The diffusion prior's recipe (issue 6). Interrupted runs resume from the checkpoint in PRIOR_RUN;
 # the result is copied to Models/prior/ and entered in Models/manifest.json with its sha256.
