@@ -66,7 +66,6 @@ demo: deps models samples build
 	$(BIN) segment Samples/astronaut.png --what skin --soft --out $(DEMO_OUT)/astronaut-skin.png
 	$(BIN) pose Samples/messi5.jpg --annotate $(DEMO_OUT)/messi-pose.png --mask $(DEMO_OUT)/messi-person.png
 	$(BIN) edit Samples/chelsea.png --box 300,150,80,65 -o $(DEMO_OUT)/chelsea-fill.png --json
-	$(BIN) edit Samples/astronaut.png --region eyes --grow 2 --harmonize --strength 0.3 -o $(DEMO_OUT)/astronaut-eyes-harmonized.png
 	@# input | mask | Telea | Guise, on photos the prior never trained on (about a minute).
 	$(MAKE) --no-print-directory $(EDIT_PY)
 	$(EDIT_PY) Tools/edit_sheet.py --guise $(BIN) --out $(DEMO_OUT)/edit-sheet.png
