@@ -128,7 +128,7 @@ public struct Edit {
     public func run(image: Image, mask: Mask) throws -> (Image, EditReport) {
         let start = Date()
         try image.validate()
-        let o = options
+        var o = options
         guard o.steps >= 1, o.steps <= 1000 else { throw EditError("--steps must be between 1 and 1000") }
         guard o.resample >= 1, o.jump >= 1 else { throw EditError("--resample and --jump must be 1 or more") }
         guard o.strength > 0, o.strength <= 1 else { throw EditError("--strength must be in (0, 1]") }
@@ -163,6 +163,10 @@ public struct Edit {
         }
         if changeable == image.pixelCount && o.mode == .fill {
             warnings.append("the mask covers the whole photo: the fill is an unconditional sample")
+            // Telea has nothing to start from.
+            o.fillStart = .noise
+            report.fillStart = .noise
+            report.strength = nil
         }
 
         let loaded = try model ?? DiffusionModel.load(o.model)

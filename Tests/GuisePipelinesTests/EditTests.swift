@@ -175,6 +175,7 @@ final class EditTests: XCTestCase {
         XCTAssertEqual(r.evaluations, 0)
         let (full, rf) = try edit().run(image: input, mask: Mask(width: 21, height: 19, fill: 1))
         XCTAssertTrue(rf.warnings.contains { $0.contains("whole photo") }, "\(rf.warnings)")
+        XCTAssertEqual(rf.fillStart, .noise, "with nothing known, Telea has nothing to start from")
         XCTAssertFalse(full.rgb.contains { $0.isNaN })
         XCTAssertNotEqual(full.rgb, input.rgb)
         XCTAssertEqual(full.alpha, input.alpha)
