@@ -11,7 +11,7 @@ DEMO_OUT := demo-out
 # Photographs the prior trains on (train/ and heldout/); fetched, never committed.
 PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures eval-swap eval-baseline clean help
+.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures eval-swap eval-baseline edit-eval clean help
 
 all: build
 
@@ -25,6 +25,7 @@ help:
 	@echo "make fixtures  rerun every fixture script into Tests/Fixtures (unchanged unless a reference changed)"
 	@echo "make eval-swap    guise swap over Tools/swap_pairs.json, measured with dlib (SWAP_CMD to change the command)"
 	@echo "make eval-baseline  the classical swap over the same pairs, to calibrate the measurement"
+	@echo "make edit-eval  guise edit against OpenCV inpainting, and the harmonise test"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -80,6 +81,10 @@ demo: deps models samples build
 	  --row Samples/biden.jpg Samples/astronaut.png $(DEMO_OUT)/swap-biden-on-astronaut.png "Biden onto Eileen Collins" \
 	  --row Samples/astronaut.png Samples/obama3.jpg $(DEMO_OUT)/swap-astronaut-on-obama.png "Eileen Collins onto Obama" \
 	  --row Samples/obama.jpg Samples/t1.jpg $(DEMO_OUT)/swap-obama-on-group.png "Obama onto every face BlazeFace finds"
+	$(BIN) edit Samples/chelsea.png --box 300,150,80,65 -o $(DEMO_OUT)/chelsea-fill.png --json
+	@# input | mask | Telea | Guise, on photos the prior never trained on (about a minute).
+	$(MAKE) --no-print-directory $(EDIT_PY)
+	$(EDIT_PY) Tools/edit_sheet.py --guise $(BIN) --out $(DEMO_OUT)/edit-sheet.png
 	@echo "demo: results in $(DEMO_OUT)/"
 
 test: deps models samples
@@ -95,6 +100,20 @@ BENCH_ROUNDS ?= 3
 $(BENCH_PY):
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q 'torch==2.13.0+cpu' numpy
+
+# numpy and OpenCV for the editing measurements and contact sheet (Tools/edit_eval.py, edit_sheet.py).
+EDIT_VENV := .venv-edit
+EDIT_PY := $(EDIT_VENV)/bin/python
+
+$(EDIT_PY):
+	$(PYTHON) -m venv $(EDIT_VENV)
+	$(EDIT_VENV)/bin/pip install -q numpy opencv-python-headless
+
+# `guise edit` against OpenCV's inpainting and the harmonise colour-cast test (about 15 minutes).
+edit-eval: deps models samples build $(EDIT_PY)
+	$(EDIT_PY) Tools/edit_eval.py fill --guise $(BIN)
+	$(EDIT_PY) Tools/edit_eval.py harmonize --guise $(BIN)
+	$(EDIT_PY) Tools/edit_eval.py gaze --guise $(BIN) --photos Samples/astronaut.png
 
 # LiteRT (and dlib) for the embedded networks' side-by-side rows, in a venv of their own (created once).
 LITERT_VENV := .venv-litert
@@ -120,6 +139,10 @@ bench: deps models $(BENCH_PY) $(LITERT_PY)
 	$(SWIFT) build -c release --product guise
 	$(MAKE) --no-print-directory $(EVAL_PY)
 	$(EVAL_PY) Tools/bench_swap.py --guise $(BIN)
+	@# guise edit: a 15 % fill on a 512² photo and the same hole in a 4000×3000 photo.
+	$(SWIFT) build -c release --product guise
+	$(MAKE) --no-print-directory $(EDIT_PY)
+	$(EDIT_PY) Tools/bench_edit.py --guise $(BIN)
 
 # The diffusion prior's recipe. Interrupted runs resume from the checkpoint in PRIOR_RUN;
 # the result is copied to Models/prior/ and entered in Models/manifest.json with its sha256.

@@ -1,0 +1,172 @@
+import ArgumentParser
+import Foundation
+import GuiseImage
+import GuisePipelines
+
+extension EditRegion: ExpressibleByArgument {}
+extension EditOptions.FillStart: ExpressibleByArgument {}
+extension EditOptions.Sampler: ExpressibleByArgument {}
+
+/// `guise edit`: change only a masked region of a photo with the diffusion model.
+struct EditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "edit",
+        abstract: "Fill or harmonise a masked region of a photo; every other pixel is kept exactly.",
+        discussion: """
+        White in the mask means "may change". Give the region as --mask FILE (any size; resized to \
+        the photo with a warning), --box x,y,w,h, or --region (person and background from selfie \
+        segmentation; face, skin, eyes, brows, nose, lips, mouth from the face mesh of --face). \
+        --fill (the default) makes the region anew from its surroundings with RePaint's resampling \
+        (--resample N walks each stretch of --jump steps N times). --harmonize noises the photo to \
+        --strength and denoises it, re-imposing the unmasked part from the noised original at each \
+        step, so a rough paste-in takes on its surroundings' colour and grain. The network sees a \
+        window around the mask at the photo's own resolution, so the cost follows the mask's size. \
+        The same --seed gives the same bytes.
+        """)
+
+    /// -o/--out (.png keeps 16-bit and alpha), --json (mask area, mode, steps, seed, time), --quiet.
+    @OptionGroup var output: OutputOptions
+    var out: String { output.out }
+    var json: Bool { output.json }
+    var quiet: Bool { output.quiet }
+
+    @Argument(help: "The photo (PNG, JPEG, WebP, BMP or TIFF).")
+    var image: String
+
+    @Option(help: "A mask image: white may change, black is kept.")
+    var mask: String?
+
+    @Option(help: "A rectangle that may change: x,y,w,h in pixels.")
+    var box: String?
+
+    @Option(help: "A region found in the photo: \(EditRegion.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var region: EditRegion?
+
+    @Option(help: "Which face a face region belongs to, largest first, counting from 0.")
+    var face = 0
+
+    @Flag(help: "Make the region anew from its surroundings (the default).")
+    var fill = false
+
+    @Flag(name: [.customLong("harmonize"), .customLong("harmonise")], help: "Redraw the region in place so it fits its surroundings.")
+    var harmonize = false
+
+    @Option(help: "Harmonise: how far the photo is noised, 0…1 (more changes more).")
+    var strength = 0.4
+
+    @Flag(name: .customLong("no-poisson"), help: "Harmonise with the model alone, without the gradient-domain blend first.")
+    var noPoisson = false
+
+    @Option(help: "Fill: start from OpenCV's Telea fill noised to --start-strength, or from pure noise.")
+    var start: EditOptions.FillStart = .telea
+
+    @Option(name: .customLong("start-strength"), help: "Fill from Telea: how far its fill is noised, 0…1.")
+    var startStrength = 0.6
+
+    @Option(help: "ddpm (stochastic) or ddim (deterministic between resampling jumps).")
+    var sampler: EditOptions.Sampler = .ddpm
+
+    @Option(help: "Reverse diffusion steps of the whole schedule (a Telea start or harmonise runs the last part).")
+    var steps = 50
+
+    @Option(help: "Fill: how many times each stretch of --jump steps is walked (1: no resampling).")
+    var resample = 1
+
+    @Option(help: "Fill: the length of a resampling jump, in steps.")
+    var jump = 5
+
+    @Option(help: "Grow the mask by this many pixels before editing.")
+    var grow = 0
+
+    @Option(help: "Feather the mask's edge outwards over about this many pixels.")
+    var feather = 0.0
+
+    @Option(help: "Context around the mask the network sees, in pixels (default: a quarter of its size, 16 to 64).")
+    var margin: Int?
+
+    @Option(help: "The largest window side the network sees at once; larger windows are tiled.")
+    var tile = 384
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Re-render with the iris expert's guidance towards a gaze: camera, or a horizontal offset in eye widths (-0.5…0.5). Harmonises the mask (default --region eyes, grown) of --face.")
+    var gaze: String?
+
+    @Option(name: .customLong("gaze-weight"), help: "The gaze guidance's weight (default \(Int(EditGuides.defaultGazeWeight))).")
+    var gazeWeight = EditGuides.defaultGazeWeight
+
+    @Option(help: "The diffusion model: prior (the embedded one) or an ADM checkpoint file.")
+    var model: String?
+
+    func validate() throws {
+        let given = [mask != nil, box != nil, region != nil].filter { $0 }.count
+        if let gaze { _ = try GazeTarget(parsing: gaze) }
+        guard gazeWeight >= 0 && gazeWeight.isFinite else { throw ValidationError("--gaze-weight must be 0 or more") }
+        guard given == 1 || (given == 0 && gaze != nil) else { throw ValidationError("give exactly one of --mask, --box and --region") }
+        guard !(fill && harmonize) else { throw ValidationError("--fill and --harmonize exclude each other") }
+        guard strength > 0 && strength <= 1 else { throw ValidationError("--strength must be in (0, 1]") }
+        guard startStrength > 0 && startStrength <= 1 else { throw ValidationError("--start-strength must be in (0, 1]") }
+        guard steps >= 1 && steps <= 1000 else { throw ValidationError("--steps must be between 1 and 1000") }
+        guard resample >= 1, jump >= 1 else { throw ValidationError("--resample and --jump must be 1 or more") }
+        guard grow >= 0 else { throw ValidationError("--grow must be 0 or more") }
+        guard feather >= 0 && feather.isFinite else { throw ValidationError("--feather must be 0 or more") }
+        guard face >= 0 else { throw ValidationError("--face must be 0 or more") }
+        guard tile >= 32 else { throw ValidationError("--tile must be at least 32") }
+        if let margin, margin < 0 { throw ValidationError("--margin must be 0 or more") }
+    }
+
+    func run() throws {
+        try output.check(kind: .image)
+        let say: (String, String) -> Void = { kind, msg in
+            FileHandle.standardError.write(Data("guise: \(kind): \(msg)\n".utf8))
+        }
+        let photo = try ImageIO.read(image)
+        var m: Mask
+        if let mask {
+            m = try EditMasks.read(mask, width: photo.width, height: photo.height) { say("warning", $0) }
+        } else if let box {
+            let b = try EditMasks.parseBox(box)
+            m = try EditMasks.box(x: b.x, y: b.y, w: b.w, h: b.h, width: photo.width, height: photo.height)
+        } else {
+            m = try EditMasks.region(region ?? .eyes, in: photo, faceIndex: face, label: image) { if !quiet { say("note", $0) } }
+            // The irises move within the eye: the eye outline alone would clip them.
+            if region == nil, grow == 0 { m = try EditMasks.refine(m, grow: max(2, photo.width / 200)) }
+        }
+        m = try EditMasks.refine(m, grow: grow, feather: feather)
+
+        var options = EditOptions()
+        options.mode = harmonize ? .harmonize : .fill
+        options.model = model
+        options.steps = steps
+        options.resample = resample
+        options.jump = jump
+        options.strength = strength
+        options.fillStart = start
+        options.fillStrength = startStrength
+        options.sampler = sampler
+        options.poisson = !noPoisson
+        options.seed = seed
+        options.margin = margin
+        options.tileSize = tile
+        if let gaze {
+            options.mode = .harmonize
+            // The region is the photo's own eye: nothing to blend in, and the blend would flatten it.
+            options.poisson = false
+            let g = try EditGuides.gazeForFace(try GazeTarget(parsing: gaze), image: photo, faceIndex: face, label: image,
+                                               weight: gazeWeight) { if !quiet { say("note", $0) } }
+            options.guidance = g.guidance
+            options.context = g.context
+        }
+        var bar: ProgressBar?
+        options.progress = { done, total in
+            if bar == nil { bar = ProgressBar(total: total, label: options.mode.rawValue, enabled: !quiet) }
+            bar?.update(done)
+        }
+        let (result, report) = try Edit(options).run(image: photo, mask: m)
+        for w in report.warnings { say("warning", w) }
+        if !quiet { for n in report.notes { say("note", n) } }
+        try ImageIO.write(result, to: out)
+        try output.report(report, text: quiet ? "" : "\(out): \(report.mode.rawValue), \(report.maskPixels) px (\(String(format: "%.1f", report.maskFraction * 100))%) in \(String(format: "%.1f", report.seconds)) s")
+    }
+}

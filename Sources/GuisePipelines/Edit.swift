@@ -1,0 +1,520 @@
+import Foundation
+import GuiseDiffusion
+import GuiseImage
+import GuiseTensor
+import GuiseVision
+
+/// How `Edit` changes the masked region.
+public struct EditOptions {
+    public enum Mode: String, CaseIterable, Sendable, Codable {
+        /// Inpainting: the region is made anew from its surroundings (RePaint).
+        case fill
+        /// SDEdit inside the region: noise the photo to `strength`, denoise, keeping the rest
+        /// from the noised original at every step, so a paste-in takes on its surroundings' look.
+        case harmonize
+    }
+
+    /// What a fill starts from inside the region.
+    public enum FillStart: String, CaseIterable, Sendable, Codable {
+        /// Pure noise from the top of the schedule.
+        case noise
+        /// OpenCV's Telea inpainting, noised to `fillStrength` of the schedule.
+        case telea
+    }
+
+    public var mode: Mode = .fill
+    /// Model name or file (nil: the embedded prior).
+    public var model: String?
+    /// Reverse steps of the respaced schedule (the full walk; a Telea start or a harmonise runs
+    /// the last `fillStrength` or `strength` of them).
+    public var steps = 50
+    /// RePaint: each stretch of `jump` steps is walked down `resample` times in all (1: no jumps).
+    /// With the embedded prior, resampling smooths the fill (less texture, lower PSNR: see
+    /// docs/EDIT.md), so it is off by default.
+    public var resample = 1
+    public var jump = 5
+    /// Harmonise: the fraction of the schedule the photo is noised to.
+    public var strength = 0.4
+    /// How each reverse step is taken.
+    public enum Sampler: String, CaseIterable, Sendable, Codable {
+        /// DDPM with the posterior's variance (fixed-small): at a few respaced steps the fixed-large
+        /// variance leaves visible grain.
+        case ddpm
+        /// DDIM, deterministic between RePaint's re-noising jumps.
+        case ddim
+    }
+
+    public var sampler: Sampler = .ddpm
+    /// Harmonise: first blend the region into its surroundings in the gradient domain (its own
+    /// gradients kept, its edge made continuous with theirs: a membrane correction), then let the
+    /// model redraw it. The model alone leaves most of a colour cast, since noise at a moderate
+    /// strength keeps the low frequencies.
+    public var poisson = true
+    /// Telea then noise keeps the fill's broad colours near the smooth fill's (and so its PSNR)
+    /// while the model draws texture; from pure noise the texture is right but colours wander.
+    public var fillStart: FillStart = .telea
+    /// A Telea-started fill is noised to this fraction of the schedule.
+    public var fillStrength = 0.6
+    public var seed: UInt64 = 0
+    /// Context around the mask's bounding box, in pixels (nil: a quarter of its longer side, 16…64).
+    public var margin: Int?
+    /// The largest side the network sees at once; larger windows are tiled with a quarter overlap.
+    public var tileSize = 384
+    /// A photo rectangle [x0, y0, x1, y1) the network's window must include besides the mask
+    /// (a guidance expert's input, e.g. the whole face for the gaze expert).
+    public var context: [Int]?
+    /// Extra energy on the window's x̂0 (in −1…1), lower is better; see `EditGuidance`.
+    public var guidance: EditGuidance?
+    /// (transitions done, total) over every tile.
+    public var progress: ((Int, Int) -> Void)?
+
+    public init() {}
+}
+
+/// Classifier guidance for a re-rendering edit. `energy` gets x̂0 of the whole photo-sized window
+/// as [1, 3, h, w] in −1…1 and the window's top-left corner in photo pixels; its gradient is
+/// applied only inside the mask (the rest is re-imposed from the original every step).
+public struct EditGuidance {
+    /// What the report calls it ("gaze", …).
+    public var name: String
+    public var energy: (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor
+    public init(name: String = "custom", energy: @escaping (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor) {
+        self.name = name
+        self.energy = energy
+    }
+}
+
+/// What an edit did, for `--json` and logs.
+public struct EditReport: Codable, Equatable {
+    public var mode: EditOptions.Mode
+    public var width: Int
+    public var height: Int
+    /// Pixels that may change (mask > 0 after grow and feather), and their share of the photo.
+    public var maskPixels: Int
+    public var maskFraction: Double
+    /// The network's windows, [x, y, w, h] in photo pixels (they may reach past the edge, mirrored).
+    public var windows: [[Int]]
+    public var steps: Int
+    public var resample: Int
+    public var jump: Int
+    public var strength: Double?
+    public var fillStart: EditOptions.FillStart?
+    public var sampler: EditOptions.Sampler
+    public var guidance: String?
+    /// Network evaluations in all.
+    public var evaluations: Int
+    public var seed: UInt64
+    public var seconds: Double
+    public var model: String
+    public var notes: [String]
+    public var warnings: [String]
+}
+
+/// Mask-guided editing: change the pixels under a mask with a diffusion model and keep every other
+/// pixel exactly as decoded. The network sees a window around the mask at the photo's own
+/// resolution, never a downscaled photo, so cost follows the mask's size, not the photo's.
+///
+/// Memory: the photo and the result as float planes (32 bytes a pixel with alpha), plus one
+/// window of at most `tileSize`² at a time in the network (about 0.4 GB at 384² for the prior).
+public struct Edit {
+    public var options: EditOptions
+    var model: DiffusionModel?
+
+    public init(_ options: EditOptions = EditOptions(), model: DiffusionModel? = nil) {
+        self.options = options
+        self.model = model
+    }
+
+    public func run(image: Image, mask: Mask) throws -> (Image, EditReport) {
+        let start = Date()
+        try image.validate()
+        var o = options
+        guard o.steps >= 1, o.steps <= 1000 else { throw EditError("--steps must be between 1 and 1000") }
+        guard o.resample >= 1, o.jump >= 1 else { throw EditError("--resample and --jump must be 1 or more") }
+        guard o.strength > 0, o.strength <= 1 else { throw EditError("--strength must be in (0, 1]") }
+        guard o.fillStrength > 0, o.fillStrength <= 1 else { throw EditError("the fill strength must be in (0, 1]") }
+        guard o.tileSize >= 32 else { throw EditError("the tile size must be at least 32") }
+        if let m = o.margin, m < 0 { throw EditError("--margin must be 0 or more") }
+        var notes: [String] = [], warnings: [String] = []
+
+        var weight = mask
+        if mask.width != image.width || mask.height != image.height {
+            warnings.append("the mask is \(mask.width)x\(mask.height), the photo \(image.width)x\(image.height): resized to fit")
+            weight = try EditMasks.resize(mask, width: image.width, height: image.height)
+        }
+        guard !weight.values.contains(where: { $0.isNaN }) else { throw EditError("the mask holds NaN values") }
+        weight.values = weight.values.map { min(max($0, 0), 1) }
+        let changeable = weight.values.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        let fraction = Double(changeable) / Double(image.pixelCount)
+
+        var report = EditReport(
+            mode: o.mode, width: image.width, height: image.height, maskPixels: changeable, maskFraction: fraction,
+            windows: [], steps: o.steps, resample: o.mode == .fill ? o.resample : 1, jump: o.jump,
+            strength: o.mode == .harmonize ? o.strength : (o.fillStart == .telea ? o.fillStrength : nil),
+            fillStart: o.mode == .fill ? o.fillStart : nil, sampler: o.sampler, guidance: o.guidance?.name, evaluations: 0, seed: o.seed, seconds: 0,
+            model: o.model ?? DiffusionModel.priorName, notes: [], warnings: [])
+
+        if changeable == 0 {
+            notes.append("the mask is empty: the photo is returned unchanged")
+            report.notes = notes
+            report.warnings = warnings
+            report.seconds = Date().timeIntervalSince(start)
+            return (image, report)
+        }
+        if changeable == image.pixelCount && o.mode == .fill {
+            warnings.append("the mask covers the whole photo: the fill is an unconditional sample")
+            // Telea has nothing to start from.
+            o.fillStart = .noise
+            report.fillStart = .noise
+            report.strength = nil
+        }
+
+        let loaded = try model ?? DiffusionModel.load(o.model)
+        let cfg = loaded.config
+        let diffusion = try GaussianDiffusion(
+            schedule: try BetaSchedule(named: cfg.noiseSchedule), steps: cfg.diffusionSteps, respacing: String(o.steps),
+            varianceType: cfg.learnSigma ? .learnedRange : .fixedSmall, rescaleTimesteps: cfg.rescaleTimesteps)
+        let stride = loaded.stride
+        let tile = max(stride, o.tileSize / stride * stride)
+        if let c = o.context, c.count != 4 || c[0] >= c[2] || c[1] >= c[3] {
+            throw EditError("the context rectangle must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
+        }
+        // One window per cluster of mask parts (parts whose windows would overlap share one), so
+        // two small holes far apart cost two small windows, not the photo between them.
+        let windows = o.context != nil
+            ? [Window.around(weight, stride: stride, margin: o.margin, include: o.context)]
+            : Window.covering(weight, stride: stride, margin: o.margin)
+        report.windows = windows.map { [$0.x, $0.y, $0.width, $0.height] }
+
+        let skip: Int
+        switch o.mode {
+        case .fill: skip = o.fillStart == .telea ? o.steps - max(1, Int((o.fillStrength * Double(o.steps)).rounded())) : 0
+        case .harmonize: skip = o.steps - max(1, Int((o.strength * Double(o.steps)).rounded()))
+        }
+        let repaint: RePaintJumps? = o.mode == .fill && o.resample > 1 ? RePaintJumps(jumpLength: o.jump, jumpNSample: o.resample) : nil
+        let times = try repaint?.times(from: o.steps - skip) ?? Array((0..<(o.steps - skip)).reversed()) + [-1]
+        let perTile = times.count - 1
+        let reversePerTile = zip(times, times.dropFirst()).filter { $1 < $0 }.count
+
+        // The window's pixels (mirrored past the photo's edge) and which of them the network makes.
+        var works = windows.map { $0.extract(image) }
+        var unknowns = windows.map { w in w.extractMask(weight).map { $0 > 0 } }
+        let plan: [(window: Int, tile: WindowRect)] = windows.indices.flatMap { k in
+            Window.tiles(width: windows[k].width, height: windows[k].height, tile: tile, stride: stride)
+                .filter { windows[k].any(unknowns[k], in: $0) }.map { (k, $0) }
+        }
+        let total = perTile * plan.count
+        var done = 0
+
+        for (index, step) in plan.enumerated() {
+            let window = windows[step.window], t = step.tile
+            let (w, h) = (t.width, t.height)
+            var tileImage = window.crop(works[step.window], rect: t)
+            let tileUnknown = window.cropMask(unknowns[step.window], rect: t)
+            let m = Tensor(shape: [1, 1, h, w], values: tileUnknown.map { $0 ? 1 : 0 })
+            if o.mode == .fill {
+                if o.fillStart == .telea {
+                    tileImage = try tileImage.inpainted(mask: Mask(width: w, height: h, values: tileUnknown.map { $0 ? 1 : 0 }))
+                } else {
+                    // Nothing of the old content leaks into the fill: the hole starts mid-grey under the noise.
+                    let n = w * h
+                    for i in 0..<n where tileUnknown[i] { for c in 0..<3 { tileImage.rgb[c * n + i] = 0.5 } }
+                }
+            }
+            if o.mode == .harmonize && o.poisson {
+                Membrane.blend(&tileImage, region: tileUnknown)
+            }
+            var sampler = SamplerOptions(method: o.sampler == .ddim ? .ddim(eta: 0) : .ddpm, clipDenoised: true, skipTimesteps: skip)
+            sampler.mask = MaskBlend(mask: m, schedule: .hard, timing: .beforeStep, composite: .none)
+            sampler.repaint = repaint
+            let known = ImageTensor.tensor(tileImage, range: .signed)
+            if let g = o.guidance {
+                // The energy sees the known pixels as they are and x̂0 only where pixels are made.
+                let origin = (x: window.x + t.x, y: window.y + t.y)
+                let keep = m.scaled(-1, plus: 1)
+                sampler.guidance = Guidance(image: .predictedStart, gradient: .throughPrediction) { x0, _ in
+                    try g.energy(x0 * m + known * keep, origin)
+                }
+            }
+            let base = done
+            sampler.progress = { p in o.progress?(base + p.index, total) }
+            let noise = SeededNoise(seed: Edit.tileSeed(o.seed, index))
+            let result = try diffusion.sample(loaded.denoiser, shape: [1, 3, h, w],
+                                              initImage: known,
+                                              options: sampler, noise: noise)
+            done += perTile
+            let made = try ImageTensor.image(result.sample, range: .signed)
+            guard !made.rgb.contains(where: { $0.isNaN }) else { throw EditError("the model produced NaN values", category: .model) }
+            window.paste(made, into: &works[step.window], unknown: &unknowns[step.window], rect: t)
+        }
+        report.evaluations = reversePerTile * plan.count
+
+        var out = image
+        let grey = image.isGrey
+        for (k, window) in windows.enumerated() { window.composite(works[k], into: &out, weight: weight, grey: grey) }
+        report.notes = notes
+        report.warnings = warnings
+        report.seconds = Date().timeIntervalSince(start)
+        return (out, report)
+    }
+
+    /// Each tile draws its own noise stream, so a tile's result does not depend on how many
+    /// draws the tiles before it made.
+    static func tileSeed(_ seed: UInt64, _ index: Int) -> UInt64 {
+        var z = seed &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(index + 1)
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A rectangle in window pixels.
+struct WindowRect: Equatable {
+    var x: Int, y: Int, width: Int, height: Int
+}
+
+/// The region the network sees: the mask's bounding box plus a margin, its sides multiples of
+/// the model's stride. It is placed inside the photo where it fits; where the photo is smaller,
+/// it reaches past the edge and those pixels mirror the photo (reflect-101).
+struct Window {
+    let x: Int, y: Int, width: Int, height: Int
+    let imageWidth: Int, imageHeight: Int
+
+    static func around(_ mask: Mask, stride: Int, margin: Int?, include: [Int]? = nil) -> Window {
+        var x0 = mask.width, y0 = mask.height, x1 = -1, y1 = -1
+        for yy in 0..<mask.height {
+            let row = yy * mask.width
+            for xx in 0..<mask.width where mask.values[row + xx] > 0 {
+                x0 = min(x0, xx); x1 = max(x1, xx); y0 = min(y0, yy); y1 = max(y1, yy)
+            }
+        }
+        if let c = include, c.count == 4 {
+            x0 = min(x0, max(0, c[0])); y0 = min(y0, max(0, c[1]))
+            x1 = max(x1, min(mask.width, c[2]) - 1); y1 = max(y1, min(mask.height, c[3]) - 1)
+        }
+        return make(Box4(x0: x0, y0: y0, x1: x1, y1: y1), width: mask.width, height: mask.height, stride: stride, margin: margin)
+    }
+
+    /// An inclusive pixel box.
+    struct Box4 {
+        var x0: Int, y0: Int, x1: Int, y1: Int
+        func union(_ b: Box4) -> Box4 { Box4(x0: min(x0, b.x0), y0: min(y0, b.y0), x1: max(x1, b.x1), y1: max(y1, b.y1)) }
+    }
+
+    /// Windows for the mask's connected parts (8-neighbours), merged while any two overlap; more
+    /// than `maxWindows` clusters (a speckled mask) fall back to one window round everything.
+    static func covering(_ mask: Mask, stride: Int, margin: Int?, maxWindows: Int = 8) -> [Window] {
+        let (w, h) = (mask.width, mask.height)
+        var seen = [Bool](repeating: false, count: w * h)
+        var boxes: [Box4] = []
+        var stack: [Int] = []
+        for start in 0..<(w * h) where mask.values[start] > 0 && !seen[start] {
+            var b = Box4(x0: start % w, y0: start / w, x1: start % w, y1: start / w)
+            seen[start] = true
+            stack.append(start)
+            while let p = stack.popLast() {
+                let x = p % w, y = p / w
+                b = b.union(Box4(x0: x, y0: y, x1: x, y1: y))
+                for dy in -1...1 {
+                    let yy = y + dy
+                    guard yy >= 0, yy < h else { continue }
+                    for dx in -1...1 {
+                        let xx = x + dx
+                        guard xx >= 0, xx < w else { continue }
+                        let q = yy * w + xx
+                        if !seen[q] && mask.values[q] > 0 { seen[q] = true; stack.append(q) }
+                    }
+                }
+            }
+            boxes.append(b)
+            if boxes.count > 4096 { break }
+        }
+        func window(_ b: Box4) -> Window { make(b, width: w, height: h, stride: stride, margin: margin) }
+        var merged = true
+        while merged && boxes.count > 1 {
+            merged = false
+            let wins = boxes.map(window)
+            search: for i in 0..<boxes.count {
+                for j in (i + 1)..<boxes.count where wins[i].overlaps(wins[j]) {
+                    boxes[i] = boxes[i].union(boxes[j])
+                    boxes.remove(at: j)
+                    merged = true
+                    break search
+                }
+            }
+        }
+        if boxes.count > maxWindows { return [around(mask, stride: stride, margin: margin)] }
+        return boxes.map(window)
+    }
+
+    func overlaps(_ o: Window) -> Bool {
+        x < o.x + o.width && o.x < x + width && y < o.y + o.height && o.y < y + height
+    }
+
+    static func make(_ b: Box4, width: Int, height: Int, stride: Int, margin: Int?) -> Window {
+        let bw = b.x1 - b.x0 + 1, bh = b.y1 - b.y0 + 1
+        let m = margin ?? min(64, max(16, max(bw, bh) / 4))
+        func axis(_ lo: Int, _ size: Int, _ limit: Int) -> (Int, Int) {
+            let want = size + 2 * m
+            let len = (want + stride - 1) / stride * stride
+            var start = lo - (len - size) / 2
+            if len <= limit {
+                start = min(max(start, 0), limit - len)
+            } else {
+                start = -(len - limit) / 2
+            }
+            return (start, len)
+        }
+        let (wx, ww) = axis(b.x0, bw, width)
+        let (wy, wh) = axis(b.y0, bh, height)
+        return Window(x: wx, y: wy, width: ww, height: wh, imageWidth: width, imageHeight: height)
+    }
+
+    /// Tiles of at most `tile` a side covering a `width` × `height` window, overlapping by about a quarter.
+    static func tiles(width: Int, height: Int, tile: Int, stride: Int) -> [WindowRect] {
+        func starts(_ length: Int) -> [Int] {
+            guard length > tile else { return [0] }
+            let step = max(stride, (tile * 3 / 4) / stride * stride)
+            let n = (length - tile + step - 1) / step + 1
+            let room = (length - tile) / stride
+            return (0..<n).map { i in stride * Int((Double(i * room) / Double(n - 1)).rounded()) }
+        }
+        let size = { (l: Int) in min(l, tile) }
+        return starts(height).flatMap { ty in starts(width).map { tx in
+            WindowRect(x: tx, y: ty, width: size(width), height: size(height))
+        } }
+    }
+
+    /// reflect-101 into 0..<n.
+    static func mirror(_ i: Int, _ n: Int) -> Int {
+        guard n > 1 else { return 0 }
+        let period = 2 * (n - 1)
+        var j = i % period
+        if j < 0 { j += period }
+        return j < n ? j : period - j
+    }
+
+    func source(_ wx: Int, _ wy: Int) -> Int {
+        Window.mirror(y + wy, imageHeight) * imageWidth + Window.mirror(x + wx, imageWidth)
+    }
+
+    func extract(_ image: Image) -> Image {
+        let n = width * height, sn = image.pixelCount
+        var rgb = [Float](repeating: 0, count: 3 * n)
+        for wy in 0..<height {
+            for wx in 0..<width {
+                let s = source(wx, wy), d = wy * width + wx
+                for c in 0..<3 { rgb[c * n + d] = image.rgb[c * sn + s] }
+            }
+        }
+        return Image(width: width, height: height, rgb: rgb)
+    }
+
+    func extractMask(_ mask: Mask) -> [Float] {
+        var out = [Float](repeating: 0, count: width * height)
+        for wy in 0..<height { for wx in 0..<width { out[wy * width + wx] = mask.values[source(wx, wy)] } }
+        return out
+    }
+
+    func any(_ flags: [Bool], in r: WindowRect) -> Bool {
+        for yy in r.y..<(r.y + r.height) { for xx in r.x..<(r.x + r.width) where flags[yy * width + xx] { return true } }
+        return false
+    }
+
+    func crop(_ image: Image, rect r: WindowRect) -> Image {
+        let n = r.width * r.height, wn = width * height
+        var rgb = [Float](repeating: 0, count: 3 * n)
+        for yy in 0..<r.height {
+            for xx in 0..<r.width {
+                let s = (r.y + yy) * width + r.x + xx
+                for c in 0..<3 { rgb[c * n + yy * r.width + xx] = image.rgb[c * wn + s] }
+            }
+        }
+        return Image(width: r.width, height: r.height, rgb: rgb)
+    }
+
+    func cropMask(_ flags: [Bool], rect r: WindowRect) -> [Bool] {
+        (0..<(r.width * r.height)).map { i in flags[(r.y + i / r.width) * width + r.x + i % r.width] }
+    }
+
+    /// The tile's made pixels replace the window's unknown ones, which become known to later tiles.
+    func paste(_ made: Image, into work: inout Image, unknown: inout [Bool], rect r: WindowRect) {
+        let n = r.width * r.height, wn = width * height
+        for yy in 0..<r.height {
+            for xx in 0..<r.width {
+                let d = (r.y + yy) * width + r.x + xx
+                guard unknown[d] else { continue }
+                for c in 0..<3 { work.rgb[c * wn + d] = made.rgb[c * n + yy * r.width + xx] }
+                unknown[d] = false
+            }
+        }
+    }
+
+    /// out = photo·(1 − w) + made·w where w > 0; every other pixel (and all alpha) is left as it was.
+    func composite(_ work: Image, into out: inout Image, weight: Mask, grey: Bool) {
+        let n = out.pixelCount, wn = width * height
+        for wy in 0..<height {
+            let py = y + wy
+            guard py >= 0, py < imageHeight else { continue }
+            for wx in 0..<width {
+                let px = x + wx
+                guard px >= 0, px < imageWidth else { continue }
+                let p = py * imageWidth + px
+                let a = weight.values[p]
+                guard a > 0 else { continue }
+                let d = wy * width + wx
+                var v = (work.rgb[d], work.rgb[wn + d], work.rgb[2 * wn + d])
+                if grey {
+                    let l = 0.299 * v.0 + 0.587 * v.1 + 0.114 * v.2
+                    v = (l, l, l)
+                }
+                if a >= 1 {
+                    out.rgb[p] = v.0; out.rgb[n + p] = v.1; out.rgb[2 * n + p] = v.2
+                } else {
+                    out.rgb[p] += (v.0 - out.rgb[p]) * a
+                    out.rgb[n + p] += (v.1 - out.rgb[n + p]) * a
+                    out.rgb[2 * n + p] += (v.2 - out.rgb[2 * n + p]) * a
+                }
+            }
+        }
+    }
+}
+
+/// Gradient-domain blending of a region into its surroundings with its own gradients: the result
+/// is region + C, where C is harmonic inside the region and, across each edge to a pixel outside,
+/// makes the two sides equal. A constant cast comes out exactly; a smooth one nearly so.
+enum Membrane {
+    static func blend(_ image: inout Image, region: [Bool]) {
+        let w = image.width, h = image.height, n = w * h
+        let inside = (0..<n).filter { region[$0] }
+        guard !inside.isEmpty, inside.count < n else { return }
+        // Over-relaxed Gauss–Seidel; a region of side L needs on the order of L sweeps.
+        var x0 = w, x1 = 0, y0 = h, y1 = 0
+        for p in inside { x0 = min(x0, p % w); x1 = max(x1, p % w); y0 = min(y0, p / w); y1 = max(y1, p / w) }
+        let sweeps = 3 * max(x1 - x0 + 1, y1 - y0 + 1) + 50
+        let omega: Float = 1.9
+        for c in 0..<3 {
+            let base = c * n
+            var corr = [Float](repeating: 0, count: n)
+            image.rgb.withUnsafeBufferPointer { px in
+                for _ in 0..<sweeps {
+                    var change: Float = 0
+                    for p in inside {
+                        let x = p % w, y = p / w
+                        var sum: Float = 0, count: Float = 0
+                        for (q, ok) in [(p - 1, x > 0), (p + 1, x < w - 1), (p - w, y > 0), (p + w, y < h - 1)] where ok {
+                            sum += region[q] ? corr[q] : px[base + q] - px[base + p]
+                            count += 1
+                        }
+                        guard count > 0 else { continue }
+                        let next = corr[p] + omega * (sum / count - corr[p])
+                        change = max(change, abs(next - corr[p]))
+                        corr[p] = next
+                    }
+                    if change < 1e-5 { break }
+                }
+            }
+            for p in inside { image.rgb[base + p] = min(max(image.rgb[base + p] + corr[p], 0), 1) }
+        }
+    }
+}
