@@ -1,0 +1,38 @@
+import Foundation
+import XCTest
+import GuiseImage
+import GuiseTestSupport
+
+extension CLITests {
+    func testSwapWritesThePhotoAndAJSONReport() throws {
+        let out = dir + "/swap.png"
+        let run = try guise(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "-o", out,
+                             "--no-diffusion", "--json", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stderr, "", "--quiet leaves stderr empty")
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let faces = (report?["report"] as? [String: Any])?["faces"] as? [[String: Any]]
+        XCTAssertEqual(faces?.count, 1)
+        let toSource = faces?.first?["identityToSource"] as? Double ?? 9, toTarget = faces?.first?["identityToTarget"] as? Double ?? 0
+        XCTAssertLessThan(toSource, toTarget, "the result is closer to the source than to the target")
+        let written = try ImageIO.read(out), target = try ImageIO.read(repoRoot + "/Samples/astronaut.png")
+        XCTAssertEqual(written.width, target.width)
+        XCTAssertEqual(written.height, target.height)
+        XCTAssertNotEqual(written.rgb, target.rgb)
+    }
+
+    func testSwapFailuresAreOneLineAndWriteNothing() throws {
+        let out = dir + "/swap.png"
+        try assertFails(["swap", "--source", "Samples/coffee.png", "--target", "Samples/astronaut.png", "--no-diffusion"],
+                        output: out, mentions: "no face found in Samples/coffee.png")
+        XCTAssertEqual(try guise(["swap", "--source", "Samples/coffee.png", "--target", "Samples/astronaut.png", "-o", out]).status, 3,
+                       "nothing found is exit status 3")
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--target-face", "4", "--no-diffusion"],
+                        output: out, mentions: "face 4 is out of range")
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--reference", "Samples/obama.jpg",
+                         "--no-diffusion"], output: out, mentions: "within distance")
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--strength", "0"],
+                        output: out, mentions: "strength")
+        try assertFails(["swap", "--target", "Samples/astronaut.png"], output: out, mentions: "--source")
+    }
+}
