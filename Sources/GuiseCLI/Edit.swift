@@ -16,11 +16,14 @@ struct EditCommand: ParsableCommand {
         White in the mask means "may change". Give the region as --mask FILE (any size; resized to \
         the photo with a warning), --box x,y,w,h, or --region (person and background from selfie \
         segmentation; face, skin, eyes, brows, nose, lips, mouth from the face mesh of --face). \
-        --fill (the default) makes the region anew from its surroundings with RePaint's resampling \
-        (--resample N walks each stretch of --jump steps N times). --harmonize noises the photo to \
-        --strength and denoises it, re-imposing the unmasked part from the noised original at each \
-        step, so a rough paste-in takes on its surroundings' colour and grain. The network sees a \
-        window around the mask at the photo's own resolution, so the cost follows the mask's size. \
+        --fill (the default) makes the region anew from its surroundings: OpenCV's Telea fill, \
+        noised to --start-strength and denoised with the known part re-imposed at every step \
+        (--resample N adds RePaint's resampling, walking each stretch of --jump steps N times). \
+        --harmonize blends the region's edge into its surroundings, noises it to --strength and \
+        denoises it, re-imposing the unmasked part from the noised original at each step, so a \
+        rough paste-in takes on its surroundings' colour and grain. --gaze re-renders the eyes \
+        under the iris network's guidance. The network sees a window around the mask at the \
+        photo's own resolution, so the cost follows the mask's size, not the photo's. \
         The same --seed gives the same bytes.
         """)
 
@@ -39,7 +42,7 @@ struct EditCommand: ParsableCommand {
     @Option(help: "A rectangle that may change: x,y,w,h in pixels.")
     var box: String?
 
-    @Option(help: "A region found in the photo: \(EditRegion.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "A region found in the photo (person and background from selfie segmentation, the rest from the face mesh).")
     var region: EditRegion?
 
     @Option(help: "Which face a face region belongs to, largest first, counting from 0.")

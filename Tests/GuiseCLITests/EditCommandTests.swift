@@ -116,4 +116,23 @@ final class EditCommandTests: XCTestCase {
         XCTAssertNotEqual(try guise(["edit", input, "--mask", junk, "-o", out]).status, 0)
         XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "keep me")
     }
+
+    func testGazeAndRegionsOnAPortrait() throws {
+        let photo = repoRoot + "/Samples/astronaut.png"
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: photo), "run `make samples`")
+        let out = dir + "/gaze.png"
+        let run = try guise(["edit", photo, "--gaze", "camera", "--steps", "8", "-o", out, "--json", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(report?["guidance"] as? String, "gaze")
+        XCTAssertEqual(report?["mode"] as? String, "harmonize")
+        let pixels = report?["maskPixels"] as? Int ?? 0
+        XCTAssertGreaterThan(pixels, 100)
+        XCTAssertLessThan(pixels, 5000, "only the eyes may change")
+        try assertFailsCleanly(["edit", photo, "--gaze", "left", "-o", out + ".png"], output: out + ".png", mentions: "--gaze")
+        let lips = dir + "/lips.png"
+        let r = try guise(["edit", photo, "--region", "lips", "--steps", "6", "-o", lips, "--json", "--quiet"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: lips))
+    }
 }
