@@ -21,8 +21,7 @@ struct EditCommand: ParsableCommand {
         (--resample N adds RePaint's resampling, walking each stretch of --jump steps N times). \
         --harmonize blends the region's edge into its surroundings, noises it to --strength and \
         denoises it, re-imposing the unmasked part from the noised original at each step, so a \
-        rough paste-in takes on its surroundings' colour and grain. --gaze re-renders the eyes \
-        under the iris network's guidance. The network sees a window around the mask at the \
+        rough paste-in takes on its surroundings' colour and grain. The network sees a window around the mask at the \
         photo's own resolution, so the cost follows the mask's size, not the photo's. \
         The same --seed gives the same bytes.
         """)
@@ -93,10 +92,12 @@ struct EditCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
-    @Option(help: "Re-render with the iris expert's guidance towards a gaze: camera, or a horizontal offset in eye widths (-0.5…0.5). Harmonises the mask (default --region eyes, grown) of --face.")
+    // Gaze re-rendering moves the iris network's answer but, with the embedded prior, draws
+    // colour patches rather than eyes (docs/EDIT.md): kept out of --help until it makes eyes.
+    @Option(help: ArgumentHelp("Re-render with the iris expert's guidance towards a gaze: camera, or a horizontal offset in eye widths (-0.5…0.5).", visibility: .hidden))
     var gaze: String?
 
-    @Option(name: .customLong("gaze-weight"), help: "The gaze guidance's weight (default \(Int(EditGuides.defaultGazeWeight))).")
+    @Option(name: .customLong("gaze-weight"), help: ArgumentHelp("The gaze guidance's weight.", visibility: .hidden))
     var gazeWeight = EditGuides.defaultGazeWeight
 
     @Option(help: "The diffusion model: prior (the embedded one) or an ADM checkpoint file.")

@@ -1,4 +1,5 @@
 import XCTest
+import GuiseTestSupport
 import Foundation
 import GuiseImage
 
