@@ -147,6 +147,15 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertNotEqual(out.rgb, target.rgb)
     }
 
+    func testAGreyTargetStaysGrey() throws {
+        let target = try photo("camera.png")
+        XCTAssertEqual(target.sourceFormat?.isGrey, true)
+        let (out, report) = try FaceSwap(options: fast()).run(source: try photo("obama.jpg"), target: target)
+        XCTAssertEqual(report.faces.count, 1)
+        XCTAssertTrue(out.isGrey)
+        XCTAssertNotEqual(out.rgb, target.rgb)
+    }
+
     func testSameSeedSameBytesWithDiffusion() throws {
         var o = FaceSwapOptions()
         o.steps = 10
