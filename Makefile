@@ -73,14 +73,14 @@ demo: deps models samples build
 	$(BIN) swap --source Samples/grace_hopper.jpg --target Samples/biden.jpg -o $(DEMO_OUT)/swap-hopper-on-biden.png
 	$(BIN) swap --source Samples/biden.jpg --target Samples/astronaut.png -o $(DEMO_OUT)/swap-biden-on-astronaut.png
 	$(BIN) swap --source Samples/astronaut.png --target Samples/obama3.jpg -o $(DEMO_OUT)/swap-astronaut-on-obama.png --json > $(DEMO_OUT)/swap-astronaut-on-obama.json
-	$(BIN) swap --source Samples/obama.jpg --target Samples/t1.jpg --target-face all -o $(DEMO_OUT)/swap-obama-on-group.png
+	$(BIN) swap --source Samples/obama.jpg --target Samples/t1.jpg --target-face all --detector blazeface-tiled -o $(DEMO_OUT)/swap-obama-on-group.png
 	$(MAKE) --no-print-directory $(EVAL_PY)
 	$(EVAL_PY) Tools/contact_sheet.py --height 256 --crop-faces --out $(DEMO_OUT)/swap-sheet.png \
 	  --row Samples/obama.jpg Samples/grace_hopper.jpg $(DEMO_OUT)/swap-obama-on-hopper.png "Obama onto Grace Hopper" \
 	  --row Samples/grace_hopper.jpg Samples/biden.jpg $(DEMO_OUT)/swap-hopper-on-biden.png "Grace Hopper onto Biden" \
 	  --row Samples/biden.jpg Samples/astronaut.png $(DEMO_OUT)/swap-biden-on-astronaut.png "Biden onto Eileen Collins" \
 	  --row Samples/astronaut.png Samples/obama3.jpg $(DEMO_OUT)/swap-astronaut-on-obama.png "Eileen Collins onto Obama" \
-	  --row Samples/obama.jpg Samples/t1.jpg $(DEMO_OUT)/swap-obama-on-group.png "Obama onto every face BlazeFace finds"
+	  --row Samples/obama.jpg Samples/t1.jpg $(DEMO_OUT)/swap-obama-on-group.png "Obama onto every face (tiled BlazeFace)"
 	$(BIN) edit Samples/chelsea.png --box 300,150,80,65 -o $(DEMO_OUT)/chelsea-fill.png --json
 	@# input | mask | Telea | Guise, on photos the prior never trained on (about a minute).
 	$(MAKE) --no-print-directory $(EDIT_PY)

@@ -8,6 +8,8 @@ public enum DetectorChoice: String, CaseIterable, Sendable {
     /// Short-range BlazeFace, then full-range when it finds nothing.
     case blazeface
     case blazefaceFull = "blazeface-full"
+    /// BlazeFace on the whole photo and on overlapping tiles: group photos with small faces.
+    case blazefaceTiled = "blazeface-tiled"
     case haar
     case haarAlt2 = "haar-alt2"
 
@@ -17,10 +19,11 @@ public enum DetectorChoice: String, CaseIterable, Sendable {
         switch self {
         case .haar: return (try HaarFaceDetector(cascade: .frontalDefault), rawValue)
         case .haarAlt2: return (try HaarFaceDetector(cascade: .frontalAlt2), rawValue)
-        case .blazeface, .blazefaceFull:
-            let ranges: [BlazeFaceDetector.Range] = self == .blazeface ? [.short, .full] : [.full]
+        case .blazeface, .blazefaceFull, .blazefaceTiled:
+            let ranges: [BlazeFaceDetector.Range] = self == .blazefaceFull ? [.full] : [.short, .full]
             if let store = try? store ?? ModelStore.locate(), BlazeFaceDetector.isInstalled(ranges: ranges, store: store) {
-                return (try BlazeFaceDetector(ranges: ranges, store: store), rawValue)
+                let d = try BlazeFaceDetector(ranges: ranges, store: store)
+                return (self == .blazefaceTiled ? TiledBlazeFaceDetector(d) : d, rawValue)
             }
             note("\(ranges.map(\.fileName).joined(separator: ", ")) not installed (run `make models`); using the Haar detector")
             return (try HaarFaceDetector(cascade: .frontalDefault), DetectorChoice.haar.rawValue)

@@ -464,7 +464,7 @@ public final class FaceSwap {
                 self?.progress?(SwapProgress(stage: "face \(faceNumber + 1): diffusion", done: done, total: total))
             }
             try timed("diffusion") {
-                let refined = try refiner.refine(composite: composite, hard: hard, soft: soft, targetWindow: window,
+                let refined = try refiner.refine(composite: composite, hard: hard,
                                                  targetMesh: meshD, targetLandmarks: tlm, windowOrigin: Point(Double(wx0), Double(wy0)),
                                                  sourceDescriptor: sourceDescriptor, seed: options.seed &+ UInt64(faceNumber) &* 1_000_003)
                 lastRefinements.append(refined)

@@ -43,7 +43,7 @@ final class SwapRefiner {
     static let gazeScale: Float = 400
 
     /// `targetMesh`: the 478 points (mesh and irises) the composite was drawn on, in window pixels.
-    func refine(composite: Image, hard: Mask, soft: Mask, targetWindow: Image, targetMesh: [Point],
+    func refine(composite: Image, hard: Mask, targetMesh: [Point],
                 targetLandmarks tlm: FaceLandmarks, windowOrigin: Point, sourceDescriptor: [Float], seed: UInt64) throws -> Refined {
         let ww = composite.width, wh = composite.height
         // The network works with the window's long side between 256 and maxWorkSize pixels: a

@@ -201,3 +201,24 @@ final class AlignmentTests: XCTestCase {
         XCTAssertThrowsError(try FaceAligner.pasteBack(image, of: aligned, into: image))
     }
 }
+
+final class TiledDetectionTests: XCTestCase {
+    /// The group photo: one pass over the whole photo finds three of its six faces; with tiles all
+    /// six, each once, and no extra face on the single-person photos.
+    func testTilesFindTheSmallFacesOfAGroupPhoto() throws {
+        let blaze = try BlazeFaceDetector()
+        let tiled = TiledBlazeFaceDetector(blaze)
+        let group = try sample("t1.jpg")
+        let whole = try blaze.detect(group), all = try tiled.detect(group)
+        XCTAssertEqual(whole.count, 3)
+        XCTAssertEqual(all.count, 6)
+        for (i, a) in all.enumerated() {
+            for b in all[(i + 1)...] { XCTAssertLessThan(TiledBlazeFaceDetector.iou(a.box, b.box), 0.3, "a face found twice") }
+        }
+        // Every face the whole-photo pass found is among them, unchanged.
+        for f in whole { XCTAssertTrue(all.contains(f)) }
+        for name in ["astronaut.png", "messi5.jpg", "biden.jpg"] {
+            XCTAssertEqual(try tiled.detect(try sample(name)).count, 1, name)
+        }
+    }
+}
