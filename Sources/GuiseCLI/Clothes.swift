@@ -62,8 +62,16 @@ struct Clothes: ParsableCommand {
         o.garmentMask = try garmentMask.map(Self.readMask)
         let swap = try ClothesSwap(options: o)
         let bar = output.progress(total: 4, label: "clothes")
-        swap.progress = { _, done, _ in bar.update(done) }
-        let (image, report) = try swap.run(person: personImage, garment: garmentImage)
+        var drawn = false
+        swap.progress = { _, done, _ in bar.update(done); drawn = !output.quiet && done < 4 }
+        let image: Image, report: ClothesReport
+        do {
+            (image, report) = try swap.run(person: personImage, garment: garmentImage)
+        } catch {
+            // The error goes on a line of its own, not after a half-drawn bar.
+            if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
+            throw error
+        }
         try ImageIO.write(image, to: output.out)
         let text = String(format: "%@: %@ garment (from a %@ photo) painted over %d px, %d px of old clothing filled; upper torso covered %.1f%%, warp residual %.1f px",
                           output.out, report.kind, report.garmentSource, report.paintedArea, report.filledArea, 100 * report.coverage, report.warpResidual)
