@@ -234,13 +234,22 @@ public final class ClothesSwap {
         if let override = options.garmentMask, override.width != gw || override.height != gh {
             throw PipelineError("the garment mask is \(override.width)x\(override.height), the garment photo \(gw)x\(gh)")
         }
-        // Someone wears it if the pose network finds a body and a face sits where its head is: a
-        // garment on its own can look enough like a torso to the pose network.
-        if let p = try pose.estimate(garment, segmentation: false),
-           try faceDetector.detect(garment).contains(where: { f in
-               let nose = p.landmarks[BodyFrame.Joint.nose.rawValue].point, pad = 0.5 * f.box.width
-               return nose.x >= f.box.x - pad && nose.x <= f.box.x + f.box.width + pad && nose.y >= f.box.y - pad && nose.y <= f.box.y + f.box.height + pad
-           }) {
+        // Someone wears it if the pose network finds a body and a face sits where its head is. A
+        // garment on its own can look enough like a torso to the pose network, so without a face
+        // a photo whose background is plain is taken for a product shot; one with a busy
+        // background (a model whose head the frame cuts off) is still a person.
+        let wearer = try pose.estimate(garment, segmentation: false)
+        let plain = options.garmentMask == nil ? ProductGarment.segment(garment) : nil
+        var worn = false
+        if let p = wearer {
+            let nose = p.landmarks[BodyFrame.Joint.nose.rawValue].point
+            let hasFace = try faceDetector.detect(garment).contains { f in
+                let pad = 0.5 * f.box.width
+                return nose.x >= f.box.x - pad && nose.x <= f.box.x + f.box.width + pad && nose.y >= f.box.y - pad && nose.y <= f.box.y + f.box.height + pad
+            }
+            worn = hasFace || (options.garmentMask == nil && plain == nil)
+        }
+        if worn {
             let b = try BodyAnalysis.analyse(garment, kind: kind, pose: pose, faceDetector: faceDetector, analyzer: analyzer,
                                              label: "the garment photo", override: options.garmentMask)
             var region = b.region
@@ -257,13 +266,13 @@ public final class ClothesSwap {
             return GarmentSource(image: image, region: region, frame: b.frame, fromPerson: true, neckline: nil, outline: nil)
         }
         guard kind == .upper else {
-            throw PipelineError("no person found in the garment photo; a garment on its own is supported for --kind upper only", category: .unsupported)
+            throw PipelineError("no person wearing a garment found in the garment photo; a garment on its own is supported for --kind upper only", category: .unsupported)
         }
         let region: Region
         if let override = options.garmentMask {
             region = Region(override)
         } else {
-            guard let r = ProductGarment.segment(garment) else { throw PipelineError("no garment found in the garment photo", category: .notFound) }
+            guard let r = plain else { throw PipelineError("no garment found in the garment photo", category: .notFound) }
             region = r
         }
         let product = try ProductGarment.landmarks(region)
