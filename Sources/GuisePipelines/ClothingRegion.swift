@@ -353,7 +353,7 @@ struct BodyAnalysis {
             let sample = try Region(try FaceMasks.mask(.skin, mesh: lm.mesh, width: w, height: h)).eroded(max(1, Int(0.02 * s)))
             let like = SwapGeometry.skinLike(image, sample: sample.mask)
             // An opening drops specks of skin-coloured cloth; what stays is bare skin.
-            skin = try Region(width: w, height: h, bits: like).eroded(max(1, Int(0.01 * s))).dilated(max(1, Int(0.015 * s)))
+            skin = try Region(width: w, height: h, bits: like).eroded(max(2, Int(0.025 * s))).dilated(max(2, Int(0.03 * s)))
             var sum = (0.0, 0.0, 0.0), count = 0.0
             let n = image.pixelCount
             for i in 0..<n where sample.bits[i] && like[i] {
