@@ -47,7 +47,10 @@ struct GarmentWarp {
                 for (name, p) in outline.person.sorted(by: { $0.key < $1.key }) {
                     if let g = outline.garment[name] { out.append(Pair(name: name, person: p, garment: g)) }
                 }
-            } else {
+            }
+            // Where the person's hips are out of the photo, the garment's hem goes to where the
+            // pose places them.
+            if !out.contains(where: { $0.name.hasSuffix("_hem") }) {
                 for j in [J.leftHip, .rightHip] { joint(j) }
             }
             if kind == .dress { for j in [J.leftKnee, .rightKnee] { joint(j) } }

@@ -114,8 +114,9 @@ final class ClothesSwapTests: XCTestCase {
 
     // MARK: product photos
 
-    func testProductGarmentIsSegmentedAndItsLandmarksFound() throws {
-        // A T-shirt: torso 120 wide from y 60 to 300, sleeves out to 60 px each side, a V neckline.
+    /// A T-shirt with red and blue vertical stripes 12 px wide on a plain light background: torso
+    /// 120 wide from y 60 to 300, sleeves out to 60 px each side, a V neckline.
+    func productShirt() throws -> (Image, Region) {
         let w = 400, h = 360
         let shirt: [Point] = [Point(140, 60), Point(180, 60), Point(200, 95), Point(220, 60), Point(260, 60), Point(330, 110),
                               Point(300, 150), Point(260, 130), Point(260, 300), Point(140, 300), Point(140, 130), Point(100, 150), Point(70, 110)]
@@ -123,10 +124,15 @@ final class ClothesSwapTests: XCTestCase {
         var image = Image(width: w, height: h, red: 0.95, green: 0.95, blue: 0.93)
         let n = w * h
         for i in 0..<n where truth.bits[i] {
-            // Stripes, so the garment is not one flat colour.
             let stripe = (i % w / 12) % 2 == 0
             image.rgb[i] = stripe ? 0.7 : 0.1; image.rgb[n + i] = 0.1; image.rgb[2 * n + i] = stripe ? 0.2 : 0.6
         }
+        return (image, truth)
+    }
+
+    func testProductGarmentIsSegmentedAndItsLandmarksFound() throws {
+        let (image, truth) = try productShirt()
+        let w = image.width
         let region = try XCTUnwrap(ProductGarment.segment(image))
         let iou = Double((region && truth).area) / Double((region || truth).area)
         XCTAssertGreaterThan(iou, 0.97)
@@ -179,6 +185,30 @@ final class ClothesSwapTests: XCTestCase {
         // Deterministic: the same inputs give the same pixels.
         let again = try swap.runDetailed(person: person, garment: garment)
         XCTAssertEqual(again.image.rgb, r.image.rgb)
+    }
+
+    func testAProductShotGoesOnWithItsStripesUpright() throws {
+        let person = try sample("astronaut.png")
+        let (shirt, _) = try productShirt()
+        let r = try swapper().runDetailed(person: person, garment: shirt)
+        XCTAssertEqual(r.report.garmentSource, "product")
+        // Her hips are below the frame, so the hem goes where the pose puts them.
+        XCTAssertEqual(Set(r.report.keypoints.map(\.name)), ["neckline", "left_shoulder", "right_shoulder", "left_chest", "right_chest", "left_hip", "right_hip"])
+        XCTAssertGreaterThan(r.report.coverage, 0.85)
+        XCTAssertLessThan(try XCTUnwrap(r.report.deltaE), 8)
+        let n = person.pixelCount, w = person.width
+        for i in 0..<n where !r.changed.bits[i] {
+            guard (0..<3).allSatisfy({ r.image.rgb[$0 * n + i] == person.rgb[$0 * n + i] }) else { return XCTFail("pixel \(i) changed outside the region") }
+        }
+        // Vertical stripes stay vertical: across the chest the red channel changes far more from
+        // column to column than from row to row.
+        let chest = try Region.polygon(r.personFrame.upperTorso, width: w, height: person.height).eroded(4) && r.painted
+        var dx = 0.0, dy = 0.0
+        for i in 0..<n where chest.bits[i] && chest.bits[i + 1] && chest.bits[i + w] {
+            dx += Double(abs(r.image.rgb[i + 1] - r.image.rgb[i]))
+            dy += Double(abs(r.image.rgb[i + w] - r.image.rgb[i]))
+        }
+        XCTAssertGreaterThan(dx, 3 * dy)
     }
 
     func testBadInputsAreOneLineErrors() throws {
