@@ -282,13 +282,16 @@ struct BodyAnalysis {
     var region: Region
     /// The face's mean skin colour, if a face was found.
     var skinColour: (Float, Float, Float)?
+    /// A region the caller gave: nothing outside it changes.
+    var limit: Region?
 
     /// Everything a new garment may be painted over: the person (grown a little), inside the
     /// kind's polygon and limbs, not the face, hands or forearms in front.
     func paintable(grow: Int) throws -> Region {
         var zone = torso || band
         for l in limbs { zone = zone || l }
-        return try person.dilated(grow) && zone && !face && !hands && !frontArms
+        let paintable = try person.dilated(grow) && zone && !face && !hands && !frontArms
+        return limit.map { paintable && $0 } ?? paintable
     }
 
     /// The clothed body's sides at the chest (35 % of the way from shoulders to hips) and at the
@@ -368,14 +371,16 @@ struct BodyAnalysis {
         var zone = torso || band
         for l in limbs { zone = zone || l }
         var region = person && zone && !face && !hands && !frontArms && !skin
+        var limit: Region?
         if let override {
             guard override.width == w, override.height == h else {
                 throw PipelineError("the mask for \(label) is \(override.width)x\(override.height), the photo \(w)x\(h)")
             }
             region = Region(override) && !face
+            limit = region
         }
         return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, face: face, hands: hands,
-                            frontArms: frontArms, skin: skin, region: region, skinColour: skinColour)
+                            frontArms: frontArms, skin: skin, region: region, skinColour: skinColour, limit: limit)
     }
 }
 

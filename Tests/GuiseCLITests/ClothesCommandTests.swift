@@ -35,6 +35,25 @@ extension CLITests {
         XCTAssertTrue(text.stdout.hasPrefix(dir + "/t.png: upper garment (from a person photo) painted over"), text.stdout)
     }
 
+    func testClothesPersonMaskBoundsTheChange() throws {
+        // Only the lower middle of the astronaut photo may change.
+        var values = [Float](repeating: 0, count: 512 * 512)
+        for y in 300..<512 { for x in 140..<320 { values[y * 512 + x] = 1 } }
+        let maskPath = dir + "/region.png", out = dir + "/masked.png"
+        try ImageIO.write(Image(grey: values, width: 512, height: 512), to: maskPath)
+        let run = try guise(["clothes", "--quiet", "--person", "Samples/astronaut.png", "--garment", "Samples/grace_hopper.jpg",
+                             "--person-mask", maskPath, "-o", out])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let a = try ImageIO.read(repoRoot + "/Samples/astronaut.png"), b = try ImageIO.read(out)
+        let n = a.pixelCount
+        var inside = 0, outside = 0
+        for i in 0..<n where (0..<3).contains(where: { a.rgb[$0 * n + i] != b.rgb[$0 * n + i] }) {
+            if values[i] > 0 { inside += 1 } else { outside += 1 }
+        }
+        XCTAssertEqual(outside, 0)
+        XCTAssertGreaterThan(inside, 10_000)
+    }
+
     func testClothesFailuresWriteNothing() throws {
         let grey = dir + "/grey.png"
         try ImageIO.write(Image(width: 320, height: 240, red: 0.5, green: 0.5, blue: 0.5), to: grey)
