@@ -354,7 +354,7 @@ struct BodyAnalysis {
             let oval = try FaceMasks.mask(.face, mesh: lm.mesh, width: w, height: h)
             face = try Region(oval).dilated(max(1, Int(0.02 * s)))
             let sample = try Region(try FaceMasks.mask(.skin, mesh: lm.mesh, width: w, height: h)).eroded(max(1, Int(0.02 * s)))
-            let like = SwapGeometry.skinLike(image, sample: sample.mask)
+            let like = SkinModel(image, sample: sample)?.classify(image) ?? [Bool](repeating: false, count: image.pixelCount)
             // An opening drops specks of skin-coloured cloth; what stays is bare skin.
             skin = try Region(width: w, height: h, bits: like).eroded(max(2, Int(0.025 * s))).dilated(max(2, Int(0.03 * s)))
             var sum = (0.0, 0.0, 0.0), count = 0.0
@@ -466,5 +466,51 @@ struct ProductGarment {
         return ProductGarment(region: region, frame: frame,
                               landmarks: ["neckline": Point(cx, neckY), "left_shoulder": ls, "right_shoulder": rs, "left_hip": lh, "right_hip": rh],
                               outline: outline)
+    }
+}
+
+/// Skin colour learnt from a sample (the face's cheeks and forehead): a Gaussian in the two
+/// chroma axes (Cb − Y, Cr − Y), where skin of every tone clusters tightly, and a floor on luma
+/// so that dark cloth of a similar hue is not taken for skin in shadow.
+struct SkinModel {
+    var mean: (Float, Float)
+    /// Inverse covariance (bb, br, rr).
+    var inverse: (Float, Float, Float)
+    var lumaFloor: Float
+
+    init?(_ image: Image, sample: Region) {
+        let n = image.pixelCount
+        var cb: [Float] = [], cr: [Float] = [], ys: [Float] = []
+        for i in 0..<n where sample.bits[i] {
+            let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            ys.append(y); cb.append(b - y); cr.append(r - y)
+        }
+        guard ys.count >= 16 else { return nil }
+        let m = Float(ys.count)
+        let mb = cb.reduce(0, +) / m, mr = cr.reduce(0, +) / m
+        var vbb: Float = 0, vrr: Float = 0, vbr: Float = 0
+        for k in 0..<ys.count {
+            vbb += (cb[k] - mb) * (cb[k] - mb); vrr += (cr[k] - mr) * (cr[k] - mr); vbr += (cb[k] - mb) * (cr[k] - mr)
+        }
+        // A floor on the spread, so an evenly lit face does not reject its own shadowed side.
+        vbb = vbb / m + 2e-4; vrr = vrr / m + 2e-4; vbr /= m
+        let det = vbb * vrr - vbr * vbr
+        guard det > 0, det.isFinite else { return nil }
+        mean = (mb, mr)
+        inverse = (vrr / det, -vbr / det, vbb / det)
+        lumaFloor = 0.45 * ys.sorted()[ys.count / 2]
+    }
+
+    /// Within three standard deviations in chroma, and not much darker than the face.
+    func classify(_ image: Image) -> [Bool] {
+        let n = image.pixelCount
+        return (0..<n).map { i in
+            let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            let db = b - y - mean.0, dr = r - y - mean.1
+            let d2 = inverse.0 * db * db + 2 * inverse.1 * db * dr + inverse.2 * dr * dr
+            return d2 < 9 && y > lumaFloor
+        }
     }
 }
