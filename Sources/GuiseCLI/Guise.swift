@@ -22,7 +22,7 @@ public struct Guise: ParsableCommand {
             Missing model files are installed with `make models`.
             """,
         version: "0.1.0",
-        subcommands: [Swap.self, EditCommand.self, Detect.self, Align.self, Landmarks.self, Identity.self, Segment.self, PoseCommand.self, Sample.self, Denoise.self, TrainPrior.self, ModelCommand.self]
+        subcommands: [Swap.self, EditCommand.self, Clothes.self, Detect.self, Align.self, Landmarks.self, Identity.self, Segment.self, PoseCommand.self, Sample.self, Denoise.self, TrainPrior.self, ModelCommand.self]
     )
     public init() {}
 

@@ -1,0 +1,361 @@
+import Foundation
+import GuiseBody
+import GuiseFace
+import GuiseFormats
+import GuiseImage
+
+public struct ClothesOptions {
+    public var kind: GarmentKind = .upper
+    /// Overrides the person's automatic clothing region (> 0.5 is clothing), at the person photo's size.
+    public var personMask: Mask?
+    /// Overrides the garment's automatic region, at the garment photo's size.
+    public var garmentMask: Mask?
+    /// How much of the person's own low-frequency shading (folds, light) the garment takes (0…1).
+    public var shading = 0.8
+
+    public init() {}
+
+    public func validate() throws {
+        guard shading.isFinite, (0...1).contains(shading) else { throw PipelineError("--shading must be between 0 and 1, got \(shading)") }
+    }
+}
+
+public struct ClothesReport: Encodable {
+    public struct Keypoint: Encodable {
+        public var name: String
+        public var person: Point
+        public var garment: Point
+    }
+
+    public var kind = GarmentKind.upper.rawValue
+    /// "person" when the garment was taken off a person in the garment photo, "product" for a
+    /// garment on a plain background.
+    public var garmentSource = ""
+    /// Pixels of the person's old clothing (the region that may change).
+    public var personRegionArea = 0
+    public var garmentArea = 0
+    /// Pixels the new garment was painted over.
+    public var paintedArea = 0
+    /// Old clothing the new garment does not cover, filled with skin or the surroundings.
+    public var filledArea = 0
+    public var keypoints: [Keypoint] = []
+    /// Which limbs followed their own bone (the rest follow the torso's spline).
+    public var limbsWarped: [String] = []
+    /// RMS landmark error of the torso's spline, in garment-photo pixels.
+    public var warpResidual = 0.0
+    /// Share of the upper torso (shoulders to 75 % of the way to the hips, inside the person,
+    /// less forearms and hands in front) the new garment covers.
+    public var coverage = 0.0
+    /// Painted pixels outside the person mask, as a share of the person's area.
+    public var spill = 0.0
+    /// CIEDE2000 between the mean Lab colours of the result's upper torso and the garment's
+    /// central panel; the same for the person's original clothing there.
+    public var deltaE: Double?
+    public var deltaEOriginal: Double?
+    public var seconds: [String: Double] = [:]
+}
+
+/// Puts the garment of one photo onto the person of another: the person's clothing region is
+/// found from the body pose, person mask, face mesh and a skin colour model; the garment is
+/// either what a person in the garment photo wears (found the same way) or the one object on a
+/// plain background; a thin-plate spline through the torso's landmarks (and a similarity per
+/// limb) carries the garment onto the body; the person's own low-frequency shading is put on
+/// it; old clothing it leaves uncovered is filled; and the result is pasted under a feathered
+/// mask. Every pixel outside the person's clothing region and the painted garment is the
+/// person photo's, bit for bit. No randomness: the same inputs give the same bytes.
+public final class ClothesSwap {
+    public let options: ClothesOptions
+    let pose: PoseEstimator
+    let faceDetector: FaceDetector
+    let analyzer: FaceAnalyzer
+    /// Stage events (stage name, done, total) for a progress bar.
+    public var progress: ((String, Int, Int) -> Void)?
+
+    public init(options: ClothesOptions = ClothesOptions(), store: ModelStore? = nil) throws {
+        try options.validate()
+        self.options = options
+        let store = try store ?? ModelStore.locate()
+        pose = try PoseEstimator(store: store)
+        faceDetector = try DetectorChoice.blazeface.make(store: store).detector
+        analyzer = try FaceAnalyzer(store: store)
+    }
+
+    public func run(person: Image, garment: Image) throws -> (Image, ClothesReport) {
+        let r = try runDetailed(person: person, garment: garment)
+        return (r.image, r.report)
+    }
+
+    /// The result with the masks behind it, for tests and previews.
+    struct Detailed {
+        var image: Image
+        var report: ClothesReport
+        /// The person's old clothing region.
+        var region: Region
+        /// Where the new garment was painted.
+        var painted: Region
+        /// Everything that may differ from the person photo.
+        var changed: Region
+        var warp: GarmentWarp
+        var personFrame: BodyFrame
+        var garmentFrame: BodyFrame
+    }
+
+    static let stages = 4
+
+    func runDetailed(person: Image, garment: Image) throws -> Detailed {
+        try person.validate()
+        try garment.validate()
+        let kind = options.kind
+        var report = ClothesReport()
+        report.kind = kind.rawValue
+        func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
+            let start = Date()
+            defer { report.seconds[stage, default: 0] += (Date().timeIntervalSince(start) * 1000).rounded() / 1000 }
+            return try body()
+        }
+
+        // 1. The person.
+        progress?("person", 0, Self.stages)
+        let body = try timed("person") {
+            try BodyAnalysis.analyse(person, kind: kind, pose: pose, faceDetector: faceDetector, analyzer: analyzer,
+                                     label: "the person photo", override: options.personMask)
+        }
+        let w = person.width, h = person.height, n = person.pixelCount
+        report.personRegionArea = body.region.area
+        guard report.personRegionArea > 0 else {
+            throw PipelineError("no \(kind.rawValue)-body clothing found on the person in the person photo", category: .notFound)
+        }
+
+        // 2. The garment: off a person if the photo shows one wearing it, else a product shot.
+        progress?("garment", 1, Self.stages)
+        let source = try timed("garment") { try analyseGarment(garment, kind: kind) }
+        report.garmentSource = source.fromPerson ? "person" : "product"
+        report.garmentArea = source.region.area
+
+        // 3. The warp.
+        progress?("warp", 2, Self.stages)
+        let warp = try GarmentWarp.fit(person: body.frame, garment: source.frame, kind: kind, neckline: source.neckline,
+                                       limbsFromGarment: source.fromPerson,
+                                       outline: source.outline.map { (body.outline, $0) })
+        report.keypoints = warp.pairs.map { ClothesReport.Keypoint(name: $0.name, person: $0.person, garment: $0.garment) }
+        report.warpResidual = warp.residual
+        report.limbsWarped = zip(body.frame.limbs(kind), warp.limbs).compactMap { $1 == nil ? nil : $0.0 }
+        let s = body.frame.scale
+        let zone = try body.paintable(grow: max(1, Int(0.01 * s)))
+        let sampled = try timed("warp") { () throws -> GarmentWarp.Sampled in
+            let gAlpha = try source.region.mask.blurred(sigma: 0.7).values
+            let gShade = try Self.shading(source.image, region: source.region, sigma: 0.06 * source.frame.scale)
+            return warp.sample(garment: source.image, alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs)
+        }
+
+        // 4. Composite: fill what the garment leaves of the old clothing, shade, paste.
+        progress?("composite", 3, Self.stages)
+        let (out, painted, filled) = try timed("composite") { () throws -> (Image, Region, Region) in
+            let painted = Region(width: w, height: h, bits: (0..<n).map { zone.bits[$0] && sampled.alpha[$0] > 0.5 })
+            // The person's folds and light: their clothing's low-pass luma over its mean, in place
+            // of the garment's own, bounded, its mean over the garment kept at 1 so the colour holds.
+            let personShade = try Self.shading(person, region: body.region, sigma: 0.06 * s)
+            let k = Float(options.shading)
+            var factor = [Float](repeating: 1, count: n)
+            var sum = 0.0, count = 0.0
+            for i in 0..<n where painted.bits[i] {
+                let p = min(max(personShade[i], 0.6), 1.5), g = min(max(sampled.shade[i], 0.6), 1.5)
+                factor[i] = pow(p / g, k)
+                sum += Double(factor[i]); count += 1
+            }
+            let norm = count > 0 ? Float(count / sum) : 1
+            var garmentLayer = person
+            for i in 0..<n where painted.bits[i] {
+                for c in 0..<3 { garmentLayer.rgb[c * n + i] = min(max(sampled.rgb[c * n + i] * factor[i] * norm, 0), 1) }
+            }
+            // Feathered inwards only, so nothing of the garment photo's background shows at the edge.
+            let sigma = max(0.7, 0.006 * s)
+            let core = try painted.eroded(max(1, Int((1.5 * sigma).rounded())))
+            var soft = try core.mask.blurred(sigma: sigma)
+            for i in 0..<n where !painted.bits[i] { soft.values[i] = 0 }
+            var out = person
+            FaceSwap.paste(garmentLayer, mask: soft, into: &out, x: 0, y: 0)
+            let uncovered = body.region && !painted
+            if uncovered.area > 0 {
+                // A sleeve the new garment does not have becomes bare arm in the person's light,
+                // as wide as an arm; the rest (a looser old sleeve, a wider old jacket) is filled
+                // from what surrounds it, the new garment and the background.
+                var limbZone = Region(width: w, height: h)
+                for ((_, a, b, _), l) in zip(body.frame.limbs(kind), body.limbs) {
+                    limbZone = limbZone || (l && Region.capsule(body.frame[a], body.frame[b], radius: 0.11 * s, width: w, height: h))
+                }
+
+                var rest = uncovered
+                if let skin = body.skinColour {
+                    let armShade = try Self.shading(person, region: body.region, sigma: 0.04 * s)
+                    for i in 0..<n where uncovered.bits[i] && limbZone.bits[i] {
+                        let f = min(max(armShade[i], 0.5), 1.5)
+                        out.rgb[i] = min(skin.0 * f, 1); out.rgb[n + i] = min(skin.1 * f, 1); out.rgb[2 * n + i] = min(skin.2 * f, 1)
+                    }
+                    rest = uncovered && !limbZone
+                }
+                if rest.area > 0 { out = try out.inpainted(mask: rest.mask, radius: max(3, 0.03 * s)) }
+            }
+            return (out, painted, uncovered)
+        }
+        report.paintedArea = painted.area
+        report.filledArea = filled.area
+        progress?("done", 4, Self.stages)
+
+        // Fit and colour, measured on the result.
+        let upper = try Region.polygon(body.frame.upperTorso, width: w, height: h) && body.person && !body.frontArms && !body.hands && !body.face
+        let covered = (upper && painted).area
+        report.coverage = upper.area > 0 ? Double(covered) / Double(upper.area) : 0
+        let personArea = body.person.area
+        report.spill = personArea > 0 ? Double((painted && !body.person).area) / Double(personArea) : 0
+        let garmentPanel = try Region.polygon(source.frame.upperTorso, width: garment.width, height: garment.height) && source.region
+        let resultPanel = upper && painted
+        if let g = ColourDifference.meanLab(source.image, garmentPanel), let r = ColourDifference.meanLab(out, resultPanel),
+           let o = ColourDifference.meanLab(person, resultPanel) {
+            report.deltaE = ColourDifference.ciede2000(r, g)
+            report.deltaEOriginal = ColourDifference.ciede2000(o, g)
+        }
+        let changed = body.region || painted
+        return Detailed(image: out, report: report, region: body.region, painted: painted, changed: changed, warp: warp,
+                        personFrame: body.frame, garmentFrame: source.frame)
+    }
+
+    struct GarmentSource {
+        var image: Image
+        var region: Region
+        var frame: BodyFrame
+        var fromPerson: Bool
+        var neckline: Point?
+        var outline: [String: Point]?
+    }
+
+    func analyseGarment(_ garment: Image, kind: GarmentKind) throws -> GarmentSource {
+        let gw = garment.width, gh = garment.height
+        if let override = options.garmentMask, override.width != gw || override.height != gh {
+            throw PipelineError("the garment mask is \(override.width)x\(override.height), the garment photo \(gw)x\(gh)")
+        }
+        // Someone wears it if the pose network finds a body and a face sits where its head is. A
+        // garment on its own can look enough like a torso to the pose network, so without a face
+        // a photo whose background is plain is taken for a product shot; one with a busy
+        // background (a model whose head the frame cuts off) is still a person.
+        let wearer = try pose.estimate(garment, segmentation: false)
+        let plain = options.garmentMask == nil ? ProductGarment.segment(garment) : nil
+        var worn = false
+        if let p = wearer {
+            let nose = p.landmarks[BodyFrame.Joint.nose.rawValue].point
+            let hasFace = try faceDetector.detect(garment).contains { f in
+                let pad = 0.5 * f.box.width
+                return nose.x >= f.box.x - pad && nose.x <= f.box.x + f.box.width + pad && nose.y >= f.box.y - pad && nose.y <= f.box.y + f.box.height + pad
+            }
+            worn = hasFace || (options.garmentMask == nil && plain == nil)
+        }
+        if worn {
+            let b = try BodyAnalysis.analyse(garment, kind: kind, pose: pose, faceDetector: faceDetector, analyzer: analyzer,
+                                             label: "the garment photo", override: options.garmentMask)
+            var region = b.region
+            var image = garment
+            // Forearms and hands across the garment hide part of it: fill them from the cloth around.
+            let hidden = (b.frontArms || b.hands) && b.torso && b.person
+            if hidden.area > 0 && options.garmentMask == nil {
+                image = try garment.inpainted(mask: hidden.mask, radius: max(3, 0.05 * b.frame.scale))
+                region = region || hidden
+            }
+            guard region.area >= 64 else {
+                throw PipelineError("no \(kind.rawValue)-body garment found on the person in the garment photo", category: .notFound)
+            }
+            return GarmentSource(image: image, region: region, frame: b.frame, fromPerson: true, neckline: nil, outline: nil)
+        }
+        guard kind == .upper else {
+            throw PipelineError("no person wearing a garment found in the garment photo; a garment on its own is supported for --kind upper only", category: .unsupported)
+        }
+        let region: Region
+        if let override = options.garmentMask {
+            region = Region(override)
+        } else {
+            guard let r = plain else { throw PipelineError("no garment found in the garment photo", category: .notFound) }
+            region = r
+        }
+        let product = try ProductGarment.landmarks(region)
+        return GarmentSource(image: garment, region: region, frame: product.frame, fromPerson: false, neckline: product.landmarks["neckline"],
+                              outline: product.outline)
+    }
+
+    /// Low-pass luma inside `region` over its mean there: 1 where the light is average, above
+    /// in highlights, below in folds and shadow; 1 far from the region.
+    static func shading(_ image: Image, region: Region, sigma: Double) throws -> [Float] {
+        let n = image.pixelCount
+        let luma = image.grey()
+        var sum = 0.0, count = 0.0
+        for i in 0..<n where region.bits[i] { sum += Double(luma[i]); count += 1 }
+        guard count > 0 else { return [Float](repeating: 1, count: n) }
+        let mean = Float(sum / count)
+        let lumaImage = Image(grey: luma, width: image.width, height: image.height)
+        let low = try SwapGeometry.maskedLowPass(lumaImage, region.mask, sigma: max(1, sigma))
+        let den = try region.mask.blurred(sigma: max(1, sigma))
+        return (0..<n).map { i in den.values[i] > 0.05 && mean > 1e-3 ? low.rgb[i] / mean : 1 }
+    }
+}
+
+/// CIE colour differences for measuring how well a garment's colour survives.
+enum ColourDifference {
+    typealias Lab = (l: Double, a: Double, b: Double)
+
+    /// sRGB (0…1) to CIELAB under D65.
+    static func lab(_ r: Double, _ g: Double, _ b: Double) -> Lab {
+        func lin(_ c: Double) -> Double { c <= 0.04045 ? c / 12.92 : pow((c + 0.055) / 1.055, 2.4) }
+        let (rl, gl, bl) = (lin(r), lin(g), lin(b))
+        let x = (0.4124564 * rl + 0.3575761 * gl + 0.1804375 * bl) / 0.95047
+        let y = 0.2126729 * rl + 0.7151522 * gl + 0.0721750 * bl
+        let z = (0.0193339 * rl + 0.1191920 * gl + 0.9503041 * bl) / 1.08883
+        func f(_ t: Double) -> Double { t > 216.0 / 24389.0 ? cbrt(t) : t * 841.0 / 108.0 + 4.0 / 29.0 }
+        return (116 * f(y) - 16, 500 * (f(x) - f(y)), 200 * (f(y) - f(z)))
+    }
+
+    /// The mean Lab colour over a region; nil when it is empty.
+    static func meanLab(_ image: Image, _ region: Region) -> Lab? {
+        let n = image.pixelCount
+        var s = (0.0, 0.0, 0.0), c = 0.0
+        for i in 0..<n where region.bits[i] {
+            let v = lab(Double(image.rgb[i]), Double(image.rgb[n + i]), Double(image.rgb[2 * n + i]))
+            s.0 += v.l; s.1 += v.a; s.2 += v.b; c += 1
+        }
+        return c > 0 ? (s.0 / c, s.1 / c, s.2 / c) : nil
+    }
+
+    /// CIEDE2000 (Sharma, Wu and Dalal's formulation), kL = kC = kH = 1.
+    static func ciede2000(_ x: Lab, _ y: Lab) -> Double {
+        let rad = Double.pi / 180
+        let c1 = (x.a * x.a + x.b * x.b).squareRoot(), c2 = (y.a * y.a + y.b * y.b).squareRoot()
+        let cbar7 = pow((c1 + c2) / 2, 7)
+        let g = 0.5 * (1 - (cbar7 / (cbar7 + pow(25, 7))).squareRoot())
+        let a1 = (1 + g) * x.a, a2 = (1 + g) * y.a
+        let cp1 = (a1 * a1 + x.b * x.b).squareRoot(), cp2 = (a2 * a2 + y.b * y.b).squareRoot()
+        func hue(_ b: Double, _ a: Double) -> Double {
+            if a == 0 && b == 0 { return 0 }
+            let h = atan2(b, a) / rad
+            return h < 0 ? h + 360 : h
+        }
+        let h1 = hue(x.b, a1), h2 = hue(y.b, a2)
+        let dL = y.l - x.l, dC = cp2 - cp1
+        var dh = 0.0
+        if cp1 * cp2 != 0 {
+            dh = h2 - h1
+            if dh > 180 { dh -= 360 } else if dh < -180 { dh += 360 }
+        }
+        let dH = 2 * (cp1 * cp2).squareRoot() * sin(dh / 2 * rad)
+        let lbar = (x.l + y.l) / 2, cbar = (cp1 + cp2) / 2
+        var hbar = h1 + h2
+        if cp1 * cp2 != 0 {
+            if abs(h1 - h2) <= 180 { hbar = (h1 + h2) / 2 } else if h1 + h2 < 360 { hbar = (h1 + h2 + 360) / 2 } else { hbar = (h1 + h2 - 360) / 2 }
+        }
+        let t = 1 - 0.17 * cos((hbar - 30) * rad) + 0.24 * cos(2 * hbar * rad) + 0.32 * cos((3 * hbar + 6) * rad) - 0.20 * cos((4 * hbar - 63) * rad)
+        let dTheta = 30 * exp(-pow((hbar - 275) / 25, 2))
+        let cbarp7 = pow(cbar, 7)
+        let rc = 2 * (cbarp7 / (cbarp7 + pow(25, 7))).squareRoot()
+        let sl = 1 + 0.015 * pow(lbar - 50, 2) / (20 + pow(lbar - 50, 2)).squareRoot()
+        let sc = 1 + 0.045 * cbar, sh = 1 + 0.015 * cbar * t
+        let rt = -sin(2 * dTheta * rad) * rc
+        let l = dL / sl, c = dC / sc, hh = dH / sh
+        return (l * l + c * c + hh * hh + rt * c * hh).squareRoot()
+    }
+}

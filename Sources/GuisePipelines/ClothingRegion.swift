@@ -1,0 +1,516 @@
+import Foundation
+import GuiseBody
+import GuiseFace
+import GuiseImage
+import GuiseVision
+
+/// Which garment a clothes swap replaces.
+public enum GarmentKind: String, CaseIterable, Codable, Sendable {
+    /// A top: torso from the neck to the hips, sleeves along the arms.
+    case upper
+    /// Trousers or a skirt: pelvis and legs.
+    case lower
+    /// Shoulders to the knees in one piece.
+    case dress
+}
+
+/// A binary pixel map with the few operations the clothes pipeline needs; the soft `Mask`
+/// round-trips through it for blurs and morphology.
+struct Region: Equatable {
+    let width: Int
+    let height: Int
+    var bits: [Bool]
+
+    init(width: Int, height: Int, bits: [Bool]) {
+        self.width = width
+        self.height = height
+        self.bits = bits
+    }
+
+    init(width: Int, height: Int, value: Bool = false) {
+        self.init(width: width, height: height, bits: [Bool](repeating: value, count: width * height))
+    }
+
+    init(_ mask: Mask, threshold: Float = 0.5) {
+        self.init(width: mask.width, height: mask.height, bits: mask.values.map { $0 > threshold })
+    }
+
+    var mask: Mask { Mask(width: width, height: height, values: bits.map { $0 ? 1 : 0 }) }
+    var area: Int { bits.reduce(0) { $0 + ($1 ? 1 : 0) } }
+
+    static func && (a: Region, b: Region) -> Region { Region(width: a.width, height: a.height, bits: zip(a.bits, b.bits).map { $0 && $1 }) }
+    static func || (a: Region, b: Region) -> Region { Region(width: a.width, height: a.height, bits: zip(a.bits, b.bits).map { $0 || $1 }) }
+    static prefix func ! (a: Region) -> Region { Region(width: a.width, height: a.height, bits: a.bits.map { !$0 }) }
+
+    func dilated(_ radius: Int) throws -> Region { radius <= 0 ? self : Region(try mask.dilated(radius: radius)) }
+    func eroded(_ radius: Int) throws -> Region { radius <= 0 ? self : Region(try mask.eroded(radius: radius)) }
+
+    /// Filled polygon (pixel centres inside, outline pixels included).
+    static func polygon(_ points: [Point], width: Int, height: Int) throws -> Region {
+        Region(try FaceMasks.polygons([points], width: width, height: height))
+    }
+
+    /// Pixels within `radius` of the segment a–b.
+    static func capsule(_ a: Point, _ b: Point, radius: Double, width: Int, height: Int) -> Region {
+        var out = Region(width: width, height: height)
+        guard radius > 0, a.x.isFinite, a.y.isFinite, b.x.isFinite, b.y.isFinite else { return out }
+        let x0 = max(0, Int((min(a.x, b.x) - radius).rounded(.down))), x1 = min(width - 1, Int((max(a.x, b.x) + radius).rounded(.up)))
+        let y0 = max(0, Int((min(a.y, b.y) - radius).rounded(.down))), y1 = min(height - 1, Int((max(a.y, b.y) + radius).rounded(.up)))
+        guard x0 <= x1, y0 <= y1 else { return out }
+        let dx = b.x - a.x, dy = b.y - a.y, len2 = max(dx * dx + dy * dy, 1e-12)
+        for y in y0...y1 {
+            for x in x0...x1 {
+                let t = min(max(((Double(x) - a.x) * dx + (Double(y) - a.y) * dy) / len2, 0), 1)
+                let ex = Double(x) - (a.x + t * dx), ey = Double(y) - (a.y + t * dy)
+                if ex * ex + ey * ey <= radius * radius { out.bits[y * width + x] = true }
+            }
+        }
+        return out
+    }
+
+    /// The largest 4-connected component.
+    func largestComponent() -> Region {
+        var label = [Int32](repeating: 0, count: bits.count)
+        var best = 0, bestLabel: Int32 = 0, next: Int32 = 0
+        var stack: [Int] = []
+        for s in bits.indices where bits[s] && label[s] == 0 {
+            next += 1
+            label[s] = next
+            stack.append(s)
+            var size = 0
+            while let i = stack.popLast() {
+                size += 1
+                let x = i % width, y = i / width
+                for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && ny >= 0 && nx < width && ny < height {
+                    let j = ny * width + nx
+                    if bits[j] && label[j] == 0 { label[j] = next; stack.append(j) }
+                }
+            }
+            if size > best { best = size; bestLabel = next }
+        }
+        return Region(width: width, height: height, bits: label.map { $0 == bestLabel && bestLabel != 0 })
+    }
+
+    /// The outermost pixels of row `y` within `reach` of `centre`, nil for an empty row.
+    func rowExtent(y: Double, centre: Double, reach: Double) -> (left: Double, right: Double)? {
+        let r = Int(y.rounded())
+        guard r >= 0, r < height else { return nil }
+        let lo = max(0, Int(centre - reach)), hi = min(width - 1, Int(centre + reach))
+        guard lo <= hi else { return nil }
+        var a = -1, b = -1
+        for x in lo...hi where bits[r * width + x] { if a < 0 { a = x }; b = x }
+        return a < 0 ? nil : (Double(a), Double(b))
+    }
+
+    /// Holes (background not connected to the border) filled.
+    func holesFilled() -> Region {
+        var outside = [Bool](repeating: false, count: bits.count)
+        var stack: [Int] = []
+        for x in 0..<width { stack.append(x); stack.append((height - 1) * width + x) }
+        for y in 0..<height { stack.append(y * width); stack.append(y * width + width - 1) }
+        while let i = stack.popLast() {
+            guard !bits[i], !outside[i] else { continue }
+            outside[i] = true
+            let x = i % width, y = i / width
+            if x > 0 { stack.append(i - 1) }
+            if x < width - 1 { stack.append(i + 1) }
+            if y > 0 { stack.append(i - width) }
+            if y < height - 1 { stack.append(i + width) }
+        }
+        return Region(width: width, height: height, bits: outside.map { !$0 })
+    }
+}
+
+func add(_ a: Point, _ b: Point) -> Point { Point(a.x + b.x, a.y + b.y) }
+func sub(_ a: Point, _ b: Point) -> Point { Point(a.x - b.x, a.y - b.y) }
+func scaled(_ a: Point, _ s: Double) -> Point { Point(a.x * s, a.y * s) }
+func mid(_ a: Point, _ b: Point) -> Point { Point((a.x + b.x) / 2, (a.y + b.y) / 2) }
+func lerp(_ a: Point, _ b: Point, _ t: Double) -> Point { Point(a.x + (b.x - a.x) * t, a.y + (b.y - a.y) * t) }
+func distance(_ a: Point, _ b: Point) -> Double { ((a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y)).squareRoot() }
+func unit(_ a: Point) -> Point { let n = max((a.x * a.x + a.y * a.y).squareRoot(), 1e-9); return Point(a.x / n, a.y / n) }
+
+/// The body's frame from pose points: named landmarks, the torso's axes and its scale.
+/// MediaPipe's left/right are the person's own; here they stay as named.
+struct BodyFrame {
+    enum Joint: Int, CaseIterable {
+        case nose = 0, leftShoulder = 11, rightShoulder = 12, leftElbow = 13, rightElbow = 14, leftWrist = 15, rightWrist = 16,
+             leftHip = 23, rightHip = 24, leftKnee = 25, rightKnee = 26, leftAnkle = 27, rightAnkle = 28
+    }
+
+    var points: [Point]
+    var visibility: [Double]
+    var width: Int
+    var height: Int
+
+    init(landmarks: [PoseLandmark], width: Int, height: Int) {
+        points = landmarks.prefix(PoseLandmarks.bodyCount).map(\.point)
+        visibility = landmarks.prefix(PoseLandmarks.bodyCount).map(\.visibility)
+        self.width = width
+        self.height = height
+    }
+
+    init(points: [Point], visibility: [Double], width: Int, height: Int) {
+        self.points = points
+        self.visibility = visibility
+        self.width = width
+        self.height = height
+    }
+
+    subscript(_ j: Joint) -> Point { points[j.rawValue] }
+
+    /// In view: likely visible and inside the photo (a little margin for joints at the edge).
+    func seen(_ j: Joint, visibility least: Double = 0.5) -> Bool {
+        let p = self[j], m = 0.02 * Double(max(width, height))
+        return visibility[j.rawValue] >= least && p.x >= -m && p.y >= -m && p.x <= Double(width - 1) + m && p.y <= Double(height - 1) + m
+    }
+
+    /// Placed well enough to carry a sleeve: the pose model puts a joint hidden behind the body
+    /// or an object about right, so a low visibility is enough when the point is in the photo.
+    func located(_ j: Joint) -> Bool { seen(j, visibility: 0.15) }
+
+    var shoulderCentre: Point { mid(self[.leftShoulder], self[.rightShoulder]) }
+    var hipCentre: Point { mid(self[.leftHip], self[.rightHip]) }
+    var shoulderWidth: Double { max(distance(self[.leftShoulder], self[.rightShoulder]), 1) }
+    /// The body's scale: shoulder width, or for a side view the torso length's share.
+    var scale: Double { max(shoulderWidth, 0.45 * distance(shoulderCentre, hipCentre), 4) }
+    /// Unit vector from the hips towards the shoulders.
+    var up: Point { unit(sub(shoulderCentre, hipCentre)) }
+    /// Unit vector from the body's right side to its left (towards the image's right for a person facing the camera).
+    var across: Point { unit(sub(self[.leftShoulder], self[.rightShoulder])) }
+    var acrossHips: Point { unit(sub(self[.leftHip], self[.rightHip])) }
+
+    /// The base of the neck: a little above the shoulders' centre.
+    var neck: Point { add(shoulderCentre, scaled(up, 0.08 * scale)) }
+
+    /// The torso polygon for `kind`, widened for loose clothing, from the neck to below the hips.
+    func torsoPolygon(_ kind: GarmentKind) -> [Point] {
+        let s = scale, u = up, a = across, ah = acrossHips
+        let ls = add(add(self[.leftShoulder], scaled(a, 0.12 * s)), scaled(u, 0.1 * s))
+        let rs = add(add(self[.rightShoulder], scaled(a, -0.12 * s)), scaled(u, 0.1 * s))
+        let neckL = add(add(shoulderCentre, scaled(a, 0.18 * s)), scaled(u, 0.3 * s))
+        let neckR = add(add(shoulderCentre, scaled(a, -0.18 * s)), scaled(u, 0.3 * s))
+        let lh = add(add(self[.leftHip], scaled(ah, 0.22 * s)), scaled(u, -0.08 * s))
+        let rh = add(add(self[.rightHip], scaled(ah, -0.22 * s)), scaled(u, -0.08 * s))
+        switch kind {
+        case .upper:
+            return [rs, neckR, neckL, ls, lh, rh]
+        case .lower:
+            let lw = add(add(self[.leftHip], scaled(ah, 0.25 * s)), scaled(u, 0.25 * s))
+            let rw = add(add(self[.rightHip], scaled(ah, -0.25 * s)), scaled(u, 0.25 * s))
+            let crotch = add(hipCentre, scaled(u, -0.45 * s))
+            return [rw, lw, add(lh, scaled(u, -0.1 * s)), crotch, add(rh, scaled(u, -0.1 * s))]
+        case .dress:
+            let lk = add(self[.leftKnee], scaled(ah, 0.3 * s)), rk = add(self[.rightKnee], scaled(ah, -0.3 * s))
+            return [rs, neckR, neckL, ls, lh, lk, rk, rh]
+        }
+    }
+
+    /// Beside the torso, out to where hanging arms and a loose jacket reach, shoulders to hips:
+    /// whatever of the person lies there belongs to a top (sleeves, the jacket's sides).
+    func sideBand(_ kind: GarmentKind) -> [Point]? {
+        guard kind != .lower else { return nil }
+        let s = scale, u = up, a = across, ah = acrossHips
+        let bottom = kind == .dress ? (self[.leftKnee], self[.rightKnee]) : (self[.leftHip], self[.rightHip])
+        return [add(add(self[.rightShoulder], scaled(a, -0.7 * s)), scaled(u, 0.1 * s)),
+                add(add(self[.leftShoulder], scaled(a, 0.7 * s)), scaled(u, 0.1 * s)),
+                add(add(bottom.0, scaled(ah, 0.7 * s)), scaled(u, -0.08 * s)),
+                add(add(bottom.1, scaled(ah, -0.7 * s)), scaled(u, -0.08 * s))]
+    }
+
+    /// The upper torso used to measure fit: shoulders down to 75 % of the way to the hips.
+    var upperTorso: [Point] {
+        [self[.rightShoulder], self[.leftShoulder],
+         lerp(self[.leftShoulder], self[.leftHip], 0.75), lerp(self[.rightShoulder], self[.rightHip], 0.75)]
+    }
+
+    /// The limb bones a garment of `kind` covers, as (name, from, to, radius in units of scale).
+    func limbs(_ kind: GarmentKind) -> [(String, Joint, Joint, Double)] {
+        switch kind {
+        case .upper:
+            return [("left upper arm", .leftShoulder, .leftElbow, 0.19), ("right upper arm", .rightShoulder, .rightElbow, 0.19),
+                    ("left forearm", .leftElbow, .leftWrist, 0.15), ("right forearm", .rightElbow, .rightWrist, 0.15)]
+        case .lower:
+            return [("left thigh", .leftHip, .leftKnee, 0.26), ("right thigh", .rightHip, .rightKnee, 0.26),
+                    ("left shin", .leftKnee, .leftAnkle, 0.18), ("right shin", .rightKnee, .rightAnkle, 0.18)]
+        case .dress:
+            return [("left upper arm", .leftShoulder, .leftElbow, 0.19), ("right upper arm", .rightShoulder, .rightElbow, 0.19)]
+        }
+    }
+
+    /// The joints that must be in view for a garment of `kind`.
+    static func required(_ kind: GarmentKind) -> [Joint] {
+        switch kind {
+        case .upper: [.leftShoulder, .rightShoulder]
+        case .lower: [.leftHip, .rightHip, .leftKnee, .rightKnee]
+        case .dress: [.leftShoulder, .rightShoulder, .leftHip, .rightHip]
+        }
+    }
+
+    /// Hands (wrist and finger points) as discs, and for lower garments the feet.
+    func extremities(_ kind: GarmentKind) -> Region {
+        var out = Region(width: width, height: height)
+        let groups: [[Int]] = kind == .lower ? [[27, 29, 31], [28, 30, 32]] : [[15, 17, 19, 21], [16, 18, 20, 22]]
+        for g in groups {
+            let pts = g.map { points[$0] }
+            let c = Point(pts.map(\.x).reduce(0, +) / Double(pts.count), pts.map(\.y).reduce(0, +) / Double(pts.count))
+            let reach = pts.map { distance($0, c) }.max() ?? 0
+            let r = max(0.11 * scale, 1.6 * reach)
+            out = out || Region.capsule(points[g[0]], c, radius: r, width: width, height: height)
+        }
+        return out
+    }
+}
+
+/// A person's clothing region and what it is cut from: the "clothing-agnostic" split of
+/// virtual try-on work (what may change versus face, hands, skin and background).
+struct BodyAnalysis {
+    var frame: BodyFrame
+    /// The pose network's person mask, thresholded.
+    var person: Region
+    /// The region's polygon for the torso part.
+    var torso: Region
+    /// Per limb, its capsule (minus the torso polygon), in `frame.limbs(kind)` order.
+    var limbs: [Region]
+    /// Beside the torso and limbs (`BodyFrame.sideBand`); follows the torso's warp.
+    var band: Region
+    var face: Region
+    var hands: Region
+    /// Forearms lying over the torso: in front of it, so they stay.
+    var frontArms: Region
+    var skin: Region
+    /// What may be replaced: old clothing, neither face, hands, skin nor background.
+    var region: Region
+    /// The face's mean skin colour, if a face was found.
+    var skinColour: (Float, Float, Float)?
+    /// A region the caller gave: nothing outside it changes.
+    var limit: Region?
+
+    /// Everything a new garment may be painted over: the person (grown a little), inside the
+    /// kind's polygon and limbs, not the face, hands or forearms in front.
+    func paintable(grow: Int) throws -> Region {
+        var zone = torso || band
+        for l in limbs { zone = zone || l }
+        let paintable = try person.dilated(grow) && zone && !face && !hands && !frontArms
+        return limit.map { paintable && $0 } ?? paintable
+    }
+
+    /// The clothed body's sides at the chest (35 % of the way from shoulders to hips) and at the
+    /// hips, to pair with a product photo's outline.
+    var outline: [String: Point] {
+        var out: [String: Point] = [:]
+        var zone = torso || band
+        for l in limbs { zone = zone || l }
+        let body = zone && person && !face
+        let top = frame.shoulderCentre.y, hip = frame.hipCentre.y
+        for (name, y) in [("chest", top + 0.35 * (hip - top)), ("hem", hip)] {
+            let c = frame.shoulderCentre.x + (frame.hipCentre.x - frame.shoulderCentre.x) * (y - top) / max(hip - top, 1)
+            if let e = body.rowExtent(y: y, centre: c, reach: 1.3 * frame.scale) {
+                out["left_" + name] = Point(e.right, y)
+                out["right_" + name] = Point(e.left, y)
+            }
+        }
+        return out
+    }
+
+    static func analyse(_ image: Image, kind: GarmentKind, pose: PoseEstimator, faceDetector: FaceDetector, analyzer: FaceAnalyzer,
+                        label: String, override: Mask?) throws -> BodyAnalysis {
+        guard let p = try pose.estimate(image, segmentation: true), let soft = p.mask else {
+            throw BodyError("no person found in \(label)", category: .notFound)
+        }
+        let w = image.width, h = image.height
+        let frame = BodyFrame(landmarks: p.landmarks, width: w, height: h)
+        let missing = BodyFrame.required(kind).filter { !frame.seen($0) }
+        if !missing.isEmpty {
+            let names = missing.map { PoseLandmarks.names[$0.rawValue].replacingOccurrences(of: "_", with: " ") }
+            throw PipelineError("\(label) does not show the body parts a \(kind.rawValue) garment needs (\(names.joined(separator: ", ")) out of view)",
+                                category: .input)
+        }
+        let person = Region(soft)
+        let s = frame.scale
+        let torso = try Region.polygon(frame.torsoPolygon(kind), width: w, height: h)
+        var limbs: [Region] = []
+        var frontArms = Region(width: w, height: h)
+        for (name, a, b, r) in frame.limbs(kind) {
+            let cap = Region.capsule(frame[a], frame[b], radius: r * s, width: w, height: h)
+            if name.hasSuffix("forearm") {
+                // A forearm over the torso is in front of it (the pose cannot see behind the body).
+                frontArms = frontArms || (cap && torso)
+            }
+            limbs.append(cap && !torso)
+        }
+        let hands = frame.extremities(kind)
+        var band = Region(width: w, height: h)
+        if let side = frame.sideBand(kind) { band = try Region.polygon(side, width: w, height: h) && !torso }
+        for l in limbs { band = band && !l }
+
+        // Face oval from the mesh, grown a little; without a face, a disc round the head's points.
+        var face = Region(width: w, height: h)
+        var skinColour: (Float, Float, Float)?
+        var skin = Region(width: w, height: h)
+        let faces = try faceDetector.detect(image, order: .largest)
+        let head = frame[.nose]
+        if let f = faces.first(where: { f in head.x >= f.box.x - f.box.width && head.x <= f.box.x + 2 * f.box.width }) ?? faces.first,
+           f.keypoints[KeypointName.leftEye] != nil, let lm = try? analyzer.landmarks(image, face: f) {
+            let oval = try FaceMasks.mask(.face, mesh: lm.mesh, width: w, height: h)
+            face = try Region(oval).dilated(max(1, Int(0.02 * s)))
+            let sample = try Region(try FaceMasks.mask(.skin, mesh: lm.mesh, width: w, height: h)).eroded(max(1, Int(0.02 * s)))
+            let like = SkinModel(image, sample: sample)?.classify(image) ?? [Bool](repeating: false, count: image.pixelCount)
+            // An opening drops specks of skin-coloured cloth; what stays is bare skin.
+            skin = try Region(width: w, height: h, bits: like).eroded(max(2, Int(0.025 * s))).dilated(max(2, Int(0.03 * s)))
+            var sum = (0.0, 0.0, 0.0), count = 0.0
+            let n = image.pixelCount
+            for i in 0..<n where sample.bits[i] && like[i] {
+                sum.0 += Double(image.rgb[i]); sum.1 += Double(image.rgb[n + i]); sum.2 += Double(image.rgb[2 * n + i]); count += 1
+            }
+            if count > 0 { skinColour = (Float(sum.0 / count), Float(sum.1 / count), Float(sum.2 / count)) }
+        } else {
+            let r = 0.35 * s
+            face = Region.capsule(frame[.nose], frame[.nose], radius: r, width: w, height: h)
+        }
+
+        var zone = torso || band
+        for l in limbs { zone = zone || l }
+        var region = person && zone && !face && !hands && !frontArms && !skin
+        var limit: Region?
+        if let override {
+            guard override.width == w, override.height == h else {
+                throw PipelineError("the mask for \(label) is \(override.width)x\(override.height), the photo \(w)x\(h)")
+            }
+            region = Region(override) && !face
+            limit = region
+        }
+        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, face: face, hands: hands,
+                            frontArms: frontArms, skin: skin, region: region, skinColour: skinColour, limit: limit)
+    }
+}
+
+/// A garment photographed on its own against a plain background.
+struct ProductGarment {
+    var region: Region
+    /// Landmarks in the pose layout's terms (neck, shoulders, hips), read off the outline.
+    var frame: BodyFrame
+    var landmarks: [String: Point]
+    /// Points on the outline (left/right chest and hem), named as `BodyAnalysis.outline` names the person's.
+    var outline: [String: Point]
+
+    /// The garment is what differs from the border's colour, its largest piece with holes filled.
+    static func segment(_ image: Image) -> Region? {
+        let w = image.width, h = image.height, n = image.pixelCount
+        var border: [[Float]] = [[], [], []]
+        for x in 0..<w { for y in [0, h - 1] { for c in 0..<3 { border[c].append(image.rgb[c * n + y * w + x]) } } }
+        for y in 0..<h { for x in [0, w - 1] { for c in 0..<3 { border[c].append(image.rgb[c * n + y * w + x]) } } }
+        let bg = border.map { $0.sorted()[$0.count / 2] }
+        // How much the border itself varies sets the threshold (a gradient or noisy backdrop).
+        let spread = (0..<border[0].count).map { i in (0..<3).map { abs(border[$0][i] - bg[$0]) }.max()! }.sorted()
+        let t = max(0.08, 2.5 * spread[spread.count * 9 / 10])
+        var bits = [Bool](repeating: false, count: n)
+        for i in 0..<n {
+            let d = max(abs(image.rgb[i] - bg[0]), abs(image.rgb[n + i] - bg[1]), abs(image.rgb[2 * n + i] - bg[2]))
+            bits[i] = d > t
+        }
+        let raw = Region(width: w, height: h, bits: bits)
+        guard let closed = try? raw.dilated(2).eroded(2) else { return nil }
+        let piece = closed.largestComponent().holesFilled()
+        return piece.area >= max(64, n / 50) ? piece : nil
+    }
+
+    /// Landmarks of a top from its outline: the neckline's lowest point in the middle, the
+    /// shoulders where the outline's top meets the torso's sides, the hem's corners.
+    static func landmarks(_ region: Region) throws -> ProductGarment {
+        let w = region.width, h = region.height
+        var rows: [(Int, Int)?] = []
+        for y in 0..<h {
+            var lo = -1, hi = -1
+            for x in 0..<w where region.bits[y * w + x] { if lo < 0 { lo = x }; hi = x }
+            rows.append(lo < 0 ? nil : (lo, hi))
+        }
+        guard let top = rows.firstIndex(where: { $0 != nil }), let bottom = rows.lastIndex(where: { $0 != nil }), bottom - top >= 8 else {
+            throw PipelineError("no garment found in the garment photo", category: .notFound)
+        }
+        let gh = Double(bottom - top)
+        // The torso's width below the sleeves; the narrowest of the lower rows (sleeves stick out above).
+        let lower = (Int(Double(top) + 0.55 * gh)...Int(Double(top) + 0.9 * gh)).compactMap { rows[$0] }
+        guard let torsoRow = lower.min(by: { $0.1 - $0.0 < $1.1 - $1.0 }) else {
+            throw PipelineError("no garment found in the garment photo", category: .notFound)
+        }
+        let cx = Double(torsoRow.0 + torsoRow.1) / 2, tw = Double(torsoRow.1 - torsoRow.0)
+        func topOfColumn(_ x: Double) -> Double {
+            let c = min(max(Int(x.rounded()), 0), w - 1)
+            for y in 0..<h where region.bits[y * w + c] { return Double(y) }
+            return Double(top)
+        }
+        let neckY = topOfColumn(cx)
+        // Pose shoulders are joints: inside the outline, a little below its top.
+        let lsX = cx + 0.4 * tw, rsX = cx - 0.4 * tw
+        let ls = Point(lsX, topOfColumn(lsX) + 0.1 * tw), rs = Point(rsX, topOfColumn(rsX) + 0.1 * tw)
+        let hemY = Double(top) + 0.93 * gh
+        let lh = Point(cx + 0.33 * tw, hemY), rh = Point(cx - 0.33 * tw, hemY)
+        // A garment lies as if facing the camera: the person's left is the image's right.
+        var marks = [Point](repeating: Point(cx, (Double(top) + Double(bottom)) / 2), count: PoseLandmarks.bodyCount)
+        var vis = [Double](repeating: 0, count: PoseLandmarks.bodyCount)
+        for (j, p) in [(BodyFrame.Joint.leftShoulder, ls), (.rightShoulder, rs), (.leftHip, lh), (.rightHip, rh)] {
+            marks[j.rawValue] = p
+            vis[j.rawValue] = 1
+        }
+        let frame = BodyFrame(points: marks, visibility: vis, width: w, height: h)
+        // The outline's sides at the chest and at the hem tie the garment's whole width, sleeves
+        // lying along the body included, to the person's.
+        var outline: [String: Point] = [:]
+        let chestY = (ls.y + rs.y) / 2 + 0.35 * (hemY - (ls.y + rs.y) / 2)
+        for (name, y) in [("chest", chestY), ("hem", Double(top) + 0.97 * gh)] {
+            if let e = region.rowExtent(y: y, centre: cx, reach: Double(w)) {
+                outline["left_" + name] = Point(e.right, y)
+                outline["right_" + name] = Point(e.left, y)
+            }
+        }
+        return ProductGarment(region: region, frame: frame,
+                              landmarks: ["neckline": Point(cx, neckY), "left_shoulder": ls, "right_shoulder": rs, "left_hip": lh, "right_hip": rh],
+                              outline: outline)
+    }
+}
+
+/// Skin colour learnt from a sample (the face's cheeks and forehead): a Gaussian in the two
+/// chroma axes (Cb − Y, Cr − Y), where skin of every tone clusters tightly, and a floor on luma
+/// so that dark cloth of a similar hue is not taken for skin in shadow.
+struct SkinModel {
+    var mean: (Float, Float)
+    /// Inverse covariance (bb, br, rr).
+    var inverse: (Float, Float, Float)
+    var lumaFloor: Float
+
+    init?(_ image: Image, sample: Region) {
+        let n = image.pixelCount
+        var cb: [Float] = [], cr: [Float] = [], ys: [Float] = []
+        for i in 0..<n where sample.bits[i] {
+            let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            ys.append(y); cb.append(b - y); cr.append(r - y)
+        }
+        guard ys.count >= 16 else { return nil }
+        let m = Float(ys.count)
+        let mb = cb.reduce(0, +) / m, mr = cr.reduce(0, +) / m
+        var vbb: Float = 0, vrr: Float = 0, vbr: Float = 0
+        for k in 0..<ys.count {
+            vbb += (cb[k] - mb) * (cb[k] - mb); vrr += (cr[k] - mr) * (cr[k] - mr); vbr += (cb[k] - mb) * (cr[k] - mr)
+        }
+        // A floor on the spread, so an evenly lit face does not reject its own shadowed side.
+        vbb = vbb / m + 2e-4; vrr = vrr / m + 2e-4; vbr /= m
+        let det = vbb * vrr - vbr * vbr
+        guard det > 0, det.isFinite else { return nil }
+        mean = (mb, mr)
+        inverse = (vrr / det, -vbr / det, vbb / det)
+        lumaFloor = 0.45 * ys.sorted()[ys.count / 2]
+    }
+
+    /// Within three standard deviations in chroma, and not much darker than the face.
+    func classify(_ image: Image) -> [Bool] {
+        let n = image.pixelCount
+        return (0..<n).map { i in
+            let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            let db = b - y - mean.0, dr = r - y - mean.1
+            let d2 = inverse.0 * db * db + 2 * inverse.1 * db * dr + inverse.2 * dr * dr
+            return d2 < 9 && y > lumaFloor
+        }
+    }
+}

@@ -1,0 +1,241 @@
+import XCTest
+import GuiseFiles
+import GuiseFormats
+import GuiseImage
+import GuiseTestSupport
+@testable import GuisePipelines
+
+final class ClothesSwapTests: XCTestCase {
+    static var shared: ClothesSwap?
+
+    func swapper() throws -> ClothesSwap {
+        if let s = Self.shared { return s }
+        let s = try ClothesSwap(store: ModelStore(directory: repoRoot + "/Models"))
+        Self.shared = s
+        return s
+    }
+
+    // MARK: colour difference
+
+    /// Pairs from Sharma, Wu and Dalal's CIEDE2000 test data.
+    func testCIEDE2000MatchesPublishedPairs() {
+        let pairs: [((Double, Double, Double), (Double, Double, Double), Double)] = [
+            ((50, 2.6772, -79.7751), (50, 0, -82.7485), 2.0425),
+            ((50, 3.1571, -77.2803), (50, 0, -82.7485), 2.8615),
+            ((50, 2.5, 0), (50, 0, -2.5), 4.3065),
+            ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+            ((2.0776, 0.0795, -1.1350), (0.9033, -0.0636, -0.5514), 0.9082),
+        ]
+        for (a, b, expected) in pairs {
+            let d = ColourDifference.ciede2000((a.0, a.1, a.2), (b.0, b.1, b.2))
+            XCTAssertEqual(d, expected, accuracy: 1e-4, "\(a) vs \(b)")
+            XCTAssertEqual(ColourDifference.ciede2000((b.0, b.1, b.2), (a.0, a.1, a.2)), d, accuracy: 1e-9, "symmetric")
+        }
+        let white = ColourDifference.lab(1, 1, 1)
+        XCTAssertEqual(white.l, 100, accuracy: 1e-3)
+        XCTAssertEqual(white.a, 0, accuracy: 1e-3)
+        XCTAssertEqual(white.b, 0, accuracy: 1e-3)
+    }
+
+    // MARK: warp
+
+    /// A body seen at one size and pose (the person) and another (the garment's wearer).
+    func frames() -> (BodyFrame, BodyFrame) {
+        func frame(_ pts: [BodyFrame.Joint: Point], w: Int, h: Int) -> BodyFrame {
+            var p = [Point](repeating: Point(Double(w) / 2, Double(h) / 2), count: 33)
+            var v = [Double](repeating: 0, count: 33)
+            for (j, q) in pts { p[j.rawValue] = q; v[j.rawValue] = 1 }
+            return BodyFrame(points: p, visibility: v, width: w, height: h)
+        }
+        let person = frame([.nose: Point(200, 80), .leftShoulder: Point(260, 180), .rightShoulder: Point(140, 175),
+                            .leftElbow: Point(285, 280), .rightElbow: Point(120, 285), .leftWrist: Point(290, 370), .rightWrist: Point(110, 372),
+                            .leftHip: Point(240, 400), .rightHip: Point(160, 398)], w: 400, h: 500)
+        // Arms raised and the torso smaller and shifted: the sleeves must turn, not just scale.
+        let garment = frame([.nose: Point(310, 60), .leftShoulder: Point(350, 130), .rightShoulder: Point(270, 128),
+                             .leftElbow: Point(420, 110), .rightElbow: Point(200, 100), .leftWrist: Point(480, 90), .rightWrist: Point(140, 85),
+                             .leftHip: Point(340, 280), .rightHip: Point(285, 282)], w: 600, h: 400)
+        return (person, garment)
+    }
+
+    func testWarpTakesPersonLandmarksOntoTheGarmentsOwn() throws {
+        let (person, garment) = frames()
+        let warp = try GarmentWarp.fit(person: person, garment: garment, kind: .upper, neckline: nil, limbsFromGarment: true)
+        XCTAssertEqual(warp.pairs.map(\.name), ["neck", "left_shoulder", "right_shoulder", "left_hip", "right_hip"])
+        // The spline is smoothed a little, so each landmark lands within half a pixel, not exactly.
+        for p in warp.pairs {
+            let q = warp.torso.apply(p.person)
+            XCTAssertTrue(q.x.isFinite && q.y.isFinite, p.name)
+            XCTAssertLessThan(distance(q, p.garment), 0.5, "\(p.name): \(q) vs \(p.garment)")
+        }
+        XCTAssertLessThan(warp.residual, 0.5)
+        XCTAssertFalse(warp.residual.isNaN)
+        // Each limb's similarity takes both of the person's joints onto the garment's.
+        XCTAssertEqual(warp.limbs.count, 4)
+        for ((name, a, b, _), t) in zip(person.limbs(.upper), warp.limbs) {
+            let t = try XCTUnwrap(t, name)
+            XCTAssertLessThan(distance(t.apply(person[a]), garment[a]), 1e-6, name)
+            XCTAssertLessThan(distance(t.apply(person[b]), garment[b]), 1e-6, name)
+        }
+        // A limb the garment photo does not show follows the torso.
+        var hidden = garment
+        hidden.visibility[BodyFrame.Joint.leftElbow.rawValue] = 0
+        let partial = try GarmentWarp.fit(person: person, garment: hidden, kind: .upper, neckline: nil, limbsFromGarment: true)
+        XCTAssertNil(partial.limbs[0])
+        XCTAssertNil(partial.limbs[2])
+        XCTAssertNotNil(partial.limbs[1])
+    }
+
+    func testSamplingFollowsTheWarpAndMirrorsAtTheEdge() throws {
+        let (person, garment) = frames()
+        let warp = try GarmentWarp.fit(person: person, garment: garment, kind: .upper, neckline: nil, limbsFromGarment: false)
+        // A garment photo whose red channel is x/width and green y/height: the sample says where it
+        // came from. It ends above the garment's hem, as a portrait cut at the waist does.
+        let gw = garment.width, gh = 320
+        var rgb = [Float](repeating: 0, count: 3 * gw * gh)
+        for y in 0..<gh { for x in 0..<gw { rgb[y * gw + x] = Float(x) / Float(gw); rgb[gw * gh + y * gw + x] = Float(y) / Float(gh) } }
+        let g = Image(width: gw, height: gh, rgb: rgb)
+        let zone = Region(width: person.width, height: person.height, value: true)
+        let s = warp.sample(garment: g, alpha: [Float](repeating: 1, count: gw * gh), shade: [Float](repeating: 1, count: gw * gh),
+                            zone: zone, limbZones: [])
+        let n = person.width * person.height
+        XCTAssertFalse(s.rgb.contains { $0.isNaN })
+        for p in warp.pairs {
+            let i = Int(p.person.y.rounded()) * person.width + Int(p.person.x.rounded())
+            let q = warp.torso.apply(Point(p.person.x.rounded(), p.person.y.rounded()))
+            XCTAssertEqual(Double(s.rgb[i]) * Double(gw), q.x, accuracy: 0.05, p.name)
+            XCTAssertEqual(Double(s.rgb[n + i]) * Double(gh), q.y, accuracy: 0.05, p.name)
+        }
+        // Past the garment photo's bottom edge the picture is mirrored: rows gh − 1 − k.
+        let below = (0..<n).first { i in let q = warp.torso.apply(Point(Double(i % person.width), Double(i / person.width))); return q.y > Double(gh) + 5 && q.y < Double(gh) + 20 && q.x > 10 && q.x < Double(gw - 10) }
+        let i = try XCTUnwrap(below, "some person pixel maps below the garment photo")
+        let q = warp.torso.apply(Point(Double(i % person.width), Double(i / person.width)))
+        XCTAssertEqual(Double(s.rgb[n + i]) * Double(gh), 2 * Double(gh - 1) - q.y, accuracy: 0.05)
+    }
+
+    // MARK: product photos
+
+    /// A T-shirt with red and blue vertical stripes 12 px wide on a plain light background: torso
+    /// 120 wide from y 60 to 300, sleeves out to 60 px each side, a V neckline.
+    func productShirt() throws -> (Image, Region) {
+        let w = 400, h = 360
+        let shirt: [Point] = [Point(140, 60), Point(180, 60), Point(200, 95), Point(220, 60), Point(260, 60), Point(330, 110),
+                              Point(300, 150), Point(260, 130), Point(260, 300), Point(140, 300), Point(140, 130), Point(100, 150), Point(70, 110)]
+        let truth = try Region.polygon(shirt, width: w, height: h)
+        var image = Image(width: w, height: h, red: 0.95, green: 0.95, blue: 0.93)
+        let n = w * h
+        for i in 0..<n where truth.bits[i] {
+            let stripe = (i % w / 12) % 2 == 0
+            image.rgb[i] = stripe ? 0.7 : 0.1; image.rgb[n + i] = 0.1; image.rgb[2 * n + i] = stripe ? 0.2 : 0.6
+        }
+        return (image, truth)
+    }
+
+    func testProductGarmentIsSegmentedAndItsLandmarksFound() throws {
+        let (image, truth) = try productShirt()
+        let w = image.width
+        let region = try XCTUnwrap(ProductGarment.segment(image))
+        let iou = Double((region && truth).area) / Double((region || truth).area)
+        XCTAssertGreaterThan(iou, 0.97)
+        let product = try ProductGarment.landmarks(region)
+        let neck = try XCTUnwrap(product.landmarks["neckline"])
+        XCTAssertEqual(neck.x, 200, accuracy: 3)
+        XCTAssertEqual(neck.y, 95, accuracy: 4)
+        // Shoulders sit inside the outline near its top corners, the person's left on the image's right.
+        let ls = product.frame[.leftShoulder], rs = product.frame[.rightShoulder]
+        XCTAssertGreaterThan(ls.x, 200)
+        XCTAssertLessThan(rs.x, 200)
+        XCTAssertTrue(truth.bits[Int(ls.y) * w + Int(ls.x)])
+        XCTAssertTrue(truth.bits[Int(rs.y) * w + Int(rs.x)])
+        XCTAssertLessThan(ls.y, 130)
+        XCTAssertEqual(try XCTUnwrap(product.outline["left_hem"]).x, 260, accuracy: 2)
+        XCTAssertEqual(try XCTUnwrap(product.outline["right_hem"]).x, 140, accuracy: 2)
+        // A plain photo holds no garment.
+        XCTAssertNil(ProductGarment.segment(Image(width: 200, height: 200, red: 0.9, green: 0.9, blue: 0.9)))
+    }
+
+    // MARK: the whole pipeline
+
+    func testAGarmentFromAnotherPhotoLeavesEverythingElseBitExact() throws {
+        let person = try sample("astronaut.png"), garment = try sample("grace_hopper.jpg")
+        let swap = try swapper()
+        let r = try swap.runDetailed(person: person, garment: garment)
+        XCTAssertEqual(r.report.garmentSource, "person")
+        XCTAssertFalse(r.image.rgb.contains { $0.isNaN })
+        let n = person.pixelCount
+        // Outside the old clothing and the painted garment every pixel is the person photo's.
+        var outside = 0, changedOutside = 0, changedInside = 0
+        for i in 0..<n {
+            let same = (0..<3).allSatisfy { r.image.rgb[$0 * n + i] == person.rgb[$0 * n + i] }
+            if r.changed.bits[i] { if !same { changedInside += 1 } } else { outside += 1; if !same { changedOutside += 1 } }
+        }
+        XCTAssertEqual(changedOutside, 0)
+        XCTAssertGreaterThan(outside, n / 3)
+        XCTAssertGreaterThan(changedInside, n / 10, "the garment was put on")
+        // The changed region stays on the body: within the person mask grown by 2 % of the shoulder width.
+        let grown = try Region(try swap.pose.estimate(person, segmentation: true)!.mask!).dilated(Int(0.03 * r.personFrame.scale) + 2)
+        XCTAssertEqual((r.changed && !grown).area, 0)
+        // Fit and colour as the report measures them.
+        XCTAssertGreaterThan(r.report.coverage, 0.85)
+        XCTAssertLessThan(r.report.spill, 0.03)
+        let dE = try XCTUnwrap(r.report.deltaE), dE0 = try XCTUnwrap(r.report.deltaEOriginal)
+        XCTAssertLessThan(dE, 8)
+        XCTAssertGreaterThan(dE0, 20, "the orange suit differs from the navy uniform")
+        XCTAssertLessThan(r.report.warpResidual, 0.5)
+
+        // Deterministic: the same inputs give the same pixels.
+        let again = try swap.runDetailed(person: person, garment: garment)
+        XCTAssertEqual(again.image.rgb, r.image.rgb)
+    }
+
+    func testAProductShotGoesOnWithItsStripesUpright() throws {
+        let person = try sample("astronaut.png")
+        let (shirt, _) = try productShirt()
+        let r = try swapper().runDetailed(person: person, garment: shirt)
+        XCTAssertEqual(r.report.garmentSource, "product")
+        // Her hips are below the frame, so the hem goes where the pose puts them.
+        XCTAssertEqual(Set(r.report.keypoints.map(\.name)), ["neckline", "left_shoulder", "right_shoulder", "left_chest", "right_chest", "left_hip", "right_hip"])
+        XCTAssertGreaterThan(r.report.coverage, 0.85)
+        XCTAssertLessThan(try XCTUnwrap(r.report.deltaE), 8)
+        let n = person.pixelCount, w = person.width
+        for i in 0..<n where !r.changed.bits[i] {
+            guard (0..<3).allSatisfy({ r.image.rgb[$0 * n + i] == person.rgb[$0 * n + i] }) else { return XCTFail("pixel \(i) changed outside the region") }
+        }
+        // Vertical stripes stay vertical: across the chest the red channel changes far more from
+        // column to column than from row to row.
+        let chest = try Region.polygon(r.personFrame.upperTorso, width: w, height: person.height).eroded(4) && r.painted
+        var dx = 0.0, dy = 0.0
+        for i in 0..<n where chest.bits[i] && chest.bits[i + 1] && chest.bits[i + w] {
+            dx += Double(abs(r.image.rgb[i + 1] - r.image.rgb[i]))
+            dy += Double(abs(r.image.rgb[i + w] - r.image.rgb[i]))
+        }
+        XCTAssertGreaterThan(dx, 3 * dy)
+    }
+
+    func testBadInputsAreOneLineErrors() throws {
+        let swap = try swapper()
+        let grey = Image(width: 320, height: 240, red: 0.5, green: 0.5, blue: 0.5)
+        let astronaut = try sample("astronaut.png")
+        XCTAssertThrowsError(try swap.run(person: grey, garment: astronaut)) { e in
+            XCTAssertEqual((e as? GuiseError)?.message, "no person found in the person photo")
+            XCTAssertEqual((e as? GuiseError)?.category, .notFound)
+        }
+        XCTAssertThrowsError(try swap.run(person: astronaut, garment: grey)) { e in
+            XCTAssertEqual((e as? GuiseError)?.message, "no garment found in the garment photo")
+            XCTAssertEqual((e as? GuiseError)?.category, .notFound)
+        }
+        // Trousers asked of a photo that shows no legs.
+        var o = ClothesOptions()
+        o.kind = .lower
+        let lower = try ClothesSwap(options: o, store: ModelStore(directory: repoRoot + "/Models"))
+        XCTAssertThrowsError(try lower.run(person: astronaut, garment: astronaut)) { e in
+            let message = (e as? GuiseError)?.message ?? ""
+            XCTAssertTrue(message.hasPrefix("the person photo does not show the body parts a lower garment needs"), message)
+            XCTAssertEqual((e as? GuiseError)?.category, .input)
+        }
+        o = ClothesOptions()
+        o.shading = 2
+        XCTAssertThrowsError(try o.validate())
+        o.shading = .nan
+        XCTAssertThrowsError(try o.validate())
+    }
+}
