@@ -11,7 +11,7 @@ DEMO_OUT := demo-out
 # Photographs the prior trains on (train/ and heldout/); fetched, never committed.
 PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures eval-swap eval-baseline edit-eval clean help
+.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures eval-swap eval-baseline eval-clothes edit-eval clean help
 
 all: build
 
@@ -25,6 +25,7 @@ help:
 	@echo "make fixtures  rerun every fixture script into Tests/Fixtures (unchanged unless a reference changed)"
 	@echo "make eval-swap    guise swap over Tools/swap_pairs.json, measured with dlib (SWAP_CMD to change the command)"
 	@echo "make eval-baseline  the classical swap over the same pairs, to calibrate the measurement"
+	@echo "make eval-clothes  guise clothes over sample person/garment pairs, measured"
 	@echo "make edit-eval  guise edit against OpenCV inpainting, and the harmonise test"
 
 # System libraries. apt-get update runs only when a package is missing.
@@ -81,6 +82,14 @@ demo: deps models samples build
 	  --row Samples/biden.jpg Samples/astronaut.png $(DEMO_OUT)/swap-biden-on-astronaut.png "Biden onto Eileen Collins" \
 	  --row Samples/astronaut.png Samples/obama3.jpg $(DEMO_OUT)/swap-astronaut-on-obama.png "Eileen Collins onto Obama" \
 	  --row Samples/obama.jpg Samples/t1.jpg $(DEMO_OUT)/swap-obama-on-group.png "Obama onto every face (tiled BlazeFace)"
+	@# Clothes: a garment taken from another person photo (person | garment | result).
+	$(BIN) clothes --person Samples/obama.jpg --garment Samples/astronaut.png -o $(DEMO_OUT)/clothes-obama-suit.png
+	$(BIN) clothes --person Samples/grace_hopper.jpg --garment Samples/messi5.jpg -o $(DEMO_OUT)/clothes-hopper-jersey.png
+	$(BIN) clothes --person Samples/astronaut.png --garment Samples/messi5.jpg -o $(DEMO_OUT)/clothes-astronaut-jersey.png --json > $(DEMO_OUT)/clothes-astronaut-jersey.json
+	$(EVAL_PY) Tools/contact_sheet.py --height 256 --out $(DEMO_OUT)/clothes-sheet.png \
+	  --row Samples/obama.jpg Samples/astronaut.png $(DEMO_OUT)/clothes-obama-suit.png "Obama in the astronaut's suit" \
+	  --row Samples/grace_hopper.jpg Samples/messi5.jpg $(DEMO_OUT)/clothes-hopper-jersey.png "Grace Hopper in Messi's jersey" \
+	  --row Samples/astronaut.png Samples/messi5.jpg $(DEMO_OUT)/clothes-astronaut-jersey.png "Eileen Collins in Messi's jersey"
 	$(BIN) edit Samples/chelsea.png --box 300,150,80,65 -o $(DEMO_OUT)/chelsea-fill.png --json
 	@# input | mask | Telea | Guise, on photos the prior never trained on (about a minute).
 	$(MAKE) --no-print-directory $(EDIT_PY)
@@ -139,6 +148,8 @@ bench: deps models $(BENCH_PY) $(LITERT_PY)
 	$(SWIFT) build -c release --product guise
 	$(MAKE) --no-print-directory $(EVAL_PY)
 	$(EVAL_PY) Tools/bench_swap.py --guise $(BIN)
+	@# guise clothes: seconds for a 1024-pixel-tall person photo.
+	$(EVAL_PY) Tools/bench_clothes.py --guise $(BIN)
 	@# guise edit: a 15 % fill on a 512² photo and the same hole in a 4000×3000 photo.
 	$(SWIFT) build -c release --product guise
 	$(MAKE) --no-print-directory $(EDIT_PY)
@@ -199,6 +210,12 @@ BASELINE_OUT ?= eval-out/baseline
 
 eval-swap: deps models samples build $(EVAL_PY)
 	$(EVAL_PY) Tools/run_swaps.py --command '$(SWAP_CMD)' --guise $(BIN) --out $(SWAP_OUT)
+
+# guise clothes over person/garment pairs from Samples/: coverage, spill, colour difference,
+# pixels changed off the person, stripes; results and contact_sheet.jpg in CLOTHES_OUT.
+CLOTHES_OUT ?= eval-out/clothes
+eval-clothes: deps models samples build $(EVAL_PY)
+	$(EVAL_PY) Tools/clothes_eval.py --guise $(BIN) --out $(CLOTHES_OUT)
 
 eval-baseline: deps models samples build $(EVAL_PY)
 	$(EVAL_PY) Tools/run_swaps.py --command '$(EVAL_PY) Tools/baseline_swap.py --guise {guise} --source {source} --source-face {source_face} --target {target} --target-face {target_face} -o {out} --quiet' --guise $(BIN) --out $(BASELINE_OUT)
