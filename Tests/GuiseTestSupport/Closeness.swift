@@ -25,7 +25,8 @@ public func closeness(_ actual: [Float], _ expected: [Float], tol: Float, _ what
         let a = actual[i], e = expected[i]
         if a.isFinite && e.isFinite {
             scale = max(scale, abs(e))
-            err = max(err, abs(a - e))
+            let d = abs(a - e)
+            if d > err { err = d }
         } else if a.isNaN || e.isNaN || a != e {
             nonFinite += 1
             if first < 0 { first = i }
