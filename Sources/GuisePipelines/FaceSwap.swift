@@ -475,15 +475,15 @@ public final class FaceSwap {
             }
         }
 
-        // Paste: only where the soft mask is above 0 do pixels change.
-        let best0 = samples[0]
-        FaceSwap.paste(best0, mask: soft, into: &out, x: wx0, y: wy0)
+        // Paste: only where the soft mask is above 0 do pixels change. Each sample is also
+        // pasted into the photo as it stands (faces swapped before this one included).
         var pastedSamples: [Image] = []
         for s in samples {
-            var whole = target
+            var whole = out
             FaceSwap.paste(s, mask: soft, into: &whole, x: wx0, y: wy0)
             pastedSamples.append(whole)
         }
+        out = pastedSamples[0]
 
         // The report's measurements on the pasted result.
         var result = SwapReport.FaceResult(index: 0, box: face.box, sourcePhoto: best, identityToSource: 0, identityToTarget: 0,

@@ -21,6 +21,23 @@ extension CLITests {
         XCTAssertNotEqual(written.rgb, target.rgb)
     }
 
+    func testKeepSamplesWritesEverySampleBestFirst() throws {
+        let out = dir + "/swap.png", kept = dir + "/ranked"
+        try FileManager.default.createDirectory(atPath: kept, withIntermediateDirectories: true)
+        let run = try guise(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "-o", out,
+                             "--samples", "2", "--keep-samples", kept, "--work-size", "256", "--json", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let files = try FileManager.default.contentsOfDirectory(atPath: kept).sorted()
+        XCTAssertEqual(files, ["face0-sample0.png", "face0-sample1.png"])
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        let face = ((report?["report"] as? [String: Any])?["faces"] as? [[String: Any]])?.first
+        let distances = face?["sampleDistances"] as? [Double] ?? []
+        XCTAssertEqual(distances.count, 2)
+        XCTAssertLessThanOrEqual(distances.first ?? 1, distances.last ?? 0, "ranked best first")
+        // The result is the best sample.
+        XCTAssertEqual(try ImageIO.read(out).rgb, try ImageIO.read(kept + "/face0-sample0.png").rgb)
+    }
+
     func testSwapFailuresAreOneLineAndWriteNothing() throws {
         let out = dir + "/swap.png"
         try assertFails(["swap", "--source", "Samples/coffee.png", "--target", "Samples/astronaut.png", "--no-diffusion"],
