@@ -101,6 +101,10 @@ final class SafeTensorsTests: XCTestCase {
             XCTAssertThrowsError(try SafeTensorsFile(path: path)) { e in
                 XCTAssertTrue("\(e)".contains("header length \(claimed) exceeds the file"), "\(e)")
             }
+            // The checkpoint sniffer hands it to the safetensors reader, which names the problem.
+            XCTAssertThrowsError(try Checkpoint(path: path)) { e in
+                XCTAssertTrue("\(e)".contains("header length \(claimed) exceeds the file"), "\(e)")
+            }
         }
     }
 
@@ -122,6 +126,7 @@ final class SafeTensorsTests: XCTestCase {
             let path = try writeFile(header: header, dataBytes: dataBytes)
             defer { try? FileManager.default.removeItem(atPath: path) }
             let f = try SafeTensorsFile(path: path)
+            XCTAssertEqual(try Checkpoint(path: path).format, .safetensors, header)
             XCTAssertEqual(f.names, names, header)
             XCTAssertEqual(f.metadata, metadata, header)
             for name in names { XCTAssertNotNil(f[name], header) }
