@@ -50,9 +50,15 @@ public struct Checkpoint {
 
     private static func isSafeTensors(_ path: String) throws -> Bool {
         let m = try MappedFile(path: path)
-        guard m.count >= 9 else { return false }
-        let n = m.bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
-        return m.bytes[8] == UInt8(ascii: "{") && n >= 2 && n <= UInt64(m.count - 8)
+        let b = m.bytes
+        guard b.count >= 9 else { return false }
+        // Pickles open with PROTO (0x80), zip archives with "PK"; anything else whose header
+        // text starts with "{" is judged as safetensors, so a bad header length is reported
+        // by the safetensors reader rather than as "not a PyTorch checkpoint".
+        if b[0] == 0x80 || (b[0] == UInt8(ascii: "P") && b[1] == UInt8(ascii: "K")) { return false }
+        var i = 8
+        while i < min(b.count, 4096), [0x20, 0x09, 0x0A, 0x0D].contains(b[i]) { i += 1 }
+        return i < b.count && b[i] == UInt8(ascii: "{")
     }
 }
 

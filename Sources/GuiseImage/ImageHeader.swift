@@ -32,6 +32,13 @@ struct ImageHeader: Equatable {
     var width: Int
     var height: Int
 
+    /// width × height, or nil when the product does not fit an Int (a header may claim
+    /// 4294967295×4294967295, and this module is built without overflow traps).
+    var pixelCount: Int? {
+        let (n, overflow) = width.multipliedReportingOverflow(by: height)
+        return overflow ? nil : n
+    }
+
     static func read(_ b: UnsafeRawBufferPointer) throws -> ImageHeader {
         func u8(_ i: Int) throws -> Int {
             guard i < b.count else { throw ImageError("the file is truncated") }

@@ -35,7 +35,7 @@ public enum ImageIO {
             guard header.width > 0 && header.height > 0 else {
                 throw ImageError("the image declares an empty size \(header.width)x\(header.height)")
             }
-            guard header.width * header.height <= maxPixels else {
+            guard let pixels = header.pixelCount, pixels <= maxPixels else {
                 throw ImageError("the image declares \(header.width)x\(header.height) pixels, more than the limit of \(maxPixels)")
             }
             let bytes = raw.bindMemory(to: UInt8.self)

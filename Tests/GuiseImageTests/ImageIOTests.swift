@@ -99,6 +99,53 @@ final class ImageIOTests: XCTestCase {
         }
     }
 
+    /// Sizes whose pixel count does not fit an Int are refused by the header check itself,
+    /// in one line and at once, whatever the decoder behind it would do.
+    func testHeaderSizesThatOverflowArePlainlyRefused() throws {
+        var ihdr = Data("IHDR".utf8)
+        for v: UInt32 in [0xFFFF_FFFF, 0xFFFF_FFFF] { withUnsafeBytes(of: v.bigEndian) { ihdr.append(contentsOf: $0) } }
+        ihdr.append(contentsOf: [8, 2, 0, 0, 0])
+        var png = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        withUnsafeBytes(of: UInt32(13).bigEndian) { png.append(contentsOf: $0) }
+        png.append(ihdr)
+        withUnsafeBytes(of: crc32(ihdr).bigEndian) { png.append(contentsOf: $0) }
+
+        // A TIFF whose first directory holds only ImageWidth and ImageLength as LONGs.
+        var tiff = Data([0x49, 0x49, 0x2A, 0x00, 8, 0, 0, 0, 2, 0])
+        for tag: UInt16 in [256, 257] {
+            for v: UInt16 in [tag, 4] { withUnsafeBytes(of: v.littleEndian) { tiff.append(contentsOf: $0) } }
+            for v: UInt32 in [1, 0xFFFF_FFFF] { withUnsafeBytes(of: v.littleEndian) { tiff.append(contentsOf: $0) } }
+        }
+        tiff.append(contentsOf: [0, 0, 0, 0])
+
+        func bmp(_ w: UInt32, _ h: UInt32) -> Data {
+            var d = Data("BM".utf8)
+            for v: UInt32 in [0, 0, 54, 40, w, h] { withUnsafeBytes(of: v.littleEndian) { d.append(contentsOf: $0) } }
+            d.append(contentsOf: [UInt8](repeating: 0, count: 28))
+            return d
+        }
+
+        // An overflowing count is refused even with no pixel limit at all.
+        let none = [ImageIO.defaultMaxPixels, Int.max], limit = [ImageIO.defaultMaxPixels]
+        let cases: [(String, Data, String, [Int])] = [
+            ("PNG", png, "4294967295x4294967295", none),
+            ("TIFF", tiff, "4294967295x4294967295", none),
+            ("BMP 2^31-1 square", bmp(0x7FFF_FFFF, 0x7FFF_FFFF), "2147483647x2147483647", limit),
+            ("BMP all ones", bmp(0xFFFF_FFFF, 0xFFFF_FFFF), "empty size", none),
+        ]
+        for (label, data, expected, limits) in cases {
+            for maxPixels in limits {
+                let start = Date()
+                XCTAssertThrowsError(try ImageIO.decode(data, maxPixels: maxPixels), label) { error in
+                    let text = "\(error)"
+                    XCTAssertTrue(text.contains(expected), "\(label): \(text)")
+                    XCTAssertFalse(text.contains("\n"), "\(label): \(text)")
+                }
+                XCTAssertLessThan(Date().timeIntervalSince(start), 1, label)
+            }
+        }
+    }
+
     func testJPEGDecodesAndRejectsTruncatedOrCorruptFiles() throws {
         let image = try ImageIO.read(try sample("astronaut.png"))
         let jpeg = try ImageIO.encode(image, as: .jpeg, quality: 95)
