@@ -147,7 +147,9 @@ final class Unpickler {
         self.persistentLoad = persistentLoad
     }
 
-    private func fail(_ why: String) -> FormatError { FormatError("\(path): \(why)", category: .input) }
+    private func fail(_ why: String) -> FormatError { FormatError("\(path): \(why)") }
+    /// A pickle that asks for more than the limits allow: the file is at fault, not an install.
+    private func overBudget(_ why: String) -> FormatError { FormatError("\(path): \(why)", category: .input) }
     /// Set when a callable was refused, so a caller sniffing an unknown file can tell a pickle
     /// that tries to run code from bytes that are no pickle at all.
     private(set) var refusedCallable = false
@@ -163,13 +165,13 @@ final class Unpickler {
         let l = arena.limits
         let objects = min(l.objects + 16 * data.count, l.maxObjects)
         if arena.nodes.count + arena.slots > objects {
-            throw fail("pickle builds more than \(objects) objects; refusing it (a hostile or corrupted file?)")
+            throw overBudget("pickle builds more than \(objects) objects; refusing it (a hostile or corrupted file?)")
         }
         if memo.count > l.memo {
-            throw fail("pickle memo holds more than \(l.memo) entries; refusing it (a hostile or corrupted file?)")
+            throw overBudget("pickle memo holds more than \(l.memo) entries; refusing it (a hostile or corrupted file?)")
         }
         if arena.decodedBytes > data.count + l.extraBytes {
-            throw fail("pickle decodes more than \(data.count + l.extraBytes) bytes of strings; refusing it (a hostile or corrupted file?)")
+            throw overBudget("pickle decodes more than \(data.count + l.extraBytes) bytes of strings; refusing it (a hostile or corrupted file?)")
         }
     }
     private var truncated: FormatError { fail("pickle ends early at byte \(data.count) (truncated?)") }

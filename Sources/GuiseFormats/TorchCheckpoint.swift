@@ -57,7 +57,7 @@ public struct TorchCheckpoint {
             // that calls something is named for what it calls, as at the newer protocols.
             let sniff = Unpickler(path: path, data: b, arena: PickleArena())
             do { _ = try sniff.load() } catch let e as FormatError where sniff.refusedCallable { throw e } catch {}
-            throw FormatError("\(path): not a PyTorch checkpoint (neither a zip archive nor a pickle)", category: .input)
+            throw FormatError("\(path): not a PyTorch checkpoint (neither a zip archive nor a pickle)")
         }
 
         var walker = Walker(path: path, arena: arena)
@@ -81,11 +81,10 @@ public struct TorchCheckpoint {
         var total = 0
         for (name, node, t) in found {
             guard tensors[name] == nil else {
-                throw FormatError("\(path): two tensors are both named '\(printable(name))'", category: .input)
+                throw FormatError("\(path): two tensors are both named '\(printable(name))'")
             }
             guard let storage = storages.bytes[t.storageKey] else {
-                throw FormatError("\(path): tensor '\(printable(name))' refers to storage '\(printable(t.storageKey))', which the file lacks; truncated?",
-                                  category: .input)
+                throw FormatError("\(path): tensor '\(printable(name))' refers to storage '\(printable(t.storageKey))', which the file lacks; truncated?")
             }
             let s = try made[node] ?? Self.materialise(t, storage, name: name, path: path, limit: limit, owner: owner)
             made[node] = s
@@ -240,7 +239,7 @@ public struct TorchCheckpoint {
     static func materialise(_ t: PickledTensor, _ storage: UnsafeRawBufferPointer, name: String, path: String,
                             limit: Int, owner: AnyObject) throws -> StoredTensor {
         let es = t.dtype.byteSize
-        func bad(_ why: String) -> FormatError { FormatError("\(path): tensor '\(printable(name))' \(why)", category: .input) }
+        func bad(_ why: String) -> FormatError { FormatError("\(path): tensor '\(printable(name))' \(why)") }
         var count = 1, span = 0, overflow = false
         for (s, st) in zip(t.size, t.stride) {
             let (c, o1) = count.multipliedReportingOverflow(by: s)

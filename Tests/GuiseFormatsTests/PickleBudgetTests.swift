@@ -76,6 +76,12 @@ final class PickleBudgetTests: XCTestCase {
         XCTAssertLessThan(b.count, 4000)
         let m = try refusal(b)
         XCTAssertTrue(m.contains("names its tensors more than 16388 times"), m)
+        // The file is at fault, not an installation: the CLI exits as for a bad input.
+        try b.withUnsafeBytes { raw in
+            XCTAssertThrowsError(try TorchCheckpoint(path: "web.pt", bytes: raw, owner: self)) {
+                XCTAssertEqual(($0 as? FormatError)?.category, .input)
+            }
+        }
     }
 
     func testManyReferencesToOneTensorAreRefusedQuickly() throws {
