@@ -45,8 +45,28 @@ enum PickleNode {
     case opaque(String)
 }
 
+/// Ceilings on what one checkpoint's pickles may make us build. Without them a few kilobytes of
+/// memo references can demand gigabytes: every value is cheap to refer to again and again.
+struct PickleLimits {
+    /// Values in the arena plus container slots filled by calls (OrderedDict(pairs), list(x), ...):
+    /// this many plus 16 per byte of the pickle (each opcode makes at most a value or two), up to
+    /// `maxObjects`.
+    var objects = 1_000_000
+    var maxObjects = 64_000_000
+    /// Memo entries (PUT, BINPUT, MEMOIZE).
+    var memo = 1 << 20
+    /// Bytes of strings and bytes decoded, beyond the pickle's own size: a file can spell out its
+    /// own length once, but not re-encode it without end.
+    var extraBytes = 64 << 20
+}
+
 final class PickleArena {
     var nodes: [PickleNode] = []
+    var limits = PickleLimits()
+    /// Container slots filled by calls, counted against `limits.objects` with the nodes.
+    var slots = 0
+    /// Bytes of decoded strings and bytes.
+    var decodedBytes = 0
 
     func add(_ n: PickleNode) -> PickleValue {
         nodes.append(n)
@@ -128,6 +148,32 @@ final class Unpickler {
     }
 
     private func fail(_ why: String) -> FormatError { FormatError("\(path): \(why)") }
+    /// A pickle that asks for more than the limits allow: the file is at fault, not an install.
+    private func overBudget(_ why: String) -> FormatError { FormatError("\(path): \(why)", category: .input) }
+    /// Set when a callable was refused, so a caller sniffing an unknown file can tell a pickle
+    /// that tries to run code from bytes that are no pickle at all.
+    private(set) var refusedCallable = false
+
+    private func refuse(_ why: String) -> FormatError {
+        refusedCallable = true
+        return fail(why)
+    }
+
+    /// Stops a pickle that asks for more than `arena.limits` allow; checked after every opcode,
+    /// each of which adds a bounded amount.
+    private func checkBudget() throws {
+        let l = arena.limits
+        let objects = min(l.objects + 16 * data.count, l.maxObjects)
+        if arena.nodes.count + arena.slots > objects {
+            throw overBudget("pickle builds more than \(objects) objects; refusing it (a hostile or corrupted file?)")
+        }
+        if memo.count > l.memo {
+            throw overBudget("pickle memo holds more than \(l.memo) entries; refusing it (a hostile or corrupted file?)")
+        }
+        if arena.decodedBytes > data.count + l.extraBytes {
+            throw overBudget("pickle decodes more than \(data.count + l.extraBytes) bytes of strings; refusing it (a hostile or corrupted file?)")
+        }
+    }
     private var truncated: FormatError { fail("pickle ends early at byte \(data.count) (truncated?)") }
 
     // MARK: reading the byte stream
@@ -157,18 +203,26 @@ final class Unpickler {
     private func line() throws -> String {
         guard let nl = data[pos...].firstIndex(of: 0x0A) else { throw truncated }
         defer { pos = nl + 1 }
+        arena.decodedBytes += nl - pos
         return String(decoding: UnsafeRawBufferPointer(rebasing: data[pos..<nl]), as: UTF8.self)
     }
 
     private func utf8(_ n: Int) throws -> String {
         let b = try take(n)
+        arena.decodedBytes += n
         guard let s = String(validating: b, as: UTF8.self) else { throw fail("pickle string is not valid UTF-8") }
         return s
     }
 
     /// Python 2 `str` (BINSTRING): bytes, read as Latin-1 so every byte maps to one character.
     private func latin1(_ n: Int) throws -> String {
-        String(String.UnicodeScalarView(try take(n).map { Unicode.Scalar($0) }))
+        arena.decodedBytes += n
+        return String(String.UnicodeScalarView(try take(n).map { Unicode.Scalar($0) }))
+    }
+
+    private func rawBytes(_ n: Int) throws -> [UInt8] {
+        arena.decodedBytes += n
+        return Array(try take(n))
     }
 
     // MARK: the stack
@@ -221,6 +275,7 @@ final class Unpickler {
     /// Reads one pickle, up to and including its STOP; `pos` is then just past it.
     func load() throws -> PickleValue {
         while true {
+            try checkBudget()
             let opAt = pos
             let op = try u8()
             switch op {
@@ -268,9 +323,9 @@ final class Unpickler {
             case 0x53:                                                // STRING (text, quoted)
                 stack.append(.string(try unquote(try line())))
             case 0x56: stack.append(.string(try line()))              // UNICODE (text)
-            case 0x43: stack.append(.bytes(Array(try take(try u8()))))          // SHORT_BINBYTES
-            case 0x42: stack.append(.bytes(Array(try take(try length(4)))))     // BINBYTES
-            case 0x8E, 0x96: stack.append(.bytes(Array(try take(try length(8))))) // BINBYTES8, BYTEARRAY8
+            case 0x43: stack.append(.bytes(try rawBytes(try u8())))          // SHORT_BINBYTES
+            case 0x42: stack.append(.bytes(try rawBytes(try length(4))))     // BINBYTES
+            case 0x8E, 0x96: stack.append(.bytes(try rawBytes(try length(8)))) // BINBYTES8, BYTEARRAY8
             case 0x29: stack.append(arena.add(.tuple([])))            // EMPTY_TUPLE
             case 0x85: stack.append(arena.add(.tuple([try pop()])))   // TUPLE1
             case 0x86:                                                // TUPLE2
@@ -402,7 +457,7 @@ final class Unpickler {
     /// REDUCE, INST and OBJ: only allowlisted callables are interpreted; anything else is refused.
     private func call(_ callable: PickleValue, _ argsValue: PickleValue) throws -> PickleValue {
         guard let (module, name) = qualifiedName(callable) else {
-            throw fail("refusing to call a computed value (only named, allowlisted callables may be called)")
+            throw refuse("refusing to call a computed value (only named, allowlisted callables may be called)")
         }
         let full = Self.canonical(module) + "." + name
         func a() throws -> [PickleValue] { try args(argsValue, full) }
@@ -411,10 +466,12 @@ final class Unpickler {
             let d = arena.add(.dict(keys: [], values: [], index: [:]))
             let given = try a()
             if let first = given.first, case .ref(let di) = d {
-                guard let items = arena.items(first) else { throw fail("\(full) called with malformed arguments") }
+                guard let items = arena.items(first) else { throw fail("\(printable(full)) called with malformed arguments") }
+                arena.slots += items.count
+                try checkBudget()
                 var kv: [(PickleValue, PickleValue)] = []
                 for item in items {
-                    guard let p = arena.items(item), p.count == 2 else { throw fail("\(full) called with malformed arguments") }
+                    guard let p = arena.items(item), p.count == 2 else { throw fail("\(printable(full)) called with malformed arguments") }
                     kv.append((p[0], p[1]))
                 }
                 _ = arena.setItems(di, kv)
@@ -423,9 +480,10 @@ final class Unpickler {
         case "builtins.set", "builtins.frozenset", "builtins.list", "builtins.tuple":
             let given = try a()
             let items = try given.first.map { v -> [PickleValue] in
-                guard let x = arena.items(v) else { throw fail("\(full) called with malformed arguments") }
+                guard let x = arena.items(v) else { throw fail("\(printable(full)) called with malformed arguments") }
                 return x
             } ?? []
+            arena.slots += items.count
             return arena.add(full == "builtins.tuple" ? .tuple(items) : .list(items))
         case "torch.Size":
             let given = try a()
@@ -434,6 +492,8 @@ final class Unpickler {
             // Protocol 2 writes Python 3 bytes as _codecs.encode(str, 'latin1').
             let given = try a()
             guard let s = given.first.flatMap({ arena.string($0) }) else { throw fail("_codecs.encode called with malformed arguments") }
+            arena.decodedBytes += s.utf8.count
+            try checkBudget()
             let enc = given.count > 1 ? arena.string(given[1])?.lowercased() ?? "" : "utf-8"
             if enc == "latin1" || enc == "latin-1" || enc == "iso-8859-1" {
                 var out: [UInt8] = []
@@ -460,32 +520,32 @@ final class Unpickler {
             return try rebuildTensor(try a(), dtype: nil, full)
         case "torch._utils._rebuild_tensor_v3":
             let given = try a()
-            guard given.count >= 7 else { throw fail("\(full) called with malformed arguments") }
+            guard given.count >= 7 else { throw fail("\(printable(full)) called with malformed arguments") }
             return try rebuildTensor(given, dtype: try dtypeGlobal(given[6]), full)
         case "torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state", "torch.nn.parameter.Parameter":
-            guard let data = try a().first, case .tensor? = arena.node(data) else { throw fail("\(full) called without a tensor") }
+            guard let data = try a().first, case .tensor? = arena.node(data) else { throw fail("\(printable(full)) called without a tensor") }
             return data
         case "torch._tensor._rebuild_from_type_v2":
             // (func, type, args, state): func is called, so it must pass the allowlist too.
             let given = try a()
-            guard given.count >= 3 else { throw fail("\(full) called with malformed arguments") }
+            guard given.count >= 3 else { throw fail("\(printable(full)) called with malformed arguments") }
             return try call(given[0], given[2])
         case "copyreg._reconstructor":
             // (cls, base, state): object.__new__(cls) for the common base; no code of cls runs.
             let given = try a()
             guard given.count >= 2, let (cm, cn) = qualifiedName(given[0]), let (bm, bn) = qualifiedName(given[1]) else {
-                throw fail("\(full) called with malformed arguments")
+                throw fail("\(printable(full)) called with malformed arguments")
             }
             guard Self.canonical(bm) == "builtins", ["object", "dict", "list"].contains(bn) else {
-                throw fail("refusing to call \(bm).\(bn) via copyreg._reconstructor (not on the allowlist)")
+                throw refuse("refusing to call \(printable(bm)).\(printable(bn)) via copyreg._reconstructor (not on the allowlist)")
             }
             return arena.add(.object(module: cm, name: cn, args: [], state: nil))
         case "copyreg.__newobj__":
             let given = try a()
-            guard let cls = given.first else { throw fail("\(full) called with malformed arguments") }
+            guard let cls = given.first else { throw fail("\(printable(full)) called with malformed arguments") }
             return try newObject(cls, arena.add(.tuple(Array(given.dropFirst()))))
         default:
-            throw fail("refusing to call \(module).\(name) (not on the allowlist)")
+            throw refuse("refusing to call \(printable(module)).\(printable(name)) (not on the allowlist)")
         }
     }
 
@@ -500,7 +560,7 @@ final class Unpickler {
             let given = try args(argsValue, "torch.Size")
             return arena.add(.tuple(given.first.flatMap { arena.items($0) } ?? []))
         default:
-            return arena.add(.object(module: module, name: name, args: try args(argsValue, "\(module).\(name)"), state: nil))
+            return arena.add(.object(module: module, name: name, args: try args(argsValue, printable("\(module).\(name)")), state: nil))
         }
     }
 

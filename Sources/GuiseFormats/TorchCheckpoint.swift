@@ -53,6 +53,10 @@ public struct TorchCheckpoint {
         } else if b.count > 262 && String(decoding: UnsafeRawBufferPointer(rebasing: b[257..<262]), as: UTF8.self) == "ustar" {
             throw FormatError("\(path): a tar-format PyTorch checkpoint (torch < 0.4), which is not supported")
         } else {
+            // Protocols 0 and 1 have no PROTO header. Such a pickle is no torch checkpoint, but one
+            // that calls something is named for what it calls, as at the newer protocols.
+            let sniff = Unpickler(path: path, data: b, arena: PickleArena())
+            do { _ = try sniff.load() } catch let e as FormatError where sniff.refusedCallable { throw e } catch {}
             throw FormatError("\(path): not a PyTorch checkpoint (neither a zip archive nor a pickle)")
         }
 
@@ -62,21 +66,34 @@ public struct TorchCheckpoint {
         var found = walker.found
         if stripModulePrefix {
             while !found.isEmpty && found.allSatisfy({ $0.0.hasPrefix("module.") }) {
-                found = found.map { (String($0.0.dropFirst("module.".count)), $0.1) }
+                found = found.map { (String($0.0.dropFirst("module.".count)), $0.1, $0.2) }
             }
         }
 
         // A materialised copy can exceed its storage only for overlapping views (stride 0), so sizes
         // beyond a few times the file are refused rather than allocated.
+        // The same bound holds for all tensors together, views included: a tensor named many times
+        // is no more data, but `convert` would write each name's bytes out again.
         let limit = b.count.multipliedReportingOverflow(by: 4).partialValue + (64 << 20)
         var tensors: [String: StoredTensor] = [:]
         var names: [String] = []
-        for (name, t) in found {
-            guard tensors[name] == nil else { throw FormatError("\(path): two tensors are both named '\(name)'") }
-            guard let storage = storages.bytes[t.storageKey] else {
-                throw FormatError("\(path): tensor '\(name)' refers to storage '\(t.storageKey)', which the file lacks; truncated?")
+        var made: [Int: StoredTensor] = [:]  // by arena node: a tensor named twice is copied once
+        var total = 0
+        for (name, node, t) in found {
+            guard tensors[name] == nil else {
+                throw FormatError("\(path): two tensors are both named '\(printable(name))'")
             }
-            tensors[name] = try Self.materialise(t, storage, name: name, path: path, limit: limit, owner: owner)
+            guard let storage = storages.bytes[t.storageKey] else {
+                throw FormatError("\(path): tensor '\(printable(name))' refers to storage '\(printable(t.storageKey))', which the file lacks; truncated?")
+            }
+            let s = try made[node] ?? Self.materialise(t, storage, name: name, path: path, limit: limit, owner: owner)
+            made[node] = s
+            total += s.bytes.count
+            guard total <= limit else {
+                throw FormatError("\(path): tensors total more than \(limit) bytes (\(names.count + 1) names, 4 × the file + 64 MiB); refusing a hostile or corrupted file",
+                                  category: .input)
+            }
+            tensors[name] = s
             names.append(name)
         }
         self.names = names
@@ -112,14 +129,14 @@ public struct TorchCheckpoint {
             throw FormatError("\(path): malformed storage type in the pickle")
         }
         guard ["torch", "torch.cuda", "torch.storage"].contains(module), let d = types[name] else {
-            throw FormatError("\(path): unsupported storage type \(module).\(name)")
+            throw FormatError("\(path): unsupported storage type \(printable(module)).\(printable(name))")
         }
         return d
     }
 
     private static func byteCount(_ path: String, _ numel: Int, _ dtype: DType, _ key: String) throws -> Int {
         let (n, o) = numel.multipliedReportingOverflow(by: dtype.byteSize)
-        guard !o else { throw FormatError("\(path): storage '\(key)' has an absurd size (\(numel) elements)") }
+        guard !o else { throw FormatError("\(path): storage '\(printable(key))' has an absurd size (\(numel) elements)") }
         return n
     }
 
@@ -140,16 +157,16 @@ public struct TorchCheckpoint {
             throw FormatError("\(path): big-endian checkpoints are not supported")
         }
         let pickle = try zip.data(pkl)
-        guard CRC32.of(pickle) == pkl.crc32 else { throw FormatError("\(path): \(pkl.name) fails its CRC check; the file is corrupted") }
+        guard CRC32.of(pickle) == pkl.crc32 else { throw FormatError("\(path): \(printable(pkl.name)) fails its CRC check; the file is corrupted") }
         let u = Unpickler(path: path, data: pickle, arena: arena) { pid, arena in
             let s = try storageID(path, pid, arena, count: 5)
             guard let e = zip.entry(prefix + "data/" + s.key) else {
-                throw FormatError("\(path): storage '\(s.key)' is missing from the archive; truncated?")
+                throw FormatError("\(path): storage '\(printable(s.key))' is missing from the archive; truncated?")
             }
             let data = try zip.data(e)
             let need = try byteCount(path, s.numel, s.dtype, s.key)
             guard data.count >= need else {
-                throw FormatError("\(path): storage '\(s.key)' holds \(data.count) bytes but needs \(need); truncated?")
+                throw FormatError("\(path): storage '\(printable(s.key))' holds \(data.count) bytes but needs \(need); truncated?")
             }
             storages.bytes[s.key] = UnsafeRawBufferPointer(rebasing: data[0..<need])
             return arena.add(.storage(PickledStorage(key: s.key, dtype: s.dtype, byteOffset: 0)))
@@ -184,7 +201,7 @@ public struct TorchCheckpoint {
             }
             let s = try storageID(path, pid, arena, count: 5)
             if let known = storages.legacyDTypes[s.key], known != s.dtype {
-                throw FormatError("\(path): storage '\(s.key)' is used with two dtypes")
+                throw FormatError("\(path): storage '\(printable(s.key))' is used with two dtypes")
             }
             storages.legacyDTypes[s.key] = s.dtype
             var byteOffset = 0
@@ -203,12 +220,12 @@ public struct TorchCheckpoint {
             guard let key = arena.string(k), let dtype = storages.legacyDTypes[key] else {
                 throw FormatError("\(path): storage key list names a storage the pickle never used")
             }
-            guard f.has(pos, 8) else { throw FormatError("\(path): storage '\(key)' is missing; truncated?") }
+            guard f.has(pos, 8) else { throw FormatError("\(path): storage '\(printable(key))' is missing; truncated?") }
             let count = f.u64(pos)
-            guard count <= UInt64(b.count) else { throw FormatError("\(path): storage '\(key)' claims \(count) elements; corrupted") }
+            guard count <= UInt64(b.count) else { throw FormatError("\(path): storage '\(printable(key))' claims \(count) elements; corrupted") }
             let n = try byteCount(path, Int(count), dtype, key)
             guard f.has(pos + 8, n) else {
-                throw FormatError("\(path): storage '\(key)' needs \(n) bytes but the file ends first; truncated?")
+                throw FormatError("\(path): storage '\(printable(key))' needs \(n) bytes but the file ends first; truncated?")
             }
             storages.bytes[key] = UnsafeRawBufferPointer(rebasing: b[(pos + 8)..<(pos + 8 + n)])
             pos += 8 + n
@@ -222,7 +239,7 @@ public struct TorchCheckpoint {
     static func materialise(_ t: PickledTensor, _ storage: UnsafeRawBufferPointer, name: String, path: String,
                             limit: Int, owner: AnyObject) throws -> StoredTensor {
         let es = t.dtype.byteSize
-        func bad(_ why: String) -> FormatError { FormatError("\(path): tensor '\(name)' \(why)") }
+        func bad(_ why: String) -> FormatError { FormatError("\(path): tensor '\(printable(name))' \(why)") }
         var count = 1, span = 0, overflow = false
         for (s, st) in zip(t.size, t.stride) {
             let (c, o1) = count.multipliedReportingOverflow(by: s)
@@ -279,30 +296,90 @@ public struct TorchCheckpoint {
 }
 
 /// Walks unpickled values for tensors. A container shared by two parents (a module used twice)
-/// is named under both, as torch's state_dict does; a container inside itself is not re-entered,
-/// and a budget on visits keeps a hostile web of shared containers from taking forever.
+/// is named under both, as torch's state_dict does; a container inside itself is not re-entered.
+/// Budgets on visits, names and tensor references keep a hostile web of shared containers (a few
+/// kilobytes can name a tensor 2^60 times) from taking forever or filling memory; probing a
+/// subtree for tensors visits each shared container once.
 private struct Walker {
     let path: String
     let arena: PickleArena
-    var found: [(String, PickledTensor)] = []
+    var found: [(String, Int, PickledTensor)] = []
     private var onPath = Set<Int>()
-    private var budget = 1_000_000
+    private var visits = 0, nameBytes = 0
+    private var probeVisits = 0
+    let maxVisits: Int
+    let maxReferences: Int
     static let maxDepth = 200
+    static let maxNameBytes = 64 << 20
+    static let maxNameLength = 4096
 
     init(path: String, arena: PickleArena) {
         self.path = path
         self.arena = arena
+        // Every container in the file may be reached a few times (shared submodules) and every
+        // tensor named a few times (tied weights); far more is a web built to multiply.
+        var tensorNodes = 0
+        for n in arena.nodes { if case .tensor = n { tensorNodes += 1 } }
+        maxVisits = 65_536 + 4 * arena.nodes.count
+        maxReferences = 16_384 + 4 * tensorNodes
     }
+
+    private func fail(_ why: String) -> FormatError { FormatError("\(path): \(why)", category: .input) }
 
     private func isTensor(_ v: PickleValue) -> Bool {
         if case .tensor? = arena.node(v) { return true }
         return false
     }
 
-    private func hasTensors(_ v: PickleValue) throws -> Bool {
-        var probe = Walker(path: path, arena: arena)
-        try probe.walk(v, "", 0)
-        return !probe.found.isEmpty
+    /// The values `walk` would descend into from node `i`, in its order, with their names.
+    private func children(_ i: Int) -> [(String?, PickleValue)] {
+        switch arena.nodes[i] {
+        case .dict(let keys, let values, _):
+            if let params = arena.dictLookup(arena.nodes[i], "_parameters"), arena.dictLookup(arena.nodes[i], "_modules") != nil {
+                return moduleChildren(arena.nodes[i], params)
+            }
+            return zip(keys, values).compactMap { k, x in Self.keyName(k).map { (Optional($0), x) } }
+        case .list(let items), .tuple(let items):
+            return items.enumerated().map { (Optional(String($0.offset)), $0.element) }
+        case .object(_, _, _, let state?):
+            // Instance state is its __dict__, or (__dict__, slots) for classes with __slots__.
+            if case .tuple(let parts)? = arena.node(state), let first = parts.first { return [(nil, first)] }
+            return [(nil, state)]
+        default:
+            return []
+        }
+    }
+
+    /// An nn.Module's __dict__: parameters, persistent buffers, then submodules, as state_dict orders them.
+    private func moduleChildren(_ module: PickleNode, _ params: PickleValue) -> [(String?, PickleValue)] {
+        func entries(_ v: PickleValue?) -> [(String?, PickleValue)] {
+            guard let v, case .dict(let keys, let values, _)? = arena.node(v) else { return [] }
+            return zip(keys, values).compactMap { k, x in Self.keyName(k).map { ($0, x) } }
+        }
+        var out = entries(params).filter { isTensor($0.1) }
+        var transient = Set<String>()
+        if let set = arena.dictLookup(module, "_non_persistent_buffers_set"), let items = arena.items(set) {
+            transient = Set(items.compactMap { arena.string($0) })
+        }
+        out += entries(arena.dictLookup(module, "_buffers")).filter { isTensor($0.1) && !transient.contains($0.0 ?? "") }
+        out += entries(arena.dictLookup(module, "_modules"))
+        return out
+    }
+
+    /// Whether a walk from `v` finds a tensor. Iterative and visiting each node once, so neither
+    /// depth nor sharing makes it costly; all probes together share one budget.
+    private mutating func hasTensors(_ v: PickleValue) throws -> Bool {
+        var seen = Set<Int>(), todo = [v]
+        while let x = todo.popLast() {
+            guard case .ref(let i) = x, seen.insert(i).inserted else { continue }
+            if case .tensor = arena.nodes[i] { return true }
+            probeVisits += 1
+            guard probeVisits <= maxVisits else {
+                throw fail("checkpoint structure is too large to search (more than \(maxVisits) containers visited); refusing it")
+            }
+            todo += children(i).map { $0.1 }
+        }
+        return false
     }
 
     private static func keyName(_ k: PickleValue) -> String? {
@@ -313,9 +390,13 @@ private struct Walker {
         }
     }
 
-    private static func join(_ prefix: String, _ name: String) -> String { prefix.isEmpty ? name : prefix + "." + name }
+    /// A child's name; nil for an instance's state, which adds no name.
+    private static func join(_ prefix: String, _ name: String?) -> String {
+        guard let name else { return prefix }
+        return prefix.isEmpty ? name : prefix + "." + name
+    }
 
-    func autoSelect(_ root: PickleValue) throws -> PickleValue {
+    mutating func autoSelect(_ root: PickleValue) throws -> PickleValue {
         var v = root
         for _ in 0..<Self.maxDepth {
             guard let d = arena.node(v), case .dict(_, let values, _) = d, !values.contains(where: isTensor) else { break }
@@ -333,11 +414,11 @@ private struct Walker {
         var v = root
         for key in keyPath.split(separator: ".").map(String.init) {
             guard let d = arena.node(v), case .dict(let keys, _, _) = d else {
-                throw FormatError("\(path): cannot select '\(keyPath)': '\(key)' is not inside a dict")
+                throw FormatError("\(path): cannot select '\(printable(keyPath))': '\(printable(key))' is not inside a dict")
             }
             guard let sub = arena.dictLookup(d, key) else {
-                let have = keys.compactMap(Self.keyName).prefix(20).joined(separator: ", ")
-                throw FormatError("\(path): cannot select '\(keyPath)': no key '\(key)' (keys: \(have))")
+                let have = keys.compactMap(Self.keyName).prefix(20).map { printable($0, max: 60) }.joined(separator: ", ")
+                throw FormatError("\(path): cannot select '\(printable(keyPath))': no key '\(printable(key))' (keys: \(have))")
             }
             v = sub
         }
@@ -345,48 +426,31 @@ private struct Walker {
     }
 
     mutating func walk(_ v: PickleValue, _ prefix: String, _ depth: Int) throws {
-        guard depth < Self.maxDepth else { throw FormatError("\(path): checkpoint nests deeper than \(Self.maxDepth) levels") }
+        guard depth < Self.maxDepth else { throw fail("checkpoint nests deeper than \(Self.maxDepth) levels") }
         guard case .ref(let i) = v else { return }
-        if case .tensor(let t) = arena.nodes[i] { found.append((prefix, t)); return }
-        budget -= 1
-        guard budget > 0 else { throw FormatError("\(path): checkpoint structure is too large to walk (shared containers?)") }
+        if case .tensor(let t) = arena.nodes[i] {
+            guard found.count < maxReferences else {
+                throw fail("checkpoint names its tensors more than \(maxReferences) times (shared containers?); refusing it")
+            }
+            found.append((prefix, i, t))
+            return
+        }
+        visits += 1
+        guard visits <= maxVisits else {
+            throw fail("checkpoint structure is too large to walk (more than \(maxVisits) containers visited; shared containers?)")
+        }
         guard onPath.insert(i).inserted else { return }
         defer { onPath.remove(i) }
-        switch arena.nodes[i] {
-        case .dict(let keys, let values, _):
-            if let params = arena.dictLookup(arena.nodes[i], "_parameters"), arena.dictLookup(arena.nodes[i], "_modules") != nil {
-                return try walkModule(arena.nodes[i], params, prefix, depth)
+        for (name, x) in children(i) {
+            let full = Self.join(prefix, name)
+            nameBytes += full.utf8.count
+            guard full.utf8.count <= Self.maxNameLength else {
+                throw fail("a tensor name in the checkpoint is longer than \(Self.maxNameLength) bytes: '\(printable(full, max: 60))'")
             }
-            for (k, x) in zip(keys, values) {
-                guard let name = Self.keyName(k) else { continue }
-                try walk(x, Self.join(prefix, name), depth + 1)
+            guard nameBytes <= Self.maxNameBytes else {
+                throw fail("checkpoint tensor names total more than \(Self.maxNameBytes) bytes; refusing it")
             }
-        case .list(let items), .tuple(let items):
-            for (j, x) in items.enumerated() { try walk(x, Self.join(prefix, String(j)), depth + 1) }
-        case .object(_, _, _, let state?):
-            // Instance state is its __dict__, or (__dict__, slots) for classes with __slots__.
-            var s = state
-            if case .tuple(let parts)? = arena.node(state), let first = parts.first { s = first }
-            try walk(s, prefix, depth + 1)
-        default:
-            break
+            try walk(x, full, depth + 1)
         }
-    }
-
-    /// An nn.Module's __dict__: parameters, persistent buffers, then submodules, as state_dict orders them.
-    private mutating func walkModule(_ module: PickleNode, _ params: PickleValue, _ prefix: String, _ depth: Int) throws {
-        func entries(_ v: PickleValue?) -> [(String, PickleValue)] {
-            guard let v, case .dict(let keys, let values, _)? = arena.node(v) else { return [] }
-            return zip(keys, values).compactMap { k, x in Self.keyName(k).map { ($0, x) } }
-        }
-        for (name, x) in entries(params) where isTensor(x) { try walk(x, Self.join(prefix, name), depth + 1) }
-        var transient = Set<String>()
-        if let set = arena.dictLookup(module, "_non_persistent_buffers_set"), let items = arena.items(set) {
-            transient = Set(items.compactMap { arena.string($0) })
-        }
-        for (name, x) in entries(arena.dictLookup(module, "_buffers")) where isTensor(x) && !transient.contains(name) {
-            try walk(x, Self.join(prefix, name), depth + 1)
-        }
-        for (name, x) in entries(arena.dictLookup(module, "_modules")) { try walk(x, Self.join(prefix, name), depth + 1) }
     }
 }

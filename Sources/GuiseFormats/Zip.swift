@@ -92,11 +92,11 @@ struct ZipArchive {
             var e = extraAt
             while e + 4 <= extraAt + extraLen {
                 let id = f.u16(e), len = Int(f.u16(e + 2))
-                guard e + 4 + len <= extraAt + extraLen else { throw bad("extra field overruns entry '\(name)'") }
+                guard e + 4 + len <= extraAt + extraLen else { throw bad("extra field overruns entry '\(printable(name))'") }
                 if id == 1 {
                     var v = e + 4
                     func next() throws -> UInt64 {
-                        guard v + 8 <= e + 4 + len else { throw bad("short ZIP64 field in entry '\(name)'") }
+                        guard v + 8 <= e + 4 + len else { throw bad("short ZIP64 field in entry '\(printable(name))'") }
                         defer { v += 8 }
                         return f.u64(v)
                     }
@@ -107,10 +107,10 @@ struct ZipArchive {
                 e += 4 + len
             }
             guard usize < UInt64(Int.max), csize < UInt64(Int.max), local < UInt64(Int.max) else {
-                throw bad("entry '\(name)' has sizes out of range")
+                throw bad("entry '\(printable(name))' has sizes out of range")
             }
             // A repeated name would make the entry we read depend on the order: refuse it.
-            guard index[name] == nil else { throw bad("entry '\(name)' appears twice") }
+            guard index[name] == nil else { throw bad("entry '\(printable(name))' appears twice") }
             index[name] = list.count
             list.append(Entry(name: name, method: method, crc32: crc, compressedSize: Int(csize), size: Int(usize),
                               localHeaderOffset: Int(local)))
@@ -124,9 +124,9 @@ struct ZipArchive {
 
     /// The entry's bytes: a slice of the mapping, after checking the local header and the bounds.
     func data(_ e: Entry) throws -> UnsafeRawBufferPointer {
-        func bad(_ why: String) -> FormatError { FormatError("\(path): damaged zip entry '\(e.name)' (\(why))") }
+        func bad(_ why: String) -> FormatError { FormatError("\(path): damaged zip entry '\(printable(e.name))' (\(why))") }
         guard e.method == 0 else {
-            throw FormatError("\(path): zip entry '\(e.name)' is compressed (method \(e.method)); only stored entries are supported, as torch.save writes them")
+            throw FormatError("\(path): zip entry '\(printable(e.name))' is compressed (method \(e.method)); only stored entries are supported, as torch.save writes them")
         }
         guard e.compressedSize == e.size else { throw bad("stored sizes disagree") }
         let h = e.localHeaderOffset
