@@ -207,8 +207,7 @@ indirect enum StrictJSON: Equatable {
 
     /// A file-derived string made safe for a one-line message: escaped and shortened.
     static func quote(_ s: String) -> String {
-        let short = s.count > 80 ? String(s.prefix(80)) + "…" : s
-        return short.debugDescription
+        "\"" + printable(s, max: 80) + "\""
     }
 
     /// Deeper nesting than this is refused rather than recursed into.
