@@ -78,6 +78,7 @@ public final class TFLiteNetwork {
     public init(model: TFLiteModel) throws {
         path = model.path
         try model.checkOperators(supported: Self.supportedOps)
+        try TFLiteGraphCheck(model: model, graph: model.mainGraph).check()
         let g = model.mainGraph
         graph = g
         inputNames = g.inputs.map { g.tensors[$0].name }

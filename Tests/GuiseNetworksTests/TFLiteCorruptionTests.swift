@@ -1,0 +1,97 @@
+import Foundation
+import XCTest
+@testable import GuiseFormats
+@testable import GuiseNetworks
+import GuiseTensor
+import GuiseTestSupport
+
+/// A damaged `.tflite` file either loads and runs to finite outputs or fails at load with one
+/// line naming what is wrong; it never reads out of range (the kernels run unchecked).
+final class TFLiteCorruptionTests: XCTestCase {
+    static let model = "face_detection_short_range.tflite"
+
+    /// A small input in the model's range, the same every run.
+    func input(_ shape: [Int]) -> Tensor {
+        let n = Tensor.product(shape)
+        return Tensor(shape: shape, values: (0..<n).map { Float(($0 * 37) % 255) / 127.5 - 1 })
+    }
+
+    enum Outcome: Equatable { case ran, refused }
+
+    /// Loads `bytes` as a model, runs it, and checks the promise; returns what happened.
+    func loadAndRun(_ bytes: [UInt8], _ label: String) throws -> Outcome {
+        try bytes.withUnsafeBytes { raw -> Outcome in
+            let net: TFLiteNetwork
+            do {
+                net = try TFLiteNetwork(model: TFLiteModel(bytes: raw, path: label))
+            } catch let e as FormatError {
+                XCTAssertFalse(e.message.contains("\n"), "\(label): error is not one line: \(e.message)")
+                XCTAssertTrue(e.message.hasPrefix(label), "\(label): error does not name the file: \(e.message)")
+                XCTAssertEqual(e.category, .model, label)
+                return .refused
+            }
+            let outs = try Autograd.noGrad { try net(net.inputShapes.map(input)) }
+            XCTAssertEqual(outs.map(\.shape), net.outputShapes, label)
+            for (k, y) in outs.enumerated() {
+                XCTAssertTrue(y.values.allSatisfy(\.isFinite), "\(label): output \(k) is not finite")
+            }
+            return .ran
+        }
+    }
+
+    /// Byte offsets of the weight buffers and of everything else (the FlatBuffers tables).
+    func regions(_ bytes: [UInt8]) throws -> (weights: [Int], tables: [Int]) {
+        try bytes.withUnsafeBytes { raw in
+            let model = try TFLiteModel(bytes: raw, path: "original")
+            var inWeights = [Bool](repeating: false, count: bytes.count)
+            for b in model.buffers where b.count > 0 {
+                let start = b.baseAddress! - raw.baseAddress!
+                for k in start..<(start + b.count) { inWeights[k] = true }
+            }
+            return (inWeights.indices.filter { inWeights[$0] }, inWeights.indices.filter { !inWeights[$0] })
+        }
+    }
+
+    /// The byte from the report that used to crash detection with a bad pointer dereference.
+    func testReportedByteFlipFailsAtLoad() throws {
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modelPath(Self.model))))
+        XCTAssertEqual(try loadAndRun(bytes, "original"), .ran)
+        bytes[210932] = 0x5d
+        let path = temporaryPath(Self.model)
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        XCTAssertThrowsError(try TFLiteNetwork(path: path)) { e in
+            let message = (e as? FormatError)?.message ?? "\(e)"
+            XCTAssertTrue(message.hasPrefix(path) && message.contains("operator #"), message)
+        }
+        XCTAssertEqual(try loadAndRun(bytes, "flipped"), .refused)
+    }
+
+    /// Fixed, evenly spread offsets in the tables and in the weights, each set to a few values.
+    /// Weight bytes are changed by single-bit flips: a value written over a float's exponent
+    /// byte can make a finite but huge weight, which no load-time check can tell from a real one.
+    func testMutatedBytesNeverCrash() throws {
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modelPath(Self.model))))
+        let (weights, tables) = try regions(original)
+        XCTAssertGreaterThan(tables.count, 1000)
+        XCTAssertGreaterThan(weights.count, 100_000)
+        var outcomes: [Outcome: Int] = [:]
+        let values: [UInt8] = [0x5d, 0x00, 0xff, 0x80, 0x7f, 0x01]
+        for k in 0..<120 {
+            var bytes = original
+            let at = tables[k * tables.count / 120 + (k * 7919) % max(tables.count / 120, 1)]
+            bytes[at] = values[k % values.count] == bytes[at] ? ~bytes[at] : values[k % values.count]
+            outcomes[try loadAndRun(bytes, "table byte \(at)"), default: 0] += 1
+        }
+        for k in 0..<40 {
+            var bytes = original
+            let at = weights[k * weights.count / 40 + (k * 104_729) % (weights.count / 40)]
+            bytes[at] ^= UInt8(1) << (k % 8)
+            outcomes[try loadAndRun(bytes, "weight byte \(at)"), default: 0] += 1
+        }
+        // The mutations must reach both outcomes, or they test nothing.
+        XCTAssertGreaterThan(outcomes[.refused, default: 0], 0)
+        XCTAssertGreaterThan(outcomes[.ran, default: 0], 0)
+        print("mutated \(Self.model): \(outcomes[.ran, default: 0]) ran, \(outcomes[.refused, default: 0]) refused at load")
+    }
+}
