@@ -70,28 +70,37 @@ final class TFLiteCorruptionTests: XCTestCase {
     /// Fixed, evenly spread offsets in the tables and in the weights, each set to a few values.
     /// Weight bytes are changed by single-bit flips: a value written over a float's exponent
     /// byte can make a finite but huge weight, which no load-time check can tell from a real one.
-    func testMutatedBytesNeverCrash() throws {
-        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modelPath(Self.model))))
+    func mutate(_ model: String, tableBytes: Int, weightBytes: Int) throws {
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modelPath(model))))
         let (weights, tables) = try regions(original)
         XCTAssertGreaterThan(tables.count, 1000)
         XCTAssertGreaterThan(weights.count, 100_000)
         var outcomes: [Outcome: Int] = [:]
         let values: [UInt8] = [0x5d, 0x00, 0xff, 0x80, 0x7f, 0x01]
-        for k in 0..<120 {
+        for k in 0..<tableBytes {
             var bytes = original
-            let at = tables[k * tables.count / 120 + (k * 7919) % max(tables.count / 120, 1)]
+            let at = tables[k * tables.count / tableBytes + (k * 7919) % max(tables.count / tableBytes, 1)]
             bytes[at] = values[k % values.count] == bytes[at] ? ~bytes[at] : values[k % values.count]
-            outcomes[try loadAndRun(bytes, "table byte \(at)"), default: 0] += 1
+            outcomes[try loadAndRun(bytes, "\(model) table byte \(at)"), default: 0] += 1
         }
-        for k in 0..<40 {
+        for k in 0..<weightBytes {
             var bytes = original
-            let at = weights[k * weights.count / 40 + (k * 104_729) % (weights.count / 40)]
+            let at = weights[k * weights.count / weightBytes + (k * 104_729) % (weights.count / weightBytes)]
             bytes[at] ^= UInt8(1) << (k % 8)
-            outcomes[try loadAndRun(bytes, "weight byte \(at)"), default: 0] += 1
+            outcomes[try loadAndRun(bytes, "\(model) weight byte \(at)"), default: 0] += 1
         }
         // The mutations must reach both outcomes, or they test nothing.
-        XCTAssertGreaterThan(outcomes[.refused, default: 0], 0)
-        XCTAssertGreaterThan(outcomes[.ran, default: 0], 0)
-        print("mutated \(Self.model): \(outcomes[.ran, default: 0]) ran, \(outcomes[.refused, default: 0]) refused at load")
+        XCTAssertGreaterThan(outcomes[.refused, default: 0], 0, model)
+        XCTAssertGreaterThan(outcomes[.ran, default: 0], 0, model)
+        print("mutated \(model): \(outcomes[.ran, default: 0]) ran, \(outcomes[.refused, default: 0]) refused at load")
+    }
+
+    func testMutatedBytesNeverCrash() throws {
+        try mutate(Self.model, tableBytes: 120, weightBytes: 40)
+    }
+
+    /// The full-range model keeps fp16 weights, sparse ones among them, densified at load.
+    func testMutatedSparseModelNeverCrashes() throws {
+        try mutate("face_detection_full_range_sparse.tflite", tableBytes: 60, weightBytes: 20)
     }
 }
