@@ -9,6 +9,22 @@ import GuiseTensor
 struct TFLiteGraphCheck {
     let model: TFLiteModel
     let graph: TFLiteSubGraph
+    /// Stored tensors and what DEQUANTIZE/DENSIFY make of them: those are folded at load, so
+    /// their results count as constants from the start (a convolution may come before the
+    /// DEQUANTIZE of its weights).
+    let constants: Set<Int>
+
+    init(model: TFLiteModel, graph: TFLiteSubGraph) {
+        self.model = model
+        self.graph = graph
+        var constants = Set(graph.tensors.indices.filter { model.data(of: graph.tensors[$0]).count > 0 })
+        for op in graph.operators where ["DEQUANTIZE", "DENSIFY"].contains(model.opName(op)) {
+            if op.inputs.count == 1, op.outputs.count == 1, op.inputs[0] >= 0, op.outputs[0] >= 0, constants.contains(op.inputs[0]) {
+                constants.insert(op.outputs[0])
+            }
+        }
+        self.constants = constants
+    }
 
     /// (required inputs, optional inputs after them) per op; every op here has one output.
     static let arity: [String: (Int, Int)] = [
@@ -36,14 +52,7 @@ struct TFLiteGraphCheck {
         for t in g.inputs where !shape(t).allSatisfy({ $0 > 0 }) || g.tensors[t].type != .float32 {
             throw FormatError("\(model.path): input \(label(t)) must be float32 with every dimension positive")
         }
-        available.formUnion(g.tensors.indices.filter(isStored))
-        // Constant conversions are folded at load, so their results count as constants from the
-        // start (a convolution may come before the DEQUANTIZE of its weights).
-        for op in g.operators where ["DEQUANTIZE", "DENSIFY"].contains(model.opName(op)) {
-            if op.inputs.count == 1, op.outputs.count == 1, op.inputs[0] >= 0, op.outputs[0] >= 0, isStored(op.inputs[0]) {
-                available.insert(op.outputs[0])
-            }
-        }
+        available.formUnion(constants)
         var produced = Set<Int>()
         for (i, op) in g.operators.enumerated() {
             let name = model.opName(op)
@@ -139,6 +148,11 @@ struct TFLiteGraphCheck {
             // TFLite broadcasts from the right; each dimension pair must agree or one be 1.
             let a = x, b = shape(op.inputs[1])
             guard a.count <= 4, b.count <= 4 else { throw fail(i, name, "operands \(a) and \(b) have more than 4 dimensions") }
+            // A 4-D activation is kept NCHW inside, any other as it is: two activations only line
+            // up when they have one rank. (A constant is laid out to match its partner.)
+            guard a.count == b.count || constants.contains(op.inputs[0]) || constants.contains(op.inputs[1]) else {
+                throw fail(i, name, "activations \(label(op.inputs[0])) and \(label(op.inputs[1])) differ in rank")
+            }
             let r = max(a.count, b.count)
             let pa = [Int](repeating: 1, count: r - a.count) + a, pb = [Int](repeating: 1, count: r - b.count) + b
             return try zip(pa, pb).map { p, q in
