@@ -68,9 +68,8 @@ final class TFLiteCorruptionTests: XCTestCase {
         XCTAssertEqual(try loadAndRun(bytes, "flipped"), .refused)
     }
 
-    /// Fixed, evenly spread offsets in the tables and in the weights, each set to a few values.
-    /// Weight bytes are changed by single-bit flips: a value written over a float's exponent
-    /// byte can make a finite but huge weight, which no load-time check can tell from a real one.
+    /// Fixed, evenly spread offsets in the tables and in the weights: table bytes set to a few
+    /// values, weight bytes changed by single-bit flips (exponent bits among them).
     func mutate(_ model: String, tableBytes: Int, weightBytes: Int) throws {
         let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modelPath(model))))
         let (weights, tables) = try regions(original)
@@ -94,6 +93,18 @@ final class TFLiteCorruptionTests: XCTestCase {
         XCTAssertGreaterThan(outcomes[.refused, default: 0], 0, model)
         XCTAssertGreaterThan(outcomes[.ran, default: 0], 0, model)
         print("mutated \(model): \(outcomes[.ran, default: 0]) ran, \(outcomes[.refused, default: 0]) refused at load")
+    }
+
+    /// The top exponent bit of one float32 weight (−0.019 becomes about −6e36): it would run
+    /// and make every output non-finite.
+    func testHugeWeightFailsAtLoad() throws {
+        var bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: modelPath(Self.model))))
+        XCTAssertEqual(bytes[15757], 0xbc)
+        bytes[15757] ^= 0x40
+        XCTAssertEqual(try loadAndRun(bytes, "huge weight"), .refused)
+        XCTAssertThrowsError(try bytes.withUnsafeBytes { try TFLiteNetwork(model: TFLiteModel(bytes: $0, path: "huge weight")) }) { e in
+            XCTAssertTrue("\(e)".contains("beyond"), "\(e)")
+        }
     }
 
     func testMutatedBytesNeverCrash() throws {
