@@ -53,12 +53,24 @@ public final class BlazeFaceDetector: FaceDetector {
     /// The networks for `ranges` from the model store (`ModelStore.locate()` when nil).
     public convenience init(ranges: [Range] = [.short, .full], store: ModelStore? = nil) throws {
         let store = try store ?? ModelStore.locate()
-        try self.init(networks: ranges.map { ($0, try TFLiteNetwork(path: store.installedPath($0.fileName))) })
+        try self.init(networks: ranges.map { range in
+            let path = try store.installedPath(range.fileName)
+            do {
+                return (range, try TFLiteNetwork(path: path))
+            } catch let e as FormatError {
+                throw FormatError("\(e.message) (the file is damaged; run `make models` to fetch it again)", category: e.category)
+            }
+        })
     }
 
-    /// Whether every file `ranges` needs is installed.
+    /// Whether every file `ranges` needs is present. A present file of the wrong size or
+    /// content still counts: loading it fails with an error that says so, rather than the
+    /// detector quietly standing in for a damaged install.
     public static func isInstalled(ranges: [Range] = [.short, .full], store: ModelStore) -> Bool {
-        ranges.allSatisfy { (try? store.installedPath($0.fileName)) != nil }
+        ranges.allSatisfy { range in
+            guard let entry = store.manifest.files.first(where: { $0.name == range.fileName }) else { return false }
+            return store.status(of: entry) != .missing
+        }
     }
 
     public func detect(_ image: Image) throws -> [Face] {

@@ -70,8 +70,22 @@ public final class TFLiteModel {
         guard !subgraphs.isEmpty else { throw FormatError("\(path): TFLite model has no subgraphs") }
 
         for (s, g) in subgraphs.enumerated() {
-            for (i, t) in g.tensors.enumerated() where t.buffer >= buffers.count {
-                throw FormatError("\(path): tensor #\(i) '\(t.name)' of subgraph \(s) refers to buffer \(t.buffer) of \(buffers.count)")
+            for (i, t) in g.tensors.enumerated() {
+                let what = "\(path): tensor #\(i) '\(t.name)' of subgraph \(s)"
+                guard t.buffer < buffers.count else {
+                    throw FormatError("\(what) refers to buffer \(t.buffer) of \(buffers.count)")
+                }
+                guard let count = Self.elementCount(t.shape) else {
+                    throw FormatError("\(what) has an impossible shape \(t.shape)")
+                }
+                // Constant data must be exactly what the shape and type call for: kernels later
+                // read it by shape, unchecked. Sparse tensors hold fewer values (densify checks them).
+                let size = buffers[t.buffer].count
+                if size > 0, t.sparsity == nil, let elem = t.type.byteSize {
+                    guard t.shape.allSatisfy({ $0 >= 0 }), count * elem == size else {
+                        throw FormatError("\(what) holds \(size) bytes, but shape \(t.shape) of \(t.type) needs \(max(count, 0) * elem)")
+                    }
+                }
             }
             for (i, op) in g.operators.enumerated() {
                 guard op.opcodeIndex < operatorCodes.count else {
@@ -88,6 +102,18 @@ public final class TFLiteModel {
     }
 
     public var mainGraph: TFLiteSubGraph { subgraphs[0] }
+
+    /// Elements in `shape` (−1, an unknown size, counts as 1), or nil when the count passes
+    /// 2³¹: no tensor Guise runs is that large, and the limit keeps every later product in range.
+    public static func elementCount(_ shape: [Int]) -> Int? {
+        var n = 1
+        for d in shape {
+            let (m, overflow) = n.multipliedReportingOverflow(by: d < 0 ? 1 : d)
+            guard !overflow, m <= 1 << 31 else { return nil }
+            n = m
+        }
+        return n
+    }
 
     public func opName(_ op: TFLiteOperator) -> String { operatorCodes[op.opcodeIndex].name }
 

@@ -18,6 +18,9 @@ public final class TFLiteNetwork {
         "DEQUANTIZE", "DENSIFY", "Convolution2DTransposeBias",
     ]
 
+    /// The largest constant magnitude accepted at load.
+    static let weightLimit: Float = 1e6
+
     public let path: String
     public let inputNames: [String]
     public let outputNames: [String]
@@ -78,6 +81,7 @@ public final class TFLiteNetwork {
     public init(model: TFLiteModel) throws {
         path = model.path
         try model.checkOperators(supported: Self.supportedOps)
+        try TFLiteGraphCheck(model: model, graph: model.mainGraph).check()
         let g = model.mainGraph
         graph = g
         inputNames = g.inputs.map { g.tensors[$0].name }
@@ -91,6 +95,11 @@ public final class TFLiteNetwork {
             if let c = raw[t] { return c }
             guard t >= 0, g.tensors[t].type != .int32, g.tensors[t].type != .int64 else { return nil }
             let c = try model.constant(t)
+            // A flipped exponent bit turns a weight into ±1e30 or so, or into inf or NaN, which runs
+            // but makes every output non-finite; no weight of a working network comes near 1e6.
+            if let c, let k = c.values.firstIndex(where: { !(abs($0) <= Self.weightLimit) }) {
+                throw FormatError("\(model.path): tensor #\(t) '\(g.tensors[t].name)' holds \(c.values[k]) at element \(k), beyond ±\(Self.weightLimit) for a weight")
+            }
             raw[t] = c
             return c
         }

@@ -14,7 +14,8 @@ public enum DetectorChoice: String, CaseIterable, Sendable {
     case haarAlt2 = "haar-alt2"
 
     /// The detector and the name it goes by in reports. BlazeFace falls back to the Haar
-    /// cascade when its network files are not installed; `note` is told once per call.
+    /// cascade when its network files are absent; `note` is told once per call. Files that are
+    /// present but damaged (wrong size, a graph that fails to load) are an error, never a fallback.
     public func make(store: ModelStore? = nil, note: (String) -> Void = { _ in }) throws -> (detector: FaceDetector, name: String) {
         switch self {
         case .haar: return (try HaarFaceDetector(cascade: .frontalDefault), rawValue)
