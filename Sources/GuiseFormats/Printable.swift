@@ -2,7 +2,7 @@
 /// newlines, DEL, C1 controls) and bidirectional overrides become `\u{..}` escapes and a
 /// backslash is doubled, so a hostile name can neither drive the terminal nor fake a second line.
 /// Very long strings are cut, so a message stays a line.
-func printable(_ s: String, max: Int = 200) -> String {
+public func printable(_ s: String, max: Int = 200) -> String {
     var out = ""
     var n = 0
     for u in s.unicodeScalars {

@@ -35,6 +35,25 @@ final class ModelFormatCommandsTests: XCTestCase {
         XCTAssertEqual(tensors[2]["shape"] as? [Int], [7, 5])
     }
 
+    /// The formats `guise model run` runs besides checkpoints: a TFLite graph and a dlib network.
+    func testInfoReadsTFLiteAndDlibFiles() throws {
+        let iris = try TFLiteModel(path: modelPath("iris_landmark.tflite"))
+        let text = try ModelInfo.report(iris, json: false)
+        XCTAssertTrue(text.contains("format: tflite"), text)
+        XCTAssertTrue(text.contains("[1, 64, 64, 3]"), "the input's shape: \(text)")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(try ModelInfo.report(iris, json: true).utf8)) as? [String: Any])
+        let constants = try XCTUnwrap(object["tensors"] as? [[String: Any]])
+        let counted = constants.map { ($0["shape"] as? [Int] ?? []).reduce(1, *) }.reduce(0, +)
+        XCTAssertEqual(object["parameters"] as? Int, counted)
+        XCTAssertGreaterThan(counted, 10_000)
+        XCTAssertEqual((object["inputs"] as? [[String: Any]])?.count, 1)
+
+        let dlib = try DlibNetwork(path: modelPath("dlib_face_recognition_resnet_model_v1.dat"))
+        let dtext = try ModelInfo.report(dlib, path: "dlib.dat", json: false)
+        XCTAssertTrue(dtext.contains("format: dlib (loss_metric"), dtext)
+        XCTAssertTrue(dtext.contains("[32, 3, 7, 7]"), "the first conv's weight: \(dtext)")
+    }
+
     func testConvertPreservesBytes() throws {
         for name in ["legacy_half", "zip_views", "pickled_module_legacy", "state_dict_module_prefix"] {
             let out = scratch + "/\(name).safetensors"
