@@ -123,7 +123,8 @@ public final class TiledBlazeFaceDetector: FaceDetector {
             for y0 in starts(image.height) {
                 for x0 in starts(image.width) {
                     let w = min(side, image.width - x0), h = min(side, image.height - y0)
-                    let tile = TiledBlazeFaceDetector.crop(image, x: x0, y: y0, width: w, height: h)
+                    // Colour only, as the whole-photo pass sees it.
+                    let tile = Image(width: w, height: h, rgb: try image.cropped(x: x0, y: y0, width: w, height: h).rgb)
                     for stage in detector.stages {
                         for f in try detector.detect(tile, stage) where f.score >= TiledBlazeFaceDetector.minTileScore {
                             // Cut by an inner edge of the tile: another tile holds this face whole.
@@ -156,16 +157,5 @@ public final class TiledBlazeFaceDetector: FaceDetector {
         let inter = max(0, x1 - x0) * max(0, y1 - y0)
         let union = a.area + b.area - inter
         return union > 0 ? inter / union : 0
-    }
-
-    static func crop(_ image: Image, x: Int, y: Int, width w: Int, height h: Int) -> Image {
-        let n = image.pixelCount, m = w * h
-        var rgb = [Float](repeating: 0, count: 3 * m)
-        for c in 0..<3 {
-            for r in 0..<h {
-                for q in 0..<w { rgb[c * m + r * w + q] = image.rgb[c * n + (y + r) * image.width + x + q] }
-            }
-        }
-        return Image(width: w, height: h, rgb: rgb)
     }
 }

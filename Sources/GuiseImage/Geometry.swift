@@ -263,3 +263,32 @@ public struct Mask: Equatable {
         Mask(width: width, height: height, values: try Planes.morphology(values, width, height, 1, dilate: true, radius: radius))
     }
 }
+
+extension Image {
+    /// The pixels of a whole-pixel rectangle inside the image, copied exactly (alpha and the
+    /// source layout carried over). A rectangle reaching outside the image is an error.
+    public func cropped(x: Int, y: Int, width w: Int, height h: Int) throws -> Image {
+        guard w > 0, h > 0, x >= 0, y >= 0, x + w <= width, y + h <= height else {
+            throw ImageError("the rectangle \(x),\(y),\(w)x\(h) is not inside the \(width)x\(height) image", category: .internal)
+        }
+        try validate()
+        let n = pixelCount, m = w * h
+        var rgb = [Float](repeating: 0, count: 3 * m)
+        for c in 0..<3 {
+            for r in 0..<h {
+                let s = c * n + (y + r) * width + x, d = c * m + r * w
+                for q in 0..<w { rgb[d + q] = self.rgb[s + q] }
+            }
+        }
+        var a: [Float]?
+        if let alpha {
+            var out = [Float](repeating: 0, count: m)
+            for r in 0..<h {
+                let s = (y + r) * width + x
+                for q in 0..<w { out[r * w + q] = alpha[s + q] }
+            }
+            a = out
+        }
+        return Image(width: w, height: h, rgb: rgb, alpha: a, sourceFormat: sourceFormat)
+    }
+}

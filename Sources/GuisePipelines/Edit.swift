@@ -209,7 +209,7 @@ public struct Edit {
         for (index, step) in plan.enumerated() {
             let window = windows[step.window], t = step.tile
             let (w, h) = (t.width, t.height)
-            var tileImage = window.crop(works[step.window], rect: t)
+            var tileImage = try window.crop(works[step.window], rect: t)
             let tileUnknown = window.cropMask(unknowns[step.window], rect: t)
             let m = Tensor(shape: [1, 1, h, w], values: tileUnknown.map { $0 ? 1 : 0 })
             if o.mode == .fill {
@@ -421,16 +421,9 @@ struct Window {
         return false
     }
 
-    func crop(_ image: Image, rect r: WindowRect) -> Image {
-        let n = r.width * r.height, wn = width * height
-        var rgb = [Float](repeating: 0, count: 3 * n)
-        for yy in 0..<r.height {
-            for xx in 0..<r.width {
-                let s = (r.y + yy) * width + r.x + xx
-                for c in 0..<3 { rgb[c * n + yy * r.width + xx] = image.rgb[c * wn + s] }
-            }
-        }
-        return Image(width: r.width, height: r.height, rgb: rgb)
+    /// The tile's colour planes (the network sees colour only).
+    func crop(_ image: Image, rect r: WindowRect) throws -> Image {
+        Image(width: r.width, height: r.height, rgb: try image.cropped(x: r.x, y: r.y, width: r.width, height: r.height).rgb)
     }
 
     func cropMask(_ flags: [Bool], rect r: WindowRect) -> [Bool] {

@@ -325,7 +325,7 @@ public final class FaceSwap {
         let wx1 = min(target.width, Int((ox1 + margin).rounded(.up))), wy1 = min(target.height, Int((oy1 + margin).rounded(.up)))
         guard wx1 - wx0 >= 8, wy1 - wy0 >= 8 else { throw FaceError("target face \(faceNumber) is too small to swap", category: .notFound) }
         let ww = wx1 - wx0, wh = wy1 - wy0
-        let window = FaceSwap.crop(target, x: wx0, y: wy0, width: ww, height: wh)
+        let window = try target.cropped(x: wx0, y: wy0, width: ww, height: wh)
         let meshT = meshImage.map { Point($0.x - Double(wx0), $0.y - Double(wy0)) }
 
         var composite = window
@@ -505,22 +505,6 @@ public final class FaceSwap {
             result.gazeDifference = ((ga.x - gb.x) * (ga.x - gb.x) + (ga.y - gb.y) * (ga.y - gb.y)).squareRoot()
         }
         return FaceOutcome(result: result, samples: pastedSamples, stepsRun: stepsRun)
-    }
-
-    /// The pixels of `image` in a whole-pixel rectangle (inside the image), exactly.
-    static func crop(_ image: Image, x: Int, y: Int, width w: Int, height h: Int) -> Image {
-        let n = image.pixelCount, m = w * h
-        var rgb = [Float](repeating: 0, count: 3 * m)
-        var alpha: [Float]? = image.alpha == nil ? nil : [Float](repeating: 0, count: m)
-        for c in 0..<3 {
-            for r in 0..<h {
-                for q in 0..<w { rgb[c * m + r * w + q] = image.rgb[c * n + (y + r) * image.width + x + q] }
-            }
-        }
-        if let a = image.alpha {
-            for r in 0..<h { for q in 0..<w { alpha![r * w + q] = a[(y + r) * image.width + x + q] } }
-        }
-        return Image(width: w, height: h, rgb: rgb, alpha: alpha, sourceFormat: image.sourceFormat)
     }
 
     /// `patch`'s colour blended into `image` at (x, y) by `mask`; where the mask is 0 the image's

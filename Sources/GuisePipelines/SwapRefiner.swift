@@ -162,7 +162,7 @@ final class SwapRefiner {
         let ww = composite.width, wh = composite.height
         let pw = out.width, pn = out.pixelCount
         if workW == ww && workH == wh {
-            return FaceSwap.crop(out, x: 0, y: 0, width: ww, height: wh)
+            return try out.cropped(x: 0, y: 0, width: ww, height: wh)
         }
         var delta = [Float](repeating: 0, count: 3 * workW * workH)
         for c in 0..<3 {

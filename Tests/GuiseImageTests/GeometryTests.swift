@@ -140,3 +140,17 @@ final class GeometryTests: XCTestCase {
                                                            outputWidth: 4, outputHeight: 4, border: .replicate))
     }
 }
+
+final class CroppedTests: XCTestCase {
+    func testCropCopiesTheRectangleExactlyWithAlpha() throws {
+        let w = 7, h = 5, n = w * h
+        let im = Image(width: w, height: h, rgb: (0..<(3 * n)).map { Float($0) / Float(3 * n) },
+                       alpha: (0..<n).map { Float($0) / Float(n) })
+        let c = try im.cropped(x: 2, y: 1, width: 4, height: 3)
+        XCTAssertEqual(c.width, 4)
+        XCTAssertEqual(c.height, 3)
+        for ch in 0..<4 { for y in 0..<3 { for x in 0..<4 { XCTAssertEqual(c[x, y, ch], im[x + 2, y + 1, ch]) } } }
+        XCTAssertThrowsError(try im.cropped(x: 5, y: 0, width: 4, height: 2))
+        XCTAssertThrowsError(try im.cropped(x: 0, y: 0, width: 0, height: 2))
+    }
+}
