@@ -37,7 +37,8 @@ public struct ModelInfo: ParsableCommand {
             return
         }
         let checkpoint = try Checkpoint(path: file, select: key, stripModulePrefix: !keepModulePrefix)
-        print(try Self.report(checkpoint, json: json), terminator: "")
+        let architecture = key == nil && !keepModulePrefix ? RecognisedNetwork.architecture(file, checkpoint) : nil
+        print(try Self.report(checkpoint, json: json, architecture: architecture), terminator: "")
     }
 
     /// One listed tensor: its name (escaped for the terminal in text), dtype and shape.
@@ -122,20 +123,24 @@ public struct ModelInfo: ParsableCommand {
     }
 
     /// The text or JSON that `run` prints.
-    public static func report(_ c: Checkpoint, json: Bool) throws -> String {
+    /// `architecture` names the network recognised from the tensors, when one was.
+    public static func report(_ c: Checkpoint, json: Bool, architecture: String? = nil) throws -> String {
         if json {
             let tensors: [[String: Any]] = c.names.map { n in
                 let t = c.tensors[n]!
                 return ["name": n, "dtype": t.dtype.rawValue, "shape": t.shape]
             }
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "path": c.path, "format": c.format.rawValue, "tensor_count": c.names.count,
                 "parameters": c.parameterCount, "tensors": tensors,
             ]
+            if let architecture { object["architecture"] = architecture }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             return String(decoding: data, as: UTF8.self) + "\n"
         }
-        var out = "file: \(c.path)\nformat: \(c.format.rawValue)\ntensors: \(c.names.count)\n"
+        var out = "file: \(c.path)\nformat: \(c.format.rawValue)\n"
+        if let architecture { out += "architecture: \(printable(architecture))\n" }
+        out += "tensors: \(c.names.count)\n"
         out += "parameters: \(c.parameterCount)\n"
         // Names come from the file: escaped, so a hostile one cannot drive the terminal.
         let width = min(c.names.map { printable($0).count }.max() ?? 4, 80)

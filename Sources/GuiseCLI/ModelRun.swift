@@ -22,7 +22,11 @@ struct ModelRun: ParsableCommand {
             the seed file holds one tensor per output to seed, named after it (`seed` stands for the \
             first output), and the gradient is of the sum over the seeded outputs.
             dlib networks (.dat, the face recognition ResNet): input x [N,3,150,150] of 0-255 RGB, \
-            output out [N,128]; --grad-wrt x as for the ADM. --out is a .safetensors file.
+            output out [N,128]; --grad-wrt x as for the ADM.
+            ArcFace networks (DiffFace's Arcface.tar with its pickled IR-SE model, or an IR-SE or \
+            insightface iresnet state dict): input x [N,3,112,112] normalised as the network expects, \
+            output out [N,512], the embedding before L2 normalisation; --grad-wrt x as for the ADM. \
+            --out is a .safetensors file.
             """)
 
     @Argument(help: "The checkpoint.")
@@ -48,7 +52,7 @@ struct ModelRun: ParsableCommand {
         }
         let embedded = file.hasSuffix(".tflite")
         if let gradWrt, gradWrt != "x", !embedded {
-            throw ValidationError("--grad-wrt supports x for ADM and dlib models, not \(gradWrt)")
+            throw ValidationError("--grad-wrt supports x for ADM, dlib and ArcFace models, not \(gradWrt)")
         }
         if config != nil && (embedded || file.hasSuffix(".dat")) {
             throw ValidationError("--config is for ADM checkpoints")
@@ -79,6 +83,8 @@ struct ModelRun: ParsableCommand {
             (kind, outputs) = ("tflite", try runTFLite())
         } else if file.hasSuffix(".dat") {
             (kind, outputs) = ("dlib", try runDlib())
+        } else if RecognisedNetwork.isArcFace(file) {
+            (kind, outputs) = ("arcface", try runArcFace())
         } else {
             (kind, outputs) = ("adm", try runADM())
         }
