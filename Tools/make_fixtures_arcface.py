@@ -15,6 +15,8 @@ Writes, with small random weights (same block types and wiring, narrower and sha
   Tests/Fixtures/arcface_irse_state.pth  the same network as a plain state_dict
   Tests/Fixtures/arcface_iresnet.pth     insightface's iresnet as a state_dict (backbone.pth)
   Tests/Fixtures/arcface_<name>_io.safetensors  x, seed, out, grad_x (= d sum(out*seed)/dx)
+  Tests/Fixtures/arcface_module_{loop,web}.pt   a module inside itself; shared submodules whose
+                                         names double at every level
 
 The references are computed in float64 (the same weights), so they are closer to exact than
 torch's own float32 run; torch float32's error against them is kept in the io file's metadata.
@@ -275,6 +277,10 @@ def save_on_cuda(obj, path, legacy):
         torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
     finally:
         ser.location_tag = saved
+    if legacy:
+        # Legacy files name storages by memory address; renamed in order, the bytes repeat.
+        from make_fixtures_formats import stable_legacy_keys
+        stable_legacy_keys(path)
 
 
 def arcface_checkpoint(net, metric, epoch=12):
@@ -322,6 +328,16 @@ def fixtures():
     check_load(os.path.join(OUT, "arcface_irse_state.pth"), net, x)
     save_io("irse", net, 2, 5)
 
+    # Hostile module structures: a module inside itself, and a web of shared submodules whose
+    # state-dict names double at every level (2^24 names from a few kilobytes).
+    loop = nn.Sequential(nn.Linear(2, 2))
+    loop._modules["again"] = loop
+    torch.save({"model": loop}, os.path.join(OUT, "arcface_module_loop.pt"))
+    web = nn.Sequential(nn.Linear(2, 2))
+    for _ in range(24):
+        web = nn.Sequential(web, web)
+    torch.save({"model": web}, os.path.join(OUT, "arcface_module_web.pt"))
+
     ir = randomise(IResNet([1, 2, 1, 1], widths=(16, 16, 16, 32), emb=8), seed=2).eval()
     torch.save(ir.state_dict(), os.path.join(OUT, "arcface_iresnet.pth"))
     check_load(os.path.join(OUT, "arcface_iresnet.pth"), ir, face_batch(1, 6))
@@ -334,6 +350,8 @@ def bench(args):
     torch.set_num_threads(2)
     blocks = {50: [3, 4, 14, 3], 100: [3, 13, 30, 3]}[args.depth]
     net = randomise(ResNet(blocks), seed=3).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)   # the gradient wanted is the input's alone
     x = face_batch(args.batch, 7)
     import bench_timing
     with torch.no_grad():
