@@ -208,16 +208,21 @@ public final class ArcFaceNetwork {
         try forward(x, observe: nil)
     }
 
-    /// `observe`, for tests, sees every tensor a PReLU or max pool acts on (their switching points);
-    /// when given, those ops run unfused so what it sees is what they take.
-    func forward(_ x: Tensor, observe: ((Tensor) -> Void)?) throws -> Tensor {
+    /// Where the network switches between linear pieces: a PReLU (with its per-channel slopes)
+    /// or a max pool (with its kernel), each seen with the tensor it takes.
+    enum Switch { case prelu(Tensor), maxPool(Int) }
+    /// Sees each switching op's input; a tensor it returns replaces the op's output.
+    typealias Observer = (Switch, Tensor) -> Tensor?
+
+    /// `observe`, for tests, sees every tensor a PReLU or max pool acts on (where the network's
+    /// slope can jump) and may replace what the op gives; when given, those ops run unfused.
+    func forward(_ x: Tensor, observe: Observer?) throws -> Tensor {
         guard x.rank == 4, x.shape[1] == 3, x.shape[2] == inputSize, x.shape[3] == inputSize else {
             throw NetworkError("\(path): ArcFace input must be [N, 3, \(inputSize), \(inputSize)], got \(x.shape)")
         }
         var h = stem(x, prelu: stemSlopes, observe: observe)
         if let pool {
-            observe?(h)
-            h = NN.maxPool2d(h, kernel: pool)
+            h = observe?(.maxPool(pool.h), h) ?? NN.maxPool2d(h, kernel: pool)
         }
         for stage in stages { for block in stage { h = block(h, observe: observe) } }
         h = finalBN(h)
@@ -289,13 +294,12 @@ private struct ConvUnit {
     }
 
     /// conv + BN, then the PReLU when given; fused as the output is written unless observed.
-    func callAsFunction(_ x: Tensor, prelu: Tensor?, observe: ((Tensor) -> Void)?) -> Tensor {
+    func callAsFunction(_ x: Tensor, prelu: Tensor?, observe: ArcFaceNetwork.Observer?) -> Tensor {
         let p = NN.Padding(integerLiteral: padding), st = NN.Pair(integerLiteral: stride)
         guard let prelu else { return NN.conv2d(x, weight: weight, bias: bias, stride: st, padding: p) }
         if let observe {
             let y = NN.conv2d(x, weight: weight, bias: bias, stride: st, padding: p)
-            observe(y)
-            return NN.prelu(y, weight: prelu)
+            return observe(.prelu(prelu), y) ?? NN.prelu(y, weight: prelu)
         }
         return NN.conv2d(x, weight: weight, bias: bias, stride: st, padding: p, prelu: prelu)
     }
@@ -321,12 +325,12 @@ private struct SqueezeExcitation {
         up = try Linear(&w, "\(p).fc.2", hidden, channels)
     }
 
-    func callAsFunction(_ x: Tensor, observe: ((Tensor) -> Void)?) -> Tensor {
+    func callAsFunction(_ x: Tensor, observe: ArcFaceNetwork.Observer?) -> Tensor {
         let (n, c) = (x.shape[0], x.shape[1])
         let squeezed = NN.globalAvgPool2d(x).reshaped([n, c])
         let hidden = down(squeezed)
-        observe?(hidden)
-        let gate = up(NN.prelu(hidden, weight: slopes)).sigmoid()
+        let activated = observe?(.prelu(slopes), hidden) ?? NN.prelu(hidden, weight: slopes)
+        let gate = up(activated).sigmoid()
         return x * gate.reshaped([n, c, 1, 1])
     }
 }
@@ -394,7 +398,7 @@ private struct Block {
         }
     }
 
-    func callAsFunction(_ x: Tensor, observe: ((Tensor) -> Void)?) -> Tensor {
+    func callAsFunction(_ x: Tensor, observe: ArcFaceNetwork.Observer?) -> Tensor {
         var h = conv1(inputBN(x), prelu: slopes1, observe: observe)
         h = conv2(h, prelu: nil, observe: observe)
         if let se { h = se(h, observe: observe) }
@@ -402,8 +406,7 @@ private struct Block {
         guard let slopesOut else { return h + identity }
         if let observe {
             let sum = h + identity
-            observe(sum)
-            return NN.prelu(sum, weight: slopesOut)
+            return observe(.prelu(slopesOut), sum) ?? NN.prelu(sum, weight: slopesOut)
         }
         return NN.residualAdd(h, identity, .prelu(slopesOut))
     }
