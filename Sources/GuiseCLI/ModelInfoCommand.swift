@@ -10,7 +10,8 @@ public struct ModelInfo: ParsableCommand {
         discussion: "Reads .safetensors files and PyTorch checkpoints (.pt/.pth/.tar, zip or legacy format) "
             + "without running any code from them; TFLite files (.tflite: the graph's inputs, outputs, operators "
             + "and constant tensors) and dlib networks (.dat: the layers and their weights), the other formats "
-            + "`guise model run` runs."
+            + "`guise model run` runs. A checkpoint of a network model run recognises from its tensors (ArcFace) "
+            + "gets an `architecture` line naming it."
     )
 
     @Argument(help: "A .safetensors file, a PyTorch checkpoint, a .tflite file or a dlib .dat network.")
