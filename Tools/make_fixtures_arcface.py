@@ -379,7 +379,7 @@ def bench(args):
                     "--grad-seed", seeds, "--quiet"], check=True)
     got = fixture_io.load(result)
     rel = lambda a, b: float(np.abs(a.astype(np.float64) - b).max() / max(1.0, np.abs(b).max()))
-    print("IR-SE%d parity against float64 (error / output scale): guise out %.2g, grad_x %.2g; torch float32 out %.2g, grad_x %.2g"
+    print("IR-SE%d parity against float64 (error / output scale): guise out %.3g, grad_x %.3g; torch float32 out %.3g, grad_x %.3g"
           " (scales: out %.3g, grad_x %.3g)"
           % (args.depth, rel(got["out"], out.numpy()), rel(got["grad_x"], grad.numpy()), e_out, e_grad,
              float(out.abs().max()), float(grad.abs().max())))
