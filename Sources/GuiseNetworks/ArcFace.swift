@@ -107,7 +107,6 @@ public final class ArcFaceNetwork {
                               category: .model)
         }
         layout = irse ? .irse : .iresnet
-        try s.expect("", irse ? ["ResNet"] : ["IResNet"], loose: true)
 
         // Stem.
         let stemShape = try shape("conv1.weight")
@@ -251,10 +250,10 @@ private struct Settings {
         return Float(d)
     }
 
-    /// The pickled submodule at `prefix`, if any, must be one of `classes`; `loose` accepts any
-    /// class for the root (a renamed model class) since its tensors decide the layout.
-    func expect(_ prefix: String, _ classes: [String], loose: Bool = false) throws {
-        guard let m = modules?[prefix], !loose else { return }
+    /// The pickled submodule at `prefix`, if any, must be one of the torch.nn `classes`. The
+    /// model's own classes (ResNet, IRBlock, SEBlock, …) are not checked: their tensors decide.
+    func expect(_ prefix: String, _ classes: [String]) throws {
+        guard let m = modules?[prefix] else { return }
         guard classes.contains(m.name) else {
             throw FormatError("\(path): \(prefix) is a \(m.className), where ArcFace has \(classes.joined(separator: " or "))", category: .model)
         }
@@ -311,7 +310,6 @@ private struct SqueezeExcitation {
     let slopes: Tensor
 
     init(_ w: inout WeightReader, _ s: Settings, _ p: String, channels: Int, shape: (String) throws -> [Int]) throws {
-        try s.expect(p, ["SEBlock"], loose: true)
         try s.expect("\(p).avg_pool", ["AdaptiveAvgPool2d"])
         if let size = s.attribute("\(p).avg_pool", "output_size"), size.int != 1 {
             throw FormatError("\(s.path): \(p).avg_pool pools to \(size.description), not 1", category: .unsupported)
@@ -358,7 +356,6 @@ private struct Block {
         outChannels = out
         switch layout {
         case .irse:
-            try s.expect(p, ["IRBlock"], loose: true)
             try s.expect("\(p).bn0", ["BatchNorm2d"])
             inputBN = try BatchNorm2d(&w, "\(p).bn0", cin, eps: try s.eps("\(p).bn0"))
             conv1 = try ConvUnit(&w, s, conv: "\(p).conv1", bn: "\(p).bn1", in: cin, out: mid, kernel: c1[2], stride: 1, padding: 1)
@@ -373,7 +370,6 @@ private struct Block {
             let useSE = s.attribute(p, "use_se").map { $0 == .bool(true) } ?? (w.all["\(p).se.fc.0.weight"] != nil)
             se = useSE ? try SqueezeExcitation(&w, s, "\(p).se", channels: out, shape: shape) : nil
         case .iresnet:
-            try s.expect(p, ["IBasicBlock"], loose: true)
             try s.expect("\(p).bn1", ["BatchNorm2d"])
             inputBN = try BatchNorm2d(&w, "\(p).bn1", cin, eps: try s.eps("\(p).bn1"))
             conv1 = try ConvUnit(&w, s, conv: "\(p).conv1", bn: "\(p).bn2", in: cin, out: mid, kernel: c1[2], stride: 1, padding: 1)

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import GuiseFormats
+@testable import GuiseFormats
 import GuiseTensor
 @testable import GuiseNetworks
 import GuiseTestSupport
@@ -87,6 +87,38 @@ final class ArcFaceTests: XCTestCase {
         XCTAssertEqual(tensors.map(\.0), try Checkpoint(path: file).names)
         // A file with a state dict holds no module.
         XCTAssertNil(try TorchCheckpoint.pickledModule(path: try fixturePath("arcface_irse_state.pth")))
+    }
+
+    /// Layer settings come from the pickled records, not the defaults: the same weights with a
+    /// stem recorded as padded by 1 compute something else (the map still ends 7×7), padded by 2
+    /// give a 112×112 face a larger map than the fc takes.
+    func testPickledSettingsAreHonoured() throws {
+        let c = try Checkpoint(path: try fixturePath("arcface_irse_state.pth"))
+        var weights: [String: Tensor] = [:]
+        for (n, t) in c.tensors { weights[n] = t.toTensor() }
+        func conv(padding: [Int]) -> TorchModule {
+            TorchModule(module: "torch.nn.modules.conv", name: "Conv2d",
+                        attributes: ["kernel_size": .ints([3, 3]), "stride": .ints([1, 1]), "padding": .ints(padding),
+                                     "dilation": .ints([1, 1]), "groups": .int(1), "padding_mode": .string("zeros")],
+                        parameters: [], buffers: [], children: [])
+        }
+        let fx = try fixture("arcface_irse_io")
+        let x = try fx.tensor("x"), expected = try fx.tensor("out")
+        let unpadded = try ArcFaceNetwork(path: "m", weights: weights, modules: ["conv1": conv(padding: [0, 0])], pickledClass: nil)
+        assertClose(try Autograd.noGrad { try unpadded(x) }, expected, tol: 1e-4, "recorded padding 0")
+        let padded = try ArcFaceNetwork(path: "m", weights: weights, modules: ["conv1": conv(padding: [1, 1])], pickledClass: nil)
+        let other = try Autograd.noGrad { try padded(x) }
+        XCTAssertGreaterThan(closeness(other.values, expected.values, tol: 0).error, 1e-2, "padding 1 must change the embedding")
+        XCTAssertThrowsError(try ArcFaceNetwork(path: "m", weights: weights, modules: ["conv1": conv(padding: [2, 2])], pickledClass: nil)) { e in
+            XCTAssertTrue("\(e)".contains("fc takes 1568 features, but a 112×112 face gives 32×8×8"), "\(e)")
+        }
+        XCTAssertThrowsError(try ArcFaceNetwork(path: "m", weights: weights, modules: ["conv1": conv(padding: [0, 1])], pickledClass: nil)) { e in
+            XCTAssertTrue("\(e)".contains("conv1.padding is (0, 1)"), "\(e)")
+        }
+        let pool = TorchModule(module: "torch.nn.modules.pooling", name: "AvgPool2d", attributes: [:], parameters: [], buffers: [], children: [])
+        XCTAssertThrowsError(try ArcFaceNetwork(path: "m", weights: weights, modules: ["maxpool": pool], pickledClass: nil)) { e in
+            XCTAssertTrue("\(e)".contains("maxpool is a torch.nn.modules.pooling.AvgPool2d, where ArcFace has MaxPool2d"), "\(e)")
+        }
     }
 
     func testOtherPickledModelIsRefusedInOneLine() throws {
