@@ -138,7 +138,8 @@ struct ConvKernels {
             DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).inputGrad(gy, w, gx)
             return
         }
-        if Winograd3x3.applies(geo, groups: groups, outChannels: outChannels),
+        // As in forward, small maps go to one GEMM per tap rather than Winograd.
+        if p > 256, Winograd3x3.applies(geo, groups: groups, outChannels: outChannels),
            let back = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
                                   groups: groups, padding: geo.padding).inputGradConv() {
             let flipped = Winograd3x3.flippedWeights(w, channels: geo.channels, outChannels: outChannels, groups: groups)
