@@ -10,7 +10,7 @@ extension EditOptions.Sampler: ExpressibleByArgument {}
 /// `guise edit`: change only a masked region of a photo with the diffusion model.
 struct EditCommand: JobCommand {
     static let op = "edit"
-    static let positionalKeys = ["image"]
+    static let positionalKeys = ["image", "source"]
 
     static let configuration = CommandConfiguration(
         commandName: "edit",
