@@ -199,7 +199,7 @@ extension BatchJobs {
         if let first = writers[absolute(c.output.out)], first != job.line {
             return job.failing("its out \(c.output.out) is also the out of line \(first)")
         }
-        for f in c.inputFiles {
+        for f in c.inputFiles + c.modelFiles {
             guard let w = writers[absolute(f)] else { continue }
             return job.failing(w == job.line
                 ? "its out \(c.output.out) is also its input: a rerun would work on its own result"

@@ -105,7 +105,7 @@ final class BatchRunner: @unchecked Sendable {
         }
         let type = Swift.type(of: command)
         do {
-            let inputs = try hasher.inputsHash(canonical: job.canonical, files: command.inputFiles)
+            let inputs = try hasher.inputsHash(canonical: job.canonical, files: command.inputFiles, models: command.modelFiles)
             let out = command.output.out
             let report = command.output.json ? out + ".json" : nil
             let exists = { (path: String) in FileManager.default.fileExists(atPath: path) }

@@ -176,10 +176,18 @@ final class InputHasher: @unchecked Sendable {
         return digest
     }
 
-    /// What a "done" record vouches for: the job's canonical JSON and each input file's digest.
-    func inputsHash(canonical: String, files: [String]) throws -> String {
+    /// What a "done" record vouches for: the job's canonical JSON and each input and model
+    /// file's digest. A model file that cannot be read is a model error, as when it is loaded.
+    func inputsHash(canonical: String, files: [String], models: [String] = []) throws -> String {
         var text = canonical + "\n"
         for f in files { text += f + "\t" + (try digest(of: f)) + "\n" }
+        for f in models {
+            do {
+                text += f + "\t" + (try digest(of: f)) + "\n"
+            } catch let e as FileError {
+                throw FileError(e.message, category: .model)
+            }
+        }
         return BatchJobs.sha256(Array(text.utf8))
     }
 }

@@ -123,7 +123,8 @@ struct EditCommand: JobCommand {
         if let margin, margin < 0 { throw ValidationError("--margin must be 0 or more") }
     }
 
-    var inputFiles: [String] { [image] + (mask.map { [$0] } ?? []) + modelFile(model) }
+    var inputFiles: [String] { [image] + (mask.map { [$0] } ?? []) }
+    var modelFiles: [String] { modelFile(model) }
 
     func run() throws { try runAsCommand() }
 

@@ -44,15 +44,18 @@ protocol JobCommand: ParsableCommand {
     /// A job key that stands for a positional argument ("image" for `edit`), passed after `--`.
     static var positionalKeys: [String] { get }
     var output: OutputOptions { get }
-    /// The files the command reads, in a fixed order: a batch hashes them to tell whether a
-    /// finished job's inputs are still the ones it was made from.
+    /// The photos and masks the command reads, in a fixed order: a batch hashes them (with
+    /// `modelFiles`) to tell whether a finished job's inputs are still the ones it was made from.
     var inputFiles: [String] { get }
+    /// The model and config files the job names (not the embedded ones).
+    var modelFiles: [String] { get }
     /// Checks the output path, does the work and writes the output file(s).
     func perform(_ context: JobContext) throws -> JobResult
 }
 
 extension JobCommand {
     static var positionalKeys: [String] { [] }
+    var modelFiles: [String] { [] }
 
     /// What `run()` of every job command does.
     func runAsCommand() throws {

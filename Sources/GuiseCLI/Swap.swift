@@ -153,9 +153,8 @@ struct Swap: JobCommand {
         do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.message) }
     }
 
-    var inputFiles: [String] {
-        source + [target] + (reference.map { [$0] } ?? []) + modelFile(model) + (config.map { [$0] } ?? [])
-    }
+    var inputFiles: [String] { source + [target] + (reference.map { [$0] } ?? []) }
+    var modelFiles: [String] { modelFile(model) + (config.map { [$0] } ?? []) }
 
     func run() throws { try runAsCommand() }
 

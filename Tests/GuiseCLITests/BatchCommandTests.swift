@@ -168,8 +168,11 @@ final class BatchCommandTests: XCTestCase {
         let outs = (0..<3).map { dir + "/e\($0).png" } + [dir + "/s.png"]
         let before = outs.map(bytes)
 
-        let again = try guise(["batch", jobs, "--quiet"])
+        XCTAssertEqual(first.stderr, "", "--quiet: nothing on stderr")
+        let again = try guise(["batch", jobs])
         XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.hasPrefix("\rbatch [") && again.stderr.contains("4/4") && again.stderr.hasSuffix("\n"),
+                      "the progress bar: \(again.stderr.debugDescription)")
         XCTAssertEqual(try summary(again)["skipped"] as? Int, 4)
         XCTAssertEqual(try summary(again)["done"] as? Int, 0)
 
@@ -322,6 +325,25 @@ final class BatchCommandTests: XCTestCase {
         for (k, name) in ["swap", "warp", "fill", "harmonize", "ddim"].enumerated() {
             XCTAssertEqual(results[0][k], results[1][k], "\(name): --jobs 2 wrote other bytes than --jobs 1")
         }
+    }
+
+    func testAMissingModelStopsTheRun() throws {
+        let photo = try writePhoto("p.png")
+        let jobs = try writeJobs([
+            try line(edit(photo, out: dir + "/e0.png", seed: 0)),
+            try line(edit(photo, out: dir + "/e1.png", seed: 1, extra: ["model": dir + "/nothere.safetensors"])),
+            try line(edit(photo, out: dir + "/e2.png", seed: 2)),
+        ])
+        let run = try guise(["batch", jobs, "--quiet"])
+        XCTAssertEqual(run.status, 4, "a model problem: exit status 4; \(run.stderr)")
+        XCTAssertEqual(run.stderrLines.count, 1, run.stderr)
+        XCTAssertTrue(run.stderr.contains("line 2: ") && run.stderr.contains("nothere.safetensors") && run.stderr.contains("1 job not run"), run.stderr)
+        let s = try summary(run)
+        XCTAssertEqual(s["done"] as? Int, 1)
+        XCTAssertEqual(s["failed"] as? Int, 1)
+        XCTAssertEqual(s["notRun"] as? Int, 1)
+        XCTAssertEqual((s["failures"] as? [[String: Any]])?.first?["category"] as? String, "model")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/e2.png"))
     }
 
     func testRunLevelFailuresStopBeforeAnyJob() throws {

@@ -51,13 +51,15 @@ final class BatchJobsTests: XCTestCase {
         XCTAssertEqual(swap.seed, .max)
         XCTAssertEqual(Set(swap.maskRegions.map(\.rawValue)), ["eyes", "lips"])
         XCTAssertEqual(swap.inputFiles, ["a.jpg", "b.jpg", "t.jpg"])
+        XCTAssertEqual(swap.modelFiles, [])
         XCTAssertTrue(failure(job(#"{"op":"swap","source":"a.jpg","target":"t.jpg","out":"o.png","steps":1}"#))?.message.contains("steps") ?? false,
                       "the swap's own validation refuses 1 step")
         guard case .success(let edit as EditCommand)? = job(#"{"op":"edit","source":"p.png","mask":"m.png","out":"o.png","model":"prior"}"#).command else {
             return XCTFail("the edit job did not parse")
         }
         XCTAssertEqual(edit.image, "p.png")
-        XCTAssertEqual(edit.inputFiles, ["p.png", "m.png"], "the embedded prior is not a job's input file")
+        XCTAssertEqual(edit.inputFiles, ["p.png", "m.png"])
+        XCTAssertEqual(edit.modelFiles, [], "the embedded prior is not a file the job names")
     }
 
     func testBadLinesAreOneLineFailures() throws {
