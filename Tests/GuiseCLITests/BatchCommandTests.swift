@@ -325,6 +325,12 @@ final class BatchCommandTests: XCTestCase {
         for (k, name) in ["swap", "warp", "fill", "harmonize", "ddim"].enumerated() {
             XCTAssertEqual(results[0][k], results[1][k], "\(name): --jobs 2 wrote other bytes than --jobs 1")
         }
+        // And what the command line writes for the same job.
+        let alone = dir + "/alone.png"
+        let run = try guise(["swap", "--source", repoRoot + "/Samples/hanks.png", "--target", face, "-o", alone,
+                             "--steps", "4", "--strength", "0.5", "--seed", "5", "--work-size", "128", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(bytes(alone), results[0][0], "a batch job wrote other bytes than guise swap")
     }
 
     func testAMissingModelStopsTheRun() throws {
