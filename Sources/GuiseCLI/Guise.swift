@@ -18,7 +18,7 @@ public struct Guise: ParsableCommand {
               3   nothing to work on in a valid input: no face, no person
               4   a model file missing, corrupt or not the expected network
               5   not supported by this build or this model
-              6   guise batch ran to the end, but some of its jobs failed (its summary lists them)
+              6   guise batch: some of its jobs failed (its summary lists them)
               64  a malformed command line (see the command's --help)
             Missing model files are installed with `make models`.
             """,
