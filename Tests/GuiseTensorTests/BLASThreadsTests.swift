@@ -37,4 +37,30 @@ final class BLASThreadsTests: XCTestCase {
         XCTAssertEqual(failures, [])
         XCTAssertEqual(product(), productAlone, "the default count is back once both are done")
     }
+
+    func testADefaultOfOneThreadRunsBothKindsSideBySide() throws {
+        // With one BLAS thread as the default, Winograd's GEMMs and the others want the same
+        // count: none may wait for the other to change it.
+        let saved = BLASThreads.defaultCount
+        BLASThreads.defaultCount = 1
+        defer { BLASThreads.defaultCount = saved }
+        let x = values([1, 32, 24, 24], 1), w = values([32, 32, 3, 3], 2)
+        let p = values([200, 300], 4), q = values([300, 64], 5)
+        let convAlone = NN.conv2d(x, weight: w, bias: nil, padding: NN.Padding(1, 1)).values, productAlone = p.matmul(q).values
+        let done = DispatchSemaphore(value: 0)
+        let lock = NSLock()
+        var failures = 0
+        for t in 0..<2 {
+            Thread {
+                for _ in 0..<50 {
+                    let ok = t == 0 ? NN.conv2d(x, weight: w, bias: nil, padding: NN.Padding(1, 1)).values == convAlone
+                                    : p.matmul(q).values == productAlone
+                    if !ok { lock.lock(); failures += 1; lock.unlock() }
+                }
+                done.signal()
+            }.start()
+        }
+        for _ in 0..<2 { XCTAssertEqual(done.wait(timeout: .now() + 60), .success, "the gate deadlocked") }
+        XCTAssertEqual(failures, 0)
+    }
 }
