@@ -245,8 +245,8 @@ final class BatchCommandTests: XCTestCase {
     func testRunsKilledAtRandomPointsEndWithEveryJobDoneOnce() throws {
         let photos = try (0..<3).map { try writePhoto("p\($0).png", variant: $0, width: 64, height: 48) }
         func jobLines(_ folder: String) throws -> [String] {
-            try (0..<12).map { k in
-                try line(edit(photos[k % 3], out: folder + "/e\(k).png", seed: k, steps: 3 + k % 2,
+            try (0..<24).map { k in
+                try line(edit(photos[k % 3], out: folder + "/e\(k).png", seed: k, steps: 2 + k % 2,
                               extra: k % 4 == 3 ? ["json": true] : [:]))
             }
         }
@@ -255,47 +255,60 @@ final class BatchCommandTests: XCTestCase {
         for f in [reference, faulty] { try FileManager.default.createDirectory(atPath: f, withIntermediateDirectories: true) }
         let clean = try guise(["batch", try writeJobs(try jobLines(reference), to: "reference.jsonl"), "--quiet"])
         XCTAssertEqual(clean.status, 0, clean.stderr)
-        let expected = (0..<12).map { bytes(reference + "/e\($0).png") }
+        let expected = (0..<24).map { bytes(reference + "/e\($0).png") }
         XCTAssertFalse(expected.contains(nil))
+        // A job's own time here, from the reference run.
+        let perJob = try records(dir + "/reference.jsonl.state").compactMap { $0["seconds"] as? Double }.reduce(0, +) / 24
 
+        // Kill points follow the run's progress, not a clock, so they land among the jobs on a
+        // fast machine as on a slow one: each run is killed at a random moment within half a
+        // job's time, mostly after one more job is recorded done (in the next job, its output's
+        // rename or its record), now and then right away (in its start-up).
         let jobs = try writeJobs(try jobLines(faulty), to: "faulty.jsonl")
-        let outs = (0..<12).map { faulty + "/e\($0).png" }
+        let outs = (0..<24).map { faulty + "/e\($0).png" }
+        func recordedDone() -> Int { ((try? records(jobs + ".state")) ?? []).filter { $0["event"] as? String == "done" }.count }
         var rng = SplitMix(seed: UInt64(Date().timeIntervalSince1970 * 1000))
         let seed = rng.state
-        var delays: [Int] = []
+        var schedule: [String] = []
         var interrupted = 0
         for attempt in 0..<20 {
+            let wait = rng.next() % 4 == 0 ? 0 : 1, delay = Int(perJob * 500 * Double(rng.next() % 1000) / 1000)
+            schedule.append("+\(wait) job, \(delay) ms")
+            let target = recordedDone() + wait
             let p = Process()
             p.executableURL = URL(fileURLWithPath: guiseBinary!)
             p.arguments = ["batch", jobs, "--quiet", "--jobs", attempt % 2 == 0 ? "1" : "2"]
             p.standardOutput = FileHandle.nullDevice
             p.standardError = FileHandle.nullDevice
             try p.run()
-            let delay = 30 + Int(rng.next() % 570)
-            delays.append(delay)
+            let deadline = Date().addingTimeInterval(30)
+            while recordedDone() < target && p.isRunning && Date() < deadline { usleep(2000) }
             usleep(UInt32(delay * 1000))
-            kill(p.processIdentifier, SIGKILL)
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
             p.waitUntilExit()
             // Whatever is at an output path is the whole, final output.
             var present = 0
             for (k, out) in outs.enumerated() {
                 guard let b = bytes(out) else { continue }
                 present += 1
-                XCTAssertEqual(b, expected[k], "\(out) after kill \(attempt) (seed \(seed), delays \(delays) ms) is not the finished output")
+                XCTAssertEqual(b, expected[k], "\(out) after kill \(attempt) (seed \(seed), schedule \(schedule)) is not the finished output")
             }
             if present < outs.count { interrupted += 1 }
         }
-        // The schedule must have cut runs short, or this test shows nothing.
-        XCTAssertGreaterThanOrEqual(interrupted, 3, "seed \(seed), delays \(delays) ms")
+        let finishedUnderKills = outs.filter { bytes($0) != nil }.count
+        print("batch fault test: \(interrupted) of 20 kills cut a run short; \(finishedUnderKills) of 24 jobs finished between kills (seed \(seed))")
+        // The kills must have cut runs short while jobs were finishing, or this test shows nothing.
+        XCTAssertGreaterThanOrEqual(interrupted, 10, "seed \(seed), schedule \(schedule)")
+        XCTAssertGreaterThanOrEqual(finishedUnderKills, 6, "seed \(seed), schedule \(schedule)")
         let last = try guise(["batch", jobs, "--quiet"])
         XCTAssertEqual(last.status, 0, last.stderr)
         for (k, out) in outs.enumerated() { XCTAssertEqual(bytes(out), expected[k], "\(out)") }
         let counts = try doneCounts(jobs + ".state")
-        XCTAssertEqual(counts.count, 12, "seed \(seed), delays \(delays) ms")
-        XCTAssertEqual(Set(counts.values), [1], "every job is recorded done exactly once (seed \(seed), delays \(delays) ms)")
+        XCTAssertEqual(counts.count, 24, "seed \(seed), schedule \(schedule)")
+        XCTAssertEqual(Set(counts.values), [1], "every job is recorded done exactly once (seed \(seed), schedule \(schedule))")
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: faulty).filter { $0.contains(".partial-") }
         XCTAssertEqual(leftovers, [], "temporary files left beside the outputs")
-        for k in [3, 7, 11] { XCTAssertNotNil(bytes(outs[k] + ".json"), "report of job \(k)") }
+        for k in stride(from: 3, to: 24, by: 4) { XCTAssertNotNil(bytes(outs[k] + ".json"), "report of job \(k)") }
     }
 
     func testTwoWorkersWriteWhatOneWrites() throws {
