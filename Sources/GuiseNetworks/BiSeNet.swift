@@ -85,7 +85,11 @@ public final class BiSeNet {
 
     /// A checkpoint file (`FaceParser.pth`, any PyTorch or safetensors state_dict).
     public convenience init(path: String) throws {
-        let checkpoint = try Checkpoint(path: path)
+        try self.init(checkpoint: try Checkpoint(path: path))
+    }
+
+    public convenience init(checkpoint: Checkpoint) throws {
+        let path = checkpoint.path
         guard Self.recognises(checkpoint.names) else {
             throw FormatError("\(path): not a BiSeNet face parser checkpoint (it lacks \(Self.signature.filter { checkpoint[$0] == nil }.joined(separator: ", ")))")
         }
@@ -95,7 +99,6 @@ public final class BiSeNet {
             throw FormatError("\(path): \(e.message)", category: e.category)
         }
     }
-
 
     func check(_ x: Tensor) throws {
         guard x.rank == 4, x.shape[1] == 3, x.shape[2] > 0, x.shape[3] > 0 else {

@@ -99,7 +99,11 @@ public final class EyeNet {
     /// A checkpoint file: `GazeEstimator.pt` (the state_dict is found under 'model_state_dict')
     /// or any PyTorch or safetensors state_dict of the network.
     public convenience init(path: String) throws {
-        let checkpoint = try Checkpoint(path: path)
+        try self.init(checkpoint: try Checkpoint(path: path))
+    }
+
+    public convenience init(checkpoint: Checkpoint) throws {
+        let path = checkpoint.path
         guard Self.recognises(checkpoint.names) else {
             throw FormatError("\(path): not an EyeNet gaze network checkpoint (it lacks \(Self.signature.filter { checkpoint[$0] == nil }.joined(separator: ", ")))")
         }
