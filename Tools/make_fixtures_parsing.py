@@ -37,10 +37,11 @@ The 'cuda:0' files are made on a CPU by having torch.serialization.location_tag 
 while saving (the persistent id's location field), and for the legacy file by renaming the
 storage classes in the pickle to torch.cuda's; torch.load(map_location='cpu') reads both back.
 
-`check` (not part of `make fixtures`) runs the published-size networks (BiSeNet at 512²) through
-`guise model run` against torch and times both on 2 threads; its files go to .cache/parsing-check.
+`check` (not part of `make fixtures`; needs a release build) runs the published-size networks
+(BiSeNet at 512²) through `guise model run` against torch and times both on 2 threads; its files
+go to .cache/parsing-check:  .venv/bin/python Tools/make_fixtures_parsing.py check
 """
-import argparse, copy, io, json, math, os, pickletools, subprocess, sys, time
+import argparse, copy, io, json, math, os, pickletools, subprocess, sys
 
 import numpy as np
 import torch
@@ -605,9 +606,98 @@ def eyenet_fixtures():
           % (io_["gaze"].numpy().round(3).tolist(), io_["gaze_train"].numpy().round(3).tolist(), io_["grad_x"].abs().max()))
 
 
+def guise_run(guise, model, inputs, out, seed=None, extra=()):
+    """Seconds `guise model run` takes, from its --json report."""
+    cmd = [guise, "model", "run", model, "--inputs", inputs, "--out", out, "--json", *extra]
+    if seed:
+        cmd += ["--grad-wrt", "x", "--grad-seed", seed]
+    report = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return report["seconds"]
+
+
+def compare(name, got, want):
+    got, want = torch.from_numpy(np.array(got)).double(), want.double()
+    finite = bool(torch.isfinite(got).all())
+    print("  %-28s max error %.2e of scale %.3g, norm error %.2e%s" % (
+        name, float((got - want).abs().max() / want.abs().max().clamp(min=1)), float(want.abs().max()),
+        float((got - want).norm() / want.norm()), "" if finite else "  NOT FINITE"))
+
+
+def check(guise, folder):
+    """The published-size networks through `guise model run` against torch on 2 threads: BiSeNet at
+    DiffFace's 512² and EyeNet at GazeEstimator.pt's configuration, from fixture-noise weights
+    saved as DiffFace's files are ('cuda:0' storages). Best times; Guise's per image is the
+    difference between batches of 3 and 1, halved, so file loading is left out. At 512² some of
+    BiSeNet's 30 million ReLU inputs lie within float32 rounding of zero, so its input gradient
+    differs from float64 by a few percent at some pixels in torch's float32 as in Guise's."""
+    os.makedirs(folder, exist_ok=True)
+    torch.set_num_threads(2)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_timing import measure
+
+    def run_case(label, net, model, x1, seed1, extra=(), train=False):
+        net.train(train)
+        f = lambda t: third(net(t)) if isinstance(net, EyeNet) else net(t)[0]  # noqa: E731
+        with torch.no_grad():
+            want = f(x1)
+        want_g = vjp(f, x1, seed1)[1]
+        t_fwd = measure(lambda: torch.no_grad()(f)(x1), budget=10, max_runs=5)[1]
+        t_bwd = measure(lambda: vjp(f, x1, seed1), budget=10, max_runs=5)[1]
+        times = {}
+        for n in (1, 3):
+            xs = torch.cat([x1] * n)
+            seeds = torch.cat([seed1] * n)
+            paths = [os.path.join(folder, "%s_%s%d.safetensors" % (label, k, n)) for k in ("in", "seed", "out", "grad")]
+            fixture_io.save(paths[0], {"x": xs})
+            fixture_io.save(paths[1], {"seed": seeds})
+            times[n] = (min(guise_run(guise, model, paths[0], paths[2], extra=extra) for _ in range(2)),
+                        min(guise_run(guise, model, paths[0], paths[3], paths[1], extra=extra) for _ in range(2)))
+        net64 = copy.deepcopy(net).double()
+        f64 = lambda t: third(net64(t)) if isinstance(net64, EyeNet) else net64(t)[0]  # noqa: E731
+        want_g64 = vjp(f64, x1.double(), seed1.double())[1]
+        got = fixture_io.load(os.path.join(folder, "%s_grad1.safetensors" % label))
+        print(label)
+        compare("out", got["out"], want)
+        compare("grad_x", got["grad_x"], want_g)
+        compare("grad_x against float64", got["grad_x"], want_g64)
+        compare("torch's against float64", want_g.numpy(), want_g64)
+        g_fwd, g_bwd = (times[3][0] - times[1][0]) / 2, (times[3][1] - times[1][1]) / 2
+        print("  forward          guise %.3f s (a whole run of one: %.3f s), torch %.3f s: %.2f×" % (g_fwd, times[1][0], t_fwd, g_fwd / t_fwd))
+        print("  forward+backward guise %.3f s (a whole run of one: %.3f s), torch %.3f s: %.2f×" % (g_bwd, times[1][1], t_bwd, g_bwd / t_bwd))
+
+    net = BiSeNet(19)
+    noise_state_dict(net)
+    net.eval()
+    model = os.path.join(folder, "FaceParser.pth")
+    save_on_gpu(net.state_dict(), model, legacy=False)
+    run_case("bisenet 512x512", net, model, noise_tensor("check.bisenet.x", [1, 3, 512, 512]),
+             noise_tensor("check.bisenet.seed", [1, 19, 512, 512]))
+
+    net, _, _ = eyenet_weights(EYENET_FULL, "check.eyenet")
+    model = os.path.join(folder, "GazeEstimator.pt")
+    c = EYENET_FULL
+    save_on_gpu({"nstack": c["nstack"], "nfeatures": c["nfeatures"], "nlandmarks": c["nlandmarks"],
+                 "model_state_dict": net.state_dict()}, model, legacy=False)
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.0
+    x, seed = eye_input("check.eyenet.x"), noise_tensor("check.eyenet.seed", [1, 2])
+    run_case("eyenet", net, model, x, seed)
+    run_case("eyenet, batch statistics", net, model, x, seed, extra=("--batch-statistics",), train=True)
+
+
 def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command")
+    c = sub.add_parser("check", help="published sizes through guise model run against torch, with times")
+    c.add_argument("--guise", default=os.path.join(ROOT, ".build", "release", "guise"))
+    c.add_argument("--folder", default=os.path.join(ROOT, ".cache", "parsing-check"))
+    args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(2)
+    if args.command == "check":
+        check(args.guise, args.folder)
+        return
     bisenet_fixtures()
     eyenet_fixtures()
     print("wrote the parsing and gaze fixtures to %s" % os.path.normpath(OUT))
