@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuiseFormats
+import GuiseNetworks
 
 /// `guise model info FILE [--json]`: what a weight file holds, read without Python.
 public struct ModelInfo: ParsableCommand {
@@ -124,8 +125,10 @@ public struct ModelInfo: ParsableCommand {
     }
 
     /// The text or JSON that `run` prints.
-    /// `architecture` names the network recognised from the tensors, when one was.
+    /// `architecture` names the network recognised from the tensors, when one was; without it the
+    /// tensors' shapes are asked.
     public static func report(_ c: Checkpoint, json: Bool, architecture: String? = nil) throws -> String {
+        let architecture = architecture ?? recognisedArchitecture(c.tensors.mapValues(\.shape))
         if json {
             let tensors: [[String: Any]] = c.names.map { n in
                 let t = c.tensors[n]!

@@ -23,6 +23,10 @@ struct ModelRun: ParsableCommand {
             first output), and the gradient is of the sum over the seeded outputs.
             dlib networks (.dat, the face recognition ResNet): input x [N,3,150,150] of 0-255 RGB, \
             output out [N,128]; --grad-wrt x as for the ADM.
+            DiffFace's face parser (BiSeNet state_dict, FaceParser.pth): x [N,3,H,W] (512×512 in DiffFace), \
+            out [N,19,H,W], the main head's logits. DiffFace's gaze network (EyeNet, GazeEstimator.pt): \
+            x [N,96,160] grey, out [N,2] (pitch, yaw); --batch-statistics runs its batch norms on the \
+            batch's own statistics, as DiffFace does. --grad-wrt x as for the ADM.
             ArcFace networks (DiffFace's Arcface.tar with its pickled IR-SE model, or an IR-SE or \
             insightface iresnet state dict): input x [N,3,112,112] normalised as the network expects, \
             output out [N,512], the embedding before L2 normalisation; --grad-wrt x as for the ADM. \
@@ -46,16 +50,22 @@ struct ModelRun: ParsableCommand {
     @Option(name: .customLong("grad-seed"), help: "A safetensors file holding `seed`, shaped like the output.")
     var gradSeed: String?
 
+    @Flag(name: .customLong("batch-statistics"), help: "EyeNet: batch norms use each batch's own statistics (the module in training mode).")
+    var batchStatistics = false
+
     func validate() throws {
         if (gradWrt == nil) != (gradSeed == nil) {
             throw ValidationError("--grad-wrt and --grad-seed go together")
         }
         let embedded = file.hasSuffix(".tflite")
         if let gradWrt, gradWrt != "x", !embedded {
-            throw ValidationError("--grad-wrt supports x for ADM, dlib and ArcFace models, not \(gradWrt)")
+            throw ValidationError("--grad-wrt supports x for checkpoints, dlib and ArcFace models, not \(gradWrt)")
         }
         if config != nil && (embedded || file.hasSuffix(".dat")) {
             throw ValidationError("--config is for ADM checkpoints")
+        }
+        if batchStatistics && (embedded || file.hasSuffix(".dat")) {
+            throw ValidationError("--batch-statistics is for EyeNet checkpoints")
         }
     }
 
@@ -85,6 +95,8 @@ struct ModelRun: ParsableCommand {
             (kind, outputs) = ("dlib", try runDlib())
         } else if RecognisedNetwork.isArcFace(file) {
             (kind, outputs) = ("arcface", try runArcFace())
+        } else if let expert = try runFaceExpert() {
+            (kind, outputs) = expert
         } else {
             (kind, outputs) = ("adm", try runADM())
         }
