@@ -164,7 +164,8 @@ let rows: [Row] = [sgemmRow(2048)] + convRows(channels: 256, size: 64) + convRow
     + networkRows()
 
 let threads = Int(ProcessInfo.processInfo.environment["GUISE_BENCH_THREADS"] ?? "") ?? 2
-openblas_set_num_threads(Int32(threads))
+openblas_set_num_threads(Int32(threads))  // for the raw sgemm row
+BLASThreads.defaultCount = Int32(threads)  // for every GEMM of the engine
 Parallel.threads = threads
 let args = Array(CommandLine.arguments.dropFirst())
 if args.contains("--list") { for row in rows { print(row.name) }; exit(0) }

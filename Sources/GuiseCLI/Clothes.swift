@@ -5,7 +5,9 @@ import GuisePipelines
 
 extension GarmentKind: ExpressibleByArgument {}
 
-struct Clothes: ParsableCommand {
+struct Clothes: JobCommand {
+    static let op = "clothes"
+
     static let configuration = CommandConfiguration(
         abstract: "Put the garment from one photo onto the person in another, keeping face, hands, pose and background.",
         discussion: """
@@ -50,7 +52,11 @@ struct Clothes: ParsableCommand {
         return Mask(width: m.width, height: m.height, values: m.grey())
     }
 
-    func run() throws {
+    var inputFiles: [String] { [person, garment] + [personMask, garmentMask].compactMap { $0 } }
+
+    func run() throws { try runAsCommand() }
+
+    func perform(_ context: JobContext) throws -> JobResult {
         try output.check(kind: .image)
         let start = Date()
         let personImage = try ImageIO.read(person)
@@ -60,10 +66,10 @@ struct Clothes: ParsableCommand {
         o.shading = shading
         o.personMask = try personMask.map(Self.readMask)
         o.garmentMask = try garmentMask.map(Self.readMask)
-        let swap = try ClothesSwap(options: o)
-        let bar = output.progress(total: 4, label: "clothes")
+        let swap = try ClothesSwap(options: o, models: context.models)
+        let bar = context.progress(total: 4, label: "clothes")
         var drawn = false
-        swap.progress = { _, done, _ in bar.update(done); drawn = !output.quiet && done < 4 }
+        swap.progress = { _, done, _ in bar.update(done); drawn = context.chatty && done < 4 }
         let image: Image, report: ClothesReport
         do {
             (image, report) = try swap.run(person: personImage, garment: garmentImage)
@@ -75,8 +81,8 @@ struct Clothes: ParsableCommand {
         try ImageIO.write(image, to: output.out)
         let text = String(format: "%@: %@ garment (from a %@ photo) painted over %d px, %d px of old clothing filled; upper torso covered %.1f%%, warp residual %.1f px",
                           output.out, report.kind, report.garmentSource, report.paintedArea, report.filledArea, 100 * report.coverage, report.warpResidual)
-        try output.report(ClothesCommandReport(out: output.out, person: person, garment: garment, seconds: seconds(since: start), report: report),
-                          text: text)
+        return JobResult(report: ClothesCommandReport(out: output.out, person: person, garment: garment, seconds: seconds(since: start), report: report),
+                         text: text)
     }
 }
 

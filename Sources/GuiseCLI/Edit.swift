@@ -8,7 +8,10 @@ extension EditOptions.FillStart: ExpressibleByArgument {}
 extension EditOptions.Sampler: ExpressibleByArgument {}
 
 /// `guise edit`: change only a masked region of a photo with the diffusion model.
-struct EditCommand: ParsableCommand {
+struct EditCommand: JobCommand {
+    static let op = "edit"
+    static let positionalKeys = ["image", "source"]
+
     static let configuration = CommandConfiguration(
         commandName: "edit",
         abstract: "Fill or harmonise a masked region of a photo; every other pixel is kept exactly.",
@@ -120,20 +123,22 @@ struct EditCommand: ParsableCommand {
         if let margin, margin < 0 { throw ValidationError("--margin must be 0 or more") }
     }
 
-    func run() throws {
+    var inputFiles: [String] { [image] + (mask.map { [$0] } ?? []) }
+    var modelFiles: [String] { modelFile(model) }
+
+    func run() throws { try runAsCommand() }
+
+    func perform(_ context: JobContext) throws -> JobResult {
         try output.check(kind: .image)
-        let say: (String, String) -> Void = { kind, msg in
-            FileHandle.standardError.write(Data("guise: \(kind): \(msg)\n".utf8))
-        }
         let photo = try ImageIO.read(image)
         var m: Mask
         if let mask {
-            m = try EditMasks.read(mask, width: photo.width, height: photo.height) { say("warning", $0) }
+            m = try EditMasks.read(mask, width: photo.width, height: photo.height, warn: context.warn)
         } else if let box {
             let b = try EditMasks.parseBox(box)
             m = try EditMasks.box(x: b.x, y: b.y, w: b.w, h: b.h, width: photo.width, height: photo.height)
         } else {
-            m = try EditMasks.region(region ?? .eyes, in: photo, faceIndex: face, label: image) { if !quiet { say("note", $0) } }
+            m = try EditMasks.region(region ?? .eyes, in: photo, faceIndex: face, label: image, models: context.models, note: context.note)
             // The irises move within the eye: the eye outline alone would clip them.
             if region == nil, grow == 0 { m = try EditMasks.refine(m, grow: max(2, photo.width / 200)) }
         }
@@ -158,19 +163,19 @@ struct EditCommand: ParsableCommand {
             // The region is the photo's own eye: nothing to blend in, and the blend would flatten it.
             options.poisson = false
             let g = try EditGuides.gazeForFace(try GazeTarget(parsing: gaze), image: photo, faceIndex: face, label: image,
-                                               weight: gazeWeight) { if !quiet { say("note", $0) } }
+                                               weight: gazeWeight, models: context.models, note: context.note)
             options.guidance = g.guidance
             options.context = g.context
         }
         var bar: ProgressBar?
         options.progress = { done, total in
-            if bar == nil { bar = ProgressBar(total: total, label: options.mode.rawValue, enabled: !quiet) }
+            if bar == nil { bar = context.progress(total: total, label: options.mode.rawValue) }
             bar?.update(done)
         }
-        let (result, report) = try Edit(options).run(image: photo, mask: m)
-        for w in report.warnings { say("warning", w) }
-        if !quiet { for n in report.notes { say("note", n) } }
+        let (result, report) = try Edit(options, models: context.models).run(image: photo, mask: m)
+        report.warnings.forEach(context.warn)
+        report.notes.forEach(context.note)
         try ImageIO.write(result, to: out)
-        try output.report(report, text: quiet ? "" : "\(out): \(report.mode.rawValue), \(report.maskPixels) px (\(String(format: "%.1f", report.maskFraction * 100))%) in \(String(format: "%.1f", report.seconds)) s")
+        return JobResult(report: report, text: quiet ? "" : "\(out): \(report.mode.rawValue), \(report.maskPixels) px (\(String(format: "%.1f", report.maskFraction * 100))%) in \(String(format: "%.1f", report.seconds)) s")
     }
 }

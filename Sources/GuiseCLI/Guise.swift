@@ -18,13 +18,17 @@ public struct Guise: ParsableCommand {
               3   nothing to work on in a valid input: no face, no person
               4   a model file missing, corrupt or not the expected network
               5   not supported by this build or this model
+              6   guise batch: some of its jobs failed (its summary lists them)
               64  a malformed command line (see the command's --help)
             Missing model files are installed with `make models`.
             """,
         version: "0.1.0",
-        subcommands: [Swap.self, EditCommand.self, Clothes.self, Detect.self, Align.self, Landmarks.self, Identity.self, Segment.self, PoseCommand.self, Sample.self, Denoise.self, TrainPrior.self, ModelCommand.self]
+        subcommands: [Swap.self, EditCommand.self, Clothes.self, Batch.self, Detect.self, Align.self, Landmarks.self, Identity.self, Segment.self, PoseCommand.self, Sample.self, Denoise.self, TrainPrior.self, ModelCommand.self]
     )
     public init() {}
+
+    /// `guise batch` when some of its jobs failed and the rest ran.
+    public static let jobsFailedStatus: Int32 = 6
 
     /// The exit status for each error category (see the discussion above).
     public static func exitStatus(for category: ErrorCategory) -> Int32 {
@@ -51,6 +55,7 @@ public struct Guise: ParsableCommand {
             if error is ValidationError || code == .validationFailure { line += " (see --help)" }
             FileHandle.standardError.write(Data("guise: error: \(line)\n".utf8))
             if let categorised = error as? GuiseError { Foundation.exit(exitStatus(for: categorised.category)) }
+            if error is JobsFailed { Foundation.exit(jobsFailedStatus) }
             Foundation.exit(code.rawValue)
         }
     }

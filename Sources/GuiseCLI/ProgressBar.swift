@@ -5,12 +5,15 @@ public struct ProgressBar {
     public let total: Int
     public let label: String
     public let enabled: Bool
+    /// What one count is ("step", "job").
+    public let unit: String
     let start = Date()
 
-    public init(total: Int, label: String, enabled: Bool) {
+    public init(total: Int, label: String, enabled: Bool, unit: String = "step") {
         self.total = max(total, 1)
         self.label = label
         self.enabled = enabled
+        self.unit = unit
     }
 
     public func update(_ done: Int, _ note: String = "") {
@@ -21,7 +24,7 @@ public struct ProgressBar {
         let per = done > 0 ? elapsed / Double(done) : 0
         let eta = per * Double(total - done)
         let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        let line = "\r\(label) [\(bar)] \(done)/\(total)  \(String(format: "%.2f", per)) s/step  eta \(ProgressBar.duration(eta))\(note.isEmpty ? "" : "  " + note)"
+        let line = "\r\(label) [\(bar)] \(done)/\(total)  \(String(format: "%.2f", per)) s/\(unit)  eta \(ProgressBar.duration(eta))\(note.isEmpty ? "" : "  " + note)"
         FileHandle.standardError.write(Data(line.utf8))
         if done >= total { FileHandle.standardError.write(Data("\n".utf8)) }
     }

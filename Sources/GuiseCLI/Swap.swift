@@ -20,7 +20,9 @@ enum TargetFaceChoice: ExpressibleByArgument, Equatable {
 
 extension SwapRegion: ExpressibleByArgument {}
 
-struct Swap: ParsableCommand {
+struct Swap: JobCommand {
+    static let op = "swap"
+
     static let configuration = CommandConfiguration(
         abstract: "Put the source person's face on the target photo, keeping its pose, expression, gaze, light and background.",
         discussion: """
@@ -151,7 +153,12 @@ struct Swap: ParsableCommand {
         do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.message) }
     }
 
-    func run() throws {
+    var inputFiles: [String] { source + [target] + (reference.map { [$0] } ?? []) }
+    var modelFiles: [String] { modelFile(model) + (config.map { [$0] } ?? []) }
+
+    func run() throws { try runAsCommand() }
+
+    func perform(_ context: JobContext) throws -> JobResult {
         try output.check(kind: .image)
         if let keepSamples {
             var isDir: ObjCBool = false
@@ -160,16 +167,15 @@ struct Swap: ParsableCommand {
             }
             try AtomicFile.checkWritable(keepSamples + "/sample-0.png")
         }
-        let log: (String) -> Void = { output.note("guise: note: \($0)") }
         let sources = try source.map { try ImageIO.read($0) }
         let targetImage = try ImageIO.read(target)
         let referenceImage = try reference.map { try ImageIO.read($0) }
 
-        let swap = try FaceSwap(options: options())
-        swap.note = log
+        let swap = try FaceSwap(options: options(), models: context.models)
+        swap.note = context.note
         var bars: [String: ProgressBar] = [:]
         swap.progress = { p in
-            let bar = bars[p.stage] ?? output.progress(total: p.total, label: p.stage)
+            let bar = bars[p.stage] ?? context.progress(total: p.total, label: p.stage)
             bars[p.stage] = bar
             bar.update(p.done)
         }
@@ -187,8 +193,8 @@ struct Swap: ParsableCommand {
             String(format: "%@: face %d swapped; identity distance to source %.3f, to target %.3f (source to target %.3f); landmark error %.1f%% of eye distance",
                    output.out, f.index, f.identityToSource, f.identityToTarget, f.sourceToTarget, 100 * f.landmarkError)
         }
-        try output.report(SwapCommandReport(out: output.out, source: source, target: target, report: result.report),
-                          text: lines.joined(separator: "\n"))
+        return JobResult(report: SwapCommandReport(out: output.out, source: source, target: target, report: result.report),
+                         text: lines.joined(separator: "\n"))
     }
 }
 

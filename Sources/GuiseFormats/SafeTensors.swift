@@ -178,7 +178,7 @@ public enum SafeTensorsWriter {
 /// A JSON value read strictly (RFC 8259): objects keep their key order and may not repeat a
 /// key, which Foundation's reader would silently merge. Numbers keep their text so integers
 /// are told apart from `2.0` or `1e3`, which the reference reader refuses as sizes.
-indirect enum StrictJSON: Equatable {
+public indirect enum StrictJSON: Equatable {
     case object([(String, StrictJSON)])
     case array([StrictJSON])
     case string(String)
@@ -186,9 +186,9 @@ indirect enum StrictJSON: Equatable {
     case bool(Bool)
     case null
 
-    struct ParseError: Error { let message: String }
+    public struct ParseError: Error { public let message: String }
 
-    static func == (a: StrictJSON, b: StrictJSON) -> Bool {
+    public static func == (a: StrictJSON, b: StrictJSON) -> Bool {
         switch (a, b) {
         case let (.object(x), .object(y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         case let (.array(x), .array(y)): return x == y
@@ -206,14 +206,14 @@ indirect enum StrictJSON: Equatable {
     }
 
     /// A file-derived string made safe for a one-line message: escaped and shortened.
-    static func quote(_ s: String) -> String {
+    public static func quote(_ s: String) -> String {
         "\"" + printable(s, max: 80) + "\""
     }
 
     /// Deeper nesting than this is refused rather than recursed into.
     static let maxDepth = 128
 
-    static func parse(_ bytes: UnsafeRawBufferPointer) throws -> StrictJSON {
+    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> StrictJSON {
         var p = Parser(b: bytes)
         let v = try p.value(depth: 0)
         p.skipSpace()

@@ -71,13 +71,15 @@ public final class ClothesSwap {
     /// Stage events (stage name, done, total) for a progress bar.
     public var progress: ((String, Int, Int) -> Void)?
 
-    public init(options: ClothesOptions = ClothesOptions(), store: ModelStore? = nil) throws {
+    /// `models`: networks already loaded (shared between a batch's jobs); without it they are
+    /// loaded from `store`.
+    public init(options: ClothesOptions = ClothesOptions(), store: ModelStore? = nil, models: ModelCache? = nil) throws {
         try options.validate()
         self.options = options
-        let store = try store ?? ModelStore.locate()
-        pose = try PoseEstimator(store: store)
-        faceDetector = try DetectorChoice.blazeface.make(store: store).detector
-        analyzer = try FaceAnalyzer(store: store)
+        let models = try models ?? ModelCache(store: store ?? ModelStore.locate())
+        pose = try models.poseEstimator()
+        faceDetector = try models.detector(.blazeface).detector
+        analyzer = try models.faceAnalyzer()
     }
 
     public func run(person: Image, garment: Image) throws -> (Image, ClothesReport) {

@@ -119,10 +119,14 @@ public struct EditReport: Codable, Equatable {
 public struct Edit {
     public var options: EditOptions
     var model: DiffusionModel?
+    var models: ModelCache?
 
-    public init(_ options: EditOptions = EditOptions(), model: DiffusionModel? = nil) {
+    /// The network is `model`, or else loaded when a run needs it: from `models` (shared between
+    /// a batch's jobs) or from its file.
+    public init(_ options: EditOptions = EditOptions(), model: DiffusionModel? = nil, models: ModelCache? = nil) {
         self.options = options
         self.model = model
+        self.models = models
     }
 
     public func run(image: Image, mask: Mask) throws -> (Image, EditReport) {
@@ -169,7 +173,7 @@ public struct Edit {
             report.strength = nil
         }
 
-        let loaded = try model ?? DiffusionModel.load(o.model)
+        let loaded = try model ?? models?.diffusion(o.model) ?? DiffusionModel.load(o.model)
         let cfg = loaded.config
         let diffusion = try GaussianDiffusion(
             schedule: try BetaSchedule(named: cfg.noiseSchedule), steps: cfg.diffusionSteps, respacing: String(o.steps),

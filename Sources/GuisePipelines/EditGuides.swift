@@ -62,13 +62,14 @@ public enum EditGuides {
         return (guidance, context)
     }
 
-    /// `gaze` for face `faceIndex` of `image` (largest first), with the models from `store`.
+    /// `gaze` for face `faceIndex` of `image` (largest first), with the models from `models`, or else `store`.
     public static func gazeForFace(_ target: GazeTarget, image: Image, faceIndex: Int = 0, label: String = "the photo",
-                                   weight: Double = defaultGazeWeight, store: ModelStore? = nil,
+                                   weight: Double = defaultGazeWeight, store: ModelStore? = nil, models: ModelCache? = nil,
                                    note: (String) -> Void = { _ in }) throws -> (guidance: EditGuidance, context: [Int]) {
-        let (d, _) = try DetectorChoice.blazeface.make(store: store, note: note)
+        let models = models ?? ModelCache(store: store)
+        let (d, _) = try models.detector(.blazeface, note: note)
         let face = try FaceSelection.pick(try d.detect(image, order: .largest), index: faceIndex, label: label)
-        let analyzer = try FaceAnalyzer(store: store)
+        let analyzer = try models.faceAnalyzer()
         let lm = try FaceSelection.landmarks(image, face: face, analyzer: analyzer)
         return try gaze(target, image: image, landmarks: lm, analyzer: analyzer, weight: weight)
     }

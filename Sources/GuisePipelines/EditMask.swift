@@ -61,19 +61,21 @@ public enum EditMasks {
     /// A region found in the photo. Face regions use face `faceIndex` (largest first) and are
     /// hard-edged; person and background come from the soft person mask, made hard at 0.5 so
     /// that "outside the mask" has one meaning.
+    /// The networks come from `models` when given, else from `store`.
     public static func region(_ region: EditRegion, in image: Image, faceIndex: Int = 0, label: String = "the photo",
-                              detector: DetectorChoice = .blazeface, store: ModelStore? = nil,
+                              detector: DetectorChoice = .blazeface, store: ModelStore? = nil, models: ModelCache? = nil,
                               note: (String) -> Void = { _ in }) throws -> Mask {
+        let models = models ?? ModelCache(store: store)
         switch region {
         case .person, .background:
-            let soft = try PersonSegmenter(store: store).mask(image)
+            let soft = try models.personSegmenter().mask(image)
             let keep: Float = region == .person ? 1 : 0
             return Mask(width: image.width, height: image.height,
                         values: soft.values.map { ($0 >= 0.5) == (keep == 1) ? 1 : 0 })
         default:
-            let (d, _) = try detector.make(store: store, note: note)
+            let (d, _) = try models.detector(detector, note: note)
             let face = try FaceSelection.pick(try d.detect(image, order: .largest), index: faceIndex, label: label)
-            let lm = try FaceSelection.landmarks(image, face: face, analyzer: try FaceAnalyzer(store: store))
+            let lm = try FaceSelection.landmarks(image, face: face, analyzer: try models.faceAnalyzer())
             let m = try FaceMasks.mask(FaceRegion(rawValue: region.rawValue)!, mesh: lm.mesh,
                                        width: image.width, height: image.height)
             return Mask(width: m.width, height: m.height, values: m.values.map { $0 > 0 ? 1 : 0 })

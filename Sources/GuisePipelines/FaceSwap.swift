@@ -163,14 +163,14 @@ public struct SwapProgress {
 /// as one photo. Everything outside the face mask is the target's decoded pixels, bit for bit.
 public final class FaceSwap {
     public let options: FaceSwapOptions
-    let store: ModelStore
+    let models: ModelCache
     let analyzer: FaceAnalyzer
     let identity: FaceIdentity
     let detector: FaceDetector
     public let detectorName: String
     lazy var model: Result<DiffusionModel, Error> = Result {
         if let m = options.diffFace?.model { return try DiffusionModel.loadDiffFace(m, config: options.modelConfig) }
-        return try DiffusionModel.load(options.model, config: options.modelConfig, store: store)
+        return try models.diffusion(options.model, config: options.modelConfig)
     }
     /// DiffFace's experts (those given), and what each is, for the report.
     public var diffFaceExperts = DiffFaceExperts()
@@ -183,15 +183,17 @@ public final class FaceSwap {
     public var progress: ((SwapProgress) -> Void)?
     public var note: ((String) -> Void)?
 
-    public init(options: FaceSwapOptions = FaceSwapOptions(), store: ModelStore? = nil) throws {
+    /// `models`: networks already loaded (a batch shares one cache between its jobs); without
+    /// it they are loaded from `store`.
+    public init(options: FaceSwapOptions = FaceSwapOptions(), store: ModelStore? = nil, models: ModelCache? = nil) throws {
         try options.validate()
         self.options = options
-        let store = try store ?? ModelStore.locate()
-        self.store = store
-        analyzer = try FaceAnalyzer(store: store)
-        identity = try FaceIdentity(store: store)
+        let models = try models ?? ModelCache(store: store ?? ModelStore.locate())
+        self.models = models
+        analyzer = try models.faceAnalyzer()
+        identity = try models.faceIdentity()
         var notes: [String] = []
-        (detector, detectorName) = try options.detector.make(store: store, note: { notes.append($0) })
+        (detector, detectorName) = try models.detector(options.detector, note: { notes.append($0) })
         for n in notes { note?(n) }
     }
 

@@ -1,12 +1,16 @@
 import COpenBLAS
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
+/// `singleThreaded`: OpenBLAS on one thread, for callers that split the work across the pool
+/// themselves (see `BLASThreads`).
 @inline(__always)
 func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
-           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+           beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int, singleThreaded: Bool = false) {
+    BLASThreads.run(single: singleThreaded) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
 }
 
 /// The three kernels of a grouped convolution, on dense NCHW memory. Convolution is

@@ -12,15 +12,6 @@
 import COpenBLAS
 import Foundation
 
-/// Runs `body` with OpenBLAS on one thread, for code that splits work across cores itself.
-func withSingleThreadedBLAS<T>(_ body: () -> T) -> T {
-    let saved = openblas_get_num_threads()
-    if saved == 1 { return body() }
-    openblas_set_num_threads(1)
-    defer { openblas_set_num_threads(saved) }
-    return body()
-}
-
 struct Winograd3x3 {
     /// Floats of V and M per job (about 8 MB, in the shared L3). Tests lower it to exercise
     /// many jobs.
@@ -115,24 +106,22 @@ struct Winograd3x3 {
         let (rowsPerJob, perSample) = jobs(batch: batch)
         let maxTiles = rowsPerJob * tilesW
         let s = self
-        withSingleThreadedBLAS {
-            Parallel.forEach(batch * perSample, minChunk: 1) { range in
-                let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
-                let m = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
-                for job in range {
-                    let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
-                    let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
-                    let xn = x + n * s.channels * s.height * s.width, yn = y + n * s.outChannels * s.outH * s.outW
-                    s.transformInput(xn, rows: rows, into: v.pointer)
-                    for xi in 0..<16 {
-                        for g in 0..<s.groups {
-                            gemmRowMajor(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
-                                  v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
-                                  beta: 0, m.pointer + (xi * s.outChannels + g * s.og) * tiles, ldc: tiles)
-                        }
+        Parallel.forEach(batch * perSample, minChunk: 1) { range in
+            let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
+            let m = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
+            for job in range {
+                let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
+                let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
+                let xn = x + n * s.channels * s.height * s.width, yn = y + n * s.outChannels * s.outH * s.outW
+                s.transformInput(xn, rows: rows, into: v.pointer)
+                for xi in 0..<16 {
+                    for g in 0..<s.groups {
+                        gemmRowMajor(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
+                              v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
+                              beta: 0, m.pointer + (xi * s.outChannels + g * s.og) * tiles, ldc: tiles, singleThreaded: true)
                     }
-                    s.transformOutput(m.pointer, rows: rows, bias: bias, into: yn)
                 }
+                s.transformOutput(m.pointer, rows: rows, bias: bias, into: yn)
             }
         }
     }
@@ -149,32 +138,30 @@ struct Winograd3x3 {
         let lock = NSLock()
         var partials: [(Int, Storage)] = []
         let s = self
-        withSingleThreadedBLAS {
-            // One piece per thread: each holds a whole partial sum.
-            Parallel.forEach(batch * perSample, minChunk: 1, maxChunks: Parallel.threads) { range in
-                // Each piece sums its jobs' tiles apart; the pieces are added up afterwards in
-                // the order of their ranges, so the result doesn't depend on which finished first.
-                let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
-                let z = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
-                let local = Storage(uninitializedCount: sumCount)
-                for job in range {
-                    let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
-                    let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
-                    s.transformInput(x + n * s.channels * s.height * s.width, rows: rows, into: v.pointer)
-                    s.transformGradOutput(gy + n * s.outChannels * s.outH * s.outW, rows: rows, into: z.pointer)
-                    for xi in 0..<16 {
-                        for g in 0..<s.groups {
-                            gemmRowMajor(transB: true, m: s.og, n: s.cg, k: tiles, z.pointer + (xi * s.outChannels + g * s.og) * tiles,
-                                  lda: tiles, v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
-                                  beta: job == range.lowerBound ? 0 : 1, local.pointer + (xi * s.outChannels + g * s.og) * s.cg,
-                                  ldc: s.cg)
-                        }
+        // One piece per thread: each holds a whole partial sum.
+        Parallel.forEach(batch * perSample, minChunk: 1, maxChunks: Parallel.threads) { range in
+            // Each piece sums its jobs' tiles apart; the pieces are added up afterwards in
+            // the order of their ranges, so the result doesn't depend on which finished first.
+            let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
+            let z = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
+            let local = Storage(uninitializedCount: sumCount)
+            for job in range {
+                let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
+                let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
+                s.transformInput(x + n * s.channels * s.height * s.width, rows: rows, into: v.pointer)
+                s.transformGradOutput(gy + n * s.outChannels * s.outH * s.outW, rows: rows, into: z.pointer)
+                for xi in 0..<16 {
+                    for g in 0..<s.groups {
+                        gemmRowMajor(transB: true, m: s.og, n: s.cg, k: tiles, z.pointer + (xi * s.outChannels + g * s.og) * tiles,
+                              lda: tiles, v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
+                              beta: job == range.lowerBound ? 0 : 1, local.pointer + (xi * s.outChannels + g * s.og) * s.cg,
+                              ldc: s.cg, singleThreaded: true)
                     }
                 }
-                lock.lock()
-                partials.append((range.lowerBound, local))
-                lock.unlock()
             }
+            lock.lock()
+            partials.append((range.lowerBound, local))
+            lock.unlock()
         }
         for (_, local) in partials.sorted(by: { $0.0 < $1.0 }) {
             let d = sums.pointer, l = local.pointer
