@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuiseFormats
+import GuiseNetworks
 
 /// `guise model info FILE [--json]`: what a weight file holds, read without Python.
 public struct ModelInfo: ParsableCommand {
@@ -123,19 +124,23 @@ public struct ModelInfo: ParsableCommand {
 
     /// The text or JSON that `run` prints.
     public static func report(_ c: Checkpoint, json: Bool) throws -> String {
+        let architecture = recognisedArchitecture(c.tensors.mapValues(\.shape))
         if json {
             let tensors: [[String: Any]] = c.names.map { n in
                 let t = c.tensors[n]!
                 return ["name": n, "dtype": t.dtype.rawValue, "shape": t.shape]
             }
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "path": c.path, "format": c.format.rawValue, "tensor_count": c.names.count,
                 "parameters": c.parameterCount, "tensors": tensors,
             ]
+            if let architecture { object["architecture"] = architecture }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             return String(decoding: data, as: UTF8.self) + "\n"
         }
-        var out = "file: \(c.path)\nformat: \(c.format.rawValue)\ntensors: \(c.names.count)\n"
+        var out = "file: \(c.path)\nformat: \(c.format.rawValue)\n"
+        if let architecture { out += "architecture: \(architecture)\n" }
+        out += "tensors: \(c.names.count)\n"
         out += "parameters: \(c.parameterCount)\n"
         // Names come from the file: escaped, so a hostile one cannot drive the terminal.
         let width = min(c.names.map { printable($0).count }.max() ?? 4, 80)

@@ -22,7 +22,11 @@ struct ModelRun: ParsableCommand {
             the seed file holds one tensor per output to seed, named after it (`seed` stands for the \
             first output), and the gradient is of the sum over the seeded outputs.
             dlib networks (.dat, the face recognition ResNet): input x [N,3,150,150] of 0-255 RGB, \
-            output out [N,128]; --grad-wrt x as for the ADM. --out is a .safetensors file.
+            output out [N,128]; --grad-wrt x as for the ADM.
+            DiffFace's face parser (BiSeNet state_dict, FaceParser.pth): x [N,3,H,W] (512×512 in DiffFace), \
+            out [N,19,H,W], the main head's logits. DiffFace's gaze network (EyeNet, GazeEstimator.pt): \
+            x [N,96,160] grey, out [N,2] (pitch, yaw); --batch-statistics runs its batch norms on the \
+            batch's own statistics, as DiffFace does. --grad-wrt x as for the ADM. --out is a .safetensors file.
             """)
 
     @Argument(help: "The checkpoint.")
@@ -42,16 +46,22 @@ struct ModelRun: ParsableCommand {
     @Option(name: .customLong("grad-seed"), help: "A safetensors file holding `seed`, shaped like the output.")
     var gradSeed: String?
 
+    @Flag(name: .customLong("batch-statistics"), help: "EyeNet: batch norms use each batch's own statistics (the module in training mode).")
+    var batchStatistics = false
+
     func validate() throws {
         if (gradWrt == nil) != (gradSeed == nil) {
             throw ValidationError("--grad-wrt and --grad-seed go together")
         }
         let embedded = file.hasSuffix(".tflite")
         if let gradWrt, gradWrt != "x", !embedded {
-            throw ValidationError("--grad-wrt supports x for ADM and dlib models, not \(gradWrt)")
+            throw ValidationError("--grad-wrt supports x for checkpoints and dlib models, not \(gradWrt)")
         }
         if config != nil && (embedded || file.hasSuffix(".dat")) {
             throw ValidationError("--config is for ADM checkpoints")
+        }
+        if batchStatistics && (embedded || file.hasSuffix(".dat")) {
+            throw ValidationError("--batch-statistics is for EyeNet checkpoints")
         }
     }
 
@@ -79,6 +89,8 @@ struct ModelRun: ParsableCommand {
             (kind, outputs) = ("tflite", try runTFLite())
         } else if file.hasSuffix(".dat") {
             (kind, outputs) = ("dlib", try runDlib())
+        } else if let expert = try runFaceExpert() {
+            (kind, outputs) = expert
         } else {
             (kind, outputs) = ("adm", try runADM())
         }
