@@ -1,4 +1,5 @@
 import Foundation
+import GuiseNetworks
 import GuiseTensor
 
 /// DiffFace's expert networks as its guidance calls them: plain functions of tensors,
@@ -296,5 +297,34 @@ public struct DiffFaceLosses {
             boxes.append(b)
         }
         return boxes
+    }
+}
+
+extension DiffFaceExperts {
+    /// The experts among `files` (the model file is not an expert), loaded from DiffFace's
+    /// checkpoints or any file of the same networks; `names` says what each one is, for reports.
+    /// EyeNet runs with batch statistics, as DiffFace leaves its gaze network in training mode.
+    public static func load(_ files: DiffFaceFiles) throws -> (experts: DiffFaceExperts, names: [String: String]) {
+        var experts = DiffFaceExperts()
+        var names: [String: String] = [:]
+        if let path = files.arcface {
+            let net = try ArcFaceNetwork(path: path)
+            experts.identity = { try net($0) }
+            names["identity"] = "\(net.description) (\(path))"
+        }
+        if let path = files.parser {
+            let net = try BiSeNet(path: path)
+            guard net.classes > DiffFaceLosses.faceClasses.max()! else {
+                throw PipelineError("\(path): the face parser has \(net.classes) classes; DiffFace's mask needs its 19", category: .model)
+            }
+            experts.parser = { try net($0) }
+            names["semantic"] = "BiSeNet, \(net.classes) classes (\(path))"
+        }
+        if let path = files.gaze {
+            let net = try EyeNet(path: path)
+            experts.gaze = { try net($0, statistics: .batch) }
+            names["gaze"] = "EyeNet, \(net.nstack) stacks (\(path))"
+        }
+        return (experts, names)
     }
 }

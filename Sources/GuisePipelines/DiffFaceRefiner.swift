@@ -43,6 +43,9 @@ public struct DiffFaceFiles: Equatable, Sendable {
         }
     }
 
+    /// The files given, in the order model, ArcFace, parser, gaze.
+    public var all: [String] { [model, arcface, parser, gaze].compactMap { $0 } }
+
     /// Each given file overrides the folder's.
     public func overriding(with other: DiffFaceFiles) -> DiffFaceFiles {
         DiffFaceFiles(model: other.model ?? model, arcface: other.arcface ?? arcface,

@@ -98,6 +98,9 @@ public struct FaceSwapOptions {
         guard identityViews >= 1 && identityViews <= 16 else { throw PipelineError("identity views must be between 1 and 16") }
         guard referenceDistance > 0 else { throw PipelineError("the reference distance must be positive") }
         guard maxWorkSize >= 64 && maxWorkSize <= 2048 else { throw PipelineError("the work size must be between 64 and 2048") }
+        if let d = diffFace, d.model == nil {
+            throw PipelineError("DiffFace's method needs its UNet (Model.pt in the --diffface folder, or --diffface-model); the embedded prior cannot run its recipe")
+        }
     }
 }
 
@@ -195,6 +198,9 @@ public final class FaceSwap {
         var notes: [String] = []
         (detector, detectorName) = try models.detector(options.detector, note: { notes.append($0) })
         for n in notes { note?(n) }
+        if let files = options.diffFace {
+            (diffFaceExperts, diffFaceExpertNames) = try DiffFaceExperts.load(files)
+        }
     }
 
     /// One source photo onto one target photo.
