@@ -96,6 +96,26 @@ def attention(c, s, d):
     return x, ps, f
 
 
+def arcface(backward):
+    """SimSwap/DiffFace's IR-SE50 at 112², batch 1 (Tools/make_fixtures_arcface.py's network):
+    forward, or forward and backward to the input only, as identity guidance needs."""
+    import make_fixtures_arcface as arc
+    net = arc.randomise(arc.ResNet([3, 4, 14, 3]), seed=3).eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    x, seed = arc.face_batch(1, 7), torch.randn(1, 512)
+    if not backward:
+        def body():
+            with torch.no_grad():
+                net(x)
+        return body
+    x.requires_grad_(True)
+    def body():
+        net(x).backward(seed)
+        x.grad = None
+    return body
+
+
 RESBLOCK = resblock(256, 64, 1024)
 ATTENTION = attention(512, 32, 64)
 
@@ -109,6 +129,8 @@ ROWS = {
     "conv3x3 256->256 @64 fwd+bwd": lambda: conv_fwd_bwd(256, 64),
     "conv3x3 128->128 @128 fwd": lambda: conv_fwd(128, 128),
     "conv3x3 128->128 @128 fwd+bwd": lambda: conv_fwd_bwd(128, 128),
+    "arcface ir-se50 fwd": lambda: arcface(False),
+    "arcface ir-se50 fwd+bwd x": lambda: arcface(True),
 }
 
 

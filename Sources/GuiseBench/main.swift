@@ -158,10 +158,76 @@ func networkRows() -> [Row] {
     return tflite + [dlib]
 }
 
+/// SimSwap/DiffFace's ArcFace IR-SE50 at 112², batch 1: forward, and forward plus backward to
+/// the input (what one identity-guidance view costs). He-scaled pseudo-random weights and
+/// identity batch norms keep activations O(1); Tools/bench_torch.py builds the same network.
+func arcFaceRows() -> [Row] {
+    var weights: [String: Tensor] = [:], flops = 0.0
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    func random(_ shape: [Int], scale: Float) -> Tensor {
+        let n = shape.reduce(1, *)
+        return Tensor(shape: shape, values: (0..<n).map { _ in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return (Float(state >> 40) / Float(1 << 24) * 2 - 1) * scale * 1.7
+        })
+    }
+    func conv(_ p: String, _ o: Int, _ i: Int, _ k: Int, side: Int) {
+        weights[p + ".weight"] = random([o, i, k, k], scale: (2 / Float(i * k * k)).squareRoot())
+        flops += 2 * Double(o * i * k * k * side * side)
+    }
+    func norm(_ p: String, _ c: Int) {
+        weights[p + ".weight"] = Tensor(shape: [c], repeating: 1)
+        weights[p + ".running_var"] = Tensor(shape: [c], repeating: 1)
+        for n in ["bias", "running_mean"] { weights[p + "." + n] = Tensor(zeros: [c]) }
+    }
+    func linear(_ p: String, _ o: Int, _ i: Int) {
+        weights[p + ".weight"] = random([o, i], scale: (1 / Float(i)).squareRoot())
+        weights[p + ".bias"] = Tensor(zeros: [o])
+        flops += 2 * Double(o * i)
+    }
+    conv("conv1", 64, 3, 3, side: 110)
+    norm("bn1", 64)
+    weights["prelu.weight"] = Tensor(shape: [1], repeating: 0.25)
+    var channels = 64, side = 55
+    for (stage, (blocks, width)) in zip([3, 4, 14, 3], [64, 128, 256, 512]).enumerated() {
+        for b in 0..<blocks {
+            let p = "layer\(stage + 1).\(b)", stride = stage > 0 && b == 0 ? 2 : 1
+            norm(p + ".bn0", channels)
+            conv(p + ".conv1", channels, channels, 3, side: side)
+            norm(p + ".bn1", channels)
+            weights[p + ".prelu.weight"] = Tensor(shape: [1], repeating: 0.25)
+            let out = stride == 1 ? side : (side + 1) / 2
+            conv(p + ".conv2", width, channels, 3, side: out)
+            norm(p + ".bn2", width)
+            linear(p + ".se.fc.0", width / 16, width)
+            weights[p + ".se.fc.1.weight"] = Tensor(shape: [1], repeating: 0.25)
+            linear(p + ".se.fc.2", width, width / 16)
+            if b == 0 && (stride != 1 || channels != width) {
+                conv(p + ".downsample.0", width, channels, 1, side: out)
+                norm(p + ".downsample.1", width)
+            }
+            channels = width
+            side = out
+        }
+    }
+    norm("bn2", 512)
+    linear("fc", 512, 512 * 7 * 7)
+    norm("bn3", 512)
+    let net = try! ArcFaceNetwork(path: "IR-SE50", weights: weights, modules: nil, pickledClass: nil)
+    let x = filled([1, 3, 112, 112], scale: 2)
+    return [
+        Row(name: "arcface ir-se50 fwd", flops: flops) { { Autograd.noGrad { _ = try! net(x) } } },
+        Row(name: "arcface ir-se50 fwd+bwd x", flops: 2 * flops) {
+            let seed = filled([1, 512])
+            return { _ = try! vectorJacobianProduct(at: x, seed: seed) { try net($0) } }
+        },
+    ]
+}
+
 // A new row is one entry here and one of the same name in ROWS in Tools/bench_torch.py.
 let rows: [Row] = [sgemmRow(2048)] + convRows(channels: 256, size: 64) + convRows(channels: 128, size: 128)
     + resBlockRows(channels: 256, size: 64, embedding: 1024) + attentionRows(channels: 512, size: 32, headChannels: 64)
-    + networkRows()
+    + networkRows() + arcFaceRows()
 
 let threads = Int(ProcessInfo.processInfo.environment["GUISE_BENCH_THREADS"] ?? "") ?? 2
 openblas_set_num_threads(Int32(threads))  // for the raw sgemm row

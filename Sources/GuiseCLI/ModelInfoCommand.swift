@@ -11,7 +11,8 @@ public struct ModelInfo: ParsableCommand {
         discussion: "Reads .safetensors files and PyTorch checkpoints (.pt/.pth/.tar, zip or legacy format) "
             + "without running any code from them; TFLite files (.tflite: the graph's inputs, outputs, operators "
             + "and constant tensors) and dlib networks (.dat: the layers and their weights), the other formats "
-            + "`guise model run` runs."
+            + "`guise model run` runs. A checkpoint of a network model run recognises from its tensors (ArcFace) "
+            + "gets an `architecture` line naming it."
     )
 
     @Argument(help: "A .safetensors file, a PyTorch checkpoint, a .tflite file or a dlib .dat network.")
@@ -38,7 +39,8 @@ public struct ModelInfo: ParsableCommand {
             return
         }
         let checkpoint = try Checkpoint(path: file, select: key, stripModulePrefix: !keepModulePrefix)
-        print(try Self.report(checkpoint, json: json), terminator: "")
+        let architecture = key == nil && !keepModulePrefix ? RecognisedNetwork.architecture(file, checkpoint) : nil
+        print(try Self.report(checkpoint, json: json, architecture: architecture), terminator: "")
     }
 
     /// One listed tensor: its name (escaped for the terminal in text), dtype and shape.
@@ -123,8 +125,10 @@ public struct ModelInfo: ParsableCommand {
     }
 
     /// The text or JSON that `run` prints.
-    public static func report(_ c: Checkpoint, json: Bool) throws -> String {
-        let architecture = recognisedArchitecture(c.tensors.mapValues(\.shape))
+    /// `architecture` names the network recognised from the tensors, when one was; without it the
+    /// tensors' shapes are asked.
+    public static func report(_ c: Checkpoint, json: Bool, architecture: String? = nil) throws -> String {
+        let architecture = architecture ?? recognisedArchitecture(c.tensors.mapValues(\.shape))
         if json {
             let tensors: [[String: Any]] = c.names.map { n in
                 let t = c.tensors[n]!
@@ -139,7 +143,7 @@ public struct ModelInfo: ParsableCommand {
             return String(decoding: data, as: UTF8.self) + "\n"
         }
         var out = "file: \(c.path)\nformat: \(c.format.rawValue)\n"
-        if let architecture { out += "architecture: \(architecture)\n" }
+        if let architecture { out += "architecture: \(printable(architecture))\n" }
         out += "tensors: \(c.names.count)\n"
         out += "parameters: \(c.parameterCount)\n"
         // Names come from the file: escaped, so a hostile one cannot drive the terminal.

@@ -26,7 +26,11 @@ struct ModelRun: ParsableCommand {
             DiffFace's face parser (BiSeNet state_dict, FaceParser.pth): x [N,3,H,W] (512×512 in DiffFace), \
             out [N,19,H,W], the main head's logits. DiffFace's gaze network (EyeNet, GazeEstimator.pt): \
             x [N,96,160] grey, out [N,2] (pitch, yaw); --batch-statistics runs its batch norms on the \
-            batch's own statistics, as DiffFace does. --grad-wrt x as for the ADM. --out is a .safetensors file.
+            batch's own statistics, as DiffFace does. --grad-wrt x as for the ADM.
+            ArcFace networks (DiffFace's Arcface.tar with its pickled IR-SE model, or an IR-SE or \
+            insightface iresnet state dict): input x [N,3,112,112] normalised as the network expects, \
+            output out [N,512], the embedding before L2 normalisation; --grad-wrt x as for the ADM. \
+            --out is a .safetensors file.
             """)
 
     @Argument(help: "The checkpoint.")
@@ -55,7 +59,7 @@ struct ModelRun: ParsableCommand {
         }
         let embedded = file.hasSuffix(".tflite")
         if let gradWrt, gradWrt != "x", !embedded {
-            throw ValidationError("--grad-wrt supports x for checkpoints and dlib models, not \(gradWrt)")
+            throw ValidationError("--grad-wrt supports x for checkpoints, dlib and ArcFace models, not \(gradWrt)")
         }
         if config != nil && (embedded || file.hasSuffix(".dat")) {
             throw ValidationError("--config is for ADM checkpoints")
@@ -89,6 +93,8 @@ struct ModelRun: ParsableCommand {
             (kind, outputs) = ("tflite", try runTFLite())
         } else if file.hasSuffix(".dat") {
             (kind, outputs) = ("dlib", try runDlib())
+        } else if RecognisedNetwork.isArcFace(file) {
+            (kind, outputs) = ("arcface", try runArcFace())
         } else if let expert = try runFaceExpert() {
             (kind, outputs) = expert
         } else {

@@ -48,7 +48,8 @@ public struct Checkpoint {
         return s.toTensor()
     }
 
-    private static func isSafeTensors(_ path: String) throws -> Bool {
+    /// Whether the file is judged to be safetensors (else it goes to the PyTorch reader).
+    public static func isSafeTensors(_ path: String) throws -> Bool {
         let m = try MappedFile(path: path)
         let b = m.bytes
         guard b.count >= 9 else { return false }

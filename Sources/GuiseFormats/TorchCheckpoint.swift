@@ -41,24 +41,8 @@ public struct TorchCheckpoint {
          stripModulePrefix: Bool = true) throws {
         self.owner = owner
         self.path = path
-        let storages = StorageTable()
-        let arena = PickleArena()
-        let root: PickleValue
-        if ZipArchive.looksLikeZip(b) {
-            format = .torchZip
-            root = try Self.readZip(path, b, arena, storages)
-        } else if b.count > 0 && b[0] == 0x80 {
-            format = .torchLegacy
-            root = try Self.readLegacy(path, b, arena, storages)
-        } else if b.count > 262 && String(decoding: UnsafeRawBufferPointer(rebasing: b[257..<262]), as: UTF8.self) == "ustar" {
-            throw FormatError("\(path): a tar-format PyTorch checkpoint (torch < 0.4), which is not supported")
-        } else {
-            // Protocols 0 and 1 have no PROTO header. Such a pickle is no torch checkpoint, but one
-            // that calls something is named for what it calls, as at the newer protocols.
-            let sniff = Unpickler(path: path, data: b, arena: PickleArena())
-            do { _ = try sniff.load() } catch let e as FormatError where sniff.refusedCallable { throw e } catch {}
-            throw FormatError("\(path): not a PyTorch checkpoint (neither a zip archive nor a pickle)")
-        }
+        let (format, root, arena, storages) = try Self.unpickle(path, b)
+        self.format = format
 
         var walker = Walker(path: path, arena: arena)
         let chosen = try select.map { try walker.descend(root, $0) } ?? walker.autoSelect(root)
@@ -101,6 +85,25 @@ public struct TorchCheckpoint {
     }
 
     public subscript(name: String) -> StoredTensor? { tensors[name] }
+
+    /// The file's pickle, unpickled (nothing called), and the storages its tensors refer to.
+    static func unpickle(_ path: String, _ b: UnsafeRawBufferPointer) throws
+        -> (format: CheckpointFormat, root: PickleValue, arena: PickleArena, storages: StorageTable) {
+        let storages = StorageTable()
+        let arena = PickleArena()
+        if ZipArchive.looksLikeZip(b) {
+            return (.torchZip, try Self.readZip(path, b, arena, storages), arena, storages)
+        } else if b.count > 0 && b[0] == 0x80 {
+            return (.torchLegacy, try Self.readLegacy(path, b, arena, storages), arena, storages)
+        } else if b.count > 262 && String(decoding: UnsafeRawBufferPointer(rebasing: b[257..<262]), as: UTF8.self) == "ustar" {
+            throw FormatError("\(path): a tar-format PyTorch checkpoint (torch < 0.4), which is not supported")
+        }
+        // Protocols 0 and 1 have no PROTO header. Such a pickle is no torch checkpoint, but one
+        // that calls something is named for what it calls, as at the newer protocols.
+        let sniff = Unpickler(path: path, data: b, arena: PickleArena())
+        do { _ = try sniff.load() } catch let e as FormatError where sniff.refusedCallable { throw e } catch {}
+        throw FormatError("\(path): not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+    }
 
     // MARK: containers
 

@@ -86,12 +86,24 @@ struct ShiftedConv {
     func flippedTapWeights(_ w: UnsafePointer<Float>) -> Storage {
         let s = Storage(uninitializedCount: taps * channels * og)
         let d = s.pointer
-        for g in 0..<groups {
-            for ol in 0..<og {
-                for cl in 0..<cg {
-                    let src = w + ((g * og + ol) * cg + cl) * taps
-                    let c = g * cg + cl
-                    for t in 0..<taps { d[((taps - 1 - t) * channels + c) * og + ol] = src[t] }
+        // A transpose (out channels become the fastest index), done in 16×16 tiles of
+        // (out, in) channels: element by element it would touch a new cache line per write.
+        let tile = 16, (taps, channels, cg, og) = (self.taps, self.channels, self.cg, self.og)
+        let oTiles = (og + tile - 1) / tile
+        Parallel.forEach(groups * oTiles, minChunk: 1) { r in
+            for job in r {
+                let g = job / oTiles, o0 = (job % oTiles) * tile, o1 = min(o0 + tile, og)
+                var c0 = 0
+                while c0 < cg {
+                    let c1 = min(c0 + tile, cg)
+                    for cl in c0..<c1 {
+                        let c = g * cg + cl
+                        for t in 0..<taps {
+                            let dst = d + ((taps - 1 - t) * channels + c) * og
+                            for ol in o0..<o1 { dst[ol] = w[((g * og + ol) * cg + cl) * taps + t] }
+                        }
+                    }
+                    c0 = c1
                 }
             }
         }

@@ -347,6 +347,13 @@ final class ConvFastPathTests: XCTestCase {
 
     func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }
 
+    /// The per-tap input gradient's weight transpose with groups and an output count per group
+    /// that is not a multiple of its 16-channel tiles (2 groups of 16 in, 20 out).
+    func testPerTapGEMMGroupedInputGradient() {
+        let x = randomTensor([1, 32, 6, 7], seed: 51), w = randomTensor([40, 16, 5, 5], seed: 52, scale: 0.1)
+        assertGradientsMatchFiniteDifferences([x], samples: 48) { t in NN.conv2d(t[0], weight: w, padding: 2, groups: 2) }
+    }
+
     /// The direct 1×1 kernel: short last pixel columns (15 and 1 pixels) and output channel
     /// counts that take every mix of register blocks (6, 4 and single rows), against a double-precision
     /// loop; then its fused clamp.
