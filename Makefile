@@ -190,6 +190,7 @@ fixtures: deps models samples $(BENCH_PY) $(FIXTURE_PY)
 	$(BENCH_PY) Tools/reference_adm.py
 	$(BENCH_PY) Tools/make_fixtures_parsing.py
 	$(BENCH_PY) Tools/make_fixtures_arcface.py
+	$(BENCH_PY) Tools/reference_diffface.py
 	$(FIXTURE_PY) Tools/make_fixtures_face.py
 	$(FIXTURE_PY) Tools/make_fixtures_facegeo.py
 	$(FIXTURE_PY) Tools/make_fixtures_facemesh.py

@@ -30,9 +30,9 @@ import make_fixtures_arcface as arc  # noqa: E402
 import make_fixtures_parsing as parsing  # noqa: E402
 
 OUT = os.path.join(fixture_io.FIXTURES, "diffface_step")
-EMB = 64  # the identity width of these small networks (DiffFace's is 512)
-ADM = dict(image_size=256, num_channels=16, num_res_blocks=1, channel_mult="1,1,2,2,4,4", attention_resolutions="8",
-           num_heads=1, num_head_channels=16, num_heads_upsample=-1, use_scale_shift_norm=True, resblock_updown=True,
+EMB = 32  # the identity width of these small networks (DiffFace's is 512)
+ADM = dict(image_size=256, num_channels=32, num_res_blocks=1, channel_mult="1,1,1,1", attention_resolutions="32",
+           num_heads=1, num_head_channels=32, num_heads_upsample=-1, use_scale_shift_norm=True, resblock_updown=False,
            use_new_attention_order=False, learn_sigma=True, class_cond=False, id_dim=EMB)
 BISENET = dict(classes=19, stem=4, stages=(4, 8, 8, 16), arm=8, fuse=8, mids=(8, 4, 4))
 EYENET = dict(nstack=2, nfeatures=4, nlandmarks=3, stem=4, mid=8, hidden=4)
@@ -132,10 +132,14 @@ def losses(nets, x_in, t, target, mask, src_emb, targ_parse, boxes, targ_gaze, v
     return terms
 
 
-def smooth_image(gen, scale):
-    """A smooth random picture in [−1, 1] (low-frequency noise upsampled)."""
-    z = torch.rand(1, 3, 8, 8, generator=gen) * 2 - 1
-    return (F.interpolate(z, (256, 256), mode="bicubic", align_corners=False) * scale).clamp(-1, 1)
+def sampled(fixture, name, t, gen, count=8192):
+    """A 256² result kept small: its values at `count` random places, and its sum and sum of
+    squares in float64 over all of it."""
+    flat = t.detach().reshape(-1)
+    idx = torch.randperm(flat.numel(), generator=gen)[:count].sort().values
+    fixture[f"{name}_idx"] = idx
+    fixture[f"{name}_val"] = flat[idx].clone()
+    fixture[f"{name}_sums"] = torch.tensor([flat.double().sum(), flat.double().pow(2).sum()], dtype=torch.float64)
 
 
 def main():
@@ -152,7 +156,7 @@ def main():
     with open(os.path.join(OUT, "model.json"), "w") as f:
         json.dump(cfg, f, indent=1)
 
-    arcnet = arc.randomise(arc.ResNet([1, 1, 1, 1], widths=(8, 16, 16, 32), emb=EMB), 5)
+    arcnet = arc.randomise(arc.ResNet([1, 1, 1, 1], widths=(16, 16, 16, 32), emb=EMB), 5)
     metric = arc.ArcMarginModel(10, EMB)
     torch.save(arc.arcface_checkpoint(arcnet, metric), os.path.join(OUT, "Arcface.tar"))
     arcnet.eval()
@@ -164,14 +168,19 @@ def main():
 
     eyenet = parsing.EyeNet(**EYENET)
     parsing.noise_state_dict(eyenet)
-    eyenet.eval()
+    # DiffFace never puts its gaze network in eval mode: its batch norms use each batch's statistics.
+    eyenet.train()
     torch.save({"nstack": EYENET["nstack"], "nfeatures": EYENET["nfeatures"], "nlandmarks": EYENET["nlandmarks"],
                 "model_state_dict": eyenet.state_dict()}, os.path.join(OUT, "GazeEstimator.pt"))
     for m in (model, arcnet, bisenet, eyenet):
         m.requires_grad_(False)
     nets = (arcnet, bisenet, eyenet)
 
-    target, source = smooth_image(gen, 0.8), smooth_image(gen, 0.8)
+    # Inputs are the hash noise both sides regenerate (Tests/GuiseTestSupport/FixtureNoise.swift),
+    # so only results are stored; √3 gives the diffusion noises unit variance.
+    shape = [1, 3, 256, 256]
+    target = parsing.noise_tensor("diffface.target", shape, 0.0, 0.8)
+    source = parsing.noise_tensor("diffface.source", shape, 0.0, 0.8)
     mask = torch.zeros(1, 1, 256, 256)
     mask[:, :, 60:200, 70:190] = 1
     boxes = [[80, 100, 120, 118], [136, 101, 178, 119]]
@@ -183,15 +192,15 @@ def main():
 
     t, j = 30, 44  # 75 steps run from t = 74: the 45th step, gaze on, the ramp at 44/45
     views = random_views(gen, 7)
-    noise_start = torch.randn(1, 3, 256, 256, generator=gen)
-    noise_step = torch.randn(1, 3, 256, 256, generator=gen)
-    noise_blend = torch.randn(1, 3, 256, 256, generator=gen)
+    noise_start, noise_step, noise_blend = (parsing.noise_tensor(f"diffface.{n}", shape, 0.0, 3 ** 0.5)
+                                            for n in ("noise_start", "noise_step", "noise_blend"))
     x_t = d.q_sample(target, t, noise_start)
     kw = {"src_id": src}
 
-    fixture = {"target": target, "source": source, "mask": mask, "boxes": torch.tensor(boxes, dtype=torch.int64),
-               "x_t": x_t, "noise_step": noise_step, "noise_blend": noise_blend, "source_embedding": src,
-               "t": torch.tensor([t]), "step": torch.tensor([j])}
+    fixture = {"mask_box": torch.tensor([60, 200, 70, 190]), "boxes": torch.tensor(boxes, dtype=torch.int64),
+               "source_embedding": src, "t": torch.tensor([t]), "step": torch.tensor([j])}
+    sampled(fixture, "target_parsing", targ_parse, gen)
+    fixture["target_gaze"] = torch.cat(targ_gaze, 0)
     fixture["view_affine"] = torch.stack([v[0] if v[0] is not None else torch.zeros(6) for v in views])
     fixture["view_affine_used"] = torch.tensor([v[0] is not None for v in views], dtype=torch.int64)
     fixture["view_perspective"] = torch.stack([v[1] if v[1] is not None else torch.zeros(9) for v in views])
@@ -215,11 +224,12 @@ def main():
             blended = sample * m + d.q_sample(target, t, noise_blend) * (1 - m)
         for k, v in terms.items():
             fixture[f"{mode}_term_{k}"] = v.detach().reshape(1)
-        fixture[f"{mode}_grad"] = grad
-        fixture[f"{mode}_mean"] = mean
-        fixture[f"{mode}_pred_xstart"] = o["pred_xstart"]
-        fixture[f"{mode}_blended"] = blended
-        print(mode, {k: round(float(v), 5) for k, v in terms.items()}, "grad rms %.3g" % float(grad.pow(2).mean().sqrt()))
+        sampled(fixture, f"{mode}_grad", grad, gen)
+        if mode == "unet":
+            sampled(fixture, "pred_xstart", o["pred_xstart"], gen)
+            sampled(fixture, "mean", mean, gen)
+            sampled(fixture, "blended", blended, gen)
+        print(mode, {k: round(float(v.detach()), 5) for k, v in terms.items()}, "grad rms %.3g" % float(grad.pow(2).mean().sqrt()))
     for k, v in fixture.items():
         assert torch.isfinite(v.double()).all(), k
     fixture_io.save(os.path.join(OUT, "step.safetensors"), {k: v.detach() for k, v in fixture.items()})

@@ -187,7 +187,10 @@ public struct DiffFaceLosses {
         self.mask = mask
         self.eyeBoxes = eyeBoxes
         if let embed = experts.identity, let source {
-            sourceEmbedding = try Autograd.noGrad { try DiffFaceLosses.embedding(source, mask: nil, embed: embed) }
+            sourceEmbedding = try Autograd.noGrad {
+                let e = try DiffFaceLosses.embedding(source, mask: nil, embed: embed)
+                return e / e.norm(dims: [1], keepDims: true)
+            }
         } else {
             sourceEmbedding = nil
         }
