@@ -172,7 +172,14 @@ public final class FaceSwap {
     let detector: FaceDetector
     public let detectorName: String
     lazy var model: Result<DiffusionModel, Error> = Result {
-        if let m = options.diffFace?.model { return try DiffusionModel.loadDiffFace(m, config: options.modelConfig) }
+        if let m = options.diffFace?.model {
+            let model = try DiffusionModel.loadDiffFace(m, config: options.modelConfig)
+            // Backpropagating through DiffFace's 256-channel UNet would keep every block's
+            // activations (about 9.6 GB); recomputing them block by block in the backward keeps
+            // about a third of that for one more forward's time.
+            model.net.checkpointing = options.gradientThroughNetwork
+            return model
+        }
         return try models.diffusion(options.model, config: options.modelConfig)
     }
     /// DiffFace's experts (those given), and what each is, for the report.
