@@ -50,12 +50,22 @@ final class DiffFaceStepTests: XCTestCase {
                      mask: mask, views: views, t: Int(try step.tensor("t").item()), j: Int(try step.tensor("step").item()))
     }
 
-    /// Compares a 256² result with the reference's values at its sampled places (relative to their
-    /// largest) and its float64 sum and sum of squares over everything.
-    func assertSampled(_ actual: Tensor, _ name: String, _ s: SafeTensorsFile, tol: Float, file: StaticString = #filePath, line: UInt = #line) throws {
+    /// Compares a 256² result with the reference's values at its sampled places (the largest
+    /// difference relative to their largest value within `tol`, the RMS difference within `rms`)
+    /// and its float64 sum and sum of squares over everything.
+    func assertSampled(_ actual: Tensor, _ name: String, _ s: SafeTensorsFile, tol: Float, rms: Float? = nil,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
         let idx = try s.tensor("\(name)_idx").values.map { Int($0) }
         let a = actual.contiguous().values
-        _ = assertClose(Tensor(shape: [idx.count], values: idx.map { a[$0] }), try s.tensor("\(name)_val"), tol: tol, name, file: file, line: line)
+        let expected = try s.tensor("\(name)_val")
+        let picked = idx.map { a[$0] }
+        _ = assertClose(Tensor(shape: [idx.count], values: picked), expected, tol: tol, name, file: file, line: line)
+        if let rms {
+            let e = expected.values
+            let scale = max(1, e.map(abs).max() ?? 1)
+            let r = (zip(picked, e).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +) / Double(e.count)).squareRoot()
+            XCTAssertLessThanOrEqual(r, Double(rms * scale), "\(name): RMS difference", file: file, line: line)
+        }
         let sums = try s.tensor("\(name)_sums").values.map(Double.init)
         var sum = 0.0, sq = 0.0
         for v in a { sum += Double(v); sq += Double(v) * Double(v) }
@@ -113,7 +123,11 @@ final class DiffFaceStepTests: XCTestCase {
             }
             e.backward()
             let g = try XCTUnwrap(leaf.grad).scaled(-1)
-            try assertSampled(g, "\(mode)_grad", s.step, tol: 1e-3)
+            // Four networks with ReLU, PReLU and max-pool switches in float32 on both sides: a
+            // few elements land on the other side of a switch (how many depends on the BLAS
+            // thread count's summation order), so the largest difference is held to 2e-3 of the
+            // scale and the typical one to 1e-4.
+            try assertSampled(g, "\(mode)_grad", s.step, tol: 2e-3, rms: 1e-4)
             grads[mode] = g
         }
         // The gradient through the network differs from the one through x̂0 alone.
@@ -129,10 +143,10 @@ final class DiffFaceStepTests: XCTestCase {
         try assertSampled(predX0, "pred_xstart", s.step, tol: 1e-4)
         let out = try Autograd.noGrad { try s.model.denoiser(xt, tt, ["id": src]) }
         let p = try d.predict(out, xt: xt, t: s.t, clip: false)
-        try assertSampled(p.mean + p.variance * grads["unet"]!, "mean", s.step, tol: 1e-3)
+        try assertSampled(p.mean + p.variance * grads["unet"]!, "mean", s.step, tol: 2e-3, rms: 1e-4)
         let ramp = MaskBlend.diffFace(mask: s.mask, stepsRun: 75, maskingThreshold: 30)
         let blended = d.blend(next, input: s.target, mask: ramp.mask(step: s.j, t: s.t), t: s.t, noise: noiseBlend)
-        try assertSampled(blended, "blended", s.step, tol: 1e-3)
+        try assertSampled(blended, "blended", s.step, tol: 2e-3, rms: 1e-4)
     }
 
     /// The views are DiffFace's kind: at most one affine and one perspective warp each, about
