@@ -144,6 +144,10 @@ bench: deps models $(BENCH_PY) $(LITERT_PY)
 	@# and peak RSS per process (weights cached in .build/bench-adm, about 1.1 GB).
 	$(SWIFT) build -c release --product ADMBench
 	$(BENCH_PY) Tools/bench_adm.py --guise .build/release/ADMBench
+	@# One DiffFace guided step at full size (UNet, IR-SE50, BiSeNet, EyeNet with random weights, cached
+	@# in .build/bench-diffface, about 1.5 GB), gradient through the UNet and through x̂0, against PyTorch.
+	$(SWIFT) build -c release --product guise
+	$(BENCH_PY) Tools/bench_diffface.py --guise $(BIN)
 	@# guise swap: seconds per face on a 1024² target, default and --no-diffusion, against the classical swap.
 	$(SWIFT) build -c release --product guise
 	$(MAKE) --no-print-directory $(EVAL_PY)
@@ -190,6 +194,7 @@ fixtures: deps models samples $(BENCH_PY) $(FIXTURE_PY)
 	$(BENCH_PY) Tools/reference_adm.py
 	$(BENCH_PY) Tools/make_fixtures_parsing.py
 	$(BENCH_PY) Tools/make_fixtures_arcface.py
+	$(BENCH_PY) Tools/reference_diffface.py
 	$(FIXTURE_PY) Tools/make_fixtures_face.py
 	$(FIXTURE_PY) Tools/make_fixtures_facegeo.py
 	$(FIXTURE_PY) Tools/make_fixtures_facemesh.py

@@ -33,6 +33,12 @@ struct Swap: JobCommand {
             identity (dlib), structure (face mesh) and gaze (iris) energies on x̂0. Pixels outside the face \
             mask are the target's decoded pixels, bit for bit; alpha is kept. --no-diffusion stops after the \
             warp (fast, for previews). The same inputs, options, seed and thread count give the same bytes.
+            With --diffface (DiffFace's published checkpoints, which users bring), the swap is DiffFace's own \
+            method on 256² aligned faces: its ID-conditioned UNet from 25 steps down a 100-step chain, guided by \
+            ArcFace identity, BiSeNet parsing, EyeNet gaze and background losses, DiffFace's ramped mask, 4 \
+            samples ranked by identity. Any expert file left out is replaced by the embedded one. With the \
+            gradient back through the UNet a sample takes tens of minutes on a CPU; --grad x0 is about a third \
+            of that.
             """)
 
     @Option(help: "The source photo (the identity to put in); repeat for several photos of the same person.")
@@ -68,20 +74,23 @@ struct Swap: JobCommand {
     @Flag(name: .customLong("no-diffusion"), help: "Stop after the warp and relighting (fast preview).")
     var noDiffusion = false
 
-    @Option(help: "Fraction of the diffusion chain run from the warped composite (0…1].")
-    var strength = 0.2
+    @Option(help: "Fraction of the diffusion chain run from the warped composite (0…1]; default 0.2 (0.75 with --diffface).")
+    var strength: Double?
 
-    @Option(help: "Steps of the whole respaced chain; about strength × steps run (the embedded prior does best with few).")
-    var steps = 10
+    @Option(help: "Steps of the whole respaced chain; about strength × steps run (default 10, as the embedded prior does best with few; 100 with --diffface).")
+    var steps: Int?
 
     @Option(help: "How much of the warped face's finest detail is added back over the diffusion result (0…2).")
     var detail = 1.0
 
-    @Flag(help: "DDPM steps (fresh noise every step) instead of deterministic DDIM.")
+    @Flag(help: "DDPM steps (fresh noise every step) instead of deterministic DDIM (DDPM is the default with --diffface).")
     var ddpm = false
 
-    @Option(help: "Samples per face; the one closest in identity to the source is the result.")
-    var samples = 1
+    @Flag(help: "With --diffface: DDIM steps instead of DDPM.")
+    var ddim = false
+
+    @Option(help: "Samples per face; the one closest in identity to the source is the result (default 1; 4 with --diffface).")
+    var samples: Int?
 
     @Option(name: .customLong("keep-samples"), help: "Write every sample, best first, into this folder.")
     var keepSamples: String?
@@ -89,17 +98,17 @@ struct Swap: JobCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("identity-weight"), help: "Identity guidance weight (dlib distance to the source).")
+    @Option(name: .customLong("identity-weight"), help: "Identity guidance weight (dlib distance to the source; with --diffface, a multiple of its ArcFace weight 6000).")
     var identityWeight = 1.0
 
-    @Option(name: .customLong("structure-weight"), help: "Structure guidance weight (face-mesh landmarks against the target).")
+    @Option(name: .customLong("structure-weight"), help: "Structure guidance weight (face-mesh landmarks against the target; with --diffface, a multiple of its parsing weight 200).")
     var structureWeight = 1.0
 
-    @Option(name: .customLong("gaze-weight"), help: "Gaze guidance weight (iris position against the target).")
+    @Option(name: .customLong("gaze-weight"), help: "Gaze guidance weight (iris position against the target; with --diffface, a multiple of its EyeNet weight 200).")
     var gazeWeight = 1.0
 
-    @Option(help: "Guidance gradient: x0 (through x̂0 only, cheap) or through-unet (back through the network, as DiffFace).")
-    var grad: GradientChoice = .x0
+    @Option(help: "Guidance gradient: x0 (through x̂0 only, cheap; the default) or through-unet (back through the network; the default with --diffface, as DiffFace).")
+    var grad: GradientChoice?
 
     @Option(help: "Diffusion model: prior (embedded) or an ADM checkpoint path.")
     var model: String?
@@ -112,13 +121,16 @@ struct Swap: JobCommand {
 
     @OptionGroup var faces: FaceOptions
 
+    @OptionGroup var diffFace: DiffFaceOptions
+
     enum GradientChoice: String, ExpressibleByArgument, CaseIterable {
         case x0
         case throughUnet = "through-unet"
     }
 
-    func options() -> FaceSwapOptions {
+    func options() throws -> FaceSwapOptions {
         var o = FaceSwapOptions()
+        if let files = try diffFace.files() { o.useDiffFace(files) }
         o.sourceFace = sourceFace
         switch targetFace {
         case .index(let i)?: o.targets = .index(i)
@@ -132,16 +144,17 @@ struct Swap: JobCommand {
         o.maskBlur = maskBlur
         o.regions = maskRegions.isEmpty ? SwapRegion.all : Set(maskRegions)
         o.diffusion = !noDiffusion
-        o.strength = strength
-        o.steps = steps
+        if let strength { o.strength = strength }
+        if let steps { o.steps = steps }
         o.detail = detail
-        o.ddim = !ddpm
-        o.samples = samples
+        if ddpm { o.ddim = false }
+        if ddim { o.ddim = true }
+        if let samples { o.samples = samples }
         o.seed = seed
         o.identityWeight = identityWeight
         o.structureWeight = structureWeight
         o.gazeWeight = gazeWeight
-        o.gradientThroughNetwork = grad == .throughUnet
+        if let grad { o.gradientThroughNetwork = grad == .throughUnet }
         o.model = model
         o.modelConfig = config
         o.maxWorkSize = workSize
@@ -150,11 +163,13 @@ struct Swap: JobCommand {
 
     func validate() throws {
         guard !source.isEmpty else { throw ValidationError("give at least one --source photo") }
+        if ddpm && ddim { throw ValidationError("--ddpm and --ddim exclude each other") }
+        if ddim && diffFace.isEmpty { throw ValidationError("--ddim is for --diffface (the embedded swap uses DDIM unless --ddpm)") }
         do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.message) }
     }
 
     var inputFiles: [String] { source + [target] + (reference.map { [$0] } ?? []) }
-    var modelFiles: [String] { modelFile(model) + (config.map { [$0] } ?? []) }
+    var modelFiles: [String] { modelFile(model) + (config.map { [$0] } ?? []) + ((try? diffFace.files())?.all ?? []) }
 
     func run() throws { try runAsCommand() }
 
@@ -171,7 +186,7 @@ struct Swap: JobCommand {
         let targetImage = try ImageIO.read(target)
         let referenceImage = try reference.map { try ImageIO.read($0) }
 
-        let swap = try FaceSwap(options: options(), models: context.models)
+        let swap = try FaceSwap(options: try options(), models: context.models)
         swap.note = context.note
         var bars: [String: ProgressBar] = [:]
         swap.progress = { p in

@@ -77,3 +77,18 @@ public struct DiffusionModel {
     /// The side the network's input must be a multiple of (2 per downsampling level).
     public var stride: Int { 1 << max(0, ((try? config.resolvedChannelMult().count) ?? 1) - 1) }
 }
+
+extension DiffusionModel {
+    /// DiffFace's Model.pt (or any ADM used its way): the layout read from the weights, the
+    /// process DiffFace samples with (linear schedule over 1000 steps, timesteps rescaled, the
+    /// variance learned when the output has twice the channels). A config file overrides it all.
+    public static func loadDiffFace(_ path: String, config: String?) throws -> DiffusionModel {
+        if config != nil { return DiffusionModel(net: try loadADM(path, config: config, log: { _ in }), path: path) }
+        let checkpoint = try Checkpoint(path: path)
+        var cfg = try ADMConfig.infer(fromShapes: checkpoint.tensors.mapValues(\.shape)).config
+        cfg.diffusionSteps = 1000
+        cfg.noiseSchedule = "linear"
+        cfg.rescaleTimesteps = true
+        return DiffusionModel(net: try ADMUNet(config: cfg, weights: ADMUNet.stateDict(checkpoint)), path: path)
+    }
+}

@@ -64,8 +64,23 @@ public struct FaceSwapOptions {
     /// The largest side the network works at; larger windows are refined at this size and the
     /// correction is added back at full resolution.
     public var maxWorkSize = 512
+    /// DiffFace's own method with its published weights (any subset; see `useDiffFace`).
+    public var diffFace: DiffFaceFiles?
 
     public init() {}
+
+    /// DiffFace's recipe with these files: DDPM over a 100-step chain from 25 steps down (75
+    /// run), gradients back through the network, 4 samples ranked by identity. The guidance
+    /// weights multiply DiffFace's own (6000 identity, 200 semantic, 200 gaze).
+    public mutating func useDiffFace(_ files: DiffFaceFiles) {
+        diffFace = files
+        steps = 100
+        strength = 0.75
+        ddim = false
+        gradientThroughNetwork = true
+        samples = 4
+        identityViews = 8
+    }
 
     public func validate() throws {
         guard sourceFace >= 0 else { throw PipelineError("the source face index must be 0 or more") }
@@ -83,6 +98,9 @@ public struct FaceSwapOptions {
         guard identityViews >= 1 && identityViews <= 16 else { throw PipelineError("identity views must be between 1 and 16") }
         guard referenceDistance > 0 else { throw PipelineError("the reference distance must be positive") }
         guard maxWorkSize >= 64 && maxWorkSize <= 2048 else { throw PipelineError("the work size must be between 64 and 2048") }
+        if let d = diffFace, d.model == nil {
+            throw PipelineError("DiffFace's method needs its UNet (Model.pt in the --diffface folder, or --diffface-model); the embedded prior cannot run its recipe")
+        }
     }
 }
 
@@ -123,6 +141,11 @@ public struct SwapReport: Encodable {
     public var model = ""
     /// Seconds per stage, summed over faces.
     public var seconds: [String: Double] = [:]
+    /// With DiffFace's method: which expert did each job, the guidance gradient's path, and
+    /// each weighted loss term at the best sample's last guided step (last face).
+    public var experts: [String: String]?
+    public var gradient: String?
+    public var lossTerms: [String: Double]?
 }
 
 /// A progress event: a stage name, and how far through it (done of total).
@@ -148,7 +171,22 @@ public final class FaceSwap {
     let identity: FaceIdentity
     let detector: FaceDetector
     public let detectorName: String
-    lazy var model: Result<DiffusionModel, Error> = Result { try models.diffusion(options.model, config: options.modelConfig) }
+    lazy var model: Result<DiffusionModel, Error> = Result {
+        if let m = options.diffFace?.model {
+            let model = try DiffusionModel.loadDiffFace(m, config: options.modelConfig)
+            // Backpropagating through DiffFace's 256-channel UNet would keep every block's
+            // activations (about 9.6 GB); recomputing them block by block in the backward keeps
+            // about a third of that for one more forward's time.
+            model.net.checkpointing = options.gradientThroughNetwork
+            return model
+        }
+        return try models.diffusion(options.model, config: options.modelConfig)
+    }
+    /// DiffFace's experts (those given), and what each is, for the report.
+    public var diffFaceExperts = DiffFaceExperts()
+    public var diffFaceExpertNames: [String: String] = [:]
+    var lastDiffFaceTerms: [String: Double] = [:]
+    var lastDiffFaceExperts: [String: String] = [:]
     /// What the last run's diffusion refinements did, face by face (for tests of the guidance).
     var lastRefinements: [SwapRefiner.Refined] = []
     /// Progress events and notes go here (the CLI draws a bar on stderr).
@@ -167,6 +205,9 @@ public final class FaceSwap {
         var notes: [String] = []
         (detector, detectorName) = try models.detector(options.detector, note: { notes.append($0) })
         for n in notes { note?(n) }
+        if let files = options.diffFace {
+            (diffFaceExperts, diffFaceExpertNames) = try DiffFaceExperts.load(files)
+        }
     }
 
     /// One source photo onto one target photo.
@@ -205,7 +246,7 @@ public final class FaceSwap {
                 let face = try FaceSelection.pick(try detector.detect(photo, order: options.order), index: options.sourceFace, label: label)
                 let lm = try FaceSelection.landmarks(photo, face: face, analyzer: analyzer)
                 let d = try identity.descriptor(photo, dlib5: lm.dlib5())
-                sourceFaces.append(SourceFace(image: photo, landmarks: lm, descriptor: d))
+                sourceFaces.append(SourceFace(image: photo, face: face, landmarks: lm, descriptor: d))
             }
         }
         let sourceDescriptor = FaceSwap.mean(sourceFaces.map(\.descriptor))
@@ -278,12 +319,18 @@ public final class FaceSwap {
             }
         }
         if options.diffusion, case .success(let m) = model { report.model = m.path }
+        if options.diffFace != nil {
+            report.gradient = options.gradientThroughNetwork ? "through-unet" : "x0"
+            report.experts = lastDiffFaceExperts
+            report.lossTerms = lastDiffFaceTerms
+        }
         report.seconds = seconds.mapValues { ($0 * 1000).rounded() / 1000 }
         return Output(image: out, report: report, samples: allSamples)
     }
 
     struct SourceFace {
         var image: Image
+        var face: Face
         var landmarks: FaceLandmarks
         var descriptor: [Float]
     }
@@ -305,6 +352,10 @@ public final class FaceSwap {
     func swapFace(into out: inout Image, original target: Image, face: Face, landmarks tlm: FaceLandmarks,
                   sources: [SourceFace], sourceDescriptor: [Float], faceNumber: Int,
                   timed: (String, () throws -> Void) throws -> Void) throws -> FaceOutcome {
+        if options.diffFace != nil {
+            return try swapFaceDiffFace(into: &out, original: target, face: face, landmarks: tlm, sources: sources,
+                                        sourceDescriptor: sourceDescriptor, faceNumber: faceNumber, timed: timed)
+        }
         // The mesh with both irises (478 points, `Gaze.meshWithIrises`): with the iris centres
         // and rims as control points the warp puts the source's irises where the target's are, so
         // the result looks where the target looks, with the source's own eyes.
@@ -493,20 +544,27 @@ public final class FaceSwap {
                                            window: [wx0, wy0, ww, wh], workSize: workSize,
                                            maskArea: soft.values.filter { $0 > 0 }.count, mirroredTriangles: mirroredTriangles)
         try timed("report") {
-            let targetD = try identity.descriptor(target, dlib5: tlm.dlib5())
-            let rlm = try analyzer.landmarks(out, face: face)
-            let rd = try identity.descriptor(out, dlib5: rlm.dlib5())
-            result.identityToSource = FaceIdentity.distance(rd, sourceDescriptor)
-            result.identityToTarget = FaceIdentity.distance(rd, targetD)
-            result.sourceToTarget = FaceIdentity.distance(sourceDescriptor, targetD)
-            let a = try tlm.ibug68(), b = try rlm.ibug68()
-            let iod = ((a[36].x - a[45].x) * (a[36].x - a[45].x) + (a[36].y - a[45].y) * (a[36].y - a[45].y)).squareRoot()
-            result.landmarkError = zip(a, b).map { (($0.x - $1.x) * ($0.x - $1.x) + ($0.y - $1.y) * ($0.y - $1.y)).squareRoot() }
-                .reduce(0, +) / Double(a.count) / max(iod, 1e-6)
-            let ga = try tlm.gaze(), gb = try rlm.gaze()
-            result.gazeDifference = ((ga.x - gb.x) * (ga.x - gb.x) + (ga.y - gb.y) * (ga.y - gb.y)).squareRoot()
+            try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }
         return FaceOutcome(result: result, samples: pastedSamples, stepsRun: stepsRun)
+    }
+
+    /// The report's measurements of a swapped face in the result photo: dlib distances, the
+    /// 68-point landmark error and the gaze difference against the target.
+    func measure(_ out: Image, target: Image, face: Face, landmarks tlm: FaceLandmarks, sourceDescriptor: [Float],
+                 into result: inout SwapReport.FaceResult) throws {
+        let targetD = try identity.descriptor(target, dlib5: tlm.dlib5())
+        let rlm = try analyzer.landmarks(out, face: face)
+        let rd = try identity.descriptor(out, dlib5: rlm.dlib5())
+        result.identityToSource = FaceIdentity.distance(rd, sourceDescriptor)
+        result.identityToTarget = FaceIdentity.distance(rd, targetD)
+        result.sourceToTarget = FaceIdentity.distance(sourceDescriptor, targetD)
+        let a = try tlm.ibug68(), b = try rlm.ibug68()
+        let iod = ((a[36].x - a[45].x) * (a[36].x - a[45].x) + (a[36].y - a[45].y) * (a[36].y - a[45].y)).squareRoot()
+        result.landmarkError = zip(a, b).map { (($0.x - $1.x) * ($0.x - $1.x) + ($0.y - $1.y) * ($0.y - $1.y)).squareRoot() }
+            .reduce(0, +) / Double(a.count) / max(iod, 1e-6)
+        let ga = try tlm.gaze(), gb = try rlm.gaze()
+        result.gazeDifference = ((ga.x - gb.x) * (ga.x - gb.x) + (ga.y - gb.y) * (ga.y - gb.y)).squareRoot()
     }
 
     /// `patch`'s colour blended into `image` at (x, y) by `mask`; where the mask is 0 the image's
