@@ -230,20 +230,24 @@ eval-baseline: deps models samples build $(EVAL_PY)
 # one-line error within a second and 100 MB.
 FUZZ_BUILD := .build-fuzz
 FUZZ_SECONDS ?= 600
+# The whole process under AddressSanitizer: shadow memory, quarantine and the fuzzer's corpus
+# come on top of the input's own heap, which the harnesses hold to 100 MB themselves.
+FUZZ_RSS_MB ?= 1024
 FUZZERS := image safetensors torch tflite dlib
 SWIFTC ?= swiftc
 FUZZ_CLANG := $(dir $(shell command -v $(SWIFTC)))clang
 FUZZ_CPU := $(if $(filter x86_64,$(shell uname -m)),haswell,)
 FUZZ_SWIFT := -O -g -parse-as-library -enable-testing -sanitize=fuzzer,address -suppress-warnings \
   $(if $(FUZZ_CPU),-target-cpu $(FUZZ_CPU)) -I $(FUZZ_BUILD)/modules -I Sources/COpenBLAS \
-  -I $(FUZZ_BUILD)/include/CThreadPool -I $(FUZZ_BUILD)/include/CPNG -I $(FUZZ_BUILD)/include/CVBridge
+  -I $(FUZZ_BUILD)/include/CThreadPool -I $(FUZZ_BUILD)/include/CPNG -I $(FUZZ_BUILD)/include/CVBridge \
+  -I $(FUZZ_BUILD)/include/FuzzHeap
 FUZZ_C := -O2 -g -fsanitize=fuzzer-no-link,address $(if $(FUZZ_CPU),-march=$(FUZZ_CPU))
 FUZZ_OPENCV := -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lopencv_photo -lopencv_objdetect
 FUZZ_FORMATS := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseTensor.o $(FUZZ_BUILD)/GuiseFormats.o \
   $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o
 FUZZ_NETWORKS := $(FUZZ_FORMATS) $(FUZZ_BUILD)/GuiseNetworks.o
 FUZZ_IMAGE := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseImage.o $(FUZZ_BUILD)/cpng.o $(FUZZ_BUILD)/cvbridge.o
-FUZZ_SUPPORT := Fuzz/Support.swift
+FUZZ_SUPPORT := Fuzz/Support.swift $(FUZZ_BUILD)/fuzz_heap.o
 
 # One Swift module: its object file and its .swiftmodule for the modules above it.
 define fuzz_swift_module
@@ -255,7 +259,10 @@ endef
 # A C target's headers as a Clang module, as SwiftPM would make it.
 $(FUZZ_BUILD)/include/%/module.modulemap:
 	@mkdir -p $(@D)
-	@printf 'module %s {\n  umbrella "%s"\n  export *\n}\n' $* $(CURDIR)/Sources/$*/include > $@
+	@printf 'module %s {\n  umbrella "%s"\n  export *\n}\n' $* $(CURDIR)/$(if $(filter FuzzHeap,$*),Fuzz,Sources)/$*/include > $@
+
+$(FUZZ_BUILD)/fuzz_heap.o: Fuzz/FuzzHeap/fuzz_heap.c Fuzz/FuzzHeap/include/fuzz_heap.h $(FUZZ_BUILD)/include/FuzzHeap/module.modulemap
+	$(FUZZ_CLANG) $(FUZZ_C) -I Fuzz/FuzzHeap/include -c $< -o $@
 
 $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o: $(FUZZ_BUILD)/%.o: Sources/CThreadPool/%.c
 	$(FUZZ_CLANG) $(FUZZ_C) -I Sources/CThreadPool/include -c $< -o $@
@@ -302,7 +309,7 @@ fuzz: fuzz-build
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$f Fuzz/crashes/$$f; \
 	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
 	  OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=quarantine_size_mb=16:malloc_context_size=10 \
-	  $(FUZZ_BUILD)/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=100 -timeout=1 -print_final_stats=1 \
+	  $(FUZZ_BUILD)/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 \
 	    $$( [ -f Fuzz/dict/$$f.dict ] && echo -dict=Fuzz/dict/$$f.dict ) \
 	    -artifact_prefix=Fuzz/crashes/$$f/ $(FUZZ_BUILD)/corpus/$$f Fuzz/corpus/$$f 2>&1 \
 	    | grep -v '^#[0-9]' || { echo "fuzz: $$f failed; the input is in Fuzz/crashes/$$f/"; exit 1; }; \

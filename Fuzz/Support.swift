@@ -1,4 +1,5 @@
 import Foundation
+import FuzzHeap
 import GuiseFiles
 
 // What every harness checks besides "no crash": a refused input throws a `GuiseError` whose
@@ -8,8 +9,24 @@ import GuiseFiles
 /// the seeds reach: `.build-fuzz/fuzz-tflite Fuzz/corpus/tflite/*`).
 let verbose = ProcessInfo.processInfo.environment["FUZZ_VERBOSE"] != nil
 
-/// Runs `body` on one input; a thrown error must be a one-line `GuiseError`.
+/// The most heap one input may hold at once: the promise is a result or an error within 100 MB.
+let heapBudget: Int64 = 100 << 20
+
+private let hooksInstalled: Bool = {
+    fuzz_heap_install()
+    return true
+}()
+
+/// Runs `body` on one input; a thrown error must be a one-line `GuiseError`, and the heap it
+/// holds at its peak must stay within the budget.
 func expectResultOrOneLineError(_ body: () throws -> String) {
+    _ = hooksInstalled
+    fuzz_heap_begin()
+    defer {
+        let grew = fuzz_heap_peak_growth()
+        if grew > heapBudget { fatalError("one input held \(grew >> 20) MB of heap at once, over the \(heapBudget >> 20) MB budget") }
+        if verbose { print("fuzz: heap peak \(grew) bytes") }
+    }
     do {
         let outcome = try body()
         if verbose { print("fuzz: ok: \(outcome)") }
