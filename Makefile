@@ -308,7 +308,7 @@ fuzz: fuzz-build
 	@for f in $(FUZZERS); do \
 	  mkdir -p $(FUZZ_BUILD)/corpus/$$f Fuzz/crashes/$$f; \
 	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
-	  OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=quarantine_size_mb=16:malloc_context_size=10 \
+	  SWIFT_BACKTRACE=enable=no OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=quarantine_size_mb=16:malloc_context_size=10 \
 	  $(FUZZ_BUILD)/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 \
 	    $$( [ -f Fuzz/dict/$$f.dict ] && echo -dict=Fuzz/dict/$$f.dict ) \
 	    -artifact_prefix=Fuzz/crashes/$$f/ $(FUZZ_BUILD)/corpus/$$f Fuzz/corpus/$$f 2>&1 \

@@ -40,7 +40,7 @@ public struct DlibNetwork {
         loss = try r.string()
         switch loss {
         case "loss_metric_2": lossParameters = [try r.float(), try r.float()]
-        default: throw FormatError("\(path): unsupported dlib loss layer '\(loss)'")
+        default: throw FormatError("\(path): unsupported dlib loss layer '\(printable(loss))'")
         }
 
         // Wrapper versions, outermost first, down to the layer over the input.
@@ -72,7 +72,7 @@ public struct DlibNetwork {
     private static func inputLayer(_ r: inout DlibReader) throws -> DlibLayer {
         let at = r.pos
         let name = try r.string()
-        guard name == "input_rgb_image_sized" else { throw r.fail("unsupported dlib input layer '\(name)'", at) }
+        guard name == "input_rgb_image_sized" else { throw r.fail("unsupported dlib input layer '\(printable(name))'", at) }
         let mean = [try r.float(), try r.float(), try r.float()]
         let rows = Int(try r.int()), cols = Int(try r.int())
         guard rows > 0, cols > 0, rows <= Self.maxInputSide, cols <= Self.maxInputSide else {
@@ -139,7 +139,7 @@ public struct DlibNetwork {
             return .fullyConnected(weight: Tensor(shape: [inputs, outputs], values: Array(params.values[0..<w])),
                                    bias: hasBias ? Tensor(shape: [outputs], values: Array(params.values[w...])) : nil)
         default:
-            throw r.fail("unsupported dlib layer '\(name)'", at)
+            throw r.fail("unsupported dlib layer '\(printable(name))'", at)
         }
     }
 }
