@@ -37,10 +37,10 @@ struct TFLiteGraphCheck {
     ]
 
     func fail(_ i: Int, _ name: String, _ why: String) -> FormatError {
-        FormatError("\(model.path): operator #\(i) \(name): \(why)")
+        FormatError("\(model.path): operator #\(i) \(printable(name)): \(why)")
     }
 
-    func label(_ t: Int) -> String { "tensor #\(t) '\(graph.tensors[t].name)' \(graph.tensors[t].shape)" }
+    func label(_ t: Int) -> String { "tensor #\(t) '\(printable(graph.tensors[t].name))' \(graph.tensors[t].shape)" }
 
     func shape(_ t: Int) -> [Int] { graph.tensors[t].shape }
 

@@ -13,6 +13,8 @@ final class FuzzRegressionTests: XCTestCase {
     static let expected: [String: String] = [
         // A layer name holding control characters (a CR) was printed raw, splitting the message.
         "dlib-control-character-in-layer-name.dat": #"unsupported dlib input layer 'input_rgb_im\u{1}\u{1}\u{1}\u{d}loss_'"#,
+        // The same in a TFLite custom operator's name (tensor names went through the same fix).
+        "tflite-control-character-in-custom-op-name.tflite": #"unsupported TFLite op Convolution\#u{FFFD}\u{d}TransposeBias (operator #0"#,
     ]
 
     /// What the harness does with one input; returns the error message, or "" when it ran.
