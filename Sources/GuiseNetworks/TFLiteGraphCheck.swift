@@ -102,8 +102,14 @@ struct TFLiteGraphCheck {
         }
         /// Output size along one axis of a window op (TFLite's SAME and VALID rules).
         func window(_ input: Int, _ kernel: Int, _ stride: Int, _ dilation: Int, _ p: TFLitePadding) throws -> Int {
-            if p == .same { return (input + stride - 1) / stride }
             let span = (kernel - 1) * dilation + 1
+            // SAME pads by up to span − 1 and the kernels build the padded copy, so a dilation that
+            // spreads the taps far past the input would make it any size (a 6-pixel input dilated
+            // by 65536 asked for 800 MB). Undilated windows always pass.
+            guard span <= 2 * input + kernel else {
+                throw fail(i, name, "window \(kernel) (dilation \(dilation)) spans \(span) pixels, far past the input \(x)")
+            }
+            if p == .same { return (input + stride - 1) / stride }
             guard input >= span else { throw fail(i, name, "window \(kernel) (dilation \(dilation)) is larger than input \(x)") }
             return (input - span) / stride + 1
         }

@@ -300,7 +300,9 @@ private struct StepBuilder {
             }
             let (pt, pb, oph) = axis(x[1], outShape[1], w.shape[1], o.strideH)
             let (pl, pr, opw) = axis(x[2], outShape[2], w.shape[2], o.strideW)
-            guard oph >= 0, opw >= 0, oph < o.strideH, opw < o.strideW else {
+            // The padding cropped off the full transposed output stays within the kernel, as it
+            // does for any output TFLite would compute; more would be a padded buffer of any size.
+            guard oph >= 0, opw >= 0, oph < o.strideH, opw < o.strideW, pt + pb < w.shape[1], pl + pr < w.shape[2] else {
                 throw fail(i, name, "output \(outShape) does not follow from input \(x) and kernel \(w.shape)")
             }
             let pad = NN.Padding(top: pt, bottom: pb, left: pl, right: pr)

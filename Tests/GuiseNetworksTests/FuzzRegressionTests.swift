@@ -15,6 +15,12 @@ final class FuzzRegressionTests: XCTestCase {
         "dlib-control-character-in-layer-name.dat": #"unsupported dlib input layer 'input_rgb_im\u{1}\u{1}\u{1}\u{d}loss_'"#,
         // The same in a TFLite custom operator's name (tensor names went through the same fix).
         "tflite-control-character-in-custom-op-name.tflite": #"unsupported TFLite op Convolution\#u{FFFD}\u{d}TransposeBias (operator #0"#,
+        // A 3×3 conv dilated by 65536×252 with SAME padding on a 6×6 input: the shapes agree, but
+        // the padded copy the kernel builds held 765 MB.
+        "tflite-dilation-far-past-the-input.tflite": "window 3 (dilation 252) spans 505 pixels, far past the input",
+        // Made by hand from the same fault: a transposed conv whose declared output is so small
+        // that the padding cropped off it is 65537 pixels (stride 65536), far past its kernel.
+        "tflite-transpose-padding-past-the-kernel.tflite": "does not follow from input [1, 2, 2, 3] and kernel [2, 2, 2, 3]",
     ]
 
     /// What the harness does with one input; returns the error message, or "" when it ran.
