@@ -70,6 +70,12 @@ struct TFLiteGraphCheck {
                 guard available.contains(t) else { throw fail(i, name, "reads \(label(t)) before any operator makes it") }
                 guard shape(t).allSatisfy({ $0 > 0 }) else { throw fail(i, name, "input \(label(t)) has an empty or unknown dimension") }
             }
+            // The data operand is what the step is run on: a constant there would leave it with no
+            // activation to read (elementwise ops take constants on either side, and DEQUANTIZE
+            // and DENSIFY fold them).
+            if !["ADD", "SUB", "MUL", "DEQUANTIZE", "DENSIFY"].contains(name), op.inputs[0] >= 0, constants.contains(op.inputs[0]) {
+                throw fail(i, name, "input \(label(op.inputs[0])) is a constant; it must be an activation")
+            }
             guard !isStored(out), !g.inputs.contains(out), produced.insert(out).inserted else {
                 throw fail(i, name, "writes \(label(out)), which is already a constant or another operator's output")
             }
@@ -79,7 +85,7 @@ struct TFLiteGraphCheck {
             }
             available.insert(out)
         }
-        for t in g.outputs where !available.contains(t) {
+        for t in g.outputs where !produced.contains(t) && !g.inputs.contains(t) {
             throw FormatError("\(model.path): output \(label(t)) is made by no operator")
         }
     }
