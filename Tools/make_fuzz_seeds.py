@@ -9,7 +9,8 @@ deep into the reader rather than failing at the first byte:
 - torch: the small committed checkpoints from Tests/Fixtures (zip, ZIP64, legacy, pickled
   modules, hostile pickles).
 - tflite: tiny graphs (6x6 inputs) with every operator the executor runs, fp16 weights behind
-  DEQUANTIZE and MediaPipe's transpose convolution, written with the FlatBuffers builder.
+  DEQUANTIZE, sparse weights behind DENSIFY and MediaPipe's transpose convolution, written with
+  the FlatBuffers builder.
 - dlib: a tiny residual network in dlib's serialisation (every layer type the encoder runs).
 
 Seeded and deterministic: rerunning it rewrites the same bytes.
@@ -151,7 +152,7 @@ FLOAT32, FLOAT16, INT32 = 0, 1, 2
 BUILTIN = {"ADD": 0, "AVERAGE_POOL_2D": 1, "CONCATENATION": 2, "CONV_2D": 3, "DEPTHWISE_CONV_2D": 4,
            "DEPTH_TO_SPACE": 5, "DEQUANTIZE": 6, "LOGISTIC": 14, "MAX_POOL_2D": 17, "MUL": 18, "RELU": 19,
            "RELU6": 21, "RESHAPE": 22, "RESIZE_BILINEAR": 23, "CUSTOM": 32, "PAD": 34, "SUB": 41, "PRELU": 54,
-           "HARD_SWISH": 117}
+           "HARD_SWISH": 117, "DENSIFY": 124}
 
 
 class Graph:
@@ -160,8 +161,9 @@ class Graph:
     def __init__(self):
         self.tensors, self.ops, self.inputs, self.outputs = [], [], [], []
 
-    def tensor(self, name, shape, kind=FLOAT32, data=None):
-        self.tensors.append((name, list(shape), kind, data))
+    def tensor(self, name, shape, kind=FLOAT32, data=None, sparsity=None):
+        """sparsity: (traversal order, block map, [(format, dense size, segments, indices)])."""
+        self.tensors.append((name, list(shape), kind, data, sparsity))
         return len(self.tensors) - 1
 
     def const(self, name, array):
@@ -206,19 +208,49 @@ def tflite(graph):
         b.PrependInt32Slot(3, BUILTIN[name], 0)
         code_tables.append(b.EndObject())
 
+    def int32_vector_table(values):
+        v = ints(values)
+        b.StartObject(1)
+        b.PrependUOffsetTRelativeSlot(0, v, 0)
+        return b.EndObject()
+
+    def sparsity_table(order, block_map, dims):
+        dim_tables = []
+        for fmt, dense_size, segments, indices in dims:
+            seg = int32_vector_table(segments) if fmt == 1 else None
+            idx = int32_vector_table(indices) if fmt == 1 else None
+            b.StartObject(6)
+            b.PrependInt8Slot(0, fmt, 0)
+            b.PrependInt32Slot(1, dense_size, 0)
+            if seg is not None:
+                b.PrependUint8Slot(2, 1, 0)
+                b.PrependUOffsetTRelativeSlot(3, seg, 0)
+                b.PrependUint8Slot(4, 1, 0)
+                b.PrependUOffsetTRelativeSlot(5, idx, 0)
+            dim_tables.append(b.EndObject())
+        o, m, d = ints(order), ints(block_map), offsets(dim_tables)
+        b.StartObject(3)
+        b.PrependUOffsetTRelativeSlot(0, o, 0)
+        b.PrependUOffsetTRelativeSlot(1, m, 0)
+        b.PrependUOffsetTRelativeSlot(2, d, 0)
+        return b.EndObject()
+
     buffers = [None]  # buffer 0 is the empty one activations use
     tensor_tables = []
-    for name, shape, kind, data in graph.tensors:
+    for name, shape, kind, data, sparsity in graph.tensors:
         buffer = 0
         if data is not None:
             buffers.append(data)
             buffer = len(buffers) - 1
         n, s = b.CreateString(name), ints(shape)
-        b.StartObject(4)
+        sp = sparsity_table(*sparsity) if sparsity else None
+        b.StartObject(7)
         b.PrependUOffsetTRelativeSlot(0, s, 0)
         b.PrependInt8Slot(1, kind, 0)
         b.PrependUint32Slot(2, buffer, 0)
         b.PrependUOffsetTRelativeSlot(3, n, 0)
+        if sp is not None:
+            b.PrependUOffsetTRelativeSlot(6, sp, 0)
         tensor_tables.append(b.EndObject())
 
     op_tables = []
@@ -357,6 +389,18 @@ def tflite_models(out):
          custom=("Convolution2DTransposeBias", struct.pack("<iii", 1, 2, 2)))
     g.inputs, g.outputs = [x], [y]
     put(out, "transpose.tflite", tflite(g))
+
+    # Sparse conv weights (CSR over input channels, 6 of 12 stored) behind DENSIFY, folded at load.
+    g = Graph()
+    x = g.tensor("input", [1, 3, 3, 3])
+    wd, y = g.tensor("w_dense", [4, 1, 1, 3]), g.tensor("output", [1, 3, 3, 4])
+    ws = g.tensor("w_sparse", [4, 1, 1, 3], FLOAT32, w(6).tobytes(),
+                  sparsity=([0, 1, 2, 3], [], [(0, 4, [], []), (0, 1, [], []), (0, 1, [], []),
+                                               (1, 0, [0, 2, 3, 5, 6], [0, 2, 1, 0, 2, 1])]))
+    g.op("DENSIFY", [ws], [wd])
+    g.op("CONV_2D", [x, wd, g.const("b", w(4))], [y], conv_opts(SAME, 1))
+    g.inputs, g.outputs = [x], [y]
+    put(out, "sparse.tflite", tflite(g))
 
 
 # --- dlib ---------------------------------------------------------------------------------------
