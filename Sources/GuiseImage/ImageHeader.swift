@@ -89,10 +89,16 @@ struct ImageHeader: Equatable {
             let r16 = little ? le16 : be16, r32 = little ? le32 : be32
             let ifd = try r32(4), count = try r16(ifd)
             var w = 0, h = 0, rowsPerStrip = 0, tileW = 0, tileH = 0
+            var seen: Set<Int> = []
             for e in 0..<count {
                 let at = ifd + 2 + 12 * e
                 let tag = try r16(at), type = try r16(at + 2)
                 guard [256, 257, 278, 322, 323].contains(tag) else { continue }
+                // Each size once, as one SHORT or LONG: libtiff keeps the first of two entries, so a
+                // second one would make this check read another size than the decoder allocates.
+                guard seen.insert(tag).inserted, type == 3 || type == 4, try r32(at + 4) == 1 else {
+                    throw ImageError("corrupt TIFF (tag \(tag) repeated or not a single SHORT or LONG)")
+                }
                 let value = type == 3 ? try r16(at + 8) : try r32(at + 8)
                 switch tag {
                 case 256: w = value

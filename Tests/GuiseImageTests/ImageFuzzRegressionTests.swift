@@ -10,6 +10,9 @@ final class ImageFuzzRegressionTests: XCTestCase {
         // A 4102×6 TIFF declaring 8299 rows per strip: OpenCV allocated the whole strip (130 MB
         // from a 200-byte file) before reading any pixels.
         "image-tiff-strip-taller-than-the-image.tif": "corrupt TIFF (strips of 4102x8299 pixels for a 4102x6 image)",
+        // A TIFF giving its height twice (65534, then 12): the header check took the last, libtiff
+        // the first, and OpenCV allocated 4101×65534 pixels (256 MB).
+        "image-tiff-height-given-twice.tif": "corrupt TIFF (tag 257 repeated or not a single SHORT or LONG)",
     ]
 
     func testCrashInputsNowGiveOneLineErrors() throws {
