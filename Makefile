@@ -11,7 +11,7 @@ DEMO_OUT := demo-out
 # Photographs the prior trains on (train/ and heldout/); fetched, never committed.
 PRIOR_DATA := .cache/prior-data
 
-.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures eval-swap eval-baseline eval-clothes edit-eval clean help
+.PHONY: all deps models samples prior-data prior bench-prior build demo test bench fixtures eval-swap eval-baseline eval-clothes edit-eval fuzz fuzz-short fuzz-build fuzz-seeds clean help
 
 all: build
 
@@ -27,6 +27,7 @@ help:
 	@echo "make eval-baseline  the classical swap over the same pairs, to calibrate the measurement"
 	@echo "make eval-clothes  guise clothes over sample person/garment pairs, measured"
 	@echo "make edit-eval  guise edit against OpenCV inpainting, and the harmonise test"
+	@echo "make fuzz    libFuzzer on every file reader, FUZZ_SECONDS (600) each; make fuzz-short: 15 s each"
 
 # System libraries. apt-get update runs only when a package is missing.
 deps:
@@ -99,6 +100,7 @@ demo: deps models samples build
 test: deps models samples
 	$(SWIFT) build -c release --product guise
 	$(SWIFT) test
+	$(MAKE) --no-print-directory fuzz-short
 
 # PyTorch CPU for the benchmark comparison, in the project's own venv (created once).
 BENCH_VENV := .venv
@@ -227,5 +229,113 @@ eval-clothes: deps models samples build $(EVAL_PY)
 eval-baseline: deps models samples build $(EVAL_PY)
 	$(EVAL_PY) Tools/run_swaps.py --command '$(EVAL_PY) Tools/baseline_swap.py --guise {guise} --source {source} --source-face {source_face} --target {target} --target-face {target_face} -o {out} --quiet' --guise $(BIN) --out $(BASELINE_OUT)
 
+# Fuzzing (docs/FUZZING.md). Each reader is built from its sources with swiftc, under libFuzzer
+# and AddressSanitizer, into FUZZ_BUILD: checked -O everywhere, so an overflow or a failed
+# precondition that -Ounchecked would let through stops the run. The normal build is untouched.
+# Seeds are committed in Fuzz/corpus/<name>; inputs the fuzzer finds go to FUZZ_BUILD/corpus/<name>
+# and crashes to Fuzz/crashes/<name>/ (not committed). Every input must give a result or a
+# one-line error within a second and 100 MB.
+FUZZ_BUILD := .build-fuzz
+FUZZ_SECONDS ?= 600
+# The whole process under AddressSanitizer: shadow memory, quarantine and the fuzzer's corpus
+# come on top of the input's own heap, which the harnesses hold to 100 MB themselves.
+FUZZ_RSS_MB ?= 1024
+FUZZERS := image safetensors torch tflite dlib
+SWIFTC ?= swiftc
+FUZZ_CLANG := $(dir $(shell command -v $(SWIFTC)))clang
+FUZZ_CPU := $(if $(filter x86_64,$(shell uname -m)),haswell,)
+FUZZ_SWIFT := -O -g -parse-as-library -enable-testing -sanitize=fuzzer,address -suppress-warnings \
+  $(if $(FUZZ_CPU),-target-cpu $(FUZZ_CPU)) -I $(FUZZ_BUILD)/modules -I Sources/COpenBLAS \
+  -I $(FUZZ_BUILD)/include/CThreadPool -I $(FUZZ_BUILD)/include/CPNG -I $(FUZZ_BUILD)/include/CVBridge \
+  -I $(FUZZ_BUILD)/include/FuzzHeap
+FUZZ_C := -O2 -g -fsanitize=fuzzer-no-link,address $(if $(FUZZ_CPU),-march=$(FUZZ_CPU))
+FUZZ_OPENCV := -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lopencv_photo -lopencv_objdetect
+FUZZ_FORMATS := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseTensor.o $(FUZZ_BUILD)/GuiseFormats.o \
+  $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o
+FUZZ_NETWORKS := $(FUZZ_FORMATS) $(FUZZ_BUILD)/GuiseNetworks.o
+FUZZ_IMAGE := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseImage.o $(FUZZ_BUILD)/cpng.o $(FUZZ_BUILD)/cvbridge.o
+FUZZ_SUPPORT := Fuzz/Support.swift $(FUZZ_BUILD)/fuzz_heap.o
+
+# One Swift module: its object file and its .swiftmodule for the modules above it.
+define fuzz_swift_module
+	@mkdir -p $(FUZZ_BUILD)/modules
+	$(SWIFTC) $(FUZZ_SWIFT) -module-name $(1) -emit-module -emit-module-path $(FUZZ_BUILD)/modules/$(1).swiftmodule \
+	  -wmo -c -o $@ Sources/$(1)/*.swift
+endef
+
+# A C target's headers as a Clang module, as SwiftPM would make it.
+$(FUZZ_BUILD)/include/%/module.modulemap:
+	@mkdir -p $(@D)
+	@printf 'module %s {\n  umbrella "%s"\n  export *\n}\n' $* $(CURDIR)/$(if $(filter FuzzHeap,$*),Fuzz,Sources)/$*/include > $@
+
+$(FUZZ_BUILD)/fuzz_heap.o: Fuzz/FuzzHeap/fuzz_heap.c Fuzz/FuzzHeap/include/fuzz_heap.h $(FUZZ_BUILD)/include/FuzzHeap/module.modulemap
+	$(FUZZ_CLANG) $(FUZZ_C) -I Fuzz/FuzzHeap/include -c $< -o $@
+
+$(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o: $(FUZZ_BUILD)/%.o: Sources/CThreadPool/%.c
+	$(FUZZ_CLANG) $(FUZZ_C) -I Sources/CThreadPool/include -c $< -o $@
+$(FUZZ_BUILD)/cpng.o: Sources/CPNG/cpng.c | deps
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CLANG) $(FUZZ_C) -I Sources/CPNG/include -c $< -o $@
+$(FUZZ_BUILD)/cvbridge.o: Sources/CVBridge/cvbridge.cpp | deps
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CLANG)++ $(FUZZ_C) -std=c++17 $$(pkg-config --cflags opencv4) -I Sources/CVBridge/include -c $< -o $@
+
+$(FUZZ_BUILD)/GuiseFiles.o: $(wildcard Sources/GuiseFiles/*.swift)
+	$(call fuzz_swift_module,GuiseFiles)
+$(FUZZ_BUILD)/GuiseTensor.o: $(wildcard Sources/GuiseTensor/*.swift) $(FUZZ_BUILD)/include/CThreadPool/module.modulemap | deps
+	$(call fuzz_swift_module,GuiseTensor)
+$(FUZZ_BUILD)/GuiseFormats.o: $(wildcard Sources/GuiseFormats/*.swift) $(FUZZ_BUILD)/GuiseTensor.o $(FUZZ_BUILD)/GuiseFiles.o
+	$(call fuzz_swift_module,GuiseFormats)
+$(FUZZ_BUILD)/GuiseNetworks.o: $(wildcard Sources/GuiseNetworks/*.swift) $(FUZZ_BUILD)/GuiseFormats.o
+	$(call fuzz_swift_module,GuiseNetworks)
+$(FUZZ_BUILD)/GuiseImage.o: $(wildcard Sources/GuiseImage/*.swift) $(FUZZ_BUILD)/GuiseFiles.o \
+  $(FUZZ_BUILD)/include/CPNG/module.modulemap $(FUZZ_BUILD)/include/CVBridge/module.modulemap | deps
+	$(call fuzz_swift_module,GuiseImage)
+
+# The harnesses: Fuzz/<name>/main.swift plus the shared checks, linked against the readers.
+define fuzz_harness
+	$(SWIFTC) $(FUZZ_SWIFT) -use-ld=lld -module-name Fuzz_$(1) Fuzz/$(1)/main.swift $(FUZZ_SUPPORT) $(2) -o $@
+endef
+$(FUZZ_BUILD)/fuzz-image: Fuzz/image/main.swift $(FUZZ_SUPPORT) $(FUZZ_IMAGE)
+	$(call fuzz_harness,image,$(FUZZ_IMAGE) -lpng16 $(FUZZ_OPENCV) -lstdc++)
+$(FUZZ_BUILD)/fuzz-safetensors: Fuzz/safetensors/main.swift $(FUZZ_SUPPORT) $(FUZZ_FORMATS)
+	$(call fuzz_harness,safetensors,$(FUZZ_FORMATS) -lopenblas)
+$(FUZZ_BUILD)/fuzz-torch: Fuzz/torch/main.swift $(FUZZ_SUPPORT) $(FUZZ_FORMATS)
+	$(call fuzz_harness,torch,$(FUZZ_FORMATS) -lopenblas)
+$(FUZZ_BUILD)/fuzz-tflite: Fuzz/tflite/main.swift $(FUZZ_SUPPORT) $(FUZZ_NETWORKS)
+	$(call fuzz_harness,tflite,$(FUZZ_NETWORKS) -lopenblas)
+$(FUZZ_BUILD)/fuzz-dlib: Fuzz/dlib/main.swift $(FUZZ_SUPPORT) $(FUZZ_NETWORKS)
+	$(call fuzz_harness,dlib,$(FUZZ_NETWORKS) -lopenblas)
+
+fuzz-build: $(FUZZERS:%=$(FUZZ_BUILD)/fuzz-%)
+
+# Runs every harness in turn on one core for FUZZ_SECONDS; stops at the first crash, timeout or
+# out-of-memory, leaving the input in Fuzz/crashes/<name>/.
+fuzz: fuzz-build
+	@for f in $(FUZZERS); do \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$f Fuzz/crashes/$$f; \
+	  echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+	  SWIFT_BACKTRACE=enable=no OPENBLAS_NUM_THREADS=1 ASAN_OPTIONS=quarantine_size_mb=16:malloc_context_size=10 \
+	  $(FUZZ_BUILD)/fuzz-$$f -max_total_time=$(FUZZ_SECONDS) -timeout=1 -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1 \
+	    $$( [ -f Fuzz/dict/$$f.dict ] && echo -dict=Fuzz/dict/$$f.dict ) \
+	    -artifact_prefix=Fuzz/crashes/$$f/ $(FUZZ_BUILD)/corpus/$$f Fuzz/corpus/$$f 2>&1 \
+	    | grep -v -e '^#[0-9]' -e 'NEW_FUNC' -e '^"' -e 'recommended dictionary' \
+	    || { echo "fuzz: $$f failed; the input is in Fuzz/crashes/$$f/"; exit 1; }; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=15
+
+# Rewrites the committed seeds in Fuzz/corpus (small valid files of every kind; see the script).
+SEED_VENV := .venv-fuzz-seeds
+SEED_PY := $(SEED_VENV)/bin/python
+
+$(SEED_PY):
+	$(PYTHON) -m venv $(SEED_VENV)
+	$(SEED_VENV)/bin/pip install -q numpy==2.4.6 opencv-python-headless==5.1.0.95 flatbuffers==25.12.19
+
+fuzz-seeds: $(SEED_PY)
+	$(SEED_PY) Tools/make_fuzz_seeds.py Fuzz/corpus
+
 clean:
-	rm -rf .build $(DEMO_OUT) eval-out
+	rm -rf .build $(FUZZ_BUILD) $(DEMO_OUT) eval-out

@@ -16,8 +16,11 @@ let swiftCPU: [String] = []
 let cCPU: [String] = []
 #endif
 
-// Hot numeric modules are always optimised, even in `swift test` (debug) builds.
+// Hot numeric modules are always optimised, even in `swift test` (debug) builds. -Ounchecked
+// (no overflow or bounds traps) is kept for modules whose kernels only see shapes that were
+// validated before them; the file readers parse untrusted bytes, so they keep every check.
 let hot: [SwiftSetting] = [.unsafeFlags(["-Ounchecked"] + swiftCPU)]
+let checkedHot: [SwiftSetting] = [.unsafeFlags(["-O"] + swiftCPU)]
 let cpu: [SwiftSetting] = swiftCPU.isEmpty ? [] : [.unsafeFlags(swiftCPU)]
 
 // OpenCV's compile flags (its include folder) from pkg-config. A `.systemLibrary` with
@@ -73,7 +76,7 @@ let package = Package(
         .target(name: "GuiseTensor", dependencies: ["COpenBLAS", "CThreadPool"], swiftSettings: hot),
         .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge", "GuiseFiles"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
-        .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: hot),
+        .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: checkedHot),
         // Layer 4: networks (embedded face models run on the engine; the ADM UNet).
         .target(name: "GuiseNetworks", dependencies: ["GuiseTensor", "GuiseFormats"], swiftSettings: hot),
         // Layer 5: what face and body analysis share: SSD anchors and decoding, weighted NMS,
@@ -105,7 +108,7 @@ let package = Package(
         ),
         .executableTarget(name: "guise", dependencies: ["GuiseCLI"], swiftSettings: cpu),
         // Benchmarks against PyTorch (`make bench`).
-        .executableTarget(name: "GuiseBench", dependencies: ["GuiseTensor", "GuiseNetworks", "COpenBLAS"], swiftSettings: hot),
+        .executableTarget(name: "GuiseBench", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseNetworks", "COpenBLAS"], swiftSettings: hot),
         // The ADM against PyTorch at DiffFace's size (`make bench`, Tools/bench_adm.py).
         .executableTarget(name: "ADMBench", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseNetworks"], swiftSettings: hot),
 

@@ -1,5 +1,6 @@
 import COpenBLAS
 import Foundation
+import GuiseFormats
 import GuiseNetworks
 import GuiseTensor
 
@@ -254,6 +255,31 @@ if let k = args.firstIndex(of: "--profile"), k + 1 < args.count {
     print("slowest steps:")
     for s in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(Int(ProcessInfo.processInfo.environment["GUISE_PROFILE_STEPS"] ?? "") ?? 25) {
         print(String(format: "  %8.3f ms  %-20@ %@", s.seconds / Double(runs) * 1e3, s.op, s.detail))
+    }
+    exit(0)
+}
+if args.contains("--load") {
+    // `--load`: reading each embedded model file (parse, weights widened to float32, the TFLite
+    // graph check and step building) and hashing it, best of several runs: what a command pays
+    // per model before any inference, and what bounds checks in the readers cost.
+    let dir = "Models/"
+    var loads: [(String, String, () throws -> Void)] = tfliteModels.map { name in
+        (name + ".tflite", "TFLiteNetwork", { _ = try TFLiteNetwork(path: dir + name + ".tflite") })
+    }
+    loads.append(("dlib_face_recognition_resnet_model_v1.dat", "DlibFaceEncoder",
+                  { _ = try DlibFaceEncoder(path: dir + "dlib_face_recognition_resnet_model_v1.dat") }))
+    loads.append(("prior/guise-prior.safetensors", "SafeTensorsFile + f32",
+                  { _ = try SafeTensorsFile(path: dir + "prior/guise-prior.safetensors").allTensors() }))
+    func pad(_ s: String, _ n: Int) -> String { s.padding(toLength: max(n, s.count), withPad: " ", startingAt: 0) }
+    print(pad("file", 42) + pad("reader", 22) + "       MB   load ms  sha256 ms")
+    for (file, reader, load) in loads {
+        guard FileManager.default.fileExists(atPath: dir + file) else { print("\(file): missing (make models)"); continue }
+        let bytes = try! MappedFile(path: dir + file)
+        let l = measure({ try! load() }, budget: 2, maxRuns: 10, warmup: 0.1)
+        let h = measure({ _ = SHA256.hex(bytes.bytes) }, budget: 2, maxRuns: 10, warmup: 0.1)
+        withExtendedLifetime(bytes) {
+            print(pad(file, 42) + pad(reader, 22) + String(format: "%9.2f %9.2f %10.2f", Double(bytes.count) / 1e6, l.best * 1e3, h.best * 1e3))
+        }
     }
     exit(0)
 }

@@ -51,7 +51,10 @@ public struct Checkpoint {
     /// Whether the file is judged to be safetensors (else it goes to the PyTorch reader).
     public static func isSafeTensors(_ path: String) throws -> Bool {
         let m = try MappedFile(path: path)
-        let b = m.bytes
+        return withExtendedLifetime(m) { looksLikeSafeTensors(m.bytes) }
+    }
+
+    private static func looksLikeSafeTensors(_ b: UnsafeRawBufferPointer) -> Bool {
         guard b.count >= 9 else { return false }
         // Pickles open with PROTO (0x80), zip archives with "PK"; anything else whose header
         // text starts with "{" is judged as safetensors, so a bad header length is reported

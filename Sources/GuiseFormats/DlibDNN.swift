@@ -22,10 +22,13 @@ public struct DlibNetwork {
     /// Metric loss margin and distance threshold (0.04 and 0.6 for the face recogniser).
     public let lossParameters: [Float]
     public let layers: [DlibLayer]
+    /// The largest input layer side accepted: a face chip is 150 pixels.
+    public static let maxInputSide = 4096
 
     public init(path: String) throws {
         let file = try MappedFile(path: path)
-        try self.init(bytes: file.bytes, path: path)
+        // The parsed layers own copies of the weights, but the mapping must last the parse.
+        self = try withExtendedLifetime(file) { try DlibNetwork(bytes: file.bytes, path: path) }
     }
 
     public init(bytes: UnsafeRawBufferPointer, path: String) throws {
@@ -37,7 +40,7 @@ public struct DlibNetwork {
         loss = try r.string()
         switch loss {
         case "loss_metric_2": lossParameters = [try r.float(), try r.float()]
-        default: throw FormatError("\(path): unsupported dlib loss layer '\(loss)'")
+        default: throw FormatError("\(path): unsupported dlib loss layer '\(printable(loss))'")
         }
 
         // Wrapper versions, outermost first, down to the layer over the input.
@@ -69,9 +72,12 @@ public struct DlibNetwork {
     private static func inputLayer(_ r: inout DlibReader) throws -> DlibLayer {
         let at = r.pos
         let name = try r.string()
-        guard name == "input_rgb_image_sized" else { throw r.fail("unsupported dlib input layer '\(name)'", at) }
+        guard name == "input_rgb_image_sized" else { throw r.fail("unsupported dlib input layer '\(printable(name))'", at) }
         let mean = [try r.float(), try r.float(), try r.float()]
         let rows = Int(try r.int()), cols = Int(try r.int())
+        guard rows > 0, cols > 0, rows <= Self.maxInputSide, cols <= Self.maxInputSide else {
+            throw r.fail("input layer of \(rows)×\(cols) pixels (at most \(Self.maxInputSide) a side)", at)
+        }
         return .inputRGB(mean: mean, rows: rows, cols: cols)
     }
 
@@ -86,9 +92,10 @@ public struct DlibNetwork {
             let padY = Int(try r.int()), padX = Int(try r.int())
             let filters = try r.aliasShape(), biases = try r.aliasShape()
             for _ in 0..<4 { _ = try r.double() }  // learning-rate and weight-decay multipliers
-            let fCount = filters.reduce(1, *), bCount = biases.reduce(1, *)
-            guard filters.count == 4, filters[0] == numFilters, filters[2] == nr, filters[3] == nc,
-                  bCount == numFilters, fCount + bCount == params.values.count,
+            // Products checked: each dimension may be up to 2³¹, and a wrapped product could match.
+            let fCount = elements(filters), bCount = elements(biases)
+            guard let fCount, let bCount, filters.count == 4, filters[0] == numFilters, filters[2] == nr, filters[3] == nc,
+                  bCount == numFilters, fCount == params.values.count - bCount,
                   strideY > 0, strideX > 0, padY >= 0, padX >= 0 else {
                 throw r.fail("con_ layer with inconsistent shapes (filters \(filters), biases \(biases), \(params.values.count) parameters)", at)
             }
@@ -99,8 +106,7 @@ public struct DlibNetwork {
             let params = try r.tensor()
             let gamma = try r.aliasShape(), beta = try r.aliasShape()
             let mode = try r.int()
-            let g = gamma.reduce(1, *)
-            guard gamma == beta, 2 * g == params.values.count, mode == 0 || mode == 1 else {
+            guard let g = elements(gamma), gamma == beta, g == params.values.count - g, mode == 0 || mode == 1 else {
                 throw r.fail("affine_ layer with inconsistent shapes (gamma \(gamma), \(params.values.count) parameters, mode \(mode))", at)
             }
             // dlib's layer_mode: CONV_MODE = 0 scales each channel; FC_MODE = 1 each element.
@@ -125,17 +131,28 @@ public struct DlibNetwork {
             _ = try r.aliasShape(); _ = try r.aliasShape()
             let biasMode = try r.int()
             for _ in 0..<4 { _ = try r.double() }
-            let w = inputs * outputs
             let hasBias = biasMode == 0
-            guard inputs > 0, outputs > 0, params.values.count == w + (hasBias ? outputs : 0) else {
+            guard inputs > 0, outputs > 0, case let (w, false) = inputs.multipliedReportingOverflow(by: outputs),
+                  params.values.count - (hasBias ? outputs : 0) == w else {
                 throw r.fail("fc_ layer with \(inputs) inputs, \(outputs) outputs and \(params.values.count) parameters", at)
             }
             return .fullyConnected(weight: Tensor(shape: [inputs, outputs], values: Array(params.values[0..<w])),
                                    bias: hasBias ? Tensor(shape: [outputs], values: Array(params.values[w...])) : nil)
         default:
-            throw r.fail("unsupported dlib layer '\(name)'", at)
+            throw r.fail("unsupported dlib layer '\(printable(name))'", at)
         }
     }
+}
+
+/// The element count of an alias shape, or nil when the product overflows.
+fileprivate func elements(_ shape: [Int]) -> Int? {
+    var n = 1
+    for d in shape {
+        let (m, overflow) = n.multipliedReportingOverflow(by: d)
+        guard !overflow else { return nil }
+        n = m
+    }
+    return n
 }
 
 public struct DlibPool {

@@ -100,22 +100,83 @@ public struct ModelStore {
         return size == entry.size ? .installed : .wrongSize(size)
     }
 
+    /// The file's content against the manifest's sha256. Each file is hashed once per process
+    /// (see `ContentDigests`), so networks loaded again, or a `verify` after a load, cost a stat.
     public func verify(_ entry: ModelManifest.Entry) throws -> Check {
         guard FileManager.default.fileExists(atPath: path(of: entry)) else { return .missing }
-        let file = try MappedFile(path: path(of: entry))
-        let digest = SHA256.hex(file.bytes)
+        let digest = try ContentDigests.shared.sha256(of: path(of: entry))
         return digest == entry.sha256 ? .ok : .mismatch(digest)
     }
 
-    /// The path of an installed, manifest-listed file, for the networks that load one.
+    /// What to do about a damaged or missing file: fetched files come back with `make models`;
+    /// the project-trained prior is committed, so git restores it.
+    public func remedy(for entry: ModelManifest.Entry) -> String {
+        entry.isProjectTrained ? "restore it with `git checkout -- Models/\(entry.name)`" : "run `make models` to fetch it again"
+    }
+
+    /// The path of an installed, manifest-listed file, for the networks that load one. Its size
+    /// and sha256 must match the manifest: a damaged file is an error naming the file and the
+    /// remedy, never loaded, so nothing downstream quietly stands in for it.
     public func installedPath(_ name: String) throws -> String {
         guard let entry = manifest.files.first(where: { $0.name == name }) else {
             throw FormatError("\(name) is not in \(directory)/manifest.json")
         }
+        let file = path(of: entry)
         switch status(of: entry) {
-        case .installed: return path(of: entry)
-        case .missing: throw FormatError("\(path(of: entry)) is missing; run `make models`")
-        case .wrongSize(let n): throw FormatError("\(path(of: entry)) has \(n) bytes, the manifest says \(entry.size); run `make models`")
+        case .installed: break
+        case .missing: throw FormatError("\(file) is missing; \(remedy(for: entry))")
+        case .wrongSize(let n): throw FormatError("\(file) has \(n) bytes, the manifest says \(entry.size); \(remedy(for: entry))")
         }
+        if case .mismatch = try verify(entry) {
+            throw FormatError("\(file) does not match its sha256 in \(directory)/manifest.json (damaged or altered); \(remedy(for: entry))")
+        }
+        return file
+    }
+}
+
+/// The sha256 of files already hashed by this process, keyed by what stat(2) says of each file
+/// (device, inode, size, modification time), so a file rewritten or replaced is hashed again
+/// while loading the same network twice hashes it once.
+public final class ContentDigests: @unchecked Sendable {
+    public static let shared = ContentDigests()
+
+    struct Key: Hashable {
+        let path: String
+        let device: UInt64, inode: UInt64
+        let size: Int64
+        let modifiedSeconds: Int64, modifiedNanoseconds: Int64
+    }
+
+    private var digests: [Key: String] = [:]
+    private let lock = NSLock()
+    /// How many files this process has hashed (not counting answers from the cache).
+    public private(set) var hashed = 0
+
+    private static func key(_ path: String) throws -> Key {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw FormatError("\(path): cannot stat (\(String(cString: strerror(errno))))") }
+        #if os(Linux)
+        let modified = st.st_mtim
+        #else
+        let modified = st.st_mtimespec
+        #endif
+        return Key(path: path, device: UInt64(st.st_dev), inode: UInt64(st.st_ino), size: Int64(st.st_size),
+                   modifiedSeconds: Int64(modified.tv_sec), modifiedNanoseconds: Int64(modified.tv_nsec))
+    }
+
+    /// The file's sha256 as 64 lowercase hex digits.
+    public func sha256(of path: String) throws -> String {
+        let before = try Self.key(path)
+        if let d = lock.withLock({ digests[before] }) { return d }
+        let file = try MappedFile(path: path)
+        // The mapping must outlive the hash: `bytes` alone does not keep the file mapped.
+        let digest = withExtendedLifetime(file) { SHA256.hex(file.bytes) }
+        // Remembered only if the file did not change while it was read.
+        let unchanged = try Self.key(path) == before
+        lock.withLock {
+            hashed += 1
+            if unchanged { digests[before] = digest }
+        }
+        return digest
     }
 }

@@ -9,16 +9,22 @@ public struct SafeTensorsFile {
     public let names: [String]
     public let metadata: [String: String]
     private let entries: [String: StoredTensor]
-    private let file: MappedFile
+    /// Keeps the bytes the tensors view alive (the file's mapping).
+    private let owner: AnyObject
 
     /// Accepts exactly what the reference reader accepts (Hugging Face's safetensors), bar
     /// dtypes Guise cannot widen: a header that is one JSON object with no repeated key,
     /// integer shapes and offsets whose byte sizes agree under checked arithmetic, and
     /// tensors that tile the data section from its first byte to its last with no overlap.
     public init(path: String) throws {
-        file = try MappedFile(path: path)
+        let file = try MappedFile(path: path)
+        try self.init(bytes: file.bytes, path: path, owner: file)
+    }
+
+    /// Parses `bytes`, which `owner` keeps alive as long as any tensor read from them.
+    public init(bytes b: UnsafeRawBufferPointer, path: String, owner: AnyObject) throws {
+        self.owner = owner
         self.path = path
-        let b = file.bytes
         func bad(_ why: String) -> FormatError { FormatError("\(path): \(why)", category: .input) }
         guard b.count >= 8 else { throw bad("too short for a safetensors file (\(b.count) bytes)") }
         let headerLen = b.loadUnaligned(fromByteOffset: 0, as: UInt64.self).littleEndian
@@ -85,7 +91,7 @@ public struct SafeTensorsFile {
                 throw bad("\(tensor) needs \(shape) × \(dtype.byteSize) = \(size) bytes but data_offsets give \(hi - lo)")
             }
             let slice = UnsafeRawBufferPointer(rebasing: b[(dataStart + lo)..<(dataStart + hi)])
-            entries[name] = StoredTensor(dtype: dtype, shape: shape, bytes: slice, owner: file)
+            entries[name] = StoredTensor(dtype: dtype, shape: shape, bytes: slice, owner: owner)
             spans.append((name, lo, hi))
         }
         // The reference sorts by (begin, end) and requires each tensor to start where the

@@ -71,7 +71,7 @@ public final class TFLiteModel {
 
         for (s, g) in subgraphs.enumerated() {
             for (i, t) in g.tensors.enumerated() {
-                let what = "\(path): tensor #\(i) '\(t.name)' of subgraph \(s)"
+                let what = "\(path): tensor #\(i) '\(printable(t.name))' of subgraph \(s)"
                 guard t.buffer < buffers.count else {
                     throw FormatError("\(what) refers to buffer \(t.buffer) of \(buffers.count)")
                 }
@@ -92,7 +92,7 @@ public final class TFLiteModel {
                     throw FormatError("\(path): operator #\(i) of subgraph \(s) has opcode index \(op.opcodeIndex) of \(operatorCodes.count)")
                 }
                 for t in op.inputs + op.outputs where t < -1 || t >= g.tensors.count {
-                    throw FormatError("\(path): operator #\(i) (\(operatorCodes[op.opcodeIndex].name)) of subgraph \(s) refers to tensor \(t) of \(g.tensors.count)")
+                    throw FormatError("\(path): operator #\(i) (\(printable(operatorCodes[op.opcodeIndex].name))) of subgraph \(s) refers to tensor \(t) of \(g.tensors.count)")
                 }
             }
             for t in g.inputs + g.outputs where t < 0 || t >= g.tensors.count {
@@ -125,7 +125,7 @@ public final class TFLiteModel {
     public func checkOperators(supported: Set<String>) throws {
         for (s, g) in subgraphs.enumerated() {
             for (i, op) in g.operators.enumerated() where !supported.contains(opName(op)) {
-                throw FormatError("\(path): unsupported TFLite op \(opName(op)) (operator #\(i) of subgraph \(s))")
+                throw FormatError("\(path): unsupported TFLite op \(printable(opName(op))) (operator #\(i) of subgraph \(s))")
             }
         }
     }
@@ -137,7 +137,7 @@ public final class TFLiteModel {
         let t = subgraphs[subgraph].tensors[index]
         let raw = data(of: t)
         guard raw.count > 0 else { return nil }
-        let what = "\(path): tensor '\(t.name)'"
+        let what = "\(path): tensor '\(printable(t.name))'"
         guard let elemSize = t.type.byteSize, t.type != .bool, t.type != .string else {
             throw FormatError("\(what) has type \(t.type) that cannot become float32")
         }
@@ -171,7 +171,7 @@ public final class TFLiteModel {
             return (0..<(raw.count / 8)).map { Int(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
         default: break
         }
-        throw FormatError("\(path): tensor '\(t.name)' is not an integer constant (type \(t.type), \(raw.count) bytes)")
+        throw FormatError("\(path): tensor '\(printable(t.name))' is not an integer constant (type \(t.type), \(raw.count) bytes)")
     }
 
     /// real = (q − zero_point) · scale, with one (scale, zero point) per slice along
@@ -280,9 +280,9 @@ public struct TFLiteTensor {
     init(table t: FBTable, fb: FlatBuffer) throws {
         name = try t.string(3, "name") ?? ""
         shape = (try t.ints(0, Int32.self, "shape") ?? []).map(Int.init)
-        guard shape.allSatisfy({ $0 >= -1 }) else { throw fb.fail("tensor '\(name)' has a negative dimension \(shape)", t.pos) }
+        guard shape.allSatisfy({ $0 >= -1 }) else { throw fb.fail("tensor '\(printable(name))' has a negative dimension \(shape)", t.pos) }
         let code = try t.scalar(1, Int8.self, default: 0)
-        guard let ty = TFLiteTensorType(rawValue: code) else { throw fb.fail("tensor '\(name)' has unknown type \(code)", t.pos) }
+        guard let ty = TFLiteTensorType(rawValue: code) else { throw fb.fail("tensor '\(printable(name))' has unknown type \(code)", t.pos) }
         type = ty
         buffer = Int(try t.scalar(2, UInt32.self, default: 0))
         isVariable = try t.bool(5)

@@ -126,7 +126,9 @@ public struct TFLiteTransposeConvBiasOptions: Sendable {
         }
         strideW = i32(4)
         strideH = i32(8)
-        guard strideW > 0, strideH > 0 else { throw FormatError("\(what): Convolution2DTransposeBias has strides \(strideW)×\(strideH)") }
+        guard strideW > 0, strideH > 0, strideW <= 1 << 16, strideH <= 1 << 16 else {
+            throw FormatError("\(what): Convolution2DTransposeBias has strides \(strideW)×\(strideH)")
+        }
     }
 }
 

@@ -65,6 +65,11 @@ public struct TFLiteSparsity {
             let (m, o) = acc.0.multipliedReportingOverflow(by: max(d, 0)); return (m, acc.1 || o)
         }
         guard shape.allSatisfy({ $0 >= 0 }), !overflow, total <= 1 << 30 else { throw bad("impossible dense shape \(shape)") }
+        // The dense copy is made at load: a few stored values must not ask for gigabytes. Real
+        // sparse weights keep a third of their values or more (MediaPipe's full-range detector).
+        guard total <= 64 * values.count + 4096 else {
+            throw bad("dense shape \(shape) holds \(total) values for \(values.count) stored, over 64 times as many")
+        }
         // Block size of in-block dimension n+b is the dense size of its level.
         var blockSize = [Int](repeating: 1, count: k)
         var blockOf = [Int](repeating: -1, count: n)

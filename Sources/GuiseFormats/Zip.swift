@@ -13,9 +13,15 @@ struct ByteView {
 }
 
 /// The entries of a ZIP archive inside a mapped file. PyTorch writes every entry stored (not
-/// compressed), so an entry's bytes are a slice of the mapping; compressed entries are refused.
-/// Sizes and offsets come from the central directory (torch's local headers carry zeros and a
-/// data descriptor), ZIP64 included; every one is checked against the file before use.
+/// compressed), so an entry's bytes are a slice of the mapping; deflated entries are listed but
+/// their data is refused, and any other method refuses the archive. Sizes and offsets come from
+/// the central directory (torch's local headers carry zeros and a data descriptor), ZIP64
+/// included. Everything is checked when the archive is opened, before any entry is read: the
+/// end records and the directory lie inside the file and before each other, every directory
+/// entry and its extra fields lie inside the directory, saturated 32-bit fields have their
+/// ZIP64 values, each local header agrees with its directory entry (name, method, and sizes
+/// and CRC unless a data descriptor follows), every entry's data lies inside the file before
+/// the directory, and no two entries overlap.
 struct ZipArchive {
     struct Entry {
         let name: String
@@ -24,6 +30,8 @@ struct ZipArchive {
         let compressedSize: Int
         let size: Int
         let localHeaderOffset: Int
+        /// Where the data starts: after the local header, its name and its extra field.
+        let dataOffset: Int
     }
 
     let path: String
@@ -49,24 +57,40 @@ struct ZipArchive {
             p -= 1
         }
         guard eocd >= 0 else { throw bad("no end-of-central-directory record; truncated?") }
+        guard eocd + 22 + Int(f.u16(eocd + 20)) <= bytes.count else { throw bad("archive comment runs past the end of the file") }
         var count = Int(f.u16(eocd + 10))
         var dirSize = Int(f.u32(eocd + 12))
         var dirOffset = Int(f.u32(eocd + 16))
+        // The directory must end before the record that locates it.
+        var dirLimit = eocd
         if count == 0xFFFF || dirSize == 0xFFFF_FFFF || dirOffset == 0xFFFF_FFFF {
             // ZIP64: a locator just before the record points at the 64-bit record.
             let loc = eocd - 20
             guard f.has(loc, 20), f.u32(loc) == 0x0706_4b50 else { throw bad("ZIP64 locator missing") }
+            guard f.u32(loc + 4) == 0, f.u32(loc + 16) <= 1 else { throw bad("multi-disk archives are not supported") }
             let rec64 = f.u64(loc + 8)
             guard rec64 < UInt64(bytes.count), f.has(Int(rec64), 56), f.u32(Int(rec64)) == 0x0606_4b50 else {
                 throw bad("ZIP64 end record missing")
             }
             let r = Int(rec64)
+            // The record's own size field counts the bytes after its first 12; it must end by the locator.
+            guard r <= loc - 56, f.u64(r + 4) >= 44, f.u64(r + 4) <= UInt64(loc - r - 12) else {
+                throw bad("ZIP64 end record overlaps its locator")
+            }
+            guard f.u32(r + 16) == 0, f.u32(r + 20) == 0, f.u64(r + 24) == f.u64(r + 32) else {
+                throw bad("multi-disk archives are not supported")
+            }
             guard f.u64(r + 32) < UInt64(Int.max), f.u64(r + 40) < UInt64(Int.max), f.u64(r + 48) < UInt64(Int.max) else {
                 throw bad("ZIP64 sizes out of range")
             }
             count = Int(f.u64(r + 32)); dirSize = Int(f.u64(r + 40)); dirOffset = Int(f.u64(r + 48))
+            dirLimit = r
+        } else {
+            guard f.u16(eocd + 4) == 0, f.u16(eocd + 6) == 0, f.u16(eocd + 8) == f.u16(eocd + 10) else {
+                throw bad("multi-disk archives are not supported")
+            }
         }
-        guard f.has(dirOffset, dirSize) else { throw bad("central directory lies outside the file") }
+        guard f.has(dirOffset, dirSize), dirSize <= dirLimit - dirOffset else { throw bad("central directory lies outside the file") }
         // Each directory entry takes at least 46 bytes, which bounds the count before we reserve.
         guard count <= dirSize / 46 else { throw bad("central directory claims \(count) entries in \(dirSize) bytes") }
 
@@ -76,45 +100,95 @@ struct ZipArchive {
         var q = dirOffset
         let dirEnd = dirOffset + dirSize
         for _ in 0..<count {
-            guard q + 46 <= dirEnd, f.u32(q) == 0x0201_4b50 else { throw bad("bad central directory entry at offset \(q)") }
+            guard dirEnd - q >= 46, f.u32(q) == 0x0201_4b50 else { throw bad("bad central directory entry at offset \(q)") }
+            let flags = f.u16(q + 8)
             let method = f.u16(q + 10)
             let crc = f.u32(q + 16)
             var csize = UInt64(f.u32(q + 20))
             var usize = UInt64(f.u32(q + 24))
             let nameLen = Int(f.u16(q + 28)), extraLen = Int(f.u16(q + 30)), commentLen = Int(f.u16(q + 32))
+            let diskStart = f.u16(q + 34)
             var local = UInt64(f.u32(q + 42))
             let nameAt = q + 46, extraAt = nameAt + nameLen
-            guard extraAt + extraLen + commentLen <= dirEnd else { throw bad("central directory entry overruns the directory") }
+            guard nameLen + extraLen + commentLen <= dirEnd - nameAt else { throw bad("central directory entry overruns the directory") }
+            guard nameLen > 0 else { throw bad("entry at offset \(q) has no name") }
             guard let name = String(validating: UnsafeRawBufferPointer(rebasing: bytes[nameAt..<extraAt]), as: UTF8.self) else {
                 throw bad("entry name is not UTF-8")
             }
+            let label = "entry '\(printable(name))'"
+            guard flags & 0x41 == 0 else { throw bad("\(label) is encrypted") }
+            guard method == 0 || method == 8 else { throw bad("\(label) uses compression method \(method); only stored and deflated entries exist in checkpoints") }
             // ZIP64 extra field (id 1): the 64-bit values, in order, for those saturated above.
+            // Each saturated field must get its value: 0xFFFFFFFF is never a size or offset.
+            var needs = [usize == 0xFFFF_FFFF, csize == 0xFFFF_FFFF, local == 0xFFFF_FFFF, diskStart == 0xFFFF]
+            var seen64 = false
             var e = extraAt
-            while e + 4 <= extraAt + extraLen {
+            while extraAt + extraLen - e >= 4 {
                 let id = f.u16(e), len = Int(f.u16(e + 2))
-                guard e + 4 + len <= extraAt + extraLen else { throw bad("extra field overruns entry '\(printable(name))'") }
+                guard len <= extraAt + extraLen - e - 4 else { throw bad("extra field overruns \(label)") }
                 if id == 1 {
+                    guard !seen64 else { throw bad("\(label) has two ZIP64 fields") }
+                    seen64 = true
                     var v = e + 4
-                    func next() throws -> UInt64 {
-                        guard v + 8 <= e + 4 + len else { throw bad("short ZIP64 field in entry '\(printable(name))'") }
-                        defer { v += 8 }
-                        return f.u64(v)
+                    func next(_ width: Int) throws -> UInt64 {
+                        guard width <= e + 4 + len - v else { throw bad("short ZIP64 field in \(label)") }
+                        defer { v += width }
+                        return width == 8 ? f.u64(v) : UInt64(f.u32(v))
                     }
-                    if usize == 0xFFFF_FFFF { usize = try next() }
-                    if csize == 0xFFFF_FFFF { csize = try next() }
-                    if local == 0xFFFF_FFFF { local = try next() }
+                    if needs[0] { usize = try next(8); needs[0] = false }
+                    if needs[1] { csize = try next(8); needs[1] = false }
+                    if needs[2] { local = try next(8); needs[2] = false }
+                    if needs[3] {
+                        guard try next(4) == 0 else { throw bad("multi-disk archives are not supported") }
+                        needs[3] = false
+                    }
                 }
                 e += 4 + len
             }
+            guard !needs.contains(true) else { throw bad("\(label) lacks the ZIP64 values its directory entry calls for") }
+            guard diskStart == 0 || diskStart == 0xFFFF else { throw bad("multi-disk archives are not supported") }
             guard usize < UInt64(Int.max), csize < UInt64(Int.max), local < UInt64(Int.max) else {
-                throw bad("entry '\(printable(name))' has sizes out of range")
+                throw bad("\(label) has sizes out of range")
             }
+            guard method != 0 || csize == usize else { throw bad("\(label) is stored but its sizes disagree (\(csize) and \(usize))") }
             // A repeated name would make the entry we read depend on the order: refuse it.
-            guard index[name] == nil else { throw bad("entry '\(printable(name))' appears twice") }
+            guard index[name] == nil else { throw bad("\(label) appears twice") }
+
+            // The local header must be this entry's: same name and method, and the same CRC and
+            // sizes unless flag bit 3 says they follow the data (then they may be zero).
+            let h = Int(local)
+            guard f.has(h, 30), f.u32(h) == 0x0403_4b50 else { throw bad("\(label) has no local header at offset \(h)") }
+            let localFlags = f.u16(h + 6)
+            let localNameLen = Int(f.u16(h + 26)), localExtraLen = Int(f.u16(h + 28))
+            guard f.has(h + 30, localNameLen + localExtraLen), localNameLen == nameLen,
+                  UnsafeRawBufferPointer(rebasing: bytes[(h + 30)..<(h + 30 + nameLen)]).elementsEqual(
+                      UnsafeRawBufferPointer(rebasing: bytes[nameAt..<extraAt])) else {
+                throw bad("\(label): its local header names another entry")
+            }
+            guard f.u16(h + 8) == method, localFlags & 0x41 == 0 else { throw bad("\(label): local header disagrees on the method") }
+            if localFlags & 0x08 == 0 {
+                let lcsize = f.u32(h + 18), lusize = f.u32(h + 22)
+                guard f.u32(h + 14) == crc,
+                      lcsize == 0xFFFF_FFFF || UInt64(lcsize) == csize,
+                      lusize == 0xFFFF_FFFF || UInt64(lusize) == usize else {
+                    throw bad("\(label): local header disagrees on the CRC or sizes")
+                }
+            }
+            let dataOffset = h + 30 + localNameLen + localExtraLen
+            guard dataOffset <= dirOffset, Int(csize) <= dirOffset - dataOffset else {
+                throw bad("\(label): data lies outside the file or runs into the directory; truncated?")
+            }
             index[name] = list.count
             list.append(Entry(name: name, method: method, crc32: crc, compressedSize: Int(csize), size: Int(usize),
-                              localHeaderOffset: Int(local)))
+                              localHeaderOffset: h, dataOffset: dataOffset))
             q = extraAt + extraLen + commentLen
+        }
+        guard q == dirEnd else { throw bad("central directory has \(dirEnd - q) bytes beyond its \(count) entries") }
+        // No two entries may share bytes: each local header starts at or after the end of the
+        // data before it (a data descriptor may sit in between).
+        let spans = list.sorted { $0.localHeaderOffset < $1.localHeaderOffset }
+        for (a, b) in zip(spans, spans.dropFirst()) where b.localHeaderOffset < a.dataOffset + a.compressedSize {
+            throw bad("entries '\(printable(a.name))' and '\(printable(b.name))' overlap")
         }
         entries = list
         self.index = index
@@ -122,24 +196,12 @@ struct ZipArchive {
 
     func entry(_ name: String) -> Entry? { index[name].map { entries[$0] } }
 
-    /// The entry's bytes: a slice of the mapping, after checking the local header and the bounds.
+    /// The entry's bytes: a slice of the mapping (the bounds were checked when the archive opened).
     func data(_ e: Entry) throws -> UnsafeRawBufferPointer {
-        func bad(_ why: String) -> FormatError { FormatError("\(path): damaged zip entry '\(printable(e.name))' (\(why))") }
         guard e.method == 0 else {
             throw FormatError("\(path): zip entry '\(printable(e.name))' is compressed (method \(e.method)); only stored entries are supported, as torch.save writes them")
         }
-        guard e.compressedSize == e.size else { throw bad("stored sizes disagree") }
-        let h = e.localHeaderOffset
-        guard file.has(h, 30), file.u32(h) == 0x0403_4b50 else { throw bad("no local header at offset \(h)") }
-        let nameLen = Int(file.u16(h + 26))
-        // The local header repeats the name: a directory entry pointing at another entry's data fails here.
-        guard file.has(h + 30, nameLen),
-              UnsafeRawBufferPointer(rebasing: file.bytes[(h + 30)..<(h + 30 + nameLen)]).elementsEqual(e.name.utf8) else {
-            throw bad("local header names another entry")
-        }
-        let start = h + 30 + nameLen + Int(file.u16(h + 28))
-        guard file.has(start, e.size) else { throw bad("data lies outside the file; truncated?") }
-        return UnsafeRawBufferPointer(rebasing: file.bytes[start..<(start + e.size)])
+        return UnsafeRawBufferPointer(rebasing: file.bytes[e.dataOffset..<(e.dataOffset + e.size)])
     }
 }
 

@@ -88,15 +88,38 @@ struct ImageHeader: Equatable {
             let little = b[0] == 0x49
             let r16 = little ? le16 : be16, r32 = little ? le32 : be32
             let ifd = try r32(4), count = try r16(ifd)
-            var w = 0, h = 0
+            var w = 0, h = 0, rowsPerStrip = 0, tileW = 0, tileH = 0
+            var seen: Set<Int> = []
             for e in 0..<count {
                 let at = ifd + 2 + 12 * e
                 let tag = try r16(at), type = try r16(at + 2)
-                guard tag == 256 || tag == 257 else { continue }
+                guard [256, 257, 278, 322, 323].contains(tag) else { continue }
+                // Each size once, as one SHORT or LONG: libtiff keeps the first of two entries, so a
+                // second one would make this check read another size than the decoder allocates.
+                guard seen.insert(tag).inserted, type == 3 || type == 4, try r32(at + 4) == 1 else {
+                    throw ImageError("corrupt TIFF (tag \(tag) repeated or not a single SHORT or LONG)")
+                }
                 let value = type == 3 ? try r16(at + 8) : try r32(at + 8)
-                if tag == 256 { w = value } else { h = value }
+                switch tag {
+                case 256: w = value
+                case 257: h = value
+                case 278: rowsPerStrip = value
+                case 322: tileW = value
+                default: tileH = value
+                }
             }
             guard w > 0 && h > 0 else { throw ImageError("corrupt TIFF (no image size)") }
+            // OpenCV allocates one strip or tile as declared, up to 1 GB, without clamping it to the
+            // image: a 200-byte file of 4102×6 pixels with 8299 rows per strip made it take 130 MB.
+            // A strip or tile may be as large as the image, or 1 MP, whichever is more.
+            let tiled = tileW > 0 || tileH > 0
+            let blockW = tiled ? tileW : w
+            let blockH = tiled ? tileH : (rowsPerStrip == 0 || rowsPerStrip == 0xFFFF_FFFF ? h : rowsPerStrip)
+            let (block, overflow) = blockW.multipliedReportingOverflow(by: blockH)
+            let (area, areaOverflow) = w.multipliedReportingOverflow(by: h)
+            guard !overflow, areaOverflow || block <= max(area, 1 << 20) else {
+                throw ImageError("corrupt TIFF (\(tiled ? "tiles" : "strips") of \(blockW)x\(blockH) pixels for a \(w)x\(h) image)")
+            }
             return ImageHeader(format: .tiff, width: w, height: h)
         }
         throw ImageError("not a supported image (PNG, JPEG, WebP, BMP or TIFF)")

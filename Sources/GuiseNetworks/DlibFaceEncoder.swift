@@ -14,11 +14,20 @@ import GuiseTensor
 public final class DlibFaceEncoder {
     public let path: String
     public let chipSize: Int
+    /// The most elements any layer's output has for one chip.
+    public let largestActivation: Int
     private let layers: [DlibLayer]
     private let mean: Tensor
 
-    public init(path: String) throws {
-        let net = try DlibNetwork(path: path)
+    public convenience init(path: String) throws {
+        try self.init(network: DlibNetwork(path: path), path: path)
+    }
+
+    /// `net` as read from `path` (which names it in errors). Every layer's shapes are checked
+    /// against the activation it will see, from the input layer through each tag and skip, so a
+    /// file whose layers do not fit together fails here, naming the layer, rather than in a
+    /// kernel that trusts its shapes.
+    public init(network net: DlibNetwork, path: String) throws {
         self.path = path
         guard case .inputRGB(let m, let rows, let cols)? = net.layers.first, rows == cols else {
             throw FormatError("\(path): the network does not start with a square RGB input layer")
@@ -26,7 +35,7 @@ public final class DlibFaceEncoder {
         guard case .fullyConnected? = net.layers.last else {
             throw FormatError("\(path): the network does not end with a fully connected layer")
         }
-        // Every marker run must be one (tag) or two (tag, skip) long, and skips must precede a pool.
+        // Every marker run must be one (tag) or two (tag, skip), and skips must precede a pool.
         var k = 1
         while k < net.layers.count {
             guard case .tagOrSkip = net.layers[k] else { k += 1; continue }
@@ -38,6 +47,94 @@ public final class DlibFaceEncoder {
         chipSize = rows
         layers = Array(net.layers.dropFirst())
         mean = Tensor(shape: [1, 3, 1, 1], values: m)
+        largestActivation = try Self.checkShapes(layers, chip: rows, path: path)
+    }
+
+    /// The most elements one sample's activation may have (1 GiB of float32).
+    static let maxActivation = 1 << 28
+
+    /// Follows the activation's shape [C, H, W] through `layers` exactly as `callAsFunction`
+    /// runs them, and throws at the first layer that could not run on it. Returns the largest
+    /// activation's element count.
+    static func checkShapes(_ layers: [DlibLayer], chip: Int, path: String) throws -> Int {
+        func fail(_ k: Int, _ why: String) -> FormatError {
+            FormatError("\(path): layer #\(k + 1) (\(layers[k].name)): \(why)")
+        }
+        func count(_ s: [Int]) -> Int? {
+            var n = 1
+            for d in s {
+                let (m, overflow) = n.multipliedReportingOverflow(by: d)
+                guard !overflow, m <= maxActivation else { return nil }
+                n = m
+            }
+            return n
+        }
+        /// The output side of a window of `size` (stride, padding) over `input`, or nil when
+        /// the window does not fit the padded input.
+        func side(_ input: Int, _ size: Int, _ stride: Int, _ pad: Int) -> Int? {
+            // Sizes come from the file unbounded; past 2³⁰ nothing fits and the sums below could wrap.
+            guard size > 0, size <= 1 << 30, stride > 0, pad >= 0, pad < size, input + 2 * pad >= size else { return nil }
+            return (input + 2 * pad - size) / stride + 1
+        }
+        var h = [3, chip, chip]
+        var largest = 3 * chip * chip
+        var tags: [[Int]] = []
+        var k = 0
+        while k < layers.count {
+            let at = k
+            switch layers[k] {
+            case .tagOrSkip:
+                tags.append(h)
+                if k + 1 < layers.count, case .tagOrSkip = layers[k + 1] {
+                    guard tags.count >= 2 else { throw fail(k, "skips back to a tag that was never set") }
+                    h = tags[tags.count - 2]
+                    k += 1
+                }
+            case .conv(let w, let b, let s, let p):
+                let ws = w.shape
+                guard ws.count == 4, ws[0] > 0, ws[1] == h[0], b.shape == [ws[0]] else {
+                    throw fail(k, "filters \(ws) do not fit an input of \(h[0]) channels")
+                }
+                guard let oh = side(h[1], ws[2], s.y, p.y), let ow = side(h[2], ws[3], s.x, p.x) else {
+                    throw fail(k, "a \(ws[2])×\(ws[3]) filter (stride \(s.y)×\(s.x), padding \(p.y)×\(p.x)) does not fit a \(h[1])×\(h[2]) input")
+                }
+                h = [ws[0], oh, ow]
+            case .affine(let g, let b, let perChannel):
+                let want = perChannel ? h[0] : count(h) ?? -1
+                guard g.count == want, b.count == want else {
+                    throw fail(k, "\(g.count) scales for an input of shape \(h) (\(perChannel ? "per channel" : "per element"))")
+                }
+            case .relu:
+                break
+            case .maxPool(let p), .avgPool(let p):
+                if case .avgPool = layers[k], p.rows == 0 && p.cols == 0 {
+                    h = [h[0], 1, 1]
+                    break
+                }
+                // The pooling kernels take padding up to half the window.
+                guard p.padding.y <= p.rows / 2, p.padding.x <= p.cols / 2,
+                      let oh = side(h[1], p.rows, p.stride.y, p.padding.y), let ow = side(h[2], p.cols, p.stride.x, p.padding.x) else {
+                    throw fail(k, "a \(p.rows)×\(p.cols) window (stride \(p.stride.y)×\(p.stride.x), padding \(p.padding.y)×\(p.padding.x)) does not fit a \(h[1])×\(h[2]) input")
+                }
+                h = [h[0], oh, ow]
+            case .addPrev:
+                guard let t = tags.last else { throw fail(k, "adds a tag that was never set") }
+                h = zip(h, t).map { max($0, $1) }
+                tags.removeAll()
+            case .fullyConnected(let w, let b):
+                guard k == layers.count - 1 else { throw fail(k, "a fully connected layer must be the last") }
+                guard w.rank == 2, w.shape[0] == count(h), b.map({ $0.count == w.shape[1] }) ?? true else {
+                    throw fail(k, "weights \(w.shape) do not fit an input of shape \(h)")
+                }
+                h = [w.shape[1], 1, 1]
+            case .inputRGB:
+                throw fail(k, "an input layer inside the network")
+            }
+            guard let n = count(h) else { throw fail(at, "makes an activation of shape \(h), over \(maxActivation) elements") }
+            largest = max(largest, n)
+            k += 1
+        }
+        return largest
     }
 
     /// x: [N, 3, 150, 150] RGB in 0…255. Returns [N, 128].

@@ -37,10 +37,10 @@ struct TFLiteGraphCheck {
     ]
 
     func fail(_ i: Int, _ name: String, _ why: String) -> FormatError {
-        FormatError("\(model.path): operator #\(i) \(name): \(why)")
+        FormatError("\(model.path): operator #\(i) \(printable(name)): \(why)")
     }
 
-    func label(_ t: Int) -> String { "tensor #\(t) '\(graph.tensors[t].name)' \(graph.tensors[t].shape)" }
+    func label(_ t: Int) -> String { "tensor #\(t) '\(printable(graph.tensors[t].name))' \(graph.tensors[t].shape)" }
 
     func shape(_ t: Int) -> [Int] { graph.tensors[t].shape }
 
@@ -70,6 +70,12 @@ struct TFLiteGraphCheck {
                 guard available.contains(t) else { throw fail(i, name, "reads \(label(t)) before any operator makes it") }
                 guard shape(t).allSatisfy({ $0 > 0 }) else { throw fail(i, name, "input \(label(t)) has an empty or unknown dimension") }
             }
+            // The data operand is what the step is run on: a constant there would leave it with no
+            // activation to read (elementwise ops take constants on either side, and DEQUANTIZE
+            // and DENSIFY fold them).
+            if !["ADD", "SUB", "MUL", "DEQUANTIZE", "DENSIFY"].contains(name), op.inputs[0] >= 0, constants.contains(op.inputs[0]) {
+                throw fail(i, name, "input \(label(op.inputs[0])) is a constant; it must be an activation")
+            }
             guard !isStored(out), !g.inputs.contains(out), produced.insert(out).inserted else {
                 throw fail(i, name, "writes \(label(out)), which is already a constant or another operator's output")
             }
@@ -79,7 +85,7 @@ struct TFLiteGraphCheck {
             }
             available.insert(out)
         }
-        for t in g.outputs where !available.contains(t) {
+        for t in g.outputs where !produced.contains(t) && !g.inputs.contains(t) {
             throw FormatError("\(model.path): output \(label(t)) is made by no operator")
         }
     }
@@ -102,8 +108,14 @@ struct TFLiteGraphCheck {
         }
         /// Output size along one axis of a window op (TFLite's SAME and VALID rules).
         func window(_ input: Int, _ kernel: Int, _ stride: Int, _ dilation: Int, _ p: TFLitePadding) throws -> Int {
-            if p == .same { return (input + stride - 1) / stride }
             let span = (kernel - 1) * dilation + 1
+            // SAME pads by up to span − 1 and the kernels build the padded copy, so a dilation that
+            // spreads the taps far past the input would make it any size (a 6-pixel input dilated
+            // by 65536 asked for 800 MB). Undilated windows always pass.
+            guard span <= 2 * input + kernel else {
+                throw fail(i, name, "window \(kernel) (dilation \(dilation)) spans \(span) pixels, far past the input \(x)")
+            }
+            if p == .same { return (input + stride - 1) / stride }
             guard input >= span else { throw fail(i, name, "window \(kernel) (dilation \(dilation)) is larger than input \(x)") }
             return (input - span) / stride + 1
         }

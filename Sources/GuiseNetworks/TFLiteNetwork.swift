@@ -98,7 +98,7 @@ public final class TFLiteNetwork {
             // A flipped exponent bit turns a weight into ±1e30 or so, or into inf or NaN, which runs
             // but makes every output non-finite; no weight of a working network comes near 1e6.
             if let c, let k = c.values.firstIndex(where: { !(abs($0) <= Self.weightLimit) }) {
-                throw FormatError("\(model.path): tensor #\(t) '\(g.tensors[t].name)' holds \(c.values[k]) at element \(k), beyond ±\(Self.weightLimit) for a weight")
+                throw FormatError("\(model.path): tensor #\(t) '\(printable(g.tensors[t].name))' holds \(c.values[k]) at element \(k), beyond ±\(Self.weightLimit) for a weight")
             }
             raw[t] = c
             return c
@@ -118,7 +118,7 @@ public final class TFLiteNetwork {
                 if raw[op.outputs[0]] != nil { continue }
                 let t = g.tensors[op.inputs[0]].type
                 guard t == .float32 || t == .float16 else {
-                    throw FormatError("\(path): operator #\(i) \(name) of a \(t) activation: quantised graphs are not supported")
+                    throw FormatError("\(path): operator #\(i) \(printable(name)) of a \(t) activation: quantised graphs are not supported")
                 }
                 steps.append(Step(index: i, name: name, inputs: [op.inputs[0]], outputs: op.outputs, run: { $0 }))
                 continue
@@ -156,7 +156,7 @@ public final class TFLiteNetwork {
     /// (e.g. logits before a final sigmoid, whose gradients don't vanish where it saturates).
     public func callAsFunction(_ inputs: [Tensor], fetching names: [String]) throws -> [Tensor] {
         let ids = try names.map { n -> Int in
-            guard let t = graph.tensorIndex(named: n) else { throw NetworkError("\(path): no tensor named '\(n)'") }
+            guard let t = graph.tensorIndex(named: n) else { throw NetworkError("\(path): no tensor named '\(printable(n))'") }
             return t
         }
         return try run(inputs, fetching: ids)
@@ -171,7 +171,7 @@ public final class TFLiteNetwork {
         for (k, (t, x)) in zip(graph.inputs, inputs).enumerated() {
             let want = graph.tensors[t].shape
             guard x.rank == want.count, Array(x.shape.dropFirst()) == Array(want.dropFirst()) else {
-                throw NetworkError("\(path): input '\(inputNames[k])' must have shape \(want) (any batch), got \(x.shape)")
+                throw NetworkError("\(path): input '\(printable(inputNames[k]))' must have shape \(want) (any batch), got \(x.shape)")
             }
             values[t] = x.rank == 4 ? x.permuted(0, 3, 1, 2) : x
         }
@@ -185,16 +185,16 @@ public final class TFLiteNetwork {
         }
         return try fetch.map { t in
             if let into = foldedTensors[t] {
-                throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is computed inside operator #\(into) and never stored", category: .unsupported)
+                throw NetworkError("\(path): tensor '\(printable(graph.tensors[t].name))' is computed inside operator #\(into) and never stored", category: .unsupported)
             }
-            guard let y = values[t] else { throw NetworkError("\(path): tensor '\(graph.tensors[t].name)' is a constant or unused") }
+            guard let y = values[t] else { throw NetworkError("\(path): tensor '\(printable(graph.tensors[t].name))' is a constant or unused") }
             return y.rank == 4 ? y.permuted(0, 2, 3, 1).contiguous() : y
         }
     }
 
     public func callAsFunction(named inputs: [String: Tensor]) throws -> [String: Tensor] {
         let ordered = try inputNames.map { n -> Tensor in
-            guard let x = inputs[n] else { throw NetworkError("\(path): missing input '\(n)'") }
+            guard let x = inputs[n] else { throw NetworkError("\(path): missing input '\(printable(n))'") }
             return x
         }
         return Dictionary(uniqueKeysWithValues: zip(outputNames, try self(ordered)))
@@ -212,7 +212,7 @@ private struct StepBuilder {
     }
 
     func fail(_ i: Int, _ name: String, _ why: String) -> FormatError {
-        FormatError("\(model.path): operator #\(i) \(name): \(why)")
+        FormatError("\(model.path): operator #\(i) \(printable(name)): \(why)")
     }
 
     func shape(_ t: Int) -> [Int] { graph.tensors[t].shape }
@@ -284,7 +284,7 @@ private struct StepBuilder {
             }
 
         case ("Convolution2DTransposeBias", _):
-            let o = try TFLiteTransposeConvBiasOptions(customOptions: op.customOptions, what: "\(model.path): operator #\(i) \(name)")
+            let o = try TFLiteTransposeConvBiasOptions(customOptions: op.customOptions, what: "\(model.path): operator #\(i) \(printable(name))")
             let w = try weight(1), b = try optionalBias(2)
             let x = shape(op.inputs[0])
             guard w.rank == 4, x.count == 4, w.shape[3] == x[3], outShape.count == 4 else {
@@ -300,7 +300,9 @@ private struct StepBuilder {
             }
             let (pt, pb, oph) = axis(x[1], outShape[1], w.shape[1], o.strideH)
             let (pl, pr, opw) = axis(x[2], outShape[2], w.shape[2], o.strideW)
-            guard oph >= 0, opw >= 0, oph < o.strideH, opw < o.strideW else {
+            // The padding cropped off the full transposed output stays within the kernel, as it
+            // does for any output TFLite would compute; more would be a padded buffer of any size.
+            guard oph >= 0, opw >= 0, oph < o.strideH, opw < o.strideW, pt + pb < w.shape[1], pl + pr < w.shape[2] else {
                 throw fail(i, name, "output \(outShape) does not follow from input \(x) and kernel \(w.shape)")
             }
             let pad = NN.Padding(top: pt, bottom: pb, left: pl, right: pr)

@@ -15,7 +15,8 @@ public enum DetectorChoice: String, CaseIterable, Sendable {
 
     /// The detector and the name it goes by in reports. BlazeFace falls back to the Haar
     /// cascade when its network files are absent; `note` is told once per call. Files that are
-    /// present but damaged (wrong size, a graph that fails to load) are an error, never a fallback.
+    /// present but damaged (wrong size or sha256, a graph that fails to load) are an error, never
+    /// a fallback.
     public func make(store: ModelStore? = nil, note: (String) -> Void = { _ in }) throws -> (detector: FaceDetector, name: String) {
         switch self {
         case .haar: return (try HaarFaceDetector(cascade: .frontalDefault), rawValue)

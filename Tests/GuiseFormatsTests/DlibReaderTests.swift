@@ -113,4 +113,45 @@ final class DlibReaderTests: XCTestCase {
         }
         XCTAssertGreaterThan(rejected, 10)
     }
+    /// Sizes whose products overflow (each dimension below 2³¹, four of them multiplied; an fc's
+    /// inputs × outputs; an affine's 2 × count) are refused with a message, never trapped on
+    /// or wrapped into a size that matches.
+    func testOverflowingShapesAreRefused() throws {
+        func int(_ v: Int64) -> [UInt8] {
+            var m = v.magnitude, raw: [UInt8] = []
+            repeat { raw.append(UInt8(m & 0xFF)); m >>= 8 } while m > 0
+            return [UInt8(raw.count) | (v < 0 ? 0x80 : 0)] + raw
+        }
+        func string(_ s: String) -> [UInt8] { int(Int64(s.utf8.count)) + Array(s.utf8) }
+        func float(_ v: Int64) -> [UInt8] { int(v) + int(0) }
+        func alias(_ d: [Int64]) -> [UInt8] { int(1) + d.flatMap(int) }
+        let emptyTensor = int(2) + [0, 0, 0, 0].flatMap(int)
+        let head = int(1) + string("loss_metric_2") + float(0) + float(1) + int(3)
+            + string("input_rgb_image_sized") + float(1) + float(2) + float(3) + int(8) + int(8)
+        let big: Int64 = 1 << 31 - 1
+        let layers: [(String, [UInt8])] = [
+            ("con_", string("con_4") + emptyTensor + [big, 1, 1, 1, 1, 0, 0].flatMap(int) + alias([big, big, big, big]) + alias([1, big, 1, 1])
+                + float(1) + float(1) + float(1) + float(1)),
+            ("affine_", string("affine_") + emptyTensor + alias([big, big, big, 4]) + alias([big, big, big, 4]) + int(0)),
+            ("fc_", string("fc_2") + int(Int64(1) << 40) + int(Int64(1) << 40) + emptyTensor + alias([1, 1, 1, 1]) + alias([1, 1, 1, 1])
+                + int(1) + float(1) + float(1) + float(1) + float(1)),
+        ]
+        for (name, layer) in layers {
+            let bytes = head + layer + [UInt8](repeating: UInt8(ascii: "0"), count: 3) + emptyTensor + emptyTensor + emptyTensor + int(1)
+            try bytes.withUnsafeBytes { raw in
+                XCTAssertThrowsError(try DlibNetwork(bytes: raw, path: "o.dat"), name) { e in
+                    let m = (e as? FormatError)?.message ?? "\(e)"
+                    XCTAssertTrue(m.hasPrefix("o.dat: malformed dlib file: \(name)") && !m.contains("\n"), m)
+                }
+            }
+        }
+        // An input layer of absurd size.
+        let wide = int(1) + string("loss_metric_2") + float(0) + float(1) + int(3)
+            + string("input_rgb_image_sized") + float(1) + float(2) + float(3) + int(1 << 40) + int(1 << 40)
+        try wide.withUnsafeBytes { raw in
+            XCTAssertThrowsError(try DlibNetwork(bytes: raw, path: "o.dat")) { e in
+                XCTAssertTrue("\(e)".contains("input layer of"), "\(e)")
+            }
+        }
+    }
 }

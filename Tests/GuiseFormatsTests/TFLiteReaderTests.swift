@@ -174,6 +174,29 @@ final class TFLiteReaderTests: XCTestCase {
         }
     }
 
+    /// Densifying happens at load, so the dense shape may not dwarf what is stored: one stored
+    /// value for a 30000×30000 weight (3.6 GB dense) is refused before anything is allocated.
+    func testDenseCopyIsBoundedByTheStoredValues() {
+        let rows = 30000
+        let sp = TFLiteSparsity(
+            traversalOrder: [0, 1], blockMap: [],
+            dimMetadata: [
+                .init(format: .dense, denseSize: rows, arraySegments: [], arrayIndices: []),
+                .init(format: .sparseCSR, denseSize: 0, arraySegments: [0] + [Int](repeating: 1, count: rows), arrayIndices: [7]),
+            ])
+        XCTAssertThrowsError(try TFLiteSparsity.densify(values: [1], shape: [rows, 30000], sparsity: sp, what: "w")) { e in
+            XCTAssert("\(e)".contains("over 64 times as many"), "\(e)")
+        }
+        // A third of the values stored, as in the shipped sparse detector, is fine.
+        let third = TFLiteSparsity(
+            traversalOrder: [0, 1], blockMap: [],
+            dimMetadata: [
+                .init(format: .dense, denseSize: 2, arraySegments: [], arrayIndices: []),
+                .init(format: .sparseCSR, denseSize: 0, arraySegments: [0, 1, 2], arrayIndices: [0, 2]),
+            ])
+        XCTAssertEqual(try TFLiteSparsity.densify(values: [1, 2], shape: [2, 3], sparsity: third, what: "w"), [1, 0, 0, 0, 0, 2])
+    }
+
     /// Per-tensor and per-axis (axis 0 of a [2, 3] int8 weight) dequantization.
     func testDequantization() throws {
         let perTensor = TFLiteQuantization(scale: [0.5], zeroPoint: [3], quantizedDimension: 0)
