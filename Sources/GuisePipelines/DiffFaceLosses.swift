@@ -168,9 +168,12 @@ public struct DiffFaceLosses {
 
     public let experts: DiffFaceExperts
     public var weights = Weights()
-    /// The aligned target [1, 3, 256, 256] in [−1, 1] and DiffFace's binary face mask [1, 1, 256, 256].
+    /// The aligned target [1, 3, 256, 256] in [−1, 1] and DiffFace's binary face mask [1, 1, 256, 256]
+    /// (settable, since DiffFace makes it from the target's parsing, which this computes).
     public let target: Tensor
-    public let mask: Tensor
+    public var mask: Tensor {
+        didSet { precondition(mask.shape == [1, 1, 256, 256], "DiffFace's mask must be [1, 1, 256, 256]") }
+    }
     /// The source's L2-normalised ArcFace embedding [1, 512] (nil without ArcFace).
     public let sourceEmbedding: Tensor?
     /// The target's parsing logits at 256 (nil without BiSeNet).

@@ -113,7 +113,7 @@ final class DiffFaceRefiner {
             mask = try DiffFaceRefiner.meshMask(targetLM)
         }
         let maskTensor = ImageTensor.tensor(mask)
-        losses = try DiffFaceLosses(experts: baseExperts, target: t, mask: maskTensor, source: s, eyeBoxes: boxes)
+        losses.mask = maskTensor
         losses.weights.identity *= Float(options.identityWeight)
         losses.weights.semantic *= Float(options.structureWeight)
         losses.weights.gaze *= Float(options.gazeWeight)
@@ -174,7 +174,8 @@ final class DiffFaceRefiner {
         var names = expertNames
         names["identity"] = names["identity"] ?? "dlib (embedded)"
         names["semantic"] = names["semantic"] ?? "face mesh (embedded)"
-        names["gaze"] = boxes.isEmpty ? "none (no eye boxes)" : (names["gaze"] ?? "iris (embedded)")
+        names["gaze"] = boxes.isEmpty && experts.gaze != nil ? "iris (embedded; the eye boxes left the crop, so EyeNet could not run)"
+            : (names["gaze"] ?? "iris (embedded)")
         return Refined(samples: results.map(\.0), distances: results.map(\.1), mask: mask, stepsRun: run,
                        lastTerms: results.first?.2 ?? [:], experts: names)
     }
