@@ -11,27 +11,7 @@ extension ModelRun {
         guard config == nil else { throw ValidationError("--config is for ADM checkpoints, not ArcFace networks") }
         let net = try ArcFaceNetwork(path: file)
         output.note("\(net.description)")
-        let given = try readInput(inputs)
-        guard given["x"] != nil else {
-            throw FormatError("\(inputs): an ArcFace network needs input x [N,3,\(net.inputSize),\(net.inputSize)]; found \(given.names.sorted().joined(separator: ", "))",
-                              category: .input)
-        }
-        let x = try given.tensor("x")
-        var outputs: [String: Tensor] = [:]
-        if let seeds = try readSeeds() {
-            guard seeds["seed"] != nil else { throw FormatError("\(gradSeed!): no tensor named seed", category: .input) }
-            let seed = try seeds.tensor("seed")
-            let (value, grad) = try vectorJacobianProduct(at: x, seed: seed) { xl -> Tensor in
-                let o = try net(xl)
-                guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)", category: .input) }
-                return o
-            }
-            outputs["out"] = value
-            outputs["grad_x"] = grad
-        } else {
-            outputs["out"] = try Autograd.noGrad { try net(x) }
-        }
-        return outputs
+        return try runSingleInput("an ArcFace network", needs: "x [N,3,\(net.inputSize),\(net.inputSize)]") { try net($0) }
     }
 }
 

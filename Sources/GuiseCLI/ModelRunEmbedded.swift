@@ -61,25 +61,25 @@ extension ModelRun {
 
     func runDlib() throws -> [String: Tensor] {
         let net = try DlibFaceEncoder(path: file)
+        return try runSingleInput("a dlib network", needs: "x [N,3,\(net.chipSize),\(net.chipSize)]") { try net($0) }
+    }
+
+    /// A network of one input `x` (dlib, ArcFace, BiSeNet, EyeNet): `out`, and with --grad-wrt x
+    /// also `grad_x`, the gradient of Σ(out ⊙ seed) with respect to x.
+    func runSingleInput(_ what: String, needs input: String, _ net: (Tensor) throws -> Tensor) throws -> [String: Tensor] {
         let given = try readInput(inputs)
         guard given["x"] != nil else {
-            throw FormatError("\(inputs): a dlib network needs input x [N,3,\(net.chipSize),\(net.chipSize)]; found \(given.names.sorted().joined(separator: ", "))", category: .input)
+            throw FormatError("\(inputs): \(what) needs input \(input); found \(given.names.sorted().joined(separator: ", "))", category: .input)
         }
         let x = try given.tensor("x")
-        var outputs: [String: Tensor] = [:]
-        if let seeds = try readSeeds() {
-            guard seeds["seed"] != nil else { throw FormatError("\(gradSeed!): no tensor named seed", category: .input) }
-            let seed = try seeds.tensor("seed")
-            let (value, grad) = try vectorJacobianProduct(at: x, seed: seed) { xl -> Tensor in
-                let o = try net(xl)
-                guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)", category: .input) }
-                return o
-            }
-            outputs["out"] = value
-            outputs["grad_x"] = grad
-        } else {
-            outputs["out"] = try Autograd.noGrad { try net(x) }
+        guard let seeds = try readSeeds() else { return ["out": try Autograd.noGrad { try net(x) }] }
+        guard seeds["seed"] != nil else { throw FormatError("\(gradSeed!): no tensor named seed", category: .input) }
+        let seed = try seeds.tensor("seed")
+        let (value, grad) = try vectorJacobianProduct(at: x, seed: seed) { xl -> Tensor in
+            let o = try net(xl)
+            guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)", category: .input) }
+            return o
         }
-        return outputs
+        return ["out": value, "grad_x": grad]
     }
 }

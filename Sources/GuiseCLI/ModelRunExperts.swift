@@ -28,22 +28,6 @@ extension ModelRun {
         if config != nil {
             throw ValidationError("--config is for ADM checkpoints; \(kind == "bisenet" ? "BiSeNet" : "EyeNet") widths are read from the weights")
         }
-        let given = try readInput(inputs)
-        guard given["x"] != nil else {
-            throw FormatError("\(inputs): \(kind == "bisenet" ? "a BiSeNet" : "an EyeNet") needs input \(input); found \(given.names.sorted().joined(separator: ", "))",
-                              category: .input)
-        }
-        let x = try given.tensor("x")
-        guard let seeds = try readSeeds() else {
-            return (kind, ["out": try Autograd.noGrad { try net(x) }])
-        }
-        guard seeds["seed"] != nil else { throw FormatError("\(gradSeed!): no tensor named seed", category: .input) }
-        let seed = try seeds.tensor("seed")
-        let (value, grad) = try vectorJacobianProduct(at: x, seed: seed) { xl -> Tensor in
-            let o = try net(xl)
-            guard o.shape == seed.shape else { throw FormatError("seed has shape \(seed.shape), the output \(o.shape)", category: .input) }
-            return o
-        }
-        return (kind, ["out": value, "grad_x": grad])
+        return (kind, try runSingleInput(kind == "bisenet" ? "a BiSeNet" : "an EyeNet", needs: input, net))
     }
 }
