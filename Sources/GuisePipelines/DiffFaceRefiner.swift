@@ -168,7 +168,7 @@ final class DiffFaceRefiner {
             let r = try diffusion.sample(model.denoiser, shape: t.shape, initImage: t, options: sampler,
                                          noise: SeededNoise(seed: seed &+ UInt64(k)))
             let img = try ImageTensor.image(r.image.clamped(min: -1, max: 1), range: .signed)
-            results.append((img, try distance(img, to: s, sourceDescriptor: sourceDescriptor, targetLM: targetLM), lastTerms))
+            results.append((img, try distance(img, to: losses.sourceEmbedding, sourceDescriptor: sourceDescriptor, targetLM: targetLM), lastTerms))
         }
         results.sort { $0.1 < $1.1 }
         var names = expertNames
@@ -182,11 +182,10 @@ final class DiffFaceRefiner {
 
     /// The identity distance that ranks samples: ArcFace's 1 − cos on the clean view when it is
     /// there (as DiffFace ranks), else dlib's descriptor distance.
-    func distance(_ img: Image, to source: Tensor, sourceDescriptor: [Float], targetLM: FaceLandmarks) throws -> Double {
-        if let embed = experts.identity {
+    func distance(_ img: Image, to sourceEmbedding: Tensor?, sourceDescriptor: [Float], targetLM: FaceLandmarks) throws -> Double {
+        if let embed = experts.identity, let b = sourceEmbedding {
             return try Autograd.noGrad {
                 let a = try DiffFaceLosses.embedding(ImageTensor.tensor(img, range: .signed), mask: nil, embed: embed)
-                let b = try DiffFaceLosses.embedding(source, mask: nil, embed: embed)
                 return Double(1 - DiffFaceLosses.cosine(a, b).item())
             }
         }
