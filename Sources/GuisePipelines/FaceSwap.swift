@@ -179,7 +179,6 @@ public final class FaceSwap {
             // activations (about 9.6 GB); recomputing them block by block in the backward keeps
             // about a third of that for one more forward's time.
             model.net.checkpointing = options.gradientThroughNetwork
-            model.net.checkpointMinSide = Int(ProcessInfo.processInfo.environment["GUISE_CKPT_MIN"] ?? "0") ?? 0
             return model
         }
         return try models.diffusion(options.model, config: options.modelConfig)
