@@ -54,7 +54,8 @@ public struct EditOptions {
     /// pixels, taken after the gradient-domain blend) replaces the model's. A paste-in's
     /// mismatch is in its colours and light, which live in the low frequencies the model redraws;
     /// at a moderate strength the small prior would also repaint its texture and edges as
-    /// blotches. 1 keeps the region's detail, 0 keeps the model's (to redraw a scribble).
+    /// blotches. 1 keeps the region's detail, 0 keeps the model's (to redraw a scribble). Not
+    /// applied with `guidance` that has no start (see `EditGuidance.start`).
     public var detail = 1.0
     public var detailSigma = 4.0
     /// Telea then noise keeps the fill's broad colours near the smooth fill's (and so its PSNR)
@@ -85,8 +86,15 @@ public struct EditGuidance {
     /// What the report calls it ("gaze", …).
     public var name: String
     public var energy: (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor
-    public init(name: String = "custom", energy: @escaping (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor) {
+    /// The photo the re-rendering starts from, made from the input (the eyes already turned,
+    /// say); only pixels inside the mask may differ from the input's, the rest are ignored. With
+    /// a start, the harmonise keeps the start's fine detail (`EditOptions.detail`); without one,
+    /// the experts redraw the region and the old detail is not brought back.
+    public var start: ((Image) throws -> Image)?
+    public init(name: String = "custom", start: ((Image) throws -> Image)? = nil,
+                energy: @escaping (_ x0: Tensor, _ origin: (x: Int, y: Int)) throws -> Tensor) {
         self.name = name
+        self.start = start
         self.energy = energy
     }
 }
@@ -210,7 +218,11 @@ public struct Edit {
         let reversePerTile = zip(times, times.dropFirst()).filter { $1 < $0 }.count
 
         // The window's pixels (mirrored past the photo's edge) and which of them the network makes.
-        var works = windows.map { $0.extract(image) }
+        let begin = try o.guidance?.start?(image) ?? image
+        guard begin.width == image.width, begin.height == image.height else {
+            throw EditError("the guidance's start is \(begin.width)x\(begin.height), the photo \(image.width)x\(image.height)", category: .internal)
+        }
+        var works = windows.map { $0.extract(begin) }
         var unknowns = windows.map { w in w.extractMask(weight).map { $0 > 0 } }
         let plan: [(window: Int, tile: WindowRect)] = windows.indices.flatMap { k in
             Window.tiles(width: windows[k].width, height: windows[k].height, tile: tile, stride: stride)
@@ -258,7 +270,8 @@ public struct Edit {
             done += perTile
             var made = try ImageTensor.image(result.sample, range: .signed)
             guard !made.rgb.contains(where: { $0.isNaN }) else { throw EditError("the model produced NaN values", category: .model) }
-            if o.mode == .harmonize && o.detail > 0 {
+            // Guidance without a start moves features (an iris) the old detail would draw back.
+            if o.mode == .harmonize && o.detail > 0 && (o.guidance == nil || o.guidance?.start != nil) {
                 made = try Edit.withDetail(of: tileImage, on: made, amount: Float(o.detail), sigma: o.detailSigma)
             }
             window.paste(made, into: &works[step.window], unknown: &unknowns[step.window], rect: t)

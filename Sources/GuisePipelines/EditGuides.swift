@@ -37,7 +37,8 @@ public enum EditGuides {
     public static let defaultGazeWeight = 300.0
 
     /// Guidance that moves both irises to `target` horizontally and keeps their vertical place,
-    /// measured by the iris network on x̂0, and the photo rectangle the network's window must
+    /// measured by the iris network on x̂0, starting from the photo with its irises warped there
+    /// (`gazeWarp`), and the photo rectangle the network's window must
     /// include so the face mesh sees the whole face (x0, y0, x1, y1, exclusive ends).
     public static func gaze(_ target: GazeTarget, image: Image, landmarks lm: FaceLandmarks, analyzer: FaceAnalyzer,
                             weight: Double = defaultGazeWeight) throws -> (guidance: EditGuidance, context: [Int]) {
@@ -45,7 +46,7 @@ public enum EditGuides {
         let vertical = [now[1], now[3]]
         let goal = Float(target.horizontal)
         let w = Float(weight)
-        let guidance = EditGuidance(name: "gaze") { x0, origin in
+        let guidance = EditGuidance(name: "gaze", start: { try gazeWarp($0, landmarks: lm, target: target) }) { x0, origin in
             var shifted = lm
             shifted.roi.centre = Point(lm.roi.centre.x - Double(origin.x), lm.roi.centre.y - Double(origin.y))
             shifted.mesh = lm.mesh.map { Point3($0.x - Double(origin.x), $0.y - Double(origin.y), $0.z) }
@@ -60,6 +61,76 @@ public enum EditGuides {
         let context = [Int((r.centre.x - hx).rounded(.down)), Int((r.centre.y - hy).rounded(.down)),
                        Int((r.centre.x + hx).rounded(.up)) + 1, Int((r.centre.y + hy).rounded(.up)) + 1]
         return (guidance, context)
+    }
+
+    /// The photo with each iris moved along its eye to `target`'s horizontal place, by a warp
+    /// inside the eye openings alone: along the corner-to-corner axis, a displacement that is the
+    /// whole shift over the iris (so it keeps its round shape) and falls linearly to nothing at
+    /// the two corners, so the white on one side is stretched and on the other squeezed. Pixels
+    /// outside the openings are returned exactly. The guided re-rendering then starts with the
+    /// eyes already looking the new way, as the swap starts from its warp: the prior draws no
+    /// eyes of its own.
+    public static func gazeWarp(_ image: Image, landmarks lm: FaceLandmarks, target: GazeTarget) throws -> Image {
+        let w = image.width, h = image.height, n = w * h
+        var out = image
+        let eyes = [(MeshRegions.imageLeftEye, lm.leftEye, Gaze.meshEyes[0]), (MeshRegions.imageRightEye, lm.rightEye, Gaze.meshEyes[1])]
+        for (outline, eye, idx) in eyes {
+            let l = lm.mesh[idx.cornerLeft].xy, r = lm.mesh[idx.cornerRight].xy
+            let ax = r.x - l.x, ay = r.y - l.y
+            let width = (ax * ax + ay * ay).squareRoot()
+            guard width > 2 else { continue }
+            let ux = ax / width, uy = ay / width
+            let c = eye.irisCentre
+            let along = (c.x - l.x) * ux + (c.y - l.y) * uy
+            var rimSum = 0.0
+            for q in eye.iris.dropFirst() {
+                let dx: Double = q.x - c.x, dy: Double = q.y - c.y
+                rimSum += (dx * dx + dy * dy).squareRoot()
+            }
+            let radius = eye.iris.count > 1 ? rimSum / Double(eye.iris.count - 1) : 0.2 * width
+            // The plateau the iris sits on, and where the ramps to the corners start.
+            let p0 = max(1, along - radius), p1 = min(width - 1, along + radius)
+            guard p1 > p0 else { continue }
+            let h0 = (along - width / 2) / width
+            var shift = (target.horizontal - h0) * width
+            // The side the iris moves towards is squeezed: keep it to at least a quarter of its width,
+            // so the map stays one-to-one.
+            let room = shift > 0 ? width - p1 : p0
+            shift = min(max(shift, -0.75 * room), 0.75 * room)
+            guard abs(shift) > 1e-3 else { continue }
+            func weight(_ u: Double) -> Double {
+                if u <= 0 || u >= width { return 0 }
+                if u < p0 { return u / p0 }
+                if u > p1 { return (width - u) / (width - p1) }
+                return 1
+            }
+            let region = try FaceMasks.polygons([outline.map { lm.mesh[$0].xy }], width: w, height: h)
+            for y in 0..<h {
+                for x in 0..<w where region.values[y * w + x] > 0 {
+                    let u = (Double(x) - l.x) * ux + (Double(y) - l.y) * uy
+                    // The source place v with v + shift·weight(v) = u: that map increases, so bisect
+                    // between u − |shift| and u + |shift|.
+                    var lo = u - abs(shift), hi = u + abs(shift)
+                    for _ in 0..<40 {
+                        let mid = (lo + hi) / 2
+                        if mid + shift * weight(mid) < u { lo = mid } else { hi = mid }
+                    }
+                    let v = (lo + hi) / 2
+                    let sx = Double(x) + (v - u) * ux, sy = Double(y) + (v - u) * uy
+                    let x0 = Int(sx.rounded(.down)), y0 = Int(sy.rounded(.down))
+                    let fx = Float(sx - Double(x0)), fy = Float(sy - Double(y0))
+                    func at(_ xx: Int, _ yy: Int) -> Int { min(max(yy, 0), h - 1) * w + min(max(xx, 0), w - 1) }
+                    let i00 = at(x0, y0), i10 = at(x0 + 1, y0), i01 = at(x0, y0 + 1), i11 = at(x0 + 1, y0 + 1)
+                    for ch in 0..<3 {
+                        let o = ch * n
+                        let top: Float = image.rgb[o + i00] * (1 - fx) + image.rgb[o + i10] * fx
+                        let bottom: Float = image.rgb[o + i01] * (1 - fx) + image.rgb[o + i11] * fx
+                        out.rgb[o + y * w + x] = top * (1 - fy) + bottom * fy
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// `gaze` for face `faceIndex` of `image` (largest first), with the models from `models`, or else `store`.
