@@ -120,7 +120,7 @@ struct Swap: JobCommand {
     var workSize = 512
 
     @Option(name: .customLong("reference-attention"),
-            help: "Reference attention: the source face, aligned to the work crop, runs beside the sample and every self-attention layer of the network also attends to it with this weight (0 = off; 1 = its tokens count as the sample's own; up to 10). About doubles the diffusion time.")
+            help: "Reference attention: the source face, aligned to the work crop, runs beside the sample and every self-attention layer of the network also attends to it with this weight (0 = off; 1 = its tokens count as the sample's own; up to 10). Costs up to one more network pass per step (about 20 % more time with the embedded prior).")
     var referenceAttention = 0.0
 
     @OptionGroup var faces: FaceOptions
