@@ -106,6 +106,9 @@ public struct FaceSwapOptions {
         guard referenceAttention.isFinite, referenceAttention >= 0, referenceAttention <= 10 else {
             throw PipelineError("the reference attention weight must be between 0 and 10")
         }
+        if referenceAttention > 0 && !diffusion {
+            throw PipelineError("reference attention works in the diffusion: drop --no-diffusion or --reference-attention")
+        }
         if let d = diffFace, d.model == nil {
             throw PipelineError("DiffFace's method needs its UNet (Model.pt in the --diffface folder, or --diffface-model); the embedded prior cannot run its recipe")
         }

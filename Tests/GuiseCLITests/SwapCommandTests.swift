@@ -69,5 +69,7 @@ extension CLITests {
                         output: out, mentions: "reference attention")
         try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--reference-attention", "nan"],
                         output: out, mentions: "reference attention")
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--reference-attention", "1", "--no-diffusion"],
+                        output: out, mentions: "drop --no-diffusion")
     }
 }
