@@ -9,6 +9,7 @@ Writes
   Tests/Fixtures/adm_<name>.json          create_model argument names (+ num_classes, id_dim)
   Tests/Fixtures/adm_<name>_io.safetensors  x, t, [y], [id], out, seed, grad_x
   Tests/Fixtures/diffusion_*.safetensors  schedules, respacing, trajectories, RePaint lists
+  Tests/Fixtures/adm_refattn_io.safetensors  reference attention on the tiny and legacy ADMs
 
 Every weight is random (zero-initialised layers included) with scales chosen so activations stay O(1).
 The `bench` subcommand times the DiffFace-sized model on CPU for `make bench`.
@@ -148,8 +149,39 @@ class AttentionBlock(nn.Module):
         b, c, *spatial = x.shape
         x = x.reshape(b, c, -1)
         qkv = self.qkv(self.norm(x))
-        h = (qkv_attention_new if self.new_order else qkv_attention_legacy)(qkv, self.num_heads)
+        if REFERENCE is not None:
+            h = qkv_attention_reference(qkv, self.num_heads, self.new_order, *REFERENCE)
+        else:
+            h = (qkv_attention_new if self.new_order else qkv_attention_legacy)(qkv, self.num_heads)
         return (x + self.proj_out(h)).reshape(b, c, *spatial)
+
+
+# Reference attention: (samples, log w) while a forward runs with reference rows after the samples
+# in its batch; None otherwise.
+REFERENCE = None
+
+
+def qkv_attention_reference(qkv, heads, new_order, samples, log_w):
+    """Rows 0..samples-1 are samples, the rest references (one per sample, or one for all). A
+    sample's queries see its own keys and values followed by its reference's, the reference's
+    logits raised by log w; a reference row attends to itself only."""
+    bs, width, length = qkv.shape
+    ch = width // (3 * heads)
+    if new_order:
+        q, k, v = (a.reshape(bs, heads, ch, length) for a in qkv.chunk(3, dim=1))
+    else:
+        q, k, v = qkv.reshape(bs, heads, ch * 3, length).split(ch, dim=2)
+    refs = bs - samples
+    pair = list(range(samples)) if refs == samples else [0] * samples
+    kr, vr = k[samples:][pair], v[samples:][pair]
+    scale = 1 / math.sqrt(ch)
+    logits_own = th.einsum("bhct,bhcs->bhts", q[:samples], k[:samples]) * scale
+    logits_ref = th.einsum("bhct,bhcs->bhts", q[:samples], kr) * scale + log_w
+    w = th.softmax(th.cat([logits_own, logits_ref], dim=-1), dim=-1)
+    out_s = th.einsum("bhts,bhcs->bhct", w, th.cat([v[:samples], vr], dim=-1))
+    w_r = th.softmax(th.einsum("bhct,bhcs->bhts", q[samples:], k[samples:]) * scale, dim=-1)
+    out_r = th.einsum("bhts,bhcs->bhct", w_r, v[samples:])
+    return th.cat([out_s, out_r], dim=0).reshape(bs, heads * ch, length)
 
 
 class TimestepEmbedSequential(nn.Sequential):
@@ -645,13 +677,49 @@ def make_adm_sampling_fixture():
     fixture_io.save(os.path.join(NET_DIR, "adm_tiny_sampling.safetensors"), {k: v.numpy() for k, v in res.items()})
 
 
+def make_refattn_fixture():
+    """Reference attention on two stored ADMs: tiny (new attention order, a reference per sample,
+    w = 0.6, different timesteps) and legacy (legacy order, attention at two levels, one reference
+    shared by both samples at one timestep, w = 2.5). The reference rows get their sample's
+    timestep; outputs and input gradients are of the sample rows."""
+    global REFERENCE
+    res = {}
+    for i, (name, shared, w, t) in enumerate([("tiny", False, 0.6, [40.0, 700.0]), ("legacy", True, 2.5, [300.0, 300.0])]):
+        cfg = ADM_CONFIGS[name]
+        model = create_model(cfg).eval()
+        sd = th.load(os.path.join(NET_DIR, f"adm_{name}.pt"))
+        model.load_state_dict({k: v.float() for k, v in sd.items()})
+        model.requires_grad_(False)
+        gen = th.Generator().manual_seed(2000 + i)
+        size = cfg["image_size"]
+        x = th.randn(2, 3, size, size, generator=gen)
+        xr = th.randn(1 if shared else 2, 3, size, size, generator=gen)
+        tt = th.tensor(t)
+        t_all = th.cat([tt, tt[:1] if shared else tt])
+        xl = x.clone().requires_grad_(True)
+        REFERENCE = (2, math.log(w))
+        try:
+            out = model(th.cat([xl, xr]), t_all)[:2]
+        finally:
+            REFERENCE = None
+        seed = th.randn(out.shape, generator=gen)
+        (out * seed).sum().backward()
+        plain = model(x, tt)
+        res.update({f"{name}.x": x, f"{name}.reference": xr, f"{name}.t": tt, f"{name}.weight": th.tensor([w]),
+                    f"{name}.out": out.detach(), f"{name}.seed": seed, f"{name}.grad_x": xl.grad, f"{name}.plain": plain.detach()})
+        print(f"adm_refattn {name}: |out - plain| max {(out - plain).abs().max():.4f}, |out| max {out.abs().max():.3f}")
+    fixture_io.save(os.path.join(NET_DIR, "adm_refattn_io.safetensors"), {k: v.numpy() for k, v in res.items()})
+
+
 # ---------------------------------------------------------------------------------------------
 
 if __name__ == "__main__":
     th.manual_seed(0)
-    what = sys.argv[1:] or ["adm", "diffusion"]
+    what = sys.argv[1:] or ["adm", "diffusion", "refattn"]
     if "adm" in what:
         make_adm_fixtures()
         make_adm_sampling_fixture()
+    if "refattn" in what:
+        make_refattn_fixture()
     if "diffusion" in what:
         make_diffusion_fixtures()

@@ -18,7 +18,9 @@ struct Clothes: JobCommand {
             similarity per arm or leg) carries the garment onto the body; the person's own low-frequency shading \
             is put on it; old clothing it leaves uncovered becomes bare arm or is filled from around it. Pixels \
             outside the clothing region and the new garment are the person photo's, bit for bit. No randomness: \
-            the same inputs give the same bytes.
+            the same inputs give the same bytes. --harmonize S re-renders the changed region with the diffusion \
+            prior from S of the chain (seeded by --seed), and --reference-attention W lets its self-attention \
+            also attend to the garment's own unshaded pixels laid out on the person.
             """)
 
     @Option(help: "The photo of the person to dress.")
@@ -41,10 +43,36 @@ struct Clothes: JobCommand {
     @Option(help: "How much of the person's own folds and light the garment takes (0…1).")
     var shading = 0.8
 
-    func validate() throws {
+    @Option(help: "Diffusion harmonise of the changed region: the fraction of the chain re-run there (0 = off; e.g. 0.3).")
+    var harmonize = 0.0
+
+    @Option(name: .customLong("harmonize-steps"), help: "Steps of the whole respaced chain the harmonise runs a fraction of.")
+    var harmonizeSteps = 20
+
+    @Option(name: .customLong("reference-attention"),
+            help: "With --harmonize: the garment's own pixels as the warp lays them on the person run beside the photo, and every self-attention layer of the network also attends to them with this weight (0 = off; 1 = their tokens count as the photo's own; up to 10).")
+    var referenceAttention = 0.0
+
+    @Option(help: "Random seed of the harmonise.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Diffusion model of the harmonise: prior (embedded) or an ADM checkpoint path.")
+    var model: String?
+
+    func options() -> ClothesOptions {
         var o = ClothesOptions()
+        o.kind = kind
         o.shading = shading
-        do { try o.validate() } catch let e as PipelineError { throw ValidationError(e.message) }
+        o.harmonize = harmonize
+        o.harmonizeSteps = harmonizeSteps
+        o.referenceAttention = referenceAttention
+        o.seed = seed
+        o.model = model
+        return o
+    }
+
+    func validate() throws {
+        do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.message) }
     }
 
     static func readMask(_ path: String) throws -> Mask {
@@ -53,6 +81,7 @@ struct Clothes: JobCommand {
     }
 
     var inputFiles: [String] { [person, garment] + [personMask, garmentMask].compactMap { $0 } }
+    var modelFiles: [String] { harmonize > 0 ? modelFile(model) : [] }
 
     func run() throws { try runAsCommand() }
 
@@ -61,15 +90,24 @@ struct Clothes: JobCommand {
         let start = Date()
         let personImage = try ImageIO.read(person)
         let garmentImage = try ImageIO.read(garment)
-        var o = ClothesOptions()
-        o.kind = kind
-        o.shading = shading
+        var o = options()
         o.personMask = try personMask.map(Self.readMask)
         o.garmentMask = try garmentMask.map(Self.readMask)
         let swap = try ClothesSwap(options: o, models: context.models)
         let bar = context.progress(total: 4, label: "clothes")
         var drawn = false
-        swap.progress = { _, done, _ in bar.update(done); drawn = context.chatty && done < 4 }
+        var diffusionBar: ProgressBar?
+        swap.progress = { stage, done, total in
+            if stage == "diffusion" {
+                let b = diffusionBar ?? context.progress(total: total, label: "clothes: diffusion")
+                diffusionBar = b
+                b.update(done)
+                drawn = context.chatty && done < total
+            } else {
+                bar.update(done)
+                drawn = context.chatty && done < 4
+            }
+        }
         let image: Image, report: ClothesReport
         do {
             (image, report) = try swap.run(person: personImage, garment: garmentImage)
@@ -79,8 +117,12 @@ struct Clothes: JobCommand {
             throw error
         }
         try ImageIO.write(image, to: output.out)
-        let text = String(format: "%@: %@ garment (from a %@ photo) painted over %d px, %d px of old clothing filled; upper torso covered %.1f%%, warp residual %.1f px",
+        var text = String(format: "%@: %@ garment (from a %@ photo) painted over %d px, %d px of old clothing filled; upper torso covered %.1f%%, warp residual %.1f px",
                           output.out, report.kind, report.garmentSource, report.paintedArea, report.filledArea, 100 * report.coverage, report.warpResidual)
+        if let h = report.harmonize {
+            text += String(format: "; harmonised from %.2f of the chain", h)
+            if let w = report.referenceAttention { text += String(format: " with reference attention %.2f", w) }
+        }
         return JobResult(report: ClothesCommandReport(out: output.out, person: person, garment: garment, seconds: seconds(since: start), report: report),
                          text: text)
     }

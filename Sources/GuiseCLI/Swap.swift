@@ -121,6 +121,10 @@ struct Swap: JobCommand {
     @Option(name: .customLong("work-size"), help: "Largest side the network works at.")
     var workSize = 512
 
+    @Option(name: .customLong("reference-attention"),
+            help: "Reference attention: the source face, aligned to the work crop, runs beside the sample and every self-attention layer of the network also attends to it with this weight (0 = off; 1 = its tokens count as the sample's own; up to 10). Costs up to one more network pass per step (about 20 % more time with the embedded prior).")
+    var referenceAttention = 0.0
+
     @OptionGroup var faces: FaceOptions
 
     @OptionGroup var diffFace: DiffFaceOptions
@@ -160,6 +164,7 @@ struct Swap: JobCommand {
         o.model = model
         o.modelConfig = config
         o.maxWorkSize = workSize
+        o.referenceAttention = referenceAttention
         return o
     }
 

@@ -122,6 +122,29 @@ public struct MaskBlend {
     }
 }
 
+/// Reference attention for a denoiser that supports it (the ADM: `ADMReference`): a clean
+/// reference image, noised at every reverse step to that step's timestep by q_sample with the
+/// process's own schedule and its own noise stream (seeded here, so the sampler's noise is drawn
+/// exactly as without it), reaches the denoiser as `conditioning["reference"]`, with the weight
+/// as the scalar `conditioning["reference_weight"]`. Weight 0 passes nothing and draws nothing.
+public struct ReferenceImage {
+    public static let conditioningKey = "reference"
+    public static let weightKey = "reference_weight"
+
+    /// x0 of the reference in the sampler's range, [1 or N, C, ...] with the sample's other dims.
+    public var image: Tensor
+    /// w ≥ 0: the weight of the reference's keys in every self-attention layer.
+    public var weight: Double
+    /// Seeds the reference's noise, one draw per reverse step.
+    public var seed: UInt64
+
+    public init(image: Tensor, weight: Double, seed: UInt64) {
+        self.image = image
+        self.weight = weight
+        self.seed = seed
+    }
+}
+
 public struct SamplerOptions {
     public enum Method {
         case ddpm
@@ -139,6 +162,7 @@ public struct SamplerOptions {
     public var guidance: Guidance?
     public var mask: MaskBlend?
     public var repaint: RePaintJumps?
+    public var reference: ReferenceImage?
     /// Called after every transition (reverse or RePaint forward).
     public var progress: ((SamplerProgress) -> Void)?
 
@@ -214,6 +238,15 @@ extension GaussianDiffusion {
         if let m = options.mask {
             _ = try checkBroadcast(m.mask, to: shape, what: "mask")
         }
+        if let r = options.reference {
+            guard r.weight.isFinite, r.weight >= 0 else {
+                throw DiffusionError("the reference attention weight must be finite and 0 or more, got \(r.weight)")
+            }
+            let rs = r.image.shape
+            guard rs.count == shape.count, rs[0] == 1 || rs[0] == shape[0], Array(rs.dropFirst()) == Array(shape.dropFirst()) else {
+                throw DiffusionError("reference image has shape \(rs); expected \(shape) or [1, \(shape.dropFirst().map(String.init).joined(separator: ", "))]")
+            }
+        }
         return input
     }
 
@@ -227,6 +260,7 @@ extension GaussianDiffusion {
         var lastX0: Tensor?
         var reverseSteps = 0
         let total = times.count - 1
+        let referenceNoise = options.reference.flatMap { $0.weight > 0 ? SeededNoise(seed: $0.seed) : nil }
 
         for k in 0..<total {
             let tLast = times[k], tCur = times[k + 1]
@@ -236,7 +270,8 @@ extension GaussianDiffusion {
                 if let m = options.mask, m.timing == .beforeStep, reverseSteps > 0, let input {
                     x = blend(x, input: input, mask: m.mask(step: j, t: t), t: t, noise: try noise.next(shape))
                 }
-                let (next, x0) = try reverseStep(denoiser, x: x, t: t, step: j, options: options, noise: noise)
+                let (next, x0) = try reverseStep(denoiser, x: x, t: t, step: j, options: options, noise: noise,
+                                                 referenceNoise: referenceNoise)
                 x = next
                 lastX0 = x0
                 if let m = options.mask, m.timing == .afterStep, let input {
@@ -266,9 +301,14 @@ extension GaussianDiffusion {
 
     /// One reverse step at t: the denoiser, optional guidance, then DDPM or DDIM.
     func reverseStep(_ denoiser: Denoiser, x: Tensor, t: Int, step: Int, options: SamplerOptions,
-                     noise: NoiseSource) throws -> (Tensor, Tensor) {
+                     noise: NoiseSource, referenceNoise: NoiseSource? = nil) throws -> (Tensor, Tensor) {
         let n = x.shape[0], c = x.shape[1]
         let tTensor = Tensor(shape: [n], repeating: networkTimestep(t))
+        var conditioning = options.conditioning
+        if let r = options.reference, r.weight > 0, let referenceNoise {
+            conditioning[ReferenceImage.conditioningKey] = qSample(r.image, t: t, noise: try referenceNoise.next(r.image.shape))
+            conditioning[ReferenceImage.weightKey] = Tensor.scalar(Float(r.weight))
+        }
         var output: Tensor
         var gradient: Tensor?
         if let g = options.guidance {
@@ -278,10 +318,10 @@ extension GaussianDiffusion {
             var eps: Tensor
             switch g.gradient {
             case .throughDenoiser:
-                output = try denoiser(leaf, tTensor, options.conditioning)
+                output = try denoiser(leaf, tTensor, conditioning)
                 eps = varianceType == .learnedRange ? try splitLearned(output, c).0 : output
             case .throughPrediction:
-                output = try Autograd.noGrad { try denoiser(x, tTensor, options.conditioning) }
+                output = try Autograd.noGrad { try denoiser(x, tTensor, conditioning) }
                 eps = varianceType == .learnedRange ? try splitLearned(output.detached(), c).0 : output.detached()
             }
             let x0 = predictXStart(xt: leaf, t: t, eps: eps)
@@ -294,7 +334,7 @@ extension GaussianDiffusion {
             }
             output = output.detached()
         } else {
-            output = try Autograd.noGrad { try denoiser(x, tTensor, options.conditioning) }
+            output = try Autograd.noGrad { try denoiser(x, tTensor, conditioning) }
         }
         let p = try predict(output, xt: x, t: t, clip: options.clipDenoised)
         let z = try noise.next(x.shape)

@@ -79,8 +79,10 @@ public final class ADMUNet {
     /// ε (and variance values with learn_sigma) for x [N, C, H, W] at network timesteps [N]
     /// (float or integer values; fractional ones occur with rescale_timesteps). `y` [N] class labels
     /// for class-conditional models, `id` [N, id_dim] identity embeddings for DiffFace models.
-    /// Differentiable in x (and in id).
-    public func callAsFunction(_ x: Tensor, timesteps: Tensor, y: Tensor? = nil, id: Tensor? = nil) throws -> Tensor {
+    /// `reference`: reference attention (see `ADMReference`); with weight 0, or nil, the plain
+    /// forward, bit for bit. Differentiable in x (and in id).
+    public func callAsFunction(_ x: Tensor, timesteps: Tensor, y: Tensor? = nil, id: Tensor? = nil,
+                               reference: ADMReference? = nil) throws -> Tensor {
         let c = config
         guard x.rank == 4, x.shape[1] == c.inChannels else {
             throw NetworkError("ADM input must be [N, \(c.inChannels), H, W], got \(x.shape)")
@@ -92,36 +94,84 @@ public final class ADMUNet {
             throw NetworkError("ADM input \(x.shape[2])×\(x.shape[3]) must be divisible by \(factor) (\(levels) levels)")
         }
         guard timesteps.count == n else { throw NetworkError("timesteps has \(timesteps.count) values for a batch of \(n)") }
+        if let reference { try reference.check(sample: x.shape, timesteps: timesteps.values) }
+        guard let reference, reference.weight > 0 else {
+            return try forward(x, timesteps: timesteps, y: y, id: id, plan: nil)
+        }
 
+        // One batch: the N samples in rows 0..<N, the R references after them (row N + i is
+        // sample i's reference, or with R = 1 row N serves every sample). A reference row gets
+        // its sample's timestep and conditioning (sample 0's when shared).
+        let r = reference.x.shape[0]
+        let owner = r == n ? Array(0..<n) : [0]
+        func withReferenceRows(_ t: Tensor) -> Tensor {
+            Tensor.concat([t] + owner.map { t.narrow($0..<($0 + 1)) }, dim: 0)
+        }
+        let plan = ReferencePlan(samples: n, references: r, logWeight: Foundation.log(reference.weight))
+        let out = try forward(Tensor.concat([x, reference.x], dim: 0), timesteps: withReferenceRows(timesteps.reshaped([n])),
+                              y: y.map { withReferenceRows($0.reshaped([$0.count])) }, id: id.map(withReferenceRows), plan: plan)
+        return out
+    }
+
+    /// The network on a batch; with a plan, the batch's last `plan.references` rows are
+    /// references and the result has the first `plan.samples` rows only.
+    func forward(_ x: Tensor, timesteps: Tensor, y: Tensor?, id: Tensor?, plan: ReferencePlan?) throws -> Tensor {
+        let c = config
+        let n = x.shape[0]
         var emb = timeEmbed.1(timeEmbed.0(timestepEmbedding(timesteps.values, dim: modelChannels)).silu())
         if let (l0, l2) = idEmbed {
             guard let id, id.rank == 2, id.shape[0] == n, id.shape[1] == c.idDim else {
-                throw NetworkError("this model needs an identity embedding id [\(n), \(c.idDim ?? 0)]\(id.map { ", got \($0.shape)" } ?? "")")
+                throw NetworkError("this model needs an identity embedding id [\(plan?.samples ?? n), \(c.idDim ?? 0)]\(id.map { ", got \($0.shape)" } ?? "")")
             }
             emb = emb + l2(l0(id).silu())
         } else if id != nil {
             throw NetworkError("this model has no id_embed; do not pass an identity embedding")
         }
         if let table = labelEmb {
-            guard let y, y.count == n else { throw NetworkError("this class-conditional model needs labels y [\(n)]") }
+            guard let y, y.count == n else { throw NetworkError("this class-conditional model needs labels y [\(plan?.samples ?? n)]") }
             emb = emb + (try embeddingRows(table, y.values))
         } else if y != nil {
             throw NetworkError("this model is not class-conditional; do not pass labels y")
         }
         // Every ResBlock starts its embedding path with SiLU: compute it once.
-        let embAct = emb.silu()
+        var embAct = emb.silu()
 
+        // With references in the batch, they run only as far as the last block with attention:
+        // after it nothing reads their rows, so they are dropped from the activations.
+        var refPlan = plan
+        let lastAttention = plan == nil ? -1 : attentionBlockIndices.max() ?? -1
+        var blockIndex = 0
         var hs: [Tensor] = []
         var h = x
-        for block in inputBlocks {
-            h = run(block, h, embAct)
-            hs.append(h)
+        func afterBlock() {
+            if let p = refPlan, blockIndex == lastAttention {
+                h = h.narrow(0..<p.samples)
+                hs = hs.map { $0.narrow(0..<p.samples) }
+                embAct = embAct.narrow(0..<p.samples)
+                refPlan = nil
+            }
+            blockIndex += 1
         }
-        h = run(middleBlock, h, embAct)
+        for block in inputBlocks {
+            h = run(block, h, embAct, refPlan)
+            hs.append(h)
+            afterBlock()
+        }
+        h = run(middleBlock, h, embAct, refPlan)
+        afterBlock()
         for block in outputBlocks {
-            h = run(block, Tensor.concat([h, hs.removeLast()], dim: 1), embAct)
+            h = run(block, Tensor.concat([h, hs.removeLast()], dim: 1), embAct, refPlan)
+            afterBlock()
         }
         return outConv(outNorm(h).silu())
+    }
+
+    /// Positions, in the order input blocks, middle block, output blocks, of the blocks that
+    /// hold an attention layer.
+    var attentionBlockIndices: [Int] {
+        (inputBlocks + [middleBlock] + outputBlocks).enumerated().compactMap { i, block in
+            block.contains { if case .attention = $0 { return true } else { return false } } ? i : nil
+        }
     }
 
     /// Gradient checkpointing (guided-diffusion's use_checkpoint): while gradients are recorded,
@@ -134,30 +184,30 @@ public final class ADMUNet {
     /// wide blocks deep in the network cost the most to recompute for the least memory saved.
     public var checkpointMinSide = 0
 
-    func run(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor) -> Tensor {
+    func run(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor, _ plan: ReferencePlan? = nil) -> Tensor {
         let needX = Autograd.shouldRecord(x), needE = Autograd.shouldRecord(emb)
-        guard checkpointing, needX || needE, min(x.shape[2], x.shape[3]) >= checkpointMinSide else { return runTaped(layers, x, emb) }
-        let out = Autograd.noGrad { runTaped(layers, x, emb) }
+        guard checkpointing, needX || needE, min(x.shape[2], x.shape[3]) >= checkpointMinSide else { return runTaped(layers, x, emb, plan) }
+        let out = Autograd.noGrad { runTaped(layers, x, emb, plan) }
         let xd = x.detached(), ed = emb.detached()
         out.record("adm_block_checkpoint", needE ? [x, emb] : [x]) { [self] g in
             Autograd.enableGrad {
                 let lx = xd.detached(), le = ed.detached()
                 lx.requiresGrad = needX
                 le.requiresGrad = needE
-                self.runTaped(layers, lx, le).backward(seed: g)
+                self.runTaped(layers, lx, le, plan).backward(seed: g)
                 return needE ? [lx.grad, le.grad] : [lx.grad]
             }
         }
         return out
     }
 
-    func runTaped(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor) -> Tensor {
+    func runTaped(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor, _ plan: ReferencePlan? = nil) -> Tensor {
         var h = x
         for layer in layers {
             switch layer {
             case .conv(let conv): h = conv(h)
             case .res(let block): h = block(h, emb)
-            case .attention(let block): h = block(h)
+            case .attention(let block): h = block(h, reference: plan)
             case .down(let conv): h = conv.map { $0(h) } ?? NN.avgPool2d(h, kernel: 2, stride: 2)
             case .up(let conv):
                 h = NN.upsampleNearest(h, scale: 2)
@@ -185,6 +235,57 @@ public final class ADMUNet {
         for layer in (inputBlocks + [middleBlock] + outputBlocks).flatMap({ $0 }) { n += layer.parameterCount }
         return n + outNorm.parameterCount + outConv.parameterCount
     }
+}
+
+/// Reference attention, as DreamTuner's and ControlNet's "reference-only" use it: a reference
+/// image, noised to the sample's timestep, runs through the network in the same batch, and at
+/// every self-attention layer (AttentionBlock) each sample's queries attend to the reference's
+/// keys and values besides its own. The reference rows themselves run as in a plain forward.
+///
+/// The weight w enters as a log-weight on the reference's logits: for a query q with own keys
+/// k_j and reference keys k'_j, the attention weights are softmax over [q·k_j/√d, q·k'_j/√d + log w].
+/// So each reference token counts as w tokens of the sample's own: w = 1 is plain concatenation,
+/// w → 0 tends continuously to the plain layer (exp(log w) = w → 0), w > 1 leans on the reference.
+/// Chosen over blending the outputs of attention with and without the reference because it needs
+/// one attention per layer instead of two, keeps the operation a softmax (a convex combination of
+/// values, so it cannot leave their range), and has a direct reading. w = 0 runs the plain forward
+/// without the reference, bit for bit. A reference identical to the sample leaves every layer's
+/// output unchanged for any w (its weights split p_j into p_j/(1+w) and w·p_j/(1+w) over equal
+/// values), which the tests use.
+public struct ADMReference {
+    /// The reference at the sample's timestep, x_t [R, C, H, W] with the sample's C, H, W:
+    /// R = N pairs reference i with sample i; R = 1 serves every sample (then all timesteps of
+    /// the batch must be equal). Typically q_sample(reference, t) with fresh noise.
+    public var x: Tensor
+    /// w ≥ 0, finite.
+    public var weight: Float
+
+    public init(x: Tensor, weight: Float) {
+        self.x = x
+        self.weight = weight
+    }
+
+    func check(sample shape: [Int], timesteps: [Float]) throws {
+        guard weight.isFinite, weight >= 0 else {
+            throw NetworkError("the reference attention weight must be finite and 0 or more, got \(weight)")
+        }
+        let r = x.shape.first ?? 0
+        guard x.rank == 4, Array(x.shape.dropFirst()) == Array(shape.dropFirst()), r == 1 || r == shape[0] else {
+            throw NetworkError("the reference must be [1 or \(shape[0]), \(shape.dropFirst().map(String.init).joined(separator: ", "))] like the sample, got \(x.shape)")
+        }
+        if r == 1, shape[0] > 1, Set(timesteps).count > 1 {
+            throw NetworkError("one reference for a batch needs the same timestep for every sample")
+        }
+    }
+}
+
+/// How a batch holding references is laid out for the attention layers.
+struct ReferencePlan {
+    /// Rows 0..<samples are samples, the next `references` rows their references.
+    let samples: Int
+    let references: Int
+    /// log w, added to every reference logit.
+    let logWeight: Float
 }
 
 /// Sinusoidal timestep features [cos(t·f_i), sin(t·f_i)], f_i = exp(−ln(10⁴)·i/half), computed in
@@ -306,7 +407,10 @@ struct AttentionBlock {
         self.newOrder = newOrder
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
+    /// With a plan, rows 0..<samples of the batch are samples and the rest references: each
+    /// sample's keys and values are its own followed by its reference's, the reference's logits
+    /// raised by log w; a reference row attends to itself alone, as in a plain forward.
+    func callAsFunction(_ x: Tensor, reference plan: ReferencePlan? = nil) -> Tensor {
         let (n, c) = (x.shape[0], x.shape[1])
         let t = x.count / (n * c)
         let xf = x.reshaped([n, c, t])
@@ -325,8 +429,28 @@ struct AttentionBlock {
             q = parts[0]; k = parts[1]; v = parts[2]
         }
         // softmax((q·s)ᵀ(k·s)) with s = ch^(−1/4) is attention with scale 1/√ch.
-        let a = NN.scaledDotProductAttention(q.transposedLastTwo, k.transposedLastTwo, v.transposedLastTwo,
-                                             scale: 1 / Float(ch).squareRoot())
+        let scale = 1 / Float(ch).squareRoot()
+        let a: Tensor
+        if let plan {
+            let ns = plan.samples * heads
+            let rows = { (m: Tensor, r: Range<Int>) in m.narrow(r) }
+            // Row blocks of heads: sample i is rows i·H..<(i+1)·H, its reference row N + i (or N).
+            let refK = rows(k, ns..<(n * heads)), refV = rows(v, ns..<(n * heads))
+            let pairedK = plan.references == plan.samples ? refK : Tensor.concat(Array(repeating: refK, count: plan.samples), dim: 0)
+            let pairedV = plan.references == plan.samples ? refV : Tensor.concat(Array(repeating: refV, count: plan.samples), dim: 0)
+            let kCat = Tensor.concat([rows(k, 0..<ns), pairedK], dim: 2)   // [N·H, ch, 2T]
+            let vCat = Tensor.concat([rows(v, 0..<ns), pairedV], dim: 2)
+            // w = 1 is plain concatenation: no bias at all.
+            let bias: [Float]? = plan.logWeight == 0 ? nil
+                : [Float](repeating: 0, count: t) + [Float](repeating: plan.logWeight, count: t)
+            let aSample = NN.scaledDotProductAttention(rows(q, 0..<ns).transposedLastTwo, kCat.transposedLastTwo, vCat.transposedLastTwo,
+                                                       scale: scale, keyBias: bias)
+            let aRef = NN.scaledDotProductAttention(rows(q, ns..<(n * heads)).transposedLastTwo, refK.transposedLastTwo, refV.transposedLastTwo,
+                                                    scale: scale)
+            a = Tensor.concat([aSample, aRef], dim: 0)
+        } else {
+            a = NN.scaledDotProductAttention(q.transposedLastTwo, k.transposedLastTwo, v.transposedLastTwo, scale: scale)
+        }
         let h = proj(a.transposedLastTwo.reshaped([n, c, t]))
         return (xf + h).reshaped(x.shape)
     }

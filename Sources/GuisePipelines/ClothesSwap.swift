@@ -12,11 +12,32 @@ public struct ClothesOptions {
     public var garmentMask: Mask?
     /// How much of the person's own low-frequency shading (folds, light) the garment takes (0…1).
     public var shading = 0.8
+    /// Diffusion harmonise of everything that changed (the new garment and the filled old
+    /// clothing): SDEdit from this fraction of the chain inside that region, the rest re-imposed
+    /// from the noised photo before every step, so it stays bit-exact. 0 is off.
+    public var harmonize = 0.0
+    /// Steps of the whole respaced chain the harmonise runs `harmonize` of (DDIM).
+    public var harmonizeSteps = 20
+    /// Reference attention during the harmonise (`ADMReference`): the garment photo's pixels as
+    /// the warp lays them on the person, unshaded, run beside the photo in the network, whose
+    /// self-attention layers also attend to them with this weight. 0 is off.
+    public var referenceAttention = 0.0
+    public var seed: UInt64 = 0
+    /// The diffusion model: nil is the embedded prior.
+    public var model: String?
 
     public init() {}
 
     public func validate() throws {
         guard shading.isFinite, (0...1).contains(shading) else { throw PipelineError("--shading must be between 0 and 1, got \(shading)") }
+        guard harmonize.isFinite, (0...1).contains(harmonize) else { throw PipelineError("--harmonize must be between 0 and 1, got \(harmonize)") }
+        guard harmonizeSteps >= 1, harmonizeSteps <= 1000 else { throw PipelineError("the harmonise steps must be between 1 and 1000") }
+        guard referenceAttention.isFinite, (0...10).contains(referenceAttention) else {
+            throw PipelineError("--reference-attention must be between 0 and 10, got \(referenceAttention)")
+        }
+        if referenceAttention > 0 && harmonize == 0 {
+            throw PipelineError("--reference-attention works in the diffusion harmonise: give --harmonize too")
+        }
     }
 }
 
@@ -52,6 +73,12 @@ public struct ClothesReport: Encodable {
     /// central panel; the same for the person's original clothing there.
     public var deltaE: Double?
     public var deltaEOriginal: Double?
+    /// With the diffusion harmonise: its strength, the reference attention weight (when used),
+    /// the network's windows [x, y, w, h] and its evaluations.
+    public var harmonize: Double?
+    public var referenceAttention: Double?
+    public var diffusionWindows: [[Int]]?
+    public var diffusionEvaluations: Int?
     public var seconds: [String: Double] = [:]
 }
 
@@ -68,7 +95,9 @@ public final class ClothesSwap {
     let pose: PoseEstimator
     let faceDetector: FaceDetector
     let analyzer: FaceAnalyzer
-    /// Stage events (stage name, done, total) for a progress bar.
+    let models: ModelCache
+    /// Stage events (stage name, done, total) for a progress bar: the stages count up to
+    /// `stages`; the harmonise reports "diffusion" with its own count of network evaluations.
     public var progress: ((String, Int, Int) -> Void)?
 
     /// `models`: networks already loaded (shared between a batch's jobs); without it they are
@@ -77,6 +106,7 @@ public final class ClothesSwap {
         try options.validate()
         self.options = options
         let models = try models ?? ModelCache(store: store ?? ModelStore.locate())
+        self.models = models
         pose = try models.poseEstimator()
         faceDetector = try models.detector(.blazeface).detector
         analyzer = try models.faceAnalyzer()
@@ -152,7 +182,7 @@ public final class ClothesSwap {
 
         // 4. Composite: fill what the garment leaves of the old clothing, shade, paste.
         progress?("composite", 3, Self.stages)
-        let (out, painted, filled) = try timed("composite") { () throws -> (Image, Region, Region) in
+        let (pasted, painted, filled) = try timed("composite") { () throws -> (Image, Region, Region) in
             let painted = Region(width: w, height: h, bits: (0..<n).map { zone.bits[$0] && sampled.alpha[$0] > 0.5 })
             // The person's folds and light: their clothing's low-pass luma over its mean, in place
             // of the garment's own, bounded, its mean over the garment kept at 1 so the colour holds.
@@ -202,6 +232,13 @@ public final class ClothesSwap {
         }
         report.paintedArea = painted.area
         report.filledArea = filled.area
+        var out = pasted
+        let changed = body.region || painted
+        if options.harmonize > 0 {
+            out = try timed("harmonize") {
+                try harmonise(out, region: changed, garment: sampled.rgb, painted: painted, report: &report)
+            }
+        }
         progress?("done", 4, Self.stages)
 
         // Fit and colour, measured on the result.
@@ -217,9 +254,37 @@ public final class ClothesSwap {
             report.deltaE = ColourDifference.ciede2000(r, g)
             report.deltaEOriginal = ColourDifference.ciede2000(o, g)
         }
-        let changed = body.region || painted
         return Detailed(image: out, report: report, region: body.region, painted: painted, changed: changed, warp: warp,
                         personFrame: body.frame, garmentFrame: source.frame)
+    }
+
+    /// The diffusion harmonise of `region` (the edit pipeline's, without its gradient-domain
+    /// blend, which would pull the garment's colour towards the old clothing's); with reference
+    /// attention the reference is the photo with the warped garment's own pixels, before the
+    /// person's shading, where it was painted.
+    func harmonise(_ image: Image, region: Region, garment: [Float], painted: Region, report: inout ClothesReport) throws -> Image {
+        var o = EditOptions()
+        o.mode = .harmonize
+        o.poisson = false
+        o.strength = options.harmonize
+        o.steps = options.harmonizeSteps
+        o.sampler = .ddim
+        o.seed = options.seed
+        o.model = options.model
+        if options.referenceAttention > 0 {
+            var layout = image
+            let n = image.pixelCount
+            for i in 0..<n where painted.bits[i] { for c in 0..<3 { layout.rgb[c * n + i] = garment[c * n + i] } }
+            o.reference = layout
+            o.referenceWeight = options.referenceAttention
+        }
+        o.progress = { [weak self] done, total in self?.progress?("diffusion", done, total) }
+        let (result, editReport) = try Edit(o, models: models).run(image: image, mask: region.mask)
+        report.harmonize = options.harmonize
+        report.referenceAttention = editReport.referenceAttention
+        report.diffusionWindows = editReport.windows
+        report.diffusionEvaluations = editReport.evaluations
+        return result
     }
 
     struct GarmentSource {

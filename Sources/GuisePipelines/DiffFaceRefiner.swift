@@ -157,6 +157,10 @@ final class DiffFaceRefiner {
             lastTerms = terms
             return e
         }
+        if options.referenceAttention > 0 {
+            // The source's aligned crop: the same FFHQ layout as the target's.
+            sampler.reference = ReferenceImage(image: s, weight: options.referenceAttention, seed: 0)
+        }
         let total = run * options.samples
         var done = 0
         sampler.progress = { [weak self] p in
@@ -165,6 +169,7 @@ final class DiffFaceRefiner {
 
         var results: [(Image, Double, [String: Double])] = []
         for k in 0..<options.samples {
+            sampler.reference?.seed = SwapRefiner.referenceSeed(seed &+ UInt64(k))
             let r = try diffusion.sample(model.denoiser, shape: t.shape, initImage: t, options: sampler,
                                          noise: SeededNoise(seed: seed &+ UInt64(k)))
             let img = try ImageTensor.image(r.image.clamped(min: -1, max: 1), range: .signed)

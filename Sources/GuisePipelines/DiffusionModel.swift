@@ -68,10 +68,16 @@ public struct DiffusionModel {
             rescaleTimesteps: cfg.rescaleTimesteps)
     }
 
-    /// The network as the samplers call it, with the conditioning they pass by name.
+    /// The network as the samplers call it, with the conditioning they pass by name: "y", "id",
+    /// and the sampler's reference attention ("reference", "reference_weight": `ReferenceImage`).
     public var denoiser: Denoiser {
         let net = self.net
-        return { x, t, c in try net(x, timesteps: t, y: c["y"], id: c["id"]) }
+        return { x, t, c in
+            let reference = c[ReferenceImage.conditioningKey].map {
+                ADMReference(x: $0, weight: c[ReferenceImage.weightKey]?.item() ?? 1)
+            }
+            return try net(x, timesteps: t, y: c["y"], id: c["id"], reference: reference)
+        }
     }
 
     /// The side the network's input must be a multiple of (2 per downsampling level).

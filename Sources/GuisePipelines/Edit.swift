@@ -73,6 +73,11 @@ public struct EditOptions {
     public var context: [Int]?
     /// Extra energy on the window's x̂0 (in −1…1), lower is better; see `EditGuidance`.
     public var guidance: EditGuidance?
+    /// Reference attention (`ADMReference`): an image the photo's size, cut into the same
+    /// windows and tiles as the photo, each tile's piece running beside the tile in the network,
+    /// whose self-attention layers then attend to it with `referenceWeight`. nil or 0: off.
+    public var reference: Image?
+    public var referenceWeight = 0.0
     /// (transitions done, total) over every tile.
     public var progress: ((Int, Int) -> Void)?
 
@@ -116,6 +121,8 @@ public struct EditReport: Codable, Equatable {
     public var fillStart: EditOptions.FillStart?
     public var sampler: EditOptions.Sampler
     public var guidance: String?
+    /// The reference attention weight, when a reference was used.
+    public var referenceAttention: Double? = nil
     /// Network evaluations in all.
     public var evaluations: Int
     public var seed: UInt64
@@ -156,6 +163,13 @@ public struct Edit {
         guard o.detailSigma > 0, o.detailSigma <= 16 else { throw EditError("the detail scale must be in (0, 16] pixels") }
         guard o.tileSize >= 32 else { throw EditError("the tile size must be at least 32") }
         if let m = o.margin, m < 0 { throw EditError("--margin must be 0 or more") }
+        guard o.referenceWeight.isFinite, o.referenceWeight >= 0, o.referenceWeight <= 10 else {
+            throw EditError("the reference attention weight must be between 0 and 10")
+        }
+        let reference = o.referenceWeight > 0 ? o.reference : nil
+        if let r = reference, r.width != image.width || r.height != image.height {
+            throw EditError("the reference image is \(r.width)x\(r.height), the photo \(image.width)x\(image.height)")
+        }
         var notes: [String] = [], warnings: [String] = []
 
         var weight = mask
@@ -174,6 +188,7 @@ public struct Edit {
             strength: o.mode == .harmonize ? o.strength : (o.fillStart == .telea ? o.fillStrength : nil),
             fillStart: o.mode == .fill ? o.fillStart : nil, sampler: o.sampler, guidance: o.guidance?.name, evaluations: 0, seed: o.seed, seconds: 0,
             model: o.model ?? DiffusionModel.priorName, notes: [], warnings: [])
+        if reference != nil { report.referenceAttention = o.referenceWeight }
 
         if changeable == 0 {
             notes.append("the mask is empty: the photo is returned unchanged")
@@ -223,6 +238,7 @@ public struct Edit {
             throw EditError("the guidance's start is \(begin.width)x\(begin.height), the photo \(image.width)x\(image.height)", category: .internal)
         }
         var works = windows.map { $0.extract(begin) }
+        let referenceWorks = reference.map { r in windows.map { $0.extract(r) } }
         var unknowns = windows.map { w in w.extractMask(weight).map { $0 > 0 } }
         let plan: [(window: Int, tile: WindowRect)] = windows.indices.flatMap { k in
             Window.tiles(width: windows[k].width, height: windows[k].height, tile: tile, stride: stride)
@@ -260,6 +276,11 @@ public struct Edit {
                 sampler.guidance = Guidance(image: .predictedStart, gradient: .throughPrediction) { x0, _ in
                     try g.energy(x0 * m + known * keep, origin)
                 }
+            }
+            if let referenceWorks {
+                let piece = try window.crop(referenceWorks[step.window], rect: t)
+                sampler.reference = ReferenceImage(image: ImageTensor.tensor(piece, range: .signed), weight: o.referenceWeight,
+                                                   seed: Edit.tileSeed(o.seed ^ 0x5EF_A77E_4710_0000, index))
             }
             let base = done
             sampler.progress = { p in o.progress?(base + p.index, total) }

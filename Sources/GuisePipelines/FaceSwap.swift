@@ -66,6 +66,11 @@ public struct FaceSwapOptions {
     public var maxWorkSize = 512
     /// DiffFace's own method with its published weights (any subset; see `useDiffFace`).
     public var diffFace: DiffFaceFiles?
+    /// Reference attention (`ADMReference`): the source's face, aligned to the work crop by a
+    /// similarity on the mesh, runs through the network beside the sample, and every
+    /// self-attention layer also attends to its keys and values with this weight. 0 is off
+    /// (the same bytes as without it).
+    public var referenceAttention = 0.0
 
     public init() {}
 
@@ -102,6 +107,12 @@ public struct FaceSwapOptions {
         guard identityViews >= 1 && identityViews <= 16 else { throw PipelineError("identity views must be between 1 and 16") }
         guard referenceDistance > 0 else { throw PipelineError("the reference distance must be positive") }
         guard maxWorkSize >= 64 && maxWorkSize <= 2048 else { throw PipelineError("the work size must be between 64 and 2048") }
+        guard referenceAttention.isFinite, referenceAttention >= 0, referenceAttention <= 10 else {
+            throw PipelineError("the reference attention weight must be between 0 and 10")
+        }
+        if referenceAttention > 0 && !diffusion {
+            throw PipelineError("reference attention works in the diffusion: drop --no-diffusion or --reference-attention")
+        }
     }
 }
 
@@ -140,6 +151,8 @@ public struct SwapReport: Encodable {
     public var samples = 1
     public var shape = 0.0
     public var model = ""
+    /// The reference attention weight, when the diffusion ran with the source as reference.
+    public var referenceAttention: Double?
     /// Seconds per stage, summed over faces.
     public var seconds: [String: Double] = [:]
     /// With DiffFace's method or its experts: which expert did each job, the guidance gradient's
@@ -299,6 +312,7 @@ public final class FaceSwap {
         report.strength = options.diffusion ? options.strength : 0
         report.samples = options.samples
         report.shape = options.shape
+        if options.diffusion && options.referenceAttention > 0 { report.referenceAttention = options.referenceAttention }
         var allSamples: [[Image]] = []
         for (n, i) in chosen.enumerated() {
             guard let tlm = targetLandmarks[i] else { continue }
@@ -387,6 +401,7 @@ public final class FaceSwap {
         var soft = hard
         var meshD = meshT
         var mirroredTriangles = 0
+        var reference: Image?
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
             // (bilinear sampling would alias a large source face).
@@ -401,6 +416,13 @@ public final class FaceSwap {
                 meshS = meshS.map { Point(($0.x + 0.5) * sx - 0.5, ($0.y + 0.5) * sy - 0.5) }
             }
             meshD = try SwapGeometry.morphedMesh(target: meshT, source: meshS, amount: options.shape)
+            if options.diffusion && options.referenceAttention > 0 {
+                // The source photo as it is (its own light and texture), only moved, turned and
+                // scaled onto the bent mesh, so the reference shows the source's face at the
+                // sample's scale and place.
+                let (sim, _) = try SwapGeometry.similarity(Array(meshS.prefix(FaceMesh.pointCount)), Array(meshD.prefix(FaceMesh.pointCount)))
+                reference = try src.with(alpha: nil).warpedAffine(sim, width: ww, height: wh, border: .replicate)
+            }
             let warp = MeshWarp(destination: meshD)
             // The symmetry pairs from whichever face is nearer frontal (smaller difference between
             // its two eye-to-nose distances).
@@ -527,7 +549,8 @@ public final class FaceSwap {
             try timed("diffusion") {
                 let refined = try refiner.refine(composite: composite, hard: hard,
                                                  targetMesh: meshD, targetLandmarks: tlm, windowOrigin: Point(Double(wx0), Double(wy0)),
-                                                 sourceDescriptor: sourceDescriptor, seed: options.seed &+ UInt64(faceNumber) &* 1_000_003)
+                                                 sourceDescriptor: sourceDescriptor, reference: reference,
+                                                 seed: options.seed &+ UInt64(faceNumber) &* 1_000_003)
                 lastRefinements.append(refined)
                 if let guide = refiner.guide {
                     var names = guide.names

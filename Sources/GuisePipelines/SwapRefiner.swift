@@ -48,7 +48,8 @@ final class SwapRefiner {
 
     /// `targetMesh`: the 478 points (mesh and irises) the composite was drawn on, in window pixels.
     func refine(composite: Image, hard: Mask, targetMesh: [Point],
-                targetLandmarks tlm: FaceLandmarks, windowOrigin: Point, sourceDescriptor: [Float], seed: UInt64) throws -> Refined {
+                targetLandmarks tlm: FaceLandmarks, windowOrigin: Point, sourceDescriptor: [Float],
+                reference: Image? = nil, seed: UInt64) throws -> Refined {
         let ww = composite.width, wh = composite.height
         // The network works with the window's long side between 256 and maxWorkSize pixels: a
         // small face is enlarged (the prior renders texture at its own scale, which on a face a
@@ -143,6 +144,13 @@ final class SwapRefiner {
                                         energy: energy)
         }
         let x0 = ImageTensor.tensor(work, range: .signed)
+        if let reference, options.referenceAttention > 0 {
+            // Laid out as the work image is: the same scale and the same edge replication.
+            let r = scale == 1 ? reference
+                : try reference.resized(width: workW, height: workH, interpolation: scale < 1 ? .area : .cubic)
+            let padded = try r.warpedAffine(.identity, width: padW, height: padH, interpolation: .nearest, border: .replicate)
+            sampler.reference = ReferenceImage(image: ImageTensor.tensor(padded, range: .signed), weight: options.referenceAttention, seed: 0)
+        }
         let total = run * options.samples
         var done = 0
         sampler.progress = { [weak self] p in
@@ -160,6 +168,7 @@ final class SwapRefiner {
 
         var results: [(Image, Double, Tensor, [String: Double])] = []
         for k in 0..<options.samples {
+            sampler.reference?.seed = SwapRefiner.referenceSeed(seed &+ UInt64(k))
             let r = try diffusion.sample(model.denoiser, shape: x0.shape, initImage: x0, options: sampler,
                                          noise: SeededNoise(seed: seed &+ UInt64(k)))
             let outWork = try ImageTensor.image(r.image, range: .signed)
@@ -185,6 +194,9 @@ final class SwapRefiner {
         return Refined(samples: results.map(\.0), distances: results.map(\.1), stepsRun: run, workSize: [padW, padH],
                        workResults: results.map(\.2), start: x0, energies: energies, lastTerms: results.first?.3 ?? [:])
     }
+
+    /// The reference's noise stream for a sample: apart from the sample's own.
+    static func referenceSeed(_ sampleSeed: UInt64) -> UInt64 { sampleSeed ^ 0x5EF_A77E_4710_0000 }
 
     /// The result at window size. At full scale it is the work result's window part; when the
     /// network worked at another size, the change it made is resized to the window and added to

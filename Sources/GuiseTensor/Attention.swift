@@ -6,12 +6,17 @@
 /// inference reuses one per head; training keeps the probabilities for backward while they
 /// fit `attentionProbabilityBudget`, and beyond it recomputes each head's in backward (one
 /// more GEMM and softmax per head, bit-identical probabilities).
+///
+/// `keyBias` [S], when given, is added to every row of the scaled scores before the softmax
+/// (a per-key log-weight: key j then counts exp(keyBias[j]) times). It is a constant: the
+/// gradients of q, k and v follow the same formulas, and nothing flows into it.
 extension NN {
     /// Most probability elements (floats) one attention op keeps for backward: 8 Mi floats =
     /// 32 MiB, e.g. 8 heads at T = 1024. Larger batches recompute instead.
     nonisolated(unsafe) public static var attentionProbabilityBudget = 8 << 20
 
-    public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil) -> Tensor {
+    public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, scale: Float? = nil,
+                                                 keyBias: [Float]? = nil) -> Tensor {
         precondition(q.rank >= 2 && k.rank == q.rank && v.rank == q.rank, "attention: q \(q.shape), k \(k.shape), v \(v.shape)")
         let lead = Array(q.shape.dropLast(2))
         precondition(Array(k.shape.dropLast(2)) == lead && Array(v.shape.dropLast(2)) == lead,
@@ -20,7 +25,9 @@ extension NN {
         let s = k.shape[k.rank - 2], dv = v.shape[v.rank - 1]
         precondition(k.shape[k.rank - 1] == d && v.shape[v.rank - 2] == s,
                      "attention: q \(q.shape), k \(k.shape), v \(v.shape) do not fit")
+        precondition(keyBias.map { $0.count == s } ?? true, "attention: keyBias has \(keyBias?.count ?? 0) values for \(s) keys")
         let alpha = scale ?? 1 / Float(d).squareRoot()
+        let bias = keyBias.map { Tensor(shape: [s], values: $0) }
         let batches = Tensor.product(lead)
         let (qq, lq) = q.gemmOperand(), (kk, lk) = k.gemmOperand(), (vv, lv) = v.gemmOperand()
         let oq = qq.batchOffsets(lead), ok = kk.batchOffsets(lead), ov = vv.batchOffsets(lead)
@@ -33,6 +40,7 @@ extension NN {
         for i in 0..<batches {
             let p = probs.data + (keep ? i * t * s : 0)
             sgemm(lq.trans, !lk.trans, t, s, d, alpha, pq + oq[i], lq.ld, pk + ok[i], lk.ld, 0, p, s)
+            if let bias { addRowBias(p, rows: t, bias.data, n: s) }
             SoftmaxKernel.rows(p, rows: t, n: s, log: false)
             sgemm(false, lv.trans, t, dv, s, 1, p, s, pv + ov[i], lv.ld, 0, out.data + i * t * dv, dv)
         }
@@ -55,6 +63,7 @@ extension NN {
                     } else {
                         p = pr.data
                         sgemm(lq.trans, !lk.trans, t, s, d, alpha, pq + oq[i], lq.ld, pk + ok[i], lk.ld, 0, p, s)
+                        if let bias { addRowBias(p, rows: t, bias.data, n: s) }
                         SoftmaxKernel.rows(p, rows: t, n: s, log: false)
                     }
                     // dP = dO·Vᵀ and dV = Pᵀ·dO
@@ -83,6 +92,18 @@ extension NN {
             }
         }
         return out
+    }
+
+    /// rows × n scores += bias [n] on every row.
+    static func addRowBias(_ p: UnsafeMutablePointer<Float>, rows: Int, _ bias: UnsafeMutablePointer<Float>, n: Int) {
+        Parallel.forEach(rows, minChunk: Swift.max(1, 4096 / Swift.max(n, 1))) { r in
+            for row in r {
+                let pr = p + row * n
+                var j = 0
+                while j + 8 <= n { store8(load8(pr + j) + load8(bias + j), pr + j); j += 8 }
+                while j < n { pr[j] += bias[j]; j += 1 }
+            }
+        }
     }
 }
 

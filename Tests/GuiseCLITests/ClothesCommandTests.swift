@@ -35,6 +35,20 @@ extension CLITests {
         XCTAssertTrue(text.stdout.hasPrefix(dir + "/t.png: upper garment (from a person photo) painted over"), text.stdout)
     }
 
+    func testClothesHarmoniseWithReferenceAttentionReports() throws {
+        let out = dir + "/harmonised.png"
+        let run = try guise(["clothes", "--person", "Samples/astronaut.png", "--garment", "Samples/grace_hopper.jpg", "-o", out, "--json", "--quiet",
+                             "--harmonize", "0.3", "--harmonize-steps", "4", "--reference-attention", "1.5"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try XCTUnwrap(try json(run)["report"] as? [String: Any])
+        XCTAssertEqual(report["harmonize"] as? Double, 0.3)
+        XCTAssertEqual(report["referenceAttention"] as? Double, 1.5)
+        XCTAssertGreaterThan(report["diffusionEvaluations"] as? Int ?? 0, 0)
+        XCTAssertNotNil((report["seconds"] as? [String: Double])?["harmonize"])
+        let help = try guise(["clothes", "--help"]).stdout
+        XCTAssertTrue(help.contains("--harmonize") && help.contains("--reference-attention"))
+    }
+
     func testClothesPersonMaskBoundsTheChange() throws {
         // Only the lower middle of the astronaut photo may change.
         var values = [Float](repeating: 0, count: 512 * 512)
@@ -70,6 +84,10 @@ extension CLITests {
                         mentions: "does not show the body parts a lower garment needs")
         try assertFails(["clothes", "--quiet", "--person", "Samples/astronaut.png", "--garment", "Samples/messi5.jpg", "--shading", "3"], output: out,
                         mentions: "--shading")
+        try assertFails(["clothes", "--quiet", "--person", "Samples/astronaut.png", "--garment", "Samples/messi5.jpg", "--reference-attention", "1"],
+                        output: out, mentions: "give --harmonize too")
+        try assertFails(["clothes", "--quiet", "--person", "Samples/astronaut.png", "--garment", "Samples/messi5.jpg", "--harmonize", "2"],
+                        output: out, mentions: "--harmonize must be between 0 and 1")
         try assertFails(["clothes", "--quiet", "--person", "Samples/astronaut.png", "--garment", "Samples/messi5.jpg", "--kind", "hat"], output: out,
                         mentions: "hat")
         try assertFails(["clothes", "--quiet", "--person", "Samples/astronaut.png", "--garment", "Samples/messi5.jpg", "-o", dir + "/out.txt"],

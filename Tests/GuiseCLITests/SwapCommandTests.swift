@@ -38,6 +38,20 @@ extension CLITests {
         XCTAssertEqual(try ImageIO.read(out).rgb, try ImageIO.read(kept + "/face0-sample0.png").rgb)
     }
 
+    func testSwapReportsTheReferenceAttentionWeight() throws {
+        let out = dir + "/swap-ref.png"
+        let run = try guise(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "-o", out,
+                             "--work-size", "256", "--reference-attention", "0.5", "--json", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try XCTUnwrap(try json(run)["report"] as? [String: Any])
+        XCTAssertEqual(report["referenceAttention"] as? Double, 0.5)
+        let plain = try guise(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "-o", dir + "/swap-plain.png",
+                               "--work-size", "256", "--json", "--quiet"])
+        XCTAssertEqual(plain.status, 0, plain.stderr)
+        XCTAssertNil(try XCTUnwrap(try json(plain)["report"] as? [String: Any])["referenceAttention"])
+        XCTAssertTrue(try guise(["swap", "--help"]).stdout.contains("--reference-attention"))
+    }
+
     func testSwapFailuresAreOneLineAndWriteNothing() throws {
         let out = dir + "/swap.png"
         try assertFails(["swap", "--source", "Samples/coffee.png", "--target", "Samples/astronaut.png", "--no-diffusion"],
@@ -51,6 +65,12 @@ extension CLITests {
         try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--strength", "0"],
                         output: out, mentions: "strength")
         try assertFails(["swap", "--target", "Samples/astronaut.png"], output: out, mentions: "--source")
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--reference-attention=-1"],
+                        output: out, mentions: "reference attention")
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--reference-attention", "nan"],
+                        output: out, mentions: "reference attention")
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "--reference-attention", "1", "--no-diffusion"],
+                        output: out, mentions: "drop --no-diffusion")
     }
 
     /// DiffFace's ArcFace alone (no UNet): the embedded swap runs with it as the identity

@@ -381,8 +381,9 @@ final class EditTests: XCTestCase {
             let f = try analyzer.gazeFeatures(ImageTensor.tensor(image), at: lm)
             return try EditGuides.gazeLoss(f, horizontal: goal, vertical: [before[1], before[3]]).values[0]
         }
-        func run(weight: Double) throws -> Image {
-            let g = try EditGuides.gaze(.horizontal(Double(goal)), image: photo, landmarks: lm, analyzer: analyzer, weight: weight)
+        func run(weight: Double, warp: Bool) throws -> Image {
+            var g = try EditGuides.gaze(.horizontal(Double(goal)), image: photo, landmarks: lm, analyzer: analyzer, weight: weight)
+            if !warp { g.guidance.start = nil }
             let e = try edit { o in
                 o.mode = .harmonize; o.poisson = false; o.steps = 12; o.strength = 0.5
                 o.guidance = g.guidance; o.context = g.context
@@ -392,8 +393,11 @@ final class EditTests: XCTestCase {
             assertKeptOutside(out, photo, eyes)
             return out
         }
-        let plain = try loss(try run(weight: 0)), guided = try loss(try run(weight: EditGuides.defaultGazeWeight))
-        XCTAssertFalse(plain.isNaN || guided.isNaN)
+        // The guidance alone (the model redrawing the eyes), then with the warped start.
+        let plain = try loss(try run(weight: 0, warp: false)), guided = try loss(try run(weight: EditGuides.defaultGazeWeight, warp: false))
+        let warped = try loss(try run(weight: EditGuides.defaultGazeWeight, warp: true))
+        XCTAssertFalse(plain.isNaN || guided.isNaN || warped.isNaN)
+        XCTAssertLessThan(warped, plain * 0.3, "the warped start turns the eyes (\(plain) → \(warped))")
         XCTAssertLessThan(guided, plain * 0.8, "gaze guidance should lower the gaze loss (\(plain) → \(guided))")
     }
 }
