@@ -24,7 +24,10 @@ struct EditCommand: JobCommand {
         (--resample N adds RePaint's resampling, walking each stretch of --jump steps N times). \
         --harmonize blends the region's edge into its surroundings, noises it to --strength and \
         denoises it, re-imposing the unmasked part from the noised original at each step, so a \
-        rough paste-in takes on its surroundings' colour and grain. The network sees a window around the mask at the \
+        rough paste-in takes on its surroundings' colour and light, keeping its own fine detail (--detail). \
+        --gaze turns the eyes of --face: the irises are warped along their eyes to the new place (checked by the \
+        iris network and corrected), then the eyes are harmonised under the iris expert's guidance. \
+        The network sees a window around the mask at the \
         photo's own resolution, so the cost follows the mask's size, not the photo's. \
         The same --seed gives the same bytes.
         """)
@@ -103,10 +106,10 @@ struct EditCommand: JobCommand {
 
     // Gaze re-rendering moves the iris network's answer but, with the embedded prior, draws
     // colour patches rather than eyes (docs/EDIT.md): kept out of --help until it makes eyes.
-    @Option(help: ArgumentHelp("Re-render with the iris expert's guidance towards a gaze: camera, or a horizontal offset in eye widths (-0.5…0.5).", visibility: .hidden))
+    @Option(help: "Turn the eyes: the irises warped along their eyes to camera (the centre line) or a horizontal offset in eye widths (-0.5…0.5), then re-rendered with the iris expert's guidance.")
     var gaze: String?
 
-    @Option(name: .customLong("gaze-weight"), help: ArgumentHelp("The gaze guidance's weight.", visibility: .hidden))
+    @Option(name: .customLong("gaze-weight"), help: "The gaze guidance's weight.")
     var gazeWeight = EditGuides.defaultGazeWeight
 
     @Option(help: "The diffusion model: prior (the embedded one) or an ADM checkpoint file.")

@@ -46,7 +46,7 @@ public enum EditGuides {
         let vertical = [now[1], now[3]]
         let goal = Float(target.horizontal)
         let w = Float(weight)
-        let guidance = EditGuidance(name: "gaze", start: { try gazeWarp($0, landmarks: lm, target: target) }) { x0, origin in
+        let guidance = EditGuidance(name: "gaze", start: { try gazeWarp($0, landmarks: lm, target: target, analyzer: analyzer) }) { x0, origin in
             var shifted = lm
             shifted.roi.centre = Point(lm.roi.centre.x - Double(origin.x), lm.roi.centre.y - Double(origin.y))
             shifted.mesh = lm.mesh.map { Point3($0.x - Double(origin.x), $0.y - Double(origin.y), $0.z) }
@@ -71,10 +71,32 @@ public enum EditGuides {
     /// eyes already looking the new way, as the swap starts from its warp: the prior draws no
     /// eyes of its own.
     public static func gazeWarp(_ image: Image, landmarks lm: FaceLandmarks, target: GazeTarget) throws -> Image {
+        try gazeWarp(image, landmarks: lm, shifts: try lm.gazePerEye().map { target.horizontal - $0.x })
+    }
+
+    /// `gazeWarp` to `target`, corrected by what the iris network then reads: the network reads a
+    /// warped iris a little short of where it was put, so the shift is raised by the shortfall
+    /// (twice) and the photo warped once with the total, from the original pixels.
+    public static func gazeWarp(_ image: Image, landmarks lm: FaceLandmarks, target: GazeTarget, analyzer: FaceAnalyzer) throws -> Image {
+        var shifts = try lm.gazePerEye().map { target.horizontal - $0.x }
+        var out = try gazeWarp(image, landmarks: lm, shifts: shifts)
+        for _ in 0..<2 {
+            var seen = lm
+            (seen.leftEye, seen.rightEye) = try analyzer.eyes(out, mesh: lm.mesh)
+            let now = try seen.gazePerEye()
+            guard now.contains(where: { abs(target.horizontal - $0.x) > 0.01 }) else { break }
+            for k in shifts.indices { shifts[k] += target.horizontal - now[k].x }
+            out = try gazeWarp(image, landmarks: lm, shifts: shifts)
+        }
+        return out
+    }
+
+    /// `gazeWarp` by a shift per eye (image-left, image-right) in eye widths along the eye.
+    public static func gazeWarp(_ image: Image, landmarks lm: FaceLandmarks, shifts: [Double]) throws -> Image {
         let w = image.width, h = image.height, n = w * h
         var out = image
         let eyes = [(MeshRegions.imageLeftEye, lm.leftEye, Gaze.meshEyes[0]), (MeshRegions.imageRightEye, lm.rightEye, Gaze.meshEyes[1])]
-        for (outline, eye, idx) in eyes {
+        for (k, (outline, eye, idx)) in eyes.enumerated() {
             let l = lm.mesh[idx.cornerLeft].xy, r = lm.mesh[idx.cornerRight].xy
             let ax = r.x - l.x, ay = r.y - l.y
             let width = (ax * ax + ay * ay).squareRoot()
@@ -91,8 +113,7 @@ public enum EditGuides {
             // The plateau the iris sits on, and where the ramps to the corners start.
             let p0 = max(1, along - radius), p1 = min(width - 1, along + radius)
             guard p1 > p0 else { continue }
-            let h0 = (along - width / 2) / width
-            var shift = (target.horizontal - h0) * width
+            var shift = shifts[k] * width
             // The side the iris moves towards is squeezed: keep it to at least a quarter of its width,
             // so the map stays one-to-one.
             let room = shift > 0 ? width - p1 : p0
