@@ -104,8 +104,6 @@ struct EditCommand: JobCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
-    // Gaze re-rendering moves the iris network's answer but, with the embedded prior, draws
-    // colour patches rather than eyes (docs/EDIT.md): kept out of --help until it makes eyes.
     @Option(help: "Turn the eyes: the irises warped along their eyes to camera (the centre line) or a horizontal offset in eye widths (-0.5…0.5), then re-rendered with the iris expert's guidance.")
     var gaze: String?
 
