@@ -133,6 +133,12 @@ public enum PriorModel {
 }
 
 extension PriorModel {
-    /// The shipped prior's name in Models/manifest.json (a path under Models/).
-    public static let shippedName = "prior/guise-prior.safetensors"
+    /// The shipped priors by name, each a path under Models/ listed in Models/manifest.json.
+    /// `guise-prior` is the first (small, 3.1M parameters); `guise-prior-2` the medium one.
+    public static let shippedPriors = ["guise-prior": "prior/guise-prior.safetensors",
+                                       "guise-prior-2": "prior/guise-prior-2.safetensors"]
+    /// The prior that `prior` and no --model stand for.
+    public static let defaultPrior = "guise-prior"
+    /// The default prior's path under Models/.
+    public static var shippedName: String { shippedPriors[defaultPrior]! }
 }
