@@ -26,6 +26,9 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "Total optimisation steps.")
     var steps = 1000
 
+    @Option(name: .customLong("stop-at"), help: "Stop after this step (checkpoint and export there) without shortening the learning-rate schedule of --steps; a later --resume continues it.")
+    var stopAt: Int?
+
     @Option(help: "A checkpoint to continue from (its options are used; --steps may extend the run).")
     var resume: String?
 
@@ -77,6 +80,7 @@ struct TrainPrior: ParsableCommand {
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
         guard batch > 0 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
+        if let stopAt { guard stopAt > 0 && stopAt <= steps else { throw ValidationError("--stop-at must be between 1 and --steps") } }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         guard lr > 0, emaDecay > 0 && emaDecay < 1 else { throw ValidationError("--lr must be positive and --ema-decay in (0, 1)") }
         guard jitter >= 0 && jitter < 1 else { throw ValidationError("--jitter must be in [0, 1)") }
@@ -145,15 +149,19 @@ struct TrainPrior: ParsableCommand {
             logHandle!.seekToEndOfFile()
         }
         defer { try? logHandle?.close() }
-        let bar = output.progress(total: o.steps - trainer.step, label: "training")
+        let end = min(stopAt ?? o.steps, o.steps)
+        guard trainer.step <= end else {
+            throw FormatError("the checkpoint is at step \(trainer.step), past --stop-at \(end)", category: .input)
+        }
+        let bar = output.progress(total: end - trainer.step, label: "training")
         var smooth: Double?
-        while trainer.step < o.steps {
+        while trainer.step < end {
             let lr = trainer.learningRate(at: trainer.step)
             let loss = try trainer.trainStep(dataset)
             smooth = smooth.map { 0.95 * $0 + 0.05 * Double(loss) } ?? Double(loss)
             logHandle?.write(Data(String(format: "%d\t%.6f\t%.6g\t%.1f\n", trainer.step, loss, lr, Date().timeIntervalSince(start)).utf8))
-            bar.update(trainer.step - (o.steps - bar.total), String(format: "step %d  loss %.4f (avg %.4f)", trainer.step, loss, smooth!))
-            if trainer.step % checkpointEvery == 0 || trainer.step == o.steps {
+            bar.update(trainer.step - (end - bar.total), String(format: "step %d  loss %.4f (avg %.4f)", trainer.step, loss, smooth!))
+            if trainer.step % checkpointEvery == 0 || trainer.step == end {
                 try trainer.saveCheckpoint(to: ckpt)
             }
         }
