@@ -173,9 +173,10 @@ prior: deps prior-data
 	$(PYTHON) Tools/ship_prior.py $(PRIOR_RUN)/prior.safetensors "guise train-prior $(PRIOR_ARGS)"
 
 # Per σ: PSNR of the noisy input, OpenCV NLM at its best h, Guise (1 step, and with TTA), Guise's time.
+# Then the same for each kind of photo in the data manifest (face, person, scene).
 bench-prior: deps prior-data
 	$(SWIFT) build -c release --product PriorBench
-	.build/release/PriorBench --data $(PRIOR_DATA)/heldout --model Models/prior/guise-prior.safetensors
+	.build/release/PriorBench --data $(PRIOR_DATA)/heldout --model Models/prior/guise-prior.safetensors --manifest Models/prior/data-manifest.json
 
 # MediaPipe's legacy solution API (the pose and face-mesh graphs whose results the fixtures hold)
 # beside LiteRT and dlib, for the face fixtures; mediapipe brings OpenCV. Created once.

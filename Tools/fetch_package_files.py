@@ -8,7 +8,12 @@ source becomes DEST_DIR/name, with its size and sha256). A file with a `split` (
 prior's training data: "train" or "heldout") goes to DEST_DIR/split/name instead. A file
 already present with the right hash is left alone, so the step is idempotent. A new file is written to a temporary
 name, hashed, and renamed only when the hash matches, so a half-downloaded or wrong file
-is never left in place. A mismatch is an error naming the file.
+is never left in place. A mismatch is an error naming the file. All the files wanted from
+one package are taken out of it in a single pass over the archive.
+
+Source kinds: "wheel" (with "python" and "platforms" for a compiled wheel, without them for a
+pure-Python one), "sdist" (.tar.gz, .tar.bz2, .tar.xz or .zip) and "deb" (any data.tar
+compression dpkg-deb reads).
 
 Only the standard library is used; pip and apt-get are called as programs.
 """
@@ -43,11 +48,14 @@ def download(src):
     if kind in ("wheel", "sdist"):
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", CACHE, src["package"]]
         if kind == "wheel":
-            # Explicit tags so the wheel is fetched whatever the local Python is.
-            cmd += ["--only-binary=:all:", "--implementation", "cp",
-                    "--python-version", src["python"], "--abi", "cp" + src["python"]]
-            for p in src["platforms"]:
-                cmd += ["--platform", p]
+            cmd += ["--only-binary=:all:"]
+            if "python" in src:
+                # Explicit tags so a compiled wheel is fetched whatever the local Python is.
+                # A pure-Python (py3-none-any) wheel needs none.
+                cmd += ["--implementation", "cp",
+                        "--python-version", src["python"], "--abi", "cp" + src["python"]]
+                for p in src["platforms"]:
+                    cmd += ["--platform", p]
         else:
             # Only this package as source: pip still prepares its metadata in an isolated build
             # env, and with ":all:" that env would compile numpy or Cython from source (minutes).
@@ -65,25 +73,37 @@ def download(src):
     return found[0]
 
 
-def extract_member(archive, kind, member, out):
-    """Copies one member of the archive into the open file `out`."""
-    if kind == "wheel":
+def members(archive, kind, wanted):
+    """Yields (member, file object) for each member of the archive named in `wanted`, in one pass.
+
+    A .deb or a gzip/bzip2/xz sdist is read as a stream, so its payload is decompressed once
+    however many files are taken from it."""
+    if kind == "wheel" or (kind == "sdist" and archive.endswith(".zip")):
         with zipfile.ZipFile(archive) as z:
-            with z.open(member) as f:
-                shutil.copyfileobj(f, out)
+            names = set(z.namelist())
+            for m in sorted(wanted):
+                if m in names:
+                    with z.open(m) as f:
+                        yield m, f
     elif kind == "sdist":
-        with tarfile.open(archive) as t:
-            f = t.extractfile(member)
-            if f is None:
-                fail(f"{member} is not a regular file in {os.path.basename(archive)}")
-            shutil.copyfileobj(f, out)
+        with tarfile.open(archive, mode="r|*") as t:
+            for info in t:
+                if info.name in wanted and info.isfile():
+                    yield info.name, t.extractfile(info)
     elif kind == "deb":
-        # dpkg-deb streams the data tarball; tar picks the one member out of it.
-        p1 = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", archive], stdout=subprocess.PIPE)
-        p2 = subprocess.run(["tar", "-xOf", "-", "./" + member], stdin=p1.stdout, stdout=out)
-        p1.wait()
-        if p1.returncode or p2.returncode:
-            fail(f"{member} not found in {os.path.basename(archive)}")
+        # dpkg-deb unpacks the data tarball whatever its compression (xz, zstd, gzip).
+        p = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", archive], stdout=subprocess.PIPE)
+        try:
+            with tarfile.open(fileobj=p.stdout, mode="r|") as t:
+                for info in t:
+                    name = info.name[2:] if info.name.startswith("./") else info.name
+                    if name in wanted and info.isfile():
+                        yield name, t.extractfile(info)
+        finally:
+            p.stdout.close()
+            p.wait()
+    else:
+        fail(f"unknown source kind {kind!r}")
 
 
 def main(argv):
@@ -95,6 +115,7 @@ def main(argv):
         manifest = json.load(f)
     sources = manifest["sources"]
     os.makedirs(dest, exist_ok=True)
+    pending = {}  # source name -> {member path -> [entries]}, in manifest order
     for entry in manifest["files"]:
         if only is not None and entry["name"] not in only:
             continue
@@ -107,22 +128,37 @@ def main(argv):
         path = os.path.join(dest, *parts)
         if os.path.exists(path) and sha256(path) == entry["sha256"]:
             continue
+        pending.setdefault(src_name, {}).setdefault(entry["path"], []).append((entry, path))
+    for src_name, wanted in pending.items():
         src = sources[src_name]
         archive = download(src)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(path))
-        try:
-            with os.fdopen(fd, "wb") as out:
-                extract_member(archive, src["kind"], entry["path"], out)
-            got = sha256(tmp)
-            if got != entry["sha256"] or os.path.getsize(tmp) != entry["size"]:
-                fail(f"{entry['name']}: sha256 {got} does not match the manifest's {entry['sha256']}")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-            print(f"fetch: {entry['name']} ok", file=sys.stderr)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        done = set()
+        for member, f in members(archive, src["kind"], wanted):
+            first_path = None  # two entries may take the same member
+            for entry, path in wanted[member]:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(path))
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        if first_path is None:
+                            shutil.copyfileobj(f, out)
+                        else:
+                            with open(first_path, "rb") as first:
+                                shutil.copyfileobj(first, out)
+                    got = sha256(tmp)
+                    if got != entry["sha256"] or os.path.getsize(tmp) != entry["size"]:
+                        fail(f"{entry['name']}: sha256 {got} does not match the manifest's {entry['sha256']}")
+                    os.chmod(tmp, 0o644)
+                    os.replace(tmp, path)
+                    first_path = first_path or path
+                    print(f"fetch: {entry['name']} ok", file=sys.stderr)
+                finally:
+                    if os.path.exists(tmp):
+                        os.unlink(tmp)
+            done.add(member)
+        missing = [m for m in wanted if m not in done]
+        if missing:
+            fail(f"{wanted[missing[0]][0][0]['name']}: {missing[0]} is not a regular file in {os.path.basename(archive)}")
 
 
 if __name__ == "__main__":

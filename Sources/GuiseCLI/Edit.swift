@@ -59,6 +59,12 @@ struct EditCommand: JobCommand {
     @Option(help: "Harmonise: how far the photo is noised, 0…1 (more changes more).")
     var strength = 0.4
 
+    @Option(help: "Harmonise: how much of the region's own fine detail is kept over the model's, 0…1 (0 redraws it all, e.g. a scribble).")
+    var detail = 1.0
+
+    @Option(name: .customLong("detail-scale"), help: "Harmonise: the detail kept is the band under this many pixels (Gaussian σ).")
+    var detailScale = 4.0
+
     @Flag(name: .customLong("no-poisson"), help: "Harmonise with the model alone, without the gradient-domain blend first.")
     var noPoisson = false
 
@@ -155,6 +161,8 @@ struct EditCommand: JobCommand {
         options.fillStrength = startStrength
         options.sampler = sampler
         options.poisson = !noPoisson
+        options.detail = detail
+        options.detailSigma = detailScale
         options.seed = seed
         options.margin = margin
         options.tileSize = tile

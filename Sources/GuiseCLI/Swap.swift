@@ -38,7 +38,9 @@ struct Swap: JobCommand {
             ArcFace identity, BiSeNet parsing, EyeNet gaze and background losses, DiffFace's ramped mask, 4 \
             samples ranked by identity. Any expert file left out is replaced by the embedded one. With the \
             gradient back through the UNet a sample takes tens of minutes on a CPU; --grad x0 is about a third \
-            of that.
+            of that. Without DiffFace's UNet, its experts guide the embedded swap (with its own settings) on the \
+            face's aligned 256² crop: --arcface in place of dlib (samples are then ranked by ArcFace), \
+            --gaze-estimator in place of the iris, --face-parser beside the face mesh.
             """)
 
     @Option(help: "The source photo (the identity to put in); repeat for several photos of the same person.")
@@ -74,22 +76,22 @@ struct Swap: JobCommand {
     @Flag(name: .customLong("no-diffusion"), help: "Stop after the warp and relighting (fast preview).")
     var noDiffusion = false
 
-    @Option(help: "Fraction of the diffusion chain run from the warped composite (0…1]; default 0.2 (0.75 with --diffface).")
+    @Option(help: "Fraction of the diffusion chain run from the warped composite (0…1]; default 0.2 (0.75 with DiffFace's UNet).")
     var strength: Double?
 
-    @Option(help: "Steps of the whole respaced chain; about strength × steps run (default 10, as the embedded prior does best with few; 100 with --diffface).")
+    @Option(help: "Steps of the whole respaced chain; about strength × steps run (default 10, as the embedded prior does best with few; 100 with DiffFace's UNet).")
     var steps: Int?
 
     @Option(help: "How much of the warped face's finest detail is added back over the diffusion result (0…2).")
     var detail = 1.0
 
-    @Flag(help: "DDPM steps (fresh noise every step) instead of deterministic DDIM (DDPM is the default with --diffface).")
+    @Flag(help: "DDPM steps (fresh noise every step) instead of deterministic DDIM (DDPM is the default with DiffFace's UNet).")
     var ddpm = false
 
-    @Flag(help: "With --diffface: DDIM steps instead of DDPM.")
+    @Flag(help: "With DiffFace's UNet: DDIM steps instead of DDPM.")
     var ddim = false
 
-    @Option(help: "Samples per face; the one closest in identity to the source is the result (default 1; 4 with --diffface).")
+    @Option(help: "Samples per face; the one closest in identity to the source is the result (default 1; 4 with DiffFace's UNet).")
     var samples: Int?
 
     @Option(name: .customLong("keep-samples"), help: "Write every sample, best first, into this folder.")
@@ -98,16 +100,16 @@ struct Swap: JobCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 0
 
-    @Option(name: .customLong("identity-weight"), help: "Identity guidance weight (dlib distance to the source; with --diffface, a multiple of its ArcFace weight 6000).")
+    @Option(name: .customLong("identity-weight"), help: "Identity guidance weight (dlib distance to the source, or ArcFace's with --arcface; with DiffFace's UNet, a multiple of its ArcFace weight 6000).")
     var identityWeight = 1.0
 
-    @Option(name: .customLong("structure-weight"), help: "Structure guidance weight (face-mesh landmarks against the target; with --diffface, a multiple of its parsing weight 200).")
+    @Option(name: .customLong("structure-weight"), help: "Structure guidance weight (face-mesh landmarks against the target, and the parsing with --face-parser; with DiffFace's UNet, a multiple of its parsing weight 200).")
     var structureWeight = 1.0
 
-    @Option(name: .customLong("gaze-weight"), help: "Gaze guidance weight (iris position against the target; with --diffface, a multiple of its EyeNet weight 200).")
+    @Option(name: .customLong("gaze-weight"), help: "Gaze guidance weight (iris position against the target, or EyeNet's gaze with --gaze-estimator; with DiffFace's UNet, a multiple of its EyeNet weight 200).")
     var gazeWeight = 1.0
 
-    @Option(help: "Guidance gradient: x0 (through x̂0 only, cheap; the default) or through-unet (back through the network; the default with --diffface, as DiffFace).")
+    @Option(help: "Guidance gradient: x0 (through x̂0 only, cheap; the default) or through-unet (back through the network; the default with DiffFace's UNet, as DiffFace).")
     var grad: GradientChoice?
 
     @Option(help: "Diffusion model: prior (embedded) or an ADM checkpoint path.")
@@ -164,7 +166,7 @@ struct Swap: JobCommand {
     func validate() throws {
         guard !source.isEmpty else { throw ValidationError("give at least one --source photo") }
         if ddpm && ddim { throw ValidationError("--ddpm and --ddim exclude each other") }
-        if ddim && diffFace.isEmpty { throw ValidationError("--ddim is for --diffface (the embedded swap uses DDIM unless --ddpm)") }
+        if ddim && (try? diffFace.files())??.model == nil { throw ValidationError("--ddim is for DiffFace's UNet (--diffface with Model.pt, or --diffface-model); the embedded swap uses DDIM unless --ddpm") }
         do { try options().validate() } catch let e as PipelineError { throw ValidationError(e.message) }
     }
 

@@ -129,10 +129,14 @@ public final class ADMUNet {
     /// inputs stay alive between the passes, so forward+backward memory falls to little more than
     /// the forward's, for about one more forward of compute. Off by default; no effect on values.
     public var checkpointing = false
+    /// With checkpointing, only blocks whose input is at least this many pixels on its shorter
+    /// side recompute. A block's tape grows as C·H·W and its compute as C²·H·W, so the small,
+    /// wide blocks deep in the network cost the most to recompute for the least memory saved.
+    public var checkpointMinSide = 0
 
     func run(_ layers: [ADMLayer], _ x: Tensor, _ emb: Tensor) -> Tensor {
         let needX = Autograd.shouldRecord(x), needE = Autograd.shouldRecord(emb)
-        guard checkpointing, needX || needE else { return runTaped(layers, x, emb) }
+        guard checkpointing, needX || needE, min(x.shape[2], x.shape[3]) >= checkpointMinSide else { return runTaped(layers, x, emb) }
         let out = Autograd.noGrad { runTaped(layers, x, emb) }
         let xd = x.detached(), ed = emb.detached()
         out.record("adm_block_checkpoint", needE ? [x, emb] : [x]) { [self] g in

@@ -174,8 +174,9 @@ public struct DiffFaceLosses {
     public var mask: Tensor {
         didSet { precondition(mask.shape == [1, 1, 256, 256], "DiffFace's mask must be [1, 1, 256, 256]") }
     }
-    /// The source's L2-normalised ArcFace embedding [1, 512] (nil without ArcFace).
-    public let sourceEmbedding: Tensor?
+    /// The source's L2-normalised ArcFace embedding [1, 512] (nil without ArcFace); settable,
+    /// so that several photos of one person can give their mean.
+    public var sourceEmbedding: Tensor?
     /// The target's parsing logits at 256 (nil without BiSeNet).
     public let targetParsing: Tensor?
     /// Eye boxes (x0, y0, x1, y1, half-open, in 256² pixels) and the target's gaze through each.
@@ -210,8 +211,9 @@ public struct DiffFaceLosses {
     }
 
     /// The energy at respaced step t, the identity term averaged over the clean view and
-    /// `views`; `terms` receives each weighted term's value.
-    public func energy(_ xIn: Tensor, t: Int, views: [DiffFaceView] = [], terms: ((String, Float) -> Void)? = nil) throws -> Tensor {
+    /// `views`; `terms` receives each weighted term's value. With t nil the gaze term is on
+    /// whatever the step.
+    public func energy(_ xIn: Tensor, t: Int?, views: [DiffFaceView] = [], terms: ((String, Float) -> Void)? = nil) throws -> Tensor {
         var total = Tensor.scalar(0)
         if let embed = experts.identity, let src = sourceEmbedding, weights.identity > 0 {
             let e = try DiffFaceLosses.embedding(xIn, mask: mask, embed: embed, views: [DiffFaceView()] + views)
@@ -230,7 +232,7 @@ public struct DiffFaceLosses {
             terms?("semantic", s.item())
             total = total + s
         }
-        if let gaze = experts.gaze, targetGaze.count == 2, DiffFaceLosses.gazeActive(t), weights.gaze > 0 {
+        if let gaze = experts.gaze, targetGaze.count == 2, t.map(DiffFaceLosses.gazeActive) ?? true, weights.gaze > 0 {
             var g = Tensor.scalar(0)
             for (box, ref) in zip(eyeBoxes, targetGaze) {
                 g = g + (try DiffFaceLosses.eyeGaze(xIn, box: box, gaze: gaze) - ref).absolute().mean()

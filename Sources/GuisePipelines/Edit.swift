@@ -50,6 +50,13 @@ public struct EditOptions {
     /// model redraw it. The model alone leaves most of a colour cast, since noise at a moderate
     /// strength keeps the low frequencies.
     public var poisson = true
+    /// Harmonise: how much of the region's own fine detail (the band under `detailSigma`
+    /// pixels, taken after the gradient-domain blend) replaces the model's. A paste-in's
+    /// mismatch is in its colours and light, which live in the low frequencies the model redraws;
+    /// at a moderate strength the small prior would also repaint its texture and edges as
+    /// blotches. 1 keeps the region's detail, 0 keeps the model's (to redraw a scribble).
+    public var detail = 1.0
+    public var detailSigma = 4.0
     /// Telea then noise keeps the fill's broad colours near the smooth fill's (and so its PSNR)
     /// while the model draws texture; from pure noise the texture is right but colours wander.
     public var fillStart: FillStart = .telea
@@ -137,6 +144,8 @@ public struct Edit {
         guard o.resample >= 1, o.jump >= 1 else { throw EditError("--resample and --jump must be 1 or more") }
         guard o.strength > 0, o.strength <= 1 else { throw EditError("--strength must be in (0, 1]") }
         guard o.fillStrength > 0, o.fillStrength <= 1 else { throw EditError("the fill strength must be in (0, 1]") }
+        guard o.detail >= 0, o.detail <= 1 else { throw EditError("--detail must be between 0 and 1") }
+        guard o.detailSigma > 0, o.detailSigma <= 16 else { throw EditError("the detail scale must be in (0, 16] pixels") }
         guard o.tileSize >= 32 else { throw EditError("the tile size must be at least 32") }
         if let m = o.margin, m < 0 { throw EditError("--margin must be 0 or more") }
         var notes: [String] = [], warnings: [String] = []
@@ -247,8 +256,11 @@ public struct Edit {
                                               initImage: known,
                                               options: sampler, noise: noise)
             done += perTile
-            let made = try ImageTensor.image(result.sample, range: .signed)
+            var made = try ImageTensor.image(result.sample, range: .signed)
             guard !made.rgb.contains(where: { $0.isNaN }) else { throw EditError("the model produced NaN values", category: .model) }
+            if o.mode == .harmonize && o.detail > 0 {
+                made = try Edit.withDetail(of: tileImage, on: made, amount: Float(o.detail), sigma: o.detailSigma)
+            }
             window.paste(made, into: &works[step.window], unknown: &unknowns[step.window], rect: t)
         }
         report.evaluations = reversePerTile * plan.count
@@ -260,6 +272,17 @@ public struct Edit {
         report.warnings = warnings
         report.seconds = Date().timeIntervalSince(start)
         return (out, report)
+    }
+
+    /// `base` with `amount` of its band under `sigma` pixels swapped for `source`'s.
+    static func withDetail(of source: Image, on base: Image, amount: Float, sigma: Double) throws -> Image {
+        let sb = try source.blurred(sigma: sigma), bb = try base.blurred(sigma: sigma)
+        var out = base
+        for k in 0..<out.rgb.count {
+            let v = base.rgb[k] + amount * ((source.rgb[k] - sb.rgb[k]) - (base.rgb[k] - bb.rgb[k]))
+            out.rgb[k] = min(max(v, 0), 1)
+        }
+        return out
     }
 
     /// Each tile draws its own noise stream, so a tile's result does not depend on how many

@@ -71,9 +71,13 @@ public struct FaceSwapOptions {
 
     /// DiffFace's recipe with these files: DDPM over a 100-step chain from 25 steps down (75
     /// run), gradients back through the network, 4 samples ranked by identity. The guidance
-    /// weights multiply DiffFace's own (6000 identity, 200 semantic, 200 gaze).
+    /// weights multiply DiffFace's own (6000 identity, 200 semantic, 200 gaze). Without its UNet
+    /// the files are experts only: the embedded swap runs with its own settings, and the experts
+    /// given (ArcFace, BiSeNet, EyeNet) guide it in place of dlib and the iris, the parser
+    /// alongside the mesh.
     public mutating func useDiffFace(_ files: DiffFaceFiles) {
         diffFace = files
+        guard files.model != nil else { return }
         steps = 100
         strength = 0.75
         ddim = false
@@ -98,9 +102,6 @@ public struct FaceSwapOptions {
         guard identityViews >= 1 && identityViews <= 16 else { throw PipelineError("identity views must be between 1 and 16") }
         guard referenceDistance > 0 else { throw PipelineError("the reference distance must be positive") }
         guard maxWorkSize >= 64 && maxWorkSize <= 2048 else { throw PipelineError("the work size must be between 64 and 2048") }
-        if let d = diffFace, d.model == nil {
-            throw PipelineError("DiffFace's method needs its UNet (Model.pt in the --diffface folder, or --diffface-model); the embedded prior cannot run its recipe")
-        }
     }
 }
 
@@ -141,8 +142,8 @@ public struct SwapReport: Encodable {
     public var model = ""
     /// Seconds per stage, summed over faces.
     public var seconds: [String: Double] = [:]
-    /// With DiffFace's method: which expert did each job, the guidance gradient's path, and
-    /// each weighted loss term at the best sample's last guided step (last face).
+    /// With DiffFace's method or its experts: which expert did each job, the guidance gradient's
+    /// path, and each weighted loss term at the best sample's last guided step (last face).
     public var experts: [String: String]?
     public var gradient: String?
     public var lossTerms: [String: Double]?
@@ -352,7 +353,7 @@ public final class FaceSwap {
     func swapFace(into out: inout Image, original target: Image, face: Face, landmarks tlm: FaceLandmarks,
                   sources: [SourceFace], sourceDescriptor: [Float], faceNumber: Int,
                   timed: (String, () throws -> Void) throws -> Void) throws -> FaceOutcome {
-        if options.diffFace != nil {
+        if options.diffFace?.model != nil {
             return try swapFaceDiffFace(into: &out, original: target, face: face, landmarks: tlm, sources: sources,
                                         sourceDescriptor: sourceDescriptor, faceNumber: faceNumber, timed: timed)
         }
@@ -513,6 +514,13 @@ public final class FaceSwap {
         if options.diffusion {
             let m = try model.get()
             let refiner = SwapRefiner(model: m, analyzer: analyzer, identity: identity, options: options)
+            let experts = diffFaceExperts
+            if experts.identity != nil || experts.parser != nil || experts.gaze != nil {
+                try timed("analyse") {
+                    refiner.guide = try SwapExpertGuide(experts: experts, names: diffFaceExpertNames, target: target, targetLM: tlm,
+                                                        sources: sources.map { ($0.image, $0.landmarks) }, options: options)
+                }
+            }
             refiner.progress = { [weak self] done, total in
                 self?.progress?(SwapProgress(stage: "face \(faceNumber + 1): diffusion", done: done, total: total))
             }
@@ -521,6 +529,15 @@ public final class FaceSwap {
                                                  targetMesh: meshD, targetLandmarks: tlm, windowOrigin: Point(Double(wx0), Double(wy0)),
                                                  sourceDescriptor: sourceDescriptor, seed: options.seed &+ UInt64(faceNumber) &* 1_000_003)
                 lastRefinements.append(refined)
+                if let guide = refiner.guide {
+                    var names = guide.names
+                    if !guide.replacesIdentity { names["identity"] = "dlib (embedded)" }
+                    if !guide.replacesGaze { names["gaze"] = names["gaze"] ?? "iris (embedded)" }
+                    names["structure"] = "face mesh (embedded)"
+                    names["semantic"] = names["semantic"].map { $0 + ", beside the face mesh" }
+                    lastDiffFaceExperts = names
+                    lastDiffFaceTerms = refined.lastTerms
+                }
                 samples = refined.samples
                 sampleDistances = refined.distances
                 stepsRun = refined.stepsRun

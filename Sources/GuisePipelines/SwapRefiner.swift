@@ -13,6 +13,8 @@ final class SwapRefiner {
     let analyzer: FaceAnalyzer
     let identity: FaceIdentity
     let options: FaceSwapOptions
+    /// A user's experts doing the jobs they can in place of the embedded ones.
+    var guide: SwapExpertGuide?
     var progress: ((Int, Int) -> Void)?
 
     init(model: DiffusionModel, analyzer: FaceAnalyzer, identity: FaceIdentity, options: FaceSwapOptions) {
@@ -33,6 +35,8 @@ final class SwapRefiner {
         var workResults: [Tensor]
         var start: Tensor
         var energies: SwapEnergies
+        /// Each weighted term of the guidance energy at the last guided step of the best sample.
+        var lastTerms: [String: Double]
     }
 
     /// Energy scales: each guidance weight of 1 gives its energy about the same pull. dlib
@@ -97,16 +101,34 @@ final class SwapRefiner {
 
         let energies = SwapEnergies(analyzer: analyzer, identity: identity, landmarks: compositeLM, meshRef: meshRef,
                                     interOcular: iod, gazeRef: gazeRef, sourceDescriptor: sourceD, views: views)
-        let wId = Float(options.identityWeight) * SwapRefiner.identityScale
+        let guide = self.guide?.isActive == true ? self.guide : nil
+        let wId = guide?.replacesIdentity == true ? 0 : Float(options.identityWeight) * SwapRefiner.identityScale
         let wSt = Float(options.structureWeight) * SwapRefiner.structureScale
-        let wGz = Float(options.gazeWeight) * SwapRefiner.gazeScale
+        let wGz = guide?.replacesGaze == true ? 0 : Float(options.gazeWeight) * SwapRefiner.gazeScale
+        // Work pixels → target photo pixels, for the user's experts' aligned crop.
+        let workToImage = GuiseImage.AffineTransform([1 / sx, 0, 0.5 / sx - 0.5 + windowOrigin.x, 0, 1 / sy, 0.5 / sy - 0.5 + windowOrigin.y])
+        var viewGenerator = SplitMix(seed: seed ^ 0xD1FF_FACE)
+        let viewCount = max(0, options.identityViews - 1)
+        var lastTerms: [String: Double] = [:]
         let energy: (Tensor, Guidance.Context) throws -> Tensor = { x0, _ in
             // x̂0 in [−1, 1] → an image in 0…1.
             let img = x0.scaled(0.5, plus: 0.5)
             var total = Tensor.scalar(0)
-            if wId > 0 { total = total + (try energies.identity(img)).scaled(wId) }
-            if wSt > 0 { total = total + (try energies.structure(img)).scaled(wSt) }
-            if wGz > 0 { total = total + (try energies.gaze(img)).scaled(wGz) }
+            var terms: [String: Double] = [:]
+            func add(_ name: String, _ e: Tensor) {
+                terms[name] = Double(e.item())
+                total = total + e
+            }
+            if wId > 0 { add("identity", (try energies.identity(img)).scaled(wId)) }
+            if wSt > 0 { add("structure", (try energies.structure(img)).scaled(wSt)) }
+            if wGz > 0 { add("gaze", (try energies.gaze(img)).scaled(wGz)) }
+            if let guide {
+                let views = DiffFaceView.random(count: viewCount, generator: &viewGenerator)
+                total = total + (try guide.energy(img, toImage: workToImage, views: views) { name, v in
+                    terms[name == "semantic" ? "parsing" : name] = Double(v)
+                })
+            }
+            lastTerms = terms
             return total
         }
 
@@ -115,7 +137,7 @@ final class SwapRefiner {
         var sampler = SamplerOptions(method: options.ddim ? .ddim(eta: 0) : .ddpm, clipDenoised: true,
                                      skipTimesteps: options.steps - run)
         sampler.mask = MaskBlend(mask: mask, schedule: .hard, timing: .beforeStep, composite: .sample)
-        if wId + wSt + wGz > 0 {
+        if wId + wSt + wGz > 0 || guide != nil {
             sampler.guidance = Guidance(image: .predictedStart,
                                         gradient: options.gradientThroughNetwork ? .throughDenoiser : .throughPrediction,
                                         energy: energy)
@@ -136,7 +158,7 @@ final class SwapRefiner {
             fine = f
         }
 
-        var results: [(Image, Double, Tensor)] = []
+        var results: [(Image, Double, Tensor, [String: Double])] = []
         for k in 0..<options.samples {
             let r = try diffusion.sample(model.denoiser, shape: x0.shape, initImage: x0, options: sampler,
                                          noise: SeededNoise(seed: seed &+ UInt64(k)))
@@ -147,12 +169,21 @@ final class SwapRefiner {
             if let fine, workW == ww && workH == wh {
                 for k in 0..<refined.rgb.count { refined.rgb[k] = min(max(refined.rgb[k] + fine.rgb[k], 0), 1) }
             }
-            let d = try identity.descriptor(refined, dlib5: dlib5.map { Point(($0.x + 0.5) / sx - 0.5, ($0.y + 0.5) / sy - 0.5) })
-            results.append((refined, FaceIdentity.distance(d, sourceDescriptor), r.image))
+            // Ranked by the identity expert that guided: ArcFace's 1 − cos (as DiffFace ranks)
+            // or dlib's distance.
+            let windowToImage = GuiseImage.AffineTransform([1, 0, windowOrigin.x, 0, 1, windowOrigin.y])
+            let distance: Double
+            if let guide = self.guide, let d = try guide.identityDistance(refined, toImage: windowToImage) {
+                distance = d
+            } else {
+                let d = try identity.descriptor(refined, dlib5: dlib5.map { Point(($0.x + 0.5) / sx - 0.5, ($0.y + 0.5) / sy - 0.5) })
+                distance = FaceIdentity.distance(d, sourceDescriptor)
+            }
+            results.append((refined, distance, r.image, lastTerms))
         }
         results.sort { $0.1 < $1.1 }
         return Refined(samples: results.map(\.0), distances: results.map(\.1), stepsRun: run, workSize: [padW, padH],
-                       workResults: results.map(\.2), start: x0, energies: energies)
+                       workResults: results.map(\.2), start: x0, energies: energies, lastTerms: results.first?.3 ?? [:])
     }
 
     /// The result at window size. At full scale it is the work result's window part; when the

@@ -10,6 +10,8 @@ import GuisePrior
 // seed, rounded and clipped to 8 bits as a file would be. NLM (fastNlMeansDenoisingColored, h = h_color,
 // windows 7/21) gets the h from a grid that gives the best mean PSNR per σ. Guise's outputs are
 // rounded to 8 bits too. PSNR is over all three channels, peak 255, averaged over photos.
+// With --manifest (the prior's data manifest), the same numbers are also given for each `kind` of
+// photo (face, person, scene), each with NLM at the h that is best for that kind.
 
 func argument(_ name: String) -> String? {
     let a = CommandLine.arguments
@@ -29,11 +31,26 @@ let sigmas = (argument("--sigmas") ?? "15,25,50").split(separator: ",").compactM
 let steps = Int(argument("--steps") ?? "1") ?? 1
 let withTTA = !CommandLine.arguments.contains("--no-tta")
 let hFactors: [Float] = [0.35, 0.45, 0.55, 0.65, 0.8, 0.95, 1.1]
+let manifestPath = argument("--manifest")
 
 let files = ((try? FileManager.default.contentsOfDirectory(atPath: dataDir)) ?? []).filter {
     ["png", "jpg", "jpeg"].contains(($0 as NSString).pathExtension.lowercased())
 }.sorted()
 if files.isEmpty { fail("no photos in \(dataDir); run `make prior-data`") }
+
+/// Each photo's kind from the manifest; a photo the manifest does not list is "unlisted".
+var kinds = [String](repeating: "unlisted", count: files.count)
+if let manifestPath {
+    guard let data = FileManager.default.contents(atPath: manifestPath),
+          let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+          let entries = root["files"] as? [[String: Any]]
+    else { fail("\(manifestPath): not a data manifest (a JSON object with a `files` list)") }
+    var byName: [String: String] = [:]
+    for e in entries {
+        if let name = e["name"] as? String, let kind = e["kind"] as? String { byName[name] = kind }
+    }
+    kinds = files.map { byName[$0] ?? "unlisted" }
+}
 
 /// Interleaved 8-bit RGB centre crops.
 var crops: [[UInt8]] = []
@@ -78,42 +95,82 @@ func guise(_ noisy: [UInt8], size: Int, sigma: Double, tta: Bool) throws -> [UIn
 print("bench-prior: \(files.count) held-out photos, centre crops \(Set(sizes).sorted().map { "\($0)²" }.joined(separator: ", ")), seed \(seed), model \(modelPath), \(steps) step\(steps == 1 ? "" : "s")")
 print("| σ  | noisy | NLM (best h) | Guise | Guise+TTA | Guise − NLM | time/img (1×, TTA) |")
 print("|----|------:|-------------:|------:|----------:|------------:|-------------------:|")
-var allPass = true
-for sigma in sigmas {
-    var noisyPSNR = 0.0, guisePSNR = 0.0, ttaPSNR = 0.0, guiseTime = 0.0, ttaTime = 0.0
+/// Per σ and photo: PSNR of the noisy input, of NLM at each h, of Guise (1×, TTA), and Guise's times.
+struct PhotoResult { var noisy = 0.0, nlm = [Double](), guise = 0.0, tta = 0.0, guiseTime = 0.0, ttaTime = 0.0 }
+struct Summary { var noisy = 0.0, nlmBest = 0.0, h: Float = 0, guise = 0.0, tta = 0.0, guiseTime = 0.0, ttaTime = 0.0 }
+
+/// Means over the photos `ks`, NLM at the h with the best mean over them.
+func summarise(_ r: [PhotoResult], _ ks: [Int], sigma: Double) -> Summary {
+    let m = Double(ks.count)
+    var s = Summary()
     var nlm = [Double](repeating: 0, count: hFactors.count)
+    for k in ks {
+        s.noisy += r[k].noisy / m; s.guise += r[k].guise / m; s.tta += r[k].tta / m
+        s.guiseTime += r[k].guiseTime / m; s.ttaTime += r[k].ttaTime / m
+        for j in hFactors.indices { nlm[j] += r[k].nlm[j] / m }
+    }
+    let best = nlm.indices.max { nlm[$0] < nlm[$1] }!
+    s.nlmBest = nlm[best]
+    s.h = hFactors[best] * Float(sigma)
+    return s
+}
+
+var allPass = true
+var results: [Double: [PhotoResult]] = [:]
+for sigma in sigmas {
+    var r = [PhotoResult](repeating: PhotoResult(), count: crops.count)
     for (k, clean) in crops.enumerated() {
         var rng = PriorRNG(seed: seed &+ UInt64(sigma * 1000) &* 1_000_003 &+ UInt64(k))
         var n = [Float](repeating: 0, count: clean.count)
         n.withUnsafeMutableBufferPointer { rng.fillNormal($0.baseAddress!, count: $0.count) }
         let noisy = (0..<clean.count).map { UInt8(min(max((Double(clean[$0]) + sigma * Double(n[$0])).rounded(), 0), 255)) }
-        noisyPSNR += psnr(noisy, clean)
-        for (j, f) in hFactors.enumerated() {
+        r[k].noisy = psnr(noisy, clean)
+        for f in hFactors {
             var out = [UInt8](repeating: 0, count: clean.count)
             let h = f * Float(sigma)
             if cvb_nl_means_colored(noisy, Int32(sizes[k]), Int32(sizes[k]), h, h, &out) != 0 {
                 fail("NLM: \(String(cString: cvb_last_error()))")
             }
-            nlm[j] += psnr(out, clean)
+            r[k].nlm.append(psnr(out, clean))
         }
         do {
             var t = Date()
-            guisePSNR += psnr(try guise(noisy, size: sizes[k], sigma: sigma, tta: false), clean)
-            guiseTime += Date().timeIntervalSince(t)
+            r[k].guise = psnr(try guise(noisy, size: sizes[k], sigma: sigma, tta: false), clean)
+            r[k].guiseTime = Date().timeIntervalSince(t)
             if withTTA {
                 t = Date()
-                ttaPSNR += psnr(try guise(noisy, size: sizes[k], sigma: sigma, tta: true), clean)
-                ttaTime += Date().timeIntervalSince(t)
+                r[k].tta = psnr(try guise(noisy, size: sizes[k], sigma: sigma, tta: true), clean)
+                r[k].ttaTime = Date().timeIntervalSince(t)
             }
         } catch { fail("denoise: \(error)") }
     }
-    let m = Double(crops.count)
-    let best = nlm.indices.max { nlm[$0] < nlm[$1] }!
-    let nlmBest = nlm[best] / m
-    let g = withTTA ? ttaPSNR / m : guisePSNR / m
-    allPass = allPass && g >= nlmBest + 3
-    print(String(format: "| %2.0f | %5.2f | %5.2f (h %4.1f) | %5.2f | %9@ | %+11.2f | %6.2f s, %@ |", sigma, noisyPSNR / m, nlmBest,
-                 hFactors[best] * Float(sigma), guisePSNR / m, withTTA ? String(format: "%.2f", ttaPSNR / m) as NSString : "–" as NSString,
-                 g - nlmBest, guiseTime / m, withTTA ? String(format: "%.2f s", ttaTime / m) as NSString : "–" as NSString))
+    results[sigma] = r
+    let s = summarise(r, Array(crops.indices), sigma: sigma)
+    let g = withTTA ? s.tta : s.guise
+    allPass = allPass && g >= s.nlmBest + 3
+    print(String(format: "| %2.0f | %5.2f | %5.2f (h %4.1f) | %5.2f | %9@ | %+11.2f | %6.2f s, %@ |", sigma, s.noisy, s.nlmBest,
+                 s.h, s.guise, withTTA ? String(format: "%.2f", s.tta) as NSString : "–" as NSString,
+                 g - s.nlmBest, s.guiseTime, withTTA ? String(format: "%.2f s", s.ttaTime) as NSString : "–" as NSString))
 }
 print("acceptance (Guise\(withTTA ? "+TTA" : "") ≥ NLM + 3 dB at every σ): \(allPass ? "met" : "NOT met")")
+
+if manifestPath != nil {
+    let order = ["face", "person", "scene"]
+    let present = Set(kinds)
+    let groups = order.filter { present.contains($0) } + present.subtracting(order).sorted()
+    print("")
+    print("By kind (\(groups.map { k in "\(k) \(kinds.filter { $0 == k }.count)" }.joined(separator: ", ")); NLM at the best h for each kind):")
+    print("| kind   | σ  | noisy | NLM (best h) | Guise | Guise+TTA | Guise − NLM | Guise 1× − NLM |")
+    print("|--------|----|------:|-------------:|------:|----------:|------------:|---------------:|")
+    for kind in groups {
+        let ks = kinds.indices.filter { kinds[$0] == kind }
+        for sigma in sigmas {
+            let s = summarise(results[sigma]!, ks, sigma: sigma)
+            let g = withTTA ? s.tta : s.guise
+            print(String(format: "| %@ | %2.0f | %5.2f | %5.2f (h %4.1f) | %5.2f | %9@ | %+11.2f | %+14.2f |",
+                         kind.padding(toLength: 6, withPad: " ", startingAt: 0) as NSString, sigma, s.noisy,
+                         s.nlmBest, s.h, s.guise, withTTA ? String(format: "%.2f", s.tta) as NSString : "–" as NSString,
+                         g - s.nlmBest, s.guise - s.nlmBest))
+        }
+    }
+}

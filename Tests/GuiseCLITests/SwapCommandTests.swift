@@ -52,4 +52,23 @@ extension CLITests {
                         output: out, mentions: "strength")
         try assertFails(["swap", "--target", "Samples/astronaut.png"], output: out, mentions: "--source")
     }
+
+    /// DiffFace's ArcFace alone (no UNet): the embedded swap runs with it as the identity
+    /// expert and says so; a file that is no such network is a one-line error.
+    func testSwapWithAUsersArcFace() throws {
+        let out = dir + "/swap-arcface.png"
+        let arcface = fixtureDirectory + "/diffface_step/Arcface.tar"
+        let run = try guise(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png", "-o", out,
+                             "--arcface", arcface, "--work-size", "256", "--json", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = (try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])?["report"] as? [String: Any]
+        let experts = report?["experts"] as? [String: String] ?? [:]
+        XCTAssertTrue(experts["identity"]?.hasPrefix("ArcFace IR-SE") ?? false, "\(experts)")
+        XCTAssertEqual(experts["gaze"], "iris (embedded)")
+        XCTAssertEqual(report?["stepsRun"] as? Int, 2, "the embedded swap's own settings: 0.2 of 10 steps")
+        XCTAssertNotNil((report?["lossTerms"] as? [String: Double])?["identity"])
+        XCTAssertNoThrow(try ImageIO.read(out))
+        try assertFails(["swap", "--source", "Samples/biden.jpg", "--target", "Samples/astronaut.png",
+                         "--arcface", fixtureDirectory + "/bisenet_tiny.pt"], output: dir + "/swap-bad.png", mentions: "bisenet_tiny.pt")
+    }
 }

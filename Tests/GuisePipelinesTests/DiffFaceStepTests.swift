@@ -193,8 +193,12 @@ final class DiffFaceStepTests: XCTestCase {
         XCTAssertEqual(f.arcface, dir + "/Arcface.tar")
         XCTAssertNil(f.parser)
         XCTAssertEqual(f.overriding(with: DiffFaceFiles(arcface: "/x")).arcface, "/x")
+        // Experts without the UNet guide the embedded swap with its own settings.
         var o = FaceSwapOptions()
         o.useDiffFace(DiffFaceFiles(arcface: "/x"))
-        XCTAssertThrowsError(try o.validate())
+        XCTAssertNoThrow(try o.validate())
+        XCTAssertEqual(o.samples, 1)
+        o.useDiffFace(f)
+        XCTAssertEqual(o.samples, 4)
     }
 }

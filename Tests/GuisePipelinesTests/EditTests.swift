@@ -165,6 +165,39 @@ final class EditTests: XCTestCase {
         assertKeptOutside(out, input, mask)
     }
 
+    /// A textured box with a cast: with the region's detail kept, the cast still goes and the
+    /// texture inside stays far closer to the un-cast photo's than when the model redraws it.
+    func testHarmonizeKeepsTheRegionsDetail() throws {
+        let (w, h) = (64, 56)
+        let clean = photo(w, h)
+        let mask = try EditMasks.box(x: 16, y: 14, w: 32, h: 28, width: w, height: h)
+        var input = clean
+        for i in 0..<(w * h) where mask.values[i] > 0 { input.rgb[i] = min(1, input.rgb[i] + 0.15) }
+        func highPassError(_ detail: Double) throws -> (texture: Float, cast: Float) {
+            let (out, _) = try edit { $0.mode = .harmonize; $0.strength = 0.6; $0.steps = 10; $0.detail = detail }.run(image: input, mask: mask)
+            assertKeptOutside(out, input, mask)
+            let ob = try out.blurred(sigma: 2), cb = try clean.blurred(sigma: 2)
+            var texture: Float = 0, cast: Float = 0, count: Float = 0
+            for y in 20..<36 {
+                for x in 22..<42 {
+                    let i = y * w + x
+                    for c in 0..<3 {
+                        let k = c * w * h + i
+                        XCTAssertFalse(out.rgb[k].isNaN)
+                        texture += abs((out.rgb[k] - ob.rgb[k]) - (clean.rgb[k] - cb.rgb[k]))
+                    }
+                    cast += out.rgb[i] - clean.rgb[i]
+                    count += 1
+                }
+            }
+            return (texture / (3 * count), cast / count)
+        }
+        let kept = try highPassError(1), redrawn = try highPassError(0)
+        XCTAssertLessThan(kept.texture, 0.5 * redrawn.texture, "detail kept: \(kept), redrawn: \(redrawn)")
+        XCTAssertLessThan(kept.cast, 0.1, "the cast goes with the detail kept")
+        XCTAssertThrowsError(try edit { $0.mode = .harmonize; $0.detail = 1.5 }.run(image: input, mask: mask))
+    }
+
     func testEmptyMaskReturnsTheInputAndFullMaskStillFills() throws {
         let input = photo(21, 19, alpha: true)
         let (same, r) = try edit().run(image: input, mask: Mask(width: 21, height: 19, fill: 0))
