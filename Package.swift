@@ -127,7 +127,7 @@ let package = Package(
         .testTarget(name: "GuiseDiffusionTests", dependencies: ["GuiseTestSupport", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
         .testTarget(name: "GuiseFaceTests", dependencies: ["GuiseTestSupport", "GuiseFace", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
         .testTarget(name: "GuiseBodyTests", dependencies: ["GuiseTestSupport", "GuiseBody", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
-        .testTarget(name: "GuisePipelinesTests", dependencies: ["GuiseTestSupport", "GuiseFiles", "GuisePipelines", "GuiseFace", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
+        .testTarget(name: "GuisePipelinesTests", dependencies: ["GuiseTestSupport", "GuiseFiles", "GuisePipelines", "GuisePrior", "GuiseFace", "GuiseVision", "GuiseImage", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),
         // Depends on the executable so `swift test` builds the `guise` binary these tests run.
         .testTarget(name: "GuiseCLITests", dependencies: ["GuiseTestSupport", "GuiseCLI", "GuiseFormats", "GuiseImage", "guise"], swiftSettings: cpu),
     ]

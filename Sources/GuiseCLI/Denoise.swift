@@ -31,7 +31,7 @@ struct Denoise: ParsableCommand {
     @Option(help: "Network evaluations: 1 is one x̂0 step, more is DDIM.")
     var steps = 1
 
-    @Option(help: "The prior (default: the shipped one, \(PriorModel.shippedName) in Models/).")
+    @Option(help: "The prior: a file, or a shipped prior's name (\(PriorModel.shippedPriors.keys.sorted().joined(separator: ", "))); default \(PriorModel.defaultPrior).")
     var model: String?
 
     @Flag(help: "Average over flips and quarter turns.")

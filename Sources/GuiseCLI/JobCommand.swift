@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GuiseFiles
 import GuisePipelines
+import GuisePrior
 
 /// What a command needs from whoever runs it: the command line (one job, bars and notes on
 /// stderr) or `guise batch` (many jobs sharing loaded models, quiet, warnings tagged with
@@ -67,6 +68,6 @@ extension JobCommand {
 /// The diffusion model option as an input file: nil and the embedded prior's name are not files
 /// a job names.
 func modelFile(_ model: String?) -> [String] {
-    guard let model, model != DiffusionModel.priorName else { return [] }
+    guard let model, model != DiffusionModel.priorName, PriorModel.shippedPriors[model] == nil else { return [] }
     return [model]
 }

@@ -10,8 +10,9 @@ struct TrainPrior: ParsableCommand {
         commandName: "train-prior",
         abstract: "Train the small ADM diffusion prior on a folder of photographs.",
         discussion: """
-            ε-prediction with a cosine schedule (1000 steps); random crops at several scales with flips and \
-            quarter turns; half the timesteps from the σ 5–80 band on 8-bit-rounded noisy inputs; Adam with \
+            ε-prediction with a cosine schedule (1000 steps); random crops at several scales (--multi-scale: \
+            log-uniform from whole-photo to 1:1) with flips and quarter turns (mirror only for --upright kinds), \
+            optional colour jitter, photos weighted by their manifest kind; half the timesteps from the σ 5–80 band on 8-bit-rounded noisy inputs; Adam with \
             warm-up and cosine decay; an EMA of the weights. A checkpoint (weights, EMA, Adam state, step, RNG \
             state) is written to --checkpoint every --checkpoint-every steps and at the end; --resume continues \
             one from its step. --out (.safetensors) receives the EMA weights as fp16.
@@ -25,6 +26,9 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "Total optimisation steps.")
     var steps = 1000
 
+    @Option(name: .customLong("stop-at"), help: "Stop after this step (checkpoint and export there) without shortening the learning-rate schedule of --steps; a later --resume continues it.")
+    var stopAt: Int?
+
     @Option(help: "A checkpoint to continue from (its options are used; --steps may extend the run).")
     var resume: String?
 
@@ -37,7 +41,7 @@ struct TrainPrior: ParsableCommand {
     @Option(help: "Random seed (initial weights, crops, noise).")
     var seed: UInt64 = 0
 
-    @Option(help: "Model size: small (the shipped prior) or tiny (tests).")
+    @Option(help: "Model: small (the first prior), medium (wider, attention at the two lowest levels), tiny or tiny-attn (tests).")
     var config = "small"
 
     @Option(help: "Batch size.")
@@ -55,14 +59,32 @@ struct TrainPrior: ParsableCommand {
     @Option(name: .customLong("ema-decay"), help: "EMA decay per step.")
     var emaDecay = 0.995
 
+    @Flag(name: .customLong("multi-scale"), help: "Crops at log-uniform scales from the whole photo down to 1:1.")
+    var multiScale = false
+
+    @Option(help: "Colour jitter: largest relative change of brightness, contrast and saturation (e.g. 0.05).")
+    var jitter = 0.0
+
+    @Option(help: "Data manifest (JSON) whose per-file `kind` --kind-weights and --upright read; unlisted files are scene. On --resume it replaces the checkpoint's path.")
+    var manifest: String?
+
+    @Option(name: .customLong("kind-weights"), help: "Sampling weight per kind, e.g. face=4,person=2,scene=1 (unlisted kinds weigh 1).")
+    var kindWeights: String?
+
+    @Option(help: "Kinds that get only the left–right mirror, never vertical flips or quarter turns, e.g. face,person.")
+    var upright: String?
+
     @Option(help: "Append step, loss, learning rate and elapsed seconds to this TSV.")
     var log: String?
 
     func validate() throws {
         guard steps > 0 else { throw ValidationError("--steps must be positive") }
         guard batch > 0 && batch <= 256 else { throw ValidationError("--batch must be between 1 and 256") }
+        if let stopAt { guard stopAt > 0 && stopAt <= steps else { throw ValidationError("--stop-at must be between 1 and --steps") } }
         guard checkpointEvery > 0 else { throw ValidationError("--checkpoint-every must be positive") }
         guard lr > 0, emaDecay > 0 && emaDecay < 1 else { throw ValidationError("--lr must be positive and --ema-decay in (0, 1)") }
+        guard jitter >= 0 && jitter < 1 else { throw ValidationError("--jitter must be in [0, 1)") }
+        if let kindWeights { _ = try PriorSampling.parseKindWeights(kindWeights) }
     }
 
     struct Report: Encodable {
@@ -100,16 +122,21 @@ struct TrainPrior: ParsableCommand {
             var o = PriorTrainingOptions()
             o.configName = config; o.steps = steps; o.batch = batch; o.crop = crop; o.lr = lr
             o.warmup = warmup; o.emaDecay = emaDecay; o.seed = seed
+            o.multiScale = multiScale; o.jitter = jitter; o.manifest = manifest ?? ""
+            o.kindWeights = PriorSampling.formatKindWeights(try PriorSampling.parseKindWeights(kindWeights ?? ""))
+            o.uprightKinds = (upright ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }.sorted().joined(separator: ",")
             trainer = try PriorTrainer(options: o)
         }
         let resumedAt = resume == nil ? nil : trainer.step
         let o = trainer.options
-        let dataset = try PriorDataset(directory: data, crop: o.crop)
+        let dataset = try trainer.dataset(directory: data, manifest: resume == nil ? nil : manifest)
         let params = trainer.parameters.reduce(0) { $0 + $1.count }
         let gflop = try PriorModel.forwardFLOPs(trainer.config, height: 256, width: 256) / 1e9
         output.note("prior \(o.configName): \(trainer.config)")
         output.note("  \(params) parameters, \(String(format: "%.1f", gflop)) GFLOP per 256² forward")
-        output.note("data: \(dataset.names.count) photos, \(dataset.pixelCount / 1000) kpx over all scales; batch \(o.batch) of \(o.crop)²")
+        output.note("data: \(dataset.names.count) photos (\(dataset.kindCounts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))), \(dataset.pixelCount / 1000) kpx over all scales; batch \(o.batch) of \(o.crop)²")
+        output.note("sampling: \(o.multiScale ? "multi-scale crops" : "halving levels")\(o.jitter > 0 ? ", jitter \(o.jitter)" : "")\(o.kindWeights.isEmpty ? "" : ", kind weights \(o.kindWeights)")\(o.uprightKinds.isEmpty ? "" : ", upright \(o.uprightKinds)")")
         var logHandle: FileHandle?
         if let log {
             if !FileManager.default.fileExists(atPath: log) {
@@ -122,15 +149,19 @@ struct TrainPrior: ParsableCommand {
             logHandle!.seekToEndOfFile()
         }
         defer { try? logHandle?.close() }
-        let bar = output.progress(total: o.steps - trainer.step, label: "training")
+        let end = min(stopAt ?? o.steps, o.steps)
+        guard trainer.step <= end else {
+            throw FormatError("the checkpoint is at step \(trainer.step), past --stop-at \(end)", category: .input)
+        }
+        let bar = output.progress(total: end - trainer.step, label: "training")
         var smooth: Double?
-        while trainer.step < o.steps {
+        while trainer.step < end {
             let lr = trainer.learningRate(at: trainer.step)
             let loss = try trainer.trainStep(dataset)
             smooth = smooth.map { 0.95 * $0 + 0.05 * Double(loss) } ?? Double(loss)
             logHandle?.write(Data(String(format: "%d\t%.6f\t%.6g\t%.1f\n", trainer.step, loss, lr, Date().timeIntervalSince(start)).utf8))
-            bar.update(trainer.step - (o.steps - bar.total), String(format: "step %d  loss %.4f (avg %.4f)", trainer.step, loss, smooth!))
-            if trainer.step % checkpointEvery == 0 || trainer.step == o.steps {
+            bar.update(trainer.step - (end - bar.total), String(format: "step %d  loss %.4f (avg %.4f)", trainer.step, loss, smooth!))
+            if trainer.step % checkpointEvery == 0 || trainer.step == end {
                 try trainer.saveCheckpoint(to: ckpt)
             }
         }

@@ -7,7 +7,8 @@ import GuiseTensor
 
 /// A diffusion network and the process it was trained with, loaded from a model name or a file.
 ///
-/// `"prior"` (or nil) is Guise's own prior, listed in Models/manifest.json. A file written by
+/// `"prior"` (or nil) is Guise's own default prior, and `guise-prior` / `guise-prior-2` name each
+/// shipped one, listed in Models/manifest.json. A file written by
 /// `guise train-prior` carries its config (its cosine schedule included) in its metadata. Any other
 /// file is a guided-diffusion ADM checkpoint (.pt or .safetensors), with a config JSON in
 /// guided-diffusion's argument names or, without one, a config inferred from the weights.
@@ -28,16 +29,20 @@ public struct DiffusionModel {
     public static func load(_ model: String?, config: String? = nil, store: ModelStore? = nil,
                             log: (String) -> Void = { _ in }) throws -> DiffusionModel {
         let path = try resolvePath(model, store: store)
-        let isPrior = model == nil || model == priorName
+        let isPrior = model == nil || model == priorName || PriorModel.shippedPriors[model!] != nil
         if config == nil, isPrior || ((try? SafeTensorsFile(path: path))?.metadata["adm_config"] != nil) {
             return DiffusionModel(net: try PriorDenoiser(path: path).net, path: path)
         }
         return DiffusionModel(net: try loadADM(path, config: config, log: log), path: path)
     }
 
-    /// The file a model name stands for: nil or "prior" is the shipped prior; anything else is a path.
+    /// The file a model name stands for: nil or "prior" is the default prior, a shipped prior's
+    /// name (guise-prior, guise-prior-2) that one; anything else is a path.
     public static func resolvePath(_ model: String?, store: ModelStore? = nil) throws -> String {
-        if let model, model != priorName { return model }
+        if let model, model != priorName {
+            guard let shipped = PriorModel.shippedPriors[model] else { return model }
+            return try (store ?? ModelStore.locate()).installedPath(shipped)
+        }
         return try (store ?? ModelStore.locate()).installedPath(PriorModel.shippedName)
     }
 

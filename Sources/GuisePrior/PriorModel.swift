@@ -7,9 +7,17 @@ import GuiseNetworks
 /// build one from scratch: parameter names and shapes in guided-diffusion's layout, and
 /// guided-diffusion's initialisation.
 public enum PriorModel {
-    /// Named presets. `small` is the shipped prior: widths 32/64/64/128, two ResBlocks a level,
+    /// The named presets, for messages.
+    public static let configNames = ["small", "medium", "tiny", "tiny-attn"]
+
+    /// Named presets. `small` is the first shipped prior: widths 32/64/64/128, one ResBlock a level,
     /// attention only in the middle block (ADM always has it there), cosine schedule with 1000 steps.
-    /// `tiny` exists for tests: two levels of 32 channels, one ResBlock each.
+    /// `medium` is 32/96/96/192 with self-attention at the two lowest levels as well (1/4 and 1/8 of
+    /// the input: attention_resolutions 64,32 at image_size 256), 32 channels a head; those layers
+    /// are where reference attention can inject another image's keys and values. The full-resolution
+    /// level stays at 32 channels: it costs the most per channel, and GroupNorm32 rules out 48.
+    /// `tiny` exists for tests: two levels of 32 channels, one ResBlock each; `tiny-attn` adds
+    /// attention at both levels.
     public static func config(named name: String) throws -> ADMConfig {
         var c = ADMConfig()
         c.inChannels = 3
@@ -27,12 +35,24 @@ public enum PriorModel {
             c.imageSize = 256
             c.channelMult = [1, 2, 2, 4]
             c.numResBlocks = 1
+        case "medium":
+            c.imageSize = 256
+            c.channelMult = [1, 3, 3, 6]
+            c.numResBlocks = 1
+            c.attentionResolutions = [64, 32]
+            c.numHeadChannels = 32
         case "tiny":
             c.imageSize = 16
             c.channelMult = [1, 2]
             c.numResBlocks = 1
+        case "tiny-attn":
+            c.imageSize = 16
+            c.channelMult = [1, 2]
+            c.numResBlocks = 1
+            c.attentionResolutions = [16, 8]
+            c.numHeadChannels = 16
         default:
-            throw FormatError("unknown prior config '\(name)' (expected small or tiny)", category: .input)
+            throw FormatError("unknown prior config '\(name)' (expected \(configNames.joined(separator: ", ")))", category: .input)
         }
         try c.validate()
         return c
@@ -113,6 +133,13 @@ public enum PriorModel {
 }
 
 extension PriorModel {
-    /// The shipped prior's name in Models/manifest.json (a path under Models/).
-    public static let shippedName = "prior/guise-prior.safetensors"
+    /// The shipped priors by name, each a path under Models/ listed in Models/manifest.json.
+    /// `guise-prior` is the first (small, 3.1M parameters); `guise-prior-2` the medium one.
+    public static let shippedPriors = ["guise-prior": "prior/guise-prior.safetensors",
+                                       "guise-prior-2": "prior/guise-prior-2.safetensors"]
+    /// The prior that `prior` and no --model stand for: guise-prior-2 denoises the held-out photos
+    /// better at every σ (Models/prior/README.md).
+    public static let defaultPrior = "guise-prior-2"
+    /// The default prior's path under Models/.
+    public static var shippedName: String { shippedPriors[defaultPrior]! }
 }

@@ -18,13 +18,34 @@ public struct PriorTrainingOptions: Equatable {
     public var bandFraction = 0.5
     /// The band in 0–255 units, drawn log-uniformly.
     public var sigmaMin = 5.0, sigmaMax = 80.0
+    /// Crops at log-uniform scales from whole-photo to 1:1 (PriorSampling.multiScale).
+    public var multiScale = false
+    /// Colour jitter (PriorSampling.jitter).
+    public var jitter = 0.0
+    /// "face=4,person=2,scene=1", canonical (sorted); empty weighs every photo alike.
+    public var kindWeights = ""
+    /// Kinds trained upright (mirror only), comma-separated, sorted.
+    public var uprightKinds = ""
+    /// The data manifest whose `kind` fields the weights and upright kinds read; empty: none.
+    public var manifest = ""
 
     public init() {}
+
+    /// The batch sampling these options describe.
+    public func sampling() throws -> PriorSampling {
+        var s = PriorSampling()
+        s.multiScale = multiScale
+        s.jitter = jitter
+        s.kindWeights = try PriorSampling.parseKindWeights(kindWeights)
+        s.uprightKinds = Set(uprightKinds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        return s
+    }
 
     var metadata: [String: String] {
         ["config_name": configName, "steps": "\(steps)", "batch": "\(batch)", "crop": "\(crop)", "lr": "\(lr)",
          "warmup": "\(warmup)", "ema_decay": "\(emaDecay)", "seed": "\(seed)", "band_fraction": "\(bandFraction)",
-         "sigma_min": "\(sigmaMin)", "sigma_max": "\(sigmaMax)"]
+         "sigma_min": "\(sigmaMin)", "sigma_max": "\(sigmaMax)", "multi_scale": "\(multiScale)", "jitter": "\(jitter)",
+         "kind_weights": kindWeights, "upright_kinds": uprightKinds, "manifest": manifest]
     }
 
     init(metadata m: [String: String]) throws {
@@ -36,6 +57,12 @@ public struct PriorTrainingOptions: Equatable {
         steps = try get("steps"); batch = try get("batch"); crop = try get("crop"); lr = try get("lr")
         warmup = try get("warmup"); emaDecay = try get("ema_decay"); seed = try get("seed")
         bandFraction = try get("band_fraction"); sigmaMin = try get("sigma_min"); sigmaMax = try get("sigma_max")
+        // Checkpoints written before these options existed sampled as the defaults do.
+        if m["multi_scale"] != nil { multiScale = try get("multi_scale") }
+        if m["jitter"] != nil { jitter = try get("jitter") }
+        kindWeights = m["kind_weights"] ?? ""
+        uprightKinds = m["upright_kinds"] ?? ""
+        manifest = m["manifest"] ?? ""
     }
 }
 
@@ -57,6 +84,14 @@ public final class PriorTrainer {
 
     public init(options: PriorTrainingOptions) throws {
         guard options.steps > 0, options.batch > 0 else { throw FormatError("steps and batch must be positive", category: .input) }
+        guard options.jitter >= 0 && options.jitter < 1 else { throw FormatError("--jitter must be in [0, 1)", category: .input) }
+        _ = try options.sampling()
+        guard options.manifest.isEmpty || !options.kindWeights.isEmpty || !options.uprightKinds.isEmpty else {
+            throw FormatError("--manifest is only read for --kind-weights or --upright", category: .input)
+        }
+        guard !options.manifest.isEmpty || (options.kindWeights.isEmpty && options.uprightKinds.isEmpty) else {
+            throw FormatError("--kind-weights and --upright need --manifest (the kinds come from it)", category: .input)
+        }
         self.options = options
         config = try PriorModel.config(named: options.configName)
         let levels = try config.resolvedChannelMult().count
@@ -73,6 +108,14 @@ public final class PriorTrainer {
         adam = Adam(parameters, lr: options.lr)
         ema = EMA(parameters, decay: options.emaDecay)
         diffusion = try PriorModel.diffusion(config)
+    }
+
+    /// The training photos in `directory`, sampled as the options say; the kinds come from
+    /// `manifest`, else from the options' manifest.
+    public func dataset(directory: String, manifest: String? = nil) throws -> PriorDataset {
+        let path = manifest ?? options.manifest
+        let kinds = path.isEmpty ? [:] : try PriorSampling.kinds(manifest: path)
+        return try PriorDataset(directory: directory, crop: options.crop, sampling: try options.sampling(), kinds: kinds)
     }
 
     /// Learning rate at step s (0-based): linear warm-up, then half a cosine down to zero at the end.

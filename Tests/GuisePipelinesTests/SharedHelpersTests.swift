@@ -1,4 +1,5 @@
 import XCTest
+import GuisePrior
 import GuiseFace
 import GuiseFormats
 import GuiseImage
@@ -99,6 +100,18 @@ final class DiffusionModelTests: XCTestCase {
         let eps = try Autograd.noGrad { try m.denoiser(x, Tensor(shape: [1], values: [d.networkTimestep(5)]), [:]) }
         XCTAssertEqual(eps.shape, x.shape)
         XCTAssertFalse(eps.values.contains { !$0.isFinite })
+    }
+
+    func testEveryShippedPriorLoadsByName() throws {
+        XCTAssertEqual(try DiffusionModel.resolvePath("prior"), try DiffusionModel.resolvePath(PriorModel.defaultPrior))
+        var paths: Set<String> = []
+        for name in PriorModel.shippedPriors.keys.sorted() {
+            let m = try DiffusionModel.load(name)
+            XCTAssertTrue(m.path.hasSuffix("/" + PriorModel.shippedPriors[name]!), m.path)
+            XCTAssertEqual(m.config.noiseSchedule, "cosine")
+            paths.insert(m.path)
+        }
+        XCTAssertEqual(paths.count, PriorModel.shippedPriors.count)
     }
 
     func testAPathIsTakenAsIsAndAMissingFileIsAnError() throws {
