@@ -52,10 +52,10 @@ extension CLITests {
         }
         try flipped("face_detection_short_range.tflite", ["detect", "Samples/astronaut.png"], remedy: "make models")
         try flipped("dlib_face_recognition_resnet_model_v1.dat", ["identity", "Samples/astronaut.png", "Samples/messi5.jpg"], remedy: "make models")
-        try flipped("prior/guise-prior-2.safetensors", ["denoise", "Samples/astronaut.png", "--sigma", "10", "--out", dir + "/d.png"],
+        try flipped("prior/guise-prior-2.safetensors", ["denoise", "Samples/astronaut.png", "--sigma", "10", "--out", dir + "/d.png",
+                                                        "--model", "guise-prior-2"],
                     remedy: "git checkout -- Models/prior/guise-prior-2.safetensors")
-        try flipped("prior/guise-prior.safetensors", ["denoise", "Samples/astronaut.png", "--sigma", "10", "--out", dir + "/d.png",
-                                                      "--model", "guise-prior"],
+        try flipped("prior/guise-prior.safetensors", ["denoise", "Samples/astronaut.png", "--sigma", "10", "--out", dir + "/d.png"],
                     remedy: "git checkout -- Models/prior/guise-prior.safetensors")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/d.png"))
         for name in ["face_landmark.tflite", "pose_landmark_full.tflite"] {

@@ -93,7 +93,7 @@ extension CLITests {
         XCTAssertEqual(d["out"] as? String, dir + "/d.png")
         XCTAssertEqual(d["width"] as? Int, 48)
         XCTAssertEqual(d["sigma"] as? Double, 25)
-        XCTAssertTrue((d["model"] as? String ?? "").hasSuffix("guise-prior-2.safetensors"), "\(d)")
+        XCTAssertTrue((d["model"] as? String ?? "").hasSuffix("guise-prior.safetensors"), "\(d)")
         XCTAssertEqual(try ImageIO.read(dir + "/d.png").height, 48)
         let noisy = try guise(["denoise", photo, "--sigma", "25", "-o", dir + "/d.png"])
         XCTAssertEqual(noisy.status, 0, noisy.stderr)
