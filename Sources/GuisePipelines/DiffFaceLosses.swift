@@ -1,5 +1,6 @@
 import Foundation
 import GuiseNetworks
+import GuisePrior
 import GuiseTensor
 
 /// DiffFace's expert networks as its guidance calls them: plain functions of tensors,
@@ -40,7 +41,7 @@ public struct DiffFaceView: Equatable {
     /// `RandomPerspective(0.7)`, each applied with probability 0.7: the rotation is about the
     /// centre, the shift up to a tenth of the side; each perspective corner moves inwards by up to
     /// 0.7 of the half side.
-    public static func random(count: Int, generator g: inout SplitMix) -> [DiffFaceView] {
+    public static func random(count: Int, generator g: inout PriorRNG) -> [DiffFaceView] {
         (0..<count).map { _ in
             var v = DiffFaceView()
             if g.uniform() < 0.7 {
@@ -119,22 +120,6 @@ public struct DiffFaceView: Equatable {
         }
         return Tensor(shape: [n, h, w, 2], values: g)
     }
-}
-
-/// A small seeded generator for the guidance's random choices (augmented views), so the same
-/// seed gives the same swap.
-public struct SplitMix {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    public mutating func uniform() -> Double { Double(next() >> 11) / Double(1 << 53) }
 }
 
 /// DiffFace's guidance energy on its guidance image x_in (DESIGN §3), term by term as its sampler

@@ -2,6 +2,7 @@ import Foundation
 import GuiseDiffusion
 import GuiseFace
 import GuiseImage
+import GuisePrior
 import GuiseTensor
 import GuiseVision
 
@@ -143,7 +144,7 @@ final class DiffFaceRefiner {
         let threshold = Int((Double(run) * 30.0 / 75.0).rounded())
         sampler.mask = .diffFace(mask: maskTensor, stepsRun: run, maskingThreshold: threshold)
         var lastTerms: [String: Double] = [:]
-        var viewGenerator = SplitMix(seed: seed ^ 0xD1FF_FACE)
+        var viewGenerator = PriorRNG(seed: seed ^ 0xD1FF_FACE)
         let guidanceLosses = losses
         sampler.guidance = Guidance(image: .diffFace, gradient: options.gradientThroughNetwork ? .throughDenoiser : .throughPrediction) { xIn, ctx in
             let views = DiffFaceView.random(count: viewCount, generator: &viewGenerator)

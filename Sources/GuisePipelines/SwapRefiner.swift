@@ -2,6 +2,7 @@ import Foundation
 import GuiseDiffusion
 import GuiseFace
 import GuiseImage
+import GuisePrior
 import GuiseTensor
 import GuiseVision
 
@@ -108,7 +109,7 @@ final class SwapRefiner {
         let wGz = guide?.replacesGaze == true ? 0 : Float(options.gazeWeight) * SwapRefiner.gazeScale
         // Work pixels → target photo pixels, for the user's experts' aligned crop.
         let workToImage = GuiseImage.AffineTransform([1 / sx, 0, 0.5 / sx - 0.5 + windowOrigin.x, 0, 1 / sy, 0.5 / sy - 0.5 + windowOrigin.y])
-        var viewGenerator = SplitMix(seed: seed ^ 0xD1FF_FACE)
+        var viewGenerator = PriorRNG(seed: seed ^ 0xD1FF_FACE)
         let viewCount = max(0, options.identityViews - 1)
         var lastTerms: [String: Double] = [:]
         let energy: (Tensor, Guidance.Context) throws -> Tensor = { x0, _ in
