@@ -547,25 +547,47 @@ enum Membrane {
         for p in inside { x0 = min(x0, p % w); x1 = max(x1, p % w); y0 = min(y0, p / w); y1 = max(y1, p / w) }
         let sweeps = 3 * max(x1 - x0 + 1, y1 - y0 + 1) + 50
         let omega: Float = 1.9
+        // Each inside pixel's neighbours in a fixed order (left, right, up, down): a neighbour
+        // inside contributes its correction, one outside the fixed difference to this pixel.
+        // Slot = index of the neighbour inside, -1 for one outside, -2 for none (the photo's edge).
+        var slot = [Int32](repeating: -2, count: 4 * inside.count)
+        var count = [Float](repeating: 0, count: inside.count)
+        for (k, p) in inside.enumerated() {
+            let x = p % w, y = p / w
+            for (j, (q, ok)) in [(p - 1, x > 0), (p + 1, x < w - 1), (p - w, y > 0), (p + w, y < h - 1)].enumerated() where ok {
+                slot[4 * k + j] = region[q] ? Int32(q) : -1
+                count[k] += 1
+            }
+        }
+        var outsideDifference = [Float](repeating: 0, count: 4 * inside.count)
         for c in 0..<3 {
             let base = c * n
+            for (k, p) in inside.enumerated() {
+                let neighbours = [p - 1, p + 1, p - w, p + w]
+                for j in 0..<4 where slot[4 * k + j] == -1 {
+                    outsideDifference[4 * k + j] = image.rgb[base + neighbours[j]] - image.rgb[base + p]
+                }
+            }
             var corr = [Float](repeating: 0, count: n)
-            image.rgb.withUnsafeBufferPointer { px in
-                for _ in 0..<sweeps {
-                    var change: Float = 0
-                    for p in inside {
-                        let x = p % w, y = p / w
-                        var sum: Float = 0, count: Float = 0
-                        for (q, ok) in [(p - 1, x > 0), (p + 1, x < w - 1), (p - w, y > 0), (p + w, y < h - 1)] where ok {
-                            sum += region[q] ? corr[q] : px[base + q] - px[base + p]
-                            count += 1
+            slot.withUnsafeBufferPointer { sl in
+                outsideDifference.withUnsafeBufferPointer { od in
+                    corr.withUnsafeMutableBufferPointer { cr in
+                        for _ in 0..<sweeps {
+                            var change: Float = 0
+                            for (k, p) in inside.enumerated() {
+                                guard count[k] > 0 else { continue }
+                                var sum: Float = 0
+                                for j in 0..<4 {
+                                    let q = sl[4 * k + j]
+                                    if q >= 0 { sum += cr[Int(q)] } else if q == -1 { sum += od[4 * k + j] }
+                                }
+                                let next = cr[p] + omega * (sum / count[k] - cr[p])
+                                change = max(change, abs(next - cr[p]))
+                                cr[p] = next
+                            }
+                            if change < 1e-5 { break }
                         }
-                        guard count > 0 else { continue }
-                        let next = corr[p] + omega * (sum / count - corr[p])
-                        change = max(change, abs(next - corr[p]))
-                        corr[p] = next
                     }
-                    if change < 1e-5 { break }
                 }
             }
             for p in inside { image.rgb[base + p] = min(max(image.rgb[base + p] + corr[p], 0), 1) }
