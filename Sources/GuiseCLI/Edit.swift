@@ -68,6 +68,8 @@ struct EditCommand: JobCommand {
     @Option(name: .customLong("detail-scale"), help: "Harmonise: the detail kept is the band under this many pixels (Gaussian σ).")
     var detailScale = 4.0
 
+    @Flag(name: .customLong("no-texture-match"), help: "Fill: keep the model's fill as drawn, without blending its edge in and scaling its detail to the texture around the hole.")
+    var noTextureMatch = false
     @Flag(name: .customLong("no-poisson"), help: "Harmonise with the model alone, without the gradient-domain blend first.")
     var noPoisson = false
 
@@ -162,6 +164,7 @@ struct EditCommand: JobCommand {
         options.fillStrength = startStrength
         options.sampler = sampler
         options.poisson = !noPoisson
+        options.matchTexture = !noTextureMatch
         options.detail = detail
         options.detailSigma = detailScale
         options.seed = seed

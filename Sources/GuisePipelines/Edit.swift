@@ -63,6 +63,10 @@ public struct EditOptions {
     public var fillStart: FillStart = .telea
     /// A Telea-started fill is noised to this fraction of the schedule.
     public var fillStrength = 0.6
+    /// Fill: blend the fill's edge into the photo (a membrane: the prior's broad colours drift)
+    /// and scale its detail bands to the texture level around the hole (`FillTexture`); the
+    /// prior alone draws about the same detail beside fur as beside sky.
+    public var matchTexture = true
     public var seed: UInt64 = 0
     /// Context around the mask's bounding box, in pixels (nil: a quarter of its longer side, 16…64).
     public var margin: Int?
@@ -298,6 +302,13 @@ public struct Edit {
             window.paste(made, into: &works[step.window], unknown: &unknowns[step.window], rect: t)
         }
         report.evaluations = reversePerTile * plan.count
+        if o.mode == .fill && o.matchTexture {
+            for (k, window) in windows.enumerated() {
+                let hole = window.extractMask(weight).map { $0 > 0 }
+                Membrane.blend(&works[k], region: hole, maxSweeps: 300)
+                works[k] = try FillTexture.match(works[k], hole: hole)
+            }
+        }
 
         var out = image
         let grey = image.isGrey
@@ -538,14 +549,19 @@ struct Window {
 /// is region + C, where C is harmonic inside the region and, across each edge to a pixel outside,
 /// makes the two sides equal. A constant cast comes out exactly; a smooth one nearly so.
 enum Membrane {
-    static func blend(_ image: inout Image, region: [Bool]) {
+    /// `maxSweeps`: with a bound, the correction starts from a push–pull interpolation of its
+    /// edge values instead of zero, and the relaxation only smooths that (a region of side L
+    /// needs about 3L sweeps from zero; a photo-sized fill would cost more than its diffusion).
+    static func blend(_ image: inout Image, region: [Bool], maxSweeps: Int? = nil) {
         let w = image.width, h = image.height, n = w * h
         let inside = (0..<n).filter { region[$0] }
         guard !inside.isEmpty, inside.count < n else { return }
         // Over-relaxed Gauss–Seidel; a region of side L needs on the order of L sweeps.
         var x0 = w, x1 = 0, y0 = h, y1 = 0
         for p in inside { x0 = min(x0, p % w); x1 = max(x1, p % w); y0 = min(y0, p / w); y1 = max(y1, p / w) }
-        let sweeps = 3 * max(x1 - x0 + 1, y1 - y0 + 1) + 50
+        let fullSweeps = 3 * max(x1 - x0 + 1, y1 - y0 + 1) + 50
+        let sweeps = min(fullSweeps, maxSweeps ?? fullSweeps)
+        let warmStart = sweeps < fullSweeps
         let omega: Float = 1.9
         // Each inside pixel's neighbours in a fixed order (left, right, up, down): a neighbour
         // inside contributes its correction, one outside the fixed difference to this pixel.
@@ -569,6 +585,17 @@ enum Membrane {
                 }
             }
             var corr = [Float](repeating: 0, count: n)
+            if warmStart {
+                // Edge pixels' own goal: the mean difference to their neighbours outside.
+                var edge = [Float](repeating: 0, count: n), known = [Bool](repeating: false, count: n)
+                for (k, p) in inside.enumerated() {
+                    var sum: Float = 0, m: Float = 0
+                    for j in 0..<4 where slot[4 * k + j] == -1 { sum += outsideDifference[4 * k + j]; m += 1 }
+                    if m > 0 { edge[p] = sum / m; known[p] = true }
+                }
+                let guess = pushPull(edge, known: known, width: w, height: h)
+                for p in inside { corr[p] = guess[p] }
+            }
             slot.withUnsafeBufferPointer { sl in
                 outsideDifference.withUnsafeBufferPointer { od in
                     corr.withUnsafeMutableBufferPointer { cr in
@@ -592,5 +619,52 @@ enum Membrane {
             }
             for p in inside { image.rgb[base + p] = min(max(image.rgb[base + p] + corr[p], 0), 1) }
         }
+    }
+
+    /// Fills the pixels not `known` by pulling known values down a pyramid of 2×2 weighted means
+    /// and pushing them back up (bilinear), each level keeping what it knows: a smooth
+    /// interpolation in time linear in the pixels.
+    static func pushPull(_ values: [Float], known: [Bool], width: Int, height: Int) -> [Float] {
+        var levels: [(v: [Float], w: [Float], width: Int, height: Int)] =
+            [(zip(values, known).map { $1 ? $0 : 0 }, known.map { $0 ? 1 : 0 }, width, height)]
+        while levels.last!.width > 1 || levels.last!.height > 1 {
+            let (v, wt, lw, lh) = levels.last!
+            let nw = (lw + 1) / 2, nh = (lh + 1) / 2
+            var nv = [Float](repeating: 0, count: nw * nh), nwt = [Float](repeating: 0, count: nw * nh)
+            for y in 0..<lh {
+                for x in 0..<lw {
+                    let i = y * lw + x, o = (y / 2) * nw + x / 2
+                    nv[o] += v[i] * wt[i]
+                    nwt[o] += wt[i]
+                }
+            }
+            for o in 0..<(nw * nh) where nwt[o] > 0 {
+                nv[o] /= nwt[o]
+                nwt[o] = min(nwt[o], 1)
+            }
+            levels.append((nv, nwt, nw, nh))
+        }
+        for l in stride(from: levels.count - 2, through: 0, by: -1) {
+            let up = levels[l + 1]
+            var (v, wt, lw, lh) = levels[l]
+            for y in 0..<lh {
+                for x in 0..<lw {
+                    let i = y * lw + x
+                    guard wt[i] < 1 else { continue }
+                    // The coarse pixel centres sit at 2c + 0.5 in this level's pixels.
+                    let fx = min(max((Float(x) - 0.5) / 2, 0), Float(up.width - 1))
+                    let fy = min(max((Float(y) - 0.5) / 2, 0), Float(up.height - 1))
+                    let x0 = Int(fx), y0 = Int(fy), x1 = min(x0 + 1, up.width - 1), y1 = min(y0 + 1, up.height - 1)
+                    let ax = fx - Float(x0), ay = fy - Float(y0)
+                    let top = up.v[y0 * up.width + x0] * (1 - ax) + up.v[y0 * up.width + x1] * ax
+                    let bottom = up.v[y1 * up.width + x0] * (1 - ax) + up.v[y1 * up.width + x1] * ax
+                    let coarse = top * (1 - ay) + bottom * ay
+                    v[i] = wt[i] * v[i] + (1 - wt[i]) * coarse
+                }
+            }
+            wt = [Float](repeating: 1, count: lw * lh)
+            levels[l] = (v, wt, lw, lh)
+        }
+        return levels[0].v
     }
 }
