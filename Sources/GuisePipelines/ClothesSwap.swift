@@ -337,8 +337,8 @@ public final class ClothesSwap {
                               outline: product.outline)
     }
 
-    /// The person with their old clothing taken off: bare skin (the face's colour in the
-    /// clothing's own light) where the body is, the arms' bones and the torso between shoulders
+    /// The person with their old clothing taken off: bare skin (the colour of the skin nearby)
+    /// where the body is, the arms' bones and the torso between shoulders
     /// and hips with the neck, and elsewhere the background, filled inwards from outside the old
     /// clothing. The two meet under a short blend, not a seam. Outside the old clothing region,
     /// the person photo's pixels.
@@ -358,14 +358,19 @@ public final class ClothesSwap {
             bare = bare || (try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h))
             bare = bare || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.17 * s, width: w, height: h)
         }
-        // Broad light only: the old clothing's own pattern (a white collar on a dark jacket) must
-        // not print onto the skin.
-        let shade = try shading(person, region: region, sigma: 0.12 * s)
+        // The skin next to it (a chin, a hand, a bare forearm), low-passed, so the fill runs on
+        // from the skin it meets; the face's mean colour where no skin is near. Not the old
+        // clothing's light: its pattern (a white collar on a dark jacket) would print onto the skin.
+        let sigma = max(2, 0.08 * s)
+        let source = body.skin && !region
+        let near = try SwapGeometry.maskedLowPass(person, source.mask, sigma: sigma)
+        let weight = try source.mask.blurred(sigma: sigma)
         let blend = try (bare && region).mask.blurred(sigma: max(1, 0.015 * s))
         for i in 0..<n where region.bits[i] && blend.values[i] > 0 {
-            let a = blend.values[i], l = min(max(shade[i], 0.75), 1.25)
+            let a = blend.values[i], t = min(weight.values[i] / 0.15, 1)
             for (c, v) in [skin.0, skin.1, skin.2].enumerated() {
-                out.rgb[c * n + i] = (1 - a) * out.rgb[c * n + i] + a * min(v * l, 1)
+                let local = t * near.rgb[c * n + i] + (1 - t) * v
+                out.rgb[c * n + i] = (1 - a) * out.rgb[c * n + i] + a * min(max(local, 0), 1)
             }
         }
         return out
