@@ -365,7 +365,7 @@ public final class ClothesSwap {
         let source = body.skin && !region
         let near = try SwapGeometry.maskedLowPass(person, source.mask, sigma: sigma)
         let weight = try source.mask.blurred(sigma: sigma)
-        let blend = try (bare && region).mask.blurred(sigma: max(1, 0.015 * s))
+        let blend = try (bare && region).mask.blurred(sigma: max(1, 0.04 * s))
         for i in 0..<n where region.bits[i] && blend.values[i] > 0 {
             let a = blend.values[i], t = min(weight.values[i] / 0.15, 1)
             for (c, v) in [skin.0, skin.1, skin.2].enumerated() {
