@@ -187,8 +187,8 @@ struct BodyFrame {
         let s = scale, u = up, a = across, ah = acrossHips
         let ls = add(add(self[.leftShoulder], scaled(a, 0.12 * s)), scaled(u, 0.1 * s))
         let rs = add(add(self[.rightShoulder], scaled(a, -0.12 * s)), scaled(u, 0.1 * s))
-        let neckL = add(add(shoulderCentre, scaled(a, 0.18 * s)), scaled(u, 0.3 * s))
-        let neckR = add(add(shoulderCentre, scaled(a, -0.18 * s)), scaled(u, 0.3 * s))
+        let neckL = add(add(shoulderCentre, scaled(a, 0.18 * s)), scaled(u, 0.45 * s))
+        let neckR = add(add(shoulderCentre, scaled(a, -0.18 * s)), scaled(u, 0.45 * s))
         let lh = add(add(self[.leftHip], scaled(ah, 0.22 * s)), scaled(u, -0.08 * s))
         let rh = add(add(self[.rightHip], scaled(ah, -0.22 * s)), scaled(u, -0.08 * s))
         switch kind {
