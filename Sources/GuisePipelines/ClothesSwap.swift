@@ -356,7 +356,7 @@ public final class ClothesSwap {
         if kind != .lower {
             let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
             bare = bare || (try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h))
-            bare = bare || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.17 * s, width: w, height: h)
+            bare = bare || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.12 * s, width: w, height: h)
         }
         // The skin next to it (a chin, a hand, a bare forearm), low-passed, so the fill runs on
         // from the skin it meets; the face's mean colour where no skin is near. Not the old
