@@ -525,8 +525,20 @@ enum HairModel {
         let s = frame.scale
         var top = h, chin = -1
         for i in 0..<n where oval.bits[i] { let y = i / w; top = min(top, y); chin = max(chin, y) }
-        guard chin > top,
-              let near = try? oval.dilated(max(1, Int(0.03 * s))), let far = try? oval.dilated(max(2, Int(0.25 * s))) else { return empty }
+        guard chin > top, let near = try? oval.dilated(max(1, Int(0.03 * s))) else { return empty }
+        // The oval's box grown by a quarter of the body's scale, as an ellipse (a morphological
+        // dilation that wide costs seconds on a large photo).
+        var left = w, right = -1
+        for i in 0..<n where oval.bits[i] { let x = i % w; left = min(left, x); right = max(right, x) }
+        let cx = Double(left + right) / 2, cy = Double(top + chin) / 2
+        let ax = Double(right - left) / 2 + 0.25 * s, ay = Double(chin - top) / 2 + 0.25 * s
+        var far = empty
+        for y in max(0, Int(cy - ay))...min(h - 1, Int(cy + ay)) {
+            for x in max(0, Int(cx - ax))...min(w - 1, Int(cx + ax)) {
+                let dx = (Double(x) - cx) / ax, dy = (Double(y) - cy) / ay
+                if dx * dx + dy * dy <= 1 { far.bits[y * w + x] = true }
+            }
+        }
         // Beside and above the face, down to the mouth: hair, or background where the person
         // mask strays (the clothing model keeps that from mattering below).
         let jaw = top + Int(0.75 * Double(chin - top))
