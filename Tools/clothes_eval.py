@@ -10,7 +10,10 @@ shoulders in the garment photo and in the result. Two checks of occlusion, also 
 `old_visible`, the share of the person's old clothing (the person's pixels coloured like the
 upper torso's clothing, above the hips and joined to it) that the result left exactly as it was
 (neither covered by the new garment nor made skin or background), with the same share less the forearms lying across the
-torso (`old_visible_no_front`, kept in front on purpose); and `hair_changed`, the share of the hair
+torso (`old_visible_no_front`, kept in front on purpose); `old_colour`, the share of it that
+in the result, touched or not, is still within 15 Lab units of one of the old clothing's colours
+and of none of the new garment's (from the garment photo: a product shot's garment, or its
+wearer's torso); and `hair_changed`, the share of the hair
 below the chin beside the neck, down to a little below the shoulders (the person's pixels there
 coloured like those round the top of the head, not like the old clothing, and joined to them),
 that the result changed. Also writes a contact sheet (person | garment |
@@ -166,18 +169,37 @@ def joined(mask, seed):
     return np.isin(labels, keep[keep != 0])
 
 
-def occlusion(person, result, lm, person_mask, near=15.0):
+def torso_panel(lm, person_mask, image):
+    """The upper torso's middle, inset from the shoulders, less skin: surely clothing."""
+    h, w = person_mask.shape
+    P = lambda name: np.array(lm[name], float)
+    ls, rs, lh, rh = P("left_shoulder"), P("right_shoulder"), P("left_hip"), P("right_hip")
+    a, b = rs + 0.2 * (ls - rs), rs + 0.8 * (ls - rs)
+    c, d = b + 0.6 * (lh - ls), a + 0.6 * (rh - rs)
+    panel = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(panel, [np.round(np.array([a, b, c, d])).astype(np.int32)], 1)
+    return (panel > 0) & person_mask & ~skin_rule(image)
+
+
+def garment_colours(guise, gpath, product, tmp):
+    """Lab colour centres of the garment: a product shot's non-background pixels, or the
+    wearer's torso panel."""
+    g = cv2.imread(gpath)
+    if product:
+        sel = np.abs(g.astype(int) - 245).max(axis=2) > 8
+    else:
+        glm, gmask = pose(guise, gpath, tmp)
+        sel = torso_panel(glm, gmask, g)
+    return clusters(lab(g)[sel])
+
+
+def occlusion(person, result, lm, person_mask, new, near=15.0):
     """`old_visible`, `old_visible_no_front` and `hair_changed` (see the module's docstring)."""
     h, w = person_mask.shape
     P = lambda name: np.array(lm[name], float)
     ls, rs, lh, rh = P("left_shoulder"), P("right_shoulder"), P("left_hip"), P("right_hip")
     sw = max(np.linalg.norm(ls - rs), 4)
-    # The upper torso's middle, inset from the shoulders: surely the old clothing (less skin).
-    a, b = rs + 0.2 * (ls - rs), rs + 0.8 * (ls - rs)
-    c, d = b + 0.6 * (lh - ls), a + 0.6 * (rh - rs)
-    panel = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(panel, [np.round(np.array([a, b, c, d])).astype(np.int32)], 1)
-    panel = (panel > 0) & person_mask & ~skin_rule(person)
+    panel = torso_panel(lm, person_mask, person)
     pl, rl = lab(person), lab(result)
     old = clusters(pl[panel])
     yy, xx = np.mgrid[0:h, 0:w]
@@ -191,6 +213,9 @@ def occlusion(person, result, lm, person_mask, near=15.0):
     clothing = joined(person_mask & old_like & ~head & above_hips, panel)
     # Still there: the result's pixel is the person photo's, untouched.
     still = clothing & np.all(person == result, axis=2)
+    # Still the old clothing's colour, touched or not (smeared into a fill), and none of the
+    # new garment's.
+    old_colour = clothing & (nearest(rl, old) < near) & (nearest(rl, new) >= near)
     # Forearms across the torso stay as they are: capsules round elbow-wrist inside the torso.
     front = np.zeros((h, w), np.uint8)
     for e, wr in (("left_elbow", "left_wrist"), ("right_elbow", "right_wrist")):
@@ -215,7 +240,7 @@ def occlusion(person, result, lm, person_mask, near=15.0):
         sides = (np.abs(xx - sc[0]) > 0.2 * sw) & (yy < max(ls[1], rs[1]) + 0.35 * sw)
         hair = joined(hair_like, ring) & (yy > chin) & ~head & sides
     changed = np.any(person != result, axis=2)
-    return dict(old_visible=round(float(still.sum()) / area, 4),
+    return dict(old_visible=round(float(still.sum()) / area, 4), old_colour=round(float(old_colour.sum()) / area, 4),
                 old_visible_no_front=round(float((still & ~front).sum()) / max(int((clothing & ~front).sum()), 1), 4),
                 hair_px=int(hair.sum()), hair_changed=round(float((hair & changed).sum()) / max(int(hair.sum()), 1), 4)), still, hair
 
@@ -245,7 +270,8 @@ def main():
         row = dict(pair=tag, source=report["garmentSource"], coverage=report["coverage"], spill=report["spill"],
                    dE=report.get("deltaE"), dE_original=report.get("deltaEOriginal"), residual=report["warpResidual"],
                    changed=int(changed.sum()), changed_off_person=int((changed & ~grown).sum()), seconds=round(wall, 2))
-        occ, still, hair = occlusion(a, b, plm, person_mask)
+        new = garment_colours(args.guise, gpath, garment.startswith("product:"), args.out)
+        occ, still, hair = occlusion(a, b, plm, person_mask, new)
         row.update(occ)
         # Where the old clothing still shows (red) and the hair below the chin (green), for looking.
         overlay = b.copy()
@@ -264,6 +290,7 @@ def main():
           f"max spill {max(r['spill'] for r in rows):.4f}; changed pixels off the person: {sum(r['changed_off_person'] for r in rows)}; "
           f"old clothing still visible: mean {np.mean([r['old_visible'] for r in rows]):.4f}, "
           f"less forearms in front {np.mean([r['old_visible_no_front'] for r in rows]):.4f}; "
+          f"still the old clothing's colour: mean {np.mean([r['old_colour'] for r in rows]):.4f}; "
           f"hair below the chin changed: {sum(r['hair_px'] * r['hair_changed'] for r in rows) / max(sum(r['hair_px'] for r in rows), 1):.4f}")
     h = 300
     lines = []
