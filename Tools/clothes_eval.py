@@ -6,8 +6,18 @@ CIEDE2000 of the upper torso's mean colour against the garment's central panel, 
 the person's original clothing), plus checks made here from the pixels alone: how many pixels
 changed outside the person mask (`guise pose --mask`, grown by 1 % of the photo's height), and,
 for the striped football shirt, the number of colour stripes across the chest between the
-shoulders in the garment photo and in the result. Also writes a contact sheet
-(person | garment | result per row).
+shoulders in the garment photo and in the result. Two checks of occlusion, also from pixels:
+`old_visible`, the share of the person's old clothing (the person's pixels coloured like the
+upper torso's clothing, above the hips and joined to it) that the result left exactly as it was
+(neither covered by the new garment nor made skin or background), with the same share less the forearms lying across the
+torso (`old_visible_no_front`, kept in front on purpose); `old_colour`, the share of it that
+in the result, touched or not, is still within 15 Lab units of one of the old clothing's colours
+and of none of the new garment's (from the garment photo: a product shot's garment, or its
+wearer's torso); and `hair_changed`, the share of the hair
+below the chin beside the neck, down to a little below the shoulders (the person's pixels there
+coloured like those round the top of the head, not like the old clothing, and joined to them),
+that the result changed. Also writes a contact sheet (person | garment |
+result per row).
 
 Usage: clothes_eval.py --guise .build/release/guise --out /tmp/clothes-eval
 Needs numpy and OpenCV (the eval venv).
@@ -36,6 +46,10 @@ PAIRS = [
     ("messi5.jpg", "product:obama.jpg"),
     ("astronaut.png", "product:biden.jpg"),
     ("obama.jpg", "product:biden.jpg"),
+    # Shoulder-length hair over a dark top: the hair must stay in front of the new garment.
+    ("anne_helene.jpg", "astronaut.png"),
+    ("anne_helene.jpg", "messi5.jpg"),
+    ("anne_helene.jpg", "product:obama.jpg"),
 ]
 
 
@@ -123,6 +137,114 @@ def stripes(image, keypoints, which):
     return int(np.count_nonzero(s[1:] != s[:-1])) + 1 if len(s) else 0
 
 
+def lab(image):
+    return cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(np.float32) * np.array([100 / 255, 1, 1], np.float32) - np.array([0, 128, 128], np.float32)
+
+
+def clusters(pixels, k=4):
+    """Up to k Lab colour centres of `pixels` (N×3), each holding at least 4 % of them."""
+    if len(pixels) < k:
+        return pixels.astype(np.float32)
+    crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.5)
+    cv2.setRNGSeed(1)
+    _, labels, centres = cv2.kmeans(pixels.astype(np.float32), k, None, crit, 3, cv2.KMEANS_PP_CENTERS)
+    share = np.bincount(labels.ravel(), minlength=k) / len(labels)
+    return centres[share >= 0.04]
+
+
+def nearest(image_lab, centres):
+    d = np.linalg.norm(image_lab[..., None, :] - centres[None, None], axis=-1)
+    return d.min(axis=-1)
+
+
+def skin_rule(image):
+    ycc = cv2.cvtColor(image, cv2.COLOR_BGR2YCrCb)
+    return (ycc[..., 1] > 135) & (ycc[..., 1] < 175) & (ycc[..., 2] > 80) & (ycc[..., 2] < 130)
+
+
+def joined(mask, seed):
+    """The parts of `mask` (8-connected) that touch `seed`."""
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[seed & mask])
+    return np.isin(labels, keep[keep != 0])
+
+
+def torso_panel(lm, person_mask, image):
+    """The upper torso's middle, inset from the shoulders, less skin: surely clothing."""
+    h, w = person_mask.shape
+    P = lambda name: np.array(lm[name], float)
+    ls, rs, lh, rh = P("left_shoulder"), P("right_shoulder"), P("left_hip"), P("right_hip")
+    a, b = rs + 0.2 * (ls - rs), rs + 0.8 * (ls - rs)
+    c, d = b + 0.6 * (lh - ls), a + 0.6 * (rh - rs)
+    panel = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(panel, [np.round(np.array([a, b, c, d])).astype(np.int32)], 1)
+    return (panel > 0) & person_mask & ~skin_rule(image)
+
+
+def garment_colours(guise, gpath, product, tmp):
+    """Lab colour centres of the garment: a product shot's non-background pixels, or the
+    wearer's torso panel."""
+    g = cv2.imread(gpath)
+    if product:
+        sel = np.abs(g.astype(int) - 245).max(axis=2) > 8
+    else:
+        glm, gmask = pose(guise, gpath, tmp)
+        sel = torso_panel(glm, gmask, g)
+    return clusters(lab(g)[sel])
+
+
+def occlusion(person, result, lm, person_mask, new, near=15.0):
+    """`old_visible`, `old_visible_no_front` and `hair_changed` (see the module's docstring)."""
+    h, w = person_mask.shape
+    P = lambda name: np.array(lm[name], float)
+    ls, rs, lh, rh = P("left_shoulder"), P("right_shoulder"), P("left_hip"), P("right_hip")
+    sw = max(np.linalg.norm(ls - rs), 4)
+    panel = torso_panel(lm, person_mask, person)
+    pl, rl = lab(person), lab(result)
+    old = clusters(pl[panel])
+    yy, xx = np.mgrid[0:h, 0:w]
+    nose = P("nose")
+    head = (xx - nose[0]) ** 2 + (yy - nose[1]) ** 2 < (0.45 * sw) ** 2
+    old_like = nearest(pl, old) < near
+    # Above the hips: a top's, not the trousers' (which may share its colours).
+    hc, sc = (lh + rh) / 2, (ls + rs) / 2
+    up = (sc - hc) / max(np.linalg.norm(sc - hc), 1e-6)
+    above_hips = (xx - hc[0]) * up[0] + (yy - hc[1]) * up[1] > -0.05 * sw
+    clothing = joined(person_mask & old_like & ~head & above_hips, panel)
+    # Still there: the result's pixel is the person photo's, untouched.
+    still = clothing & np.all(person == result, axis=2)
+    # Still the old clothing's colour, touched or not (smeared into a fill), and none of the
+    # new garment's.
+    old_colour = clothing & (nearest(rl, old) < near) & (nearest(rl, new) >= near)
+    # Forearms across the torso stay as they are: capsules round elbow-wrist inside the torso.
+    front = np.zeros((h, w), np.uint8)
+    for e, wr in (("left_elbow", "left_wrist"), ("right_elbow", "right_wrist")):
+        cv2.line(front, tuple(int(v) for v in P(e)), tuple(int(v) for v in P(wr)), 1, thickness=max(1, int(0.3 * sw)))
+    across = (ls - rs) / sw
+    torso = np.array([rs - 0.12 * sw * across, ls + 0.12 * sw * across, lh + 0.22 * sw * across, rh - 0.22 * sw * across])
+    tmask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(tmask, [np.round(torso).astype(np.int32)], 1)
+    front = (front > 0) & (tmask > 0)
+    area = max(int(clothing.sum()), 1)
+    # Hair below the chin: coloured like the person's pixels round the top of the head (neither
+    # the old clothing's colours nor skin) and joined to them.
+    chin = nose[1] + 0.25 * sw
+    face = (xx - nose[0]) ** 2 + (yy - nose[1]) ** 2 < (0.3 * sw) ** 2
+    hairlike = person_mask & ~old_like & ~face
+    ring = head & ~face & (yy < nose[1]) & hairlike
+    hair = np.zeros((h, w), bool)
+    if ring.sum() >= 32:
+        hair_like = hairlike & (nearest(pl, clusters(pl[ring], 3)) < near) & above_hips
+        # Blonde hair is skin-coloured: only the sides of the neck down to a little below the
+        # shoulders count, not the neck or the arms.
+        sides = (np.abs(xx - sc[0]) > 0.2 * sw) & (yy < max(ls[1], rs[1]) + 0.35 * sw)
+        hair = joined(hair_like, ring) & (yy > chin) & ~head & sides
+    changed = np.any(person != result, axis=2)
+    return dict(old_visible=round(float(still.sum()) / area, 4), old_colour=round(float(old_colour.sum()) / area, 4),
+                old_visible_no_front=round(float((still & ~front).sum()) / max(int((clothing & ~front).sum()), 1), 4),
+                hair_px=int(hair.sum()), hair_changed=round(float((hair & changed).sum()) / max(int(hair.sum()), 1), 4)), still, hair
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--guise", default=".build/release/guise")
@@ -141,13 +263,21 @@ def main():
         report = json.loads(run([args.guise, "clothes", "--person", ppath, "--garment", gpath, "-o", out, "--json", "--quiet"]))["report"]
         wall = time.time() - start
         a, b = cv2.imread(ppath), cv2.imread(out)
-        _, person_mask = pose(args.guise, ppath, args.out)
+        plm, person_mask = pose(args.guise, ppath, args.out)
         grow = max(1, int(0.01 * a.shape[0]))
         grown = cv2.dilate(person_mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
         changed = np.any(a != b, axis=2)
         row = dict(pair=tag, source=report["garmentSource"], coverage=report["coverage"], spill=report["spill"],
                    dE=report.get("deltaE"), dE_original=report.get("deltaEOriginal"), residual=report["warpResidual"],
                    changed=int(changed.sum()), changed_off_person=int((changed & ~grown).sum()), seconds=round(wall, 2))
+        new = garment_colours(args.guise, gpath, garment.startswith("product:"), args.out)
+        occ, still, hair = occlusion(a, b, plm, person_mask, new)
+        row.update(occ)
+        # Where the old clothing still shows (red) and the hair below the chin (green), for looking.
+        overlay = b.copy()
+        overlay[still] = (0, 0, 255)
+        overlay[hair] = (0.5 * overlay[hair] + (0, 127, 0)).astype(np.uint8)
+        cv2.imwrite(os.path.join(args.out, tag + ".occlusion.png"), overlay)
         if "messi5" in gpath:
             row["stripes_garment"] = stripes(cv2.imread(gpath), report["keypoints"], "garment")
             row["stripes_result"] = stripes(b, report["keypoints"], "person")
@@ -157,7 +287,11 @@ def main():
     des = [r["dE"] for r in rows if r["dE"] is not None]
     print(f"mean ΔE2000 {np.mean(des):.2f}; ≤ 10 in {sum(d <= 10 for d in des)}/{len(des)}; "
           f"coverage ≥ 0.85 in {sum(r['coverage'] >= 0.85 for r in rows)}/{len(rows)}; "
-          f"max spill {max(r['spill'] for r in rows):.4f}; changed pixels off the person: {sum(r['changed_off_person'] for r in rows)}")
+          f"max spill {max(r['spill'] for r in rows):.4f}; changed pixels off the person: {sum(r['changed_off_person'] for r in rows)}; "
+          f"old clothing still visible: mean {np.mean([r['old_visible'] for r in rows]):.4f}, "
+          f"less forearms in front {np.mean([r['old_visible_no_front'] for r in rows]):.4f}; "
+          f"still the old clothing's colour: mean {np.mean([r['old_colour'] for r in rows]):.4f}; "
+          f"hair below the chin changed: {sum(r['hair_px'] * r['hair_changed'] for r in rows) / max(sum(r['hair_px'] for r in rows), 1):.4f}")
     h = 300
     lines = []
     for paths in sheet:

@@ -55,6 +55,8 @@ public struct ClothesReport: Encodable {
     /// Pixels of the person's old clothing (the region that may change).
     public var personRegionArea = 0
     public var garmentArea = 0
+    /// Pixels of the person's hair, kept in front of the garment.
+    public var hairArea = 0
     /// Pixels the new garment was painted over.
     public var paintedArea = 0
     /// Old clothing the new garment does not cover, filled with skin or the surroundings.
@@ -65,7 +67,7 @@ public struct ClothesReport: Encodable {
     /// RMS landmark error of the torso's spline, in garment-photo pixels.
     public var warpResidual = 0.0
     /// Share of the upper torso (shoulders to 75 % of the way to the hips, inside the person,
-    /// less forearms and hands in front) the new garment covers.
+    /// less forearms, hands and hair in front) the new garment covers.
     public var coverage = 0.0
     /// Painted pixels outside the person mask, as a share of the person's area.
     public var spill = 0.0
@@ -127,6 +129,8 @@ public final class ClothesSwap {
         var painted: Region
         /// Everything that may differ from the person photo.
         var changed: Region
+        /// The person's hair, kept in front of the garment.
+        var hair: Region
         var warp: GarmentWarp
         var personFrame: BodyFrame
         var garmentFrame: BodyFrame
@@ -154,6 +158,7 @@ public final class ClothesSwap {
         }
         let w = person.width, h = person.height, n = person.pixelCount
         report.personRegionArea = body.region.area
+        report.hairArea = body.hair.area
         guard report.personRegionArea > 0 else {
             throw PipelineError("no \(kind.rawValue)-body clothing found on the person in the person photo", category: .notFound)
         }
@@ -180,7 +185,8 @@ public final class ClothesSwap {
             return warp.sample(garment: source.image, alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs)
         }
 
-        // 4. Composite: fill what the garment leaves of the old clothing, shade, paste.
+        // 4. Composite: the old clothing taken off (bare body or background), the garment shaded
+        // and pasted over that.
         progress?("composite", 3, Self.stages)
         let (pasted, painted, filled) = try timed("composite") { () throws -> (Image, Region, Region) in
             let painted = Region(width: w, height: h, bits: (0..<n).map { zone.bits[$0] && sampled.alpha[$0] > 0.5 })
@@ -200,35 +206,17 @@ public final class ClothesSwap {
             for i in 0..<n where painted.bits[i] {
                 for c in 0..<3 { garmentLayer.rgb[c * n + i] = min(max(sampled.rgb[c * n + i] * factor[i] * norm, 0), 1) }
             }
+            // Under the garment and wherever it leaves the old clothing bare, nothing of the old
+            // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
+            let under = try Self.undressed(person, body: body, kind: kind)
             // Feathered inwards only, so nothing of the garment photo's background shows at the edge.
             let sigma = max(0.7, 0.006 * s)
             let core = try painted.eroded(max(1, Int((1.5 * sigma).rounded())))
             var soft = try core.mask.blurred(sigma: sigma)
             for i in 0..<n where !painted.bits[i] { soft.values[i] = 0 }
-            var out = person
+            var out = under
             FaceSwap.paste(garmentLayer, mask: soft, into: &out, x: 0, y: 0)
-            let uncovered = body.region && !painted
-            if uncovered.area > 0 {
-                // A sleeve the new garment does not have becomes bare arm in the person's light,
-                // as wide as an arm; the rest (a looser old sleeve, a wider old jacket) is filled
-                // from what surrounds it, the new garment and the background.
-                var limbZone = Region(width: w, height: h)
-                for ((_, a, b, _), l) in zip(body.frame.limbs(kind), body.limbs) {
-                    limbZone = limbZone || (l && Region.capsule(body.frame[a], body.frame[b], radius: 0.11 * s, width: w, height: h))
-                }
-
-                var rest = uncovered
-                if let skin = body.skinColour {
-                    let armShade = try Self.shading(person, region: body.region, sigma: 0.04 * s)
-                    for i in 0..<n where uncovered.bits[i] && limbZone.bits[i] {
-                        let f = min(max(armShade[i], 0.5), 1.5)
-                        out.rgb[i] = min(skin.0 * f, 1); out.rgb[n + i] = min(skin.1 * f, 1); out.rgb[2 * n + i] = min(skin.2 * f, 1)
-                    }
-                    rest = uncovered && !limbZone
-                }
-                if rest.area > 0 { out = try out.inpainted(mask: rest.mask, radius: max(3, 0.03 * s)) }
-            }
-            return (out, painted, uncovered)
+            return (out, painted, body.region && !painted)
         }
         report.paintedArea = painted.area
         report.filledArea = filled.area
@@ -242,7 +230,9 @@ public final class ClothesSwap {
         progress?("done", 4, Self.stages)
 
         // Fit and colour, measured on the result.
+        // Hair in front hides the torso as forearms do.
         let upper = try Region.polygon(body.frame.upperTorso, width: w, height: h) && body.person && !body.frontArms && !body.hands && !body.face
+            && !body.hair
         let covered = (upper && painted).area
         report.coverage = upper.area > 0 ? Double(covered) / Double(upper.area) : 0
         let personArea = body.person.area
@@ -254,7 +244,7 @@ public final class ClothesSwap {
             report.deltaE = ColourDifference.ciede2000(r, g)
             report.deltaEOriginal = ColourDifference.ciede2000(o, g)
         }
-        return Detailed(image: out, report: report, region: body.region, painted: painted, changed: changed, warp: warp,
+        return Detailed(image: out, report: report, region: body.region, painted: painted, changed: changed, hair: body.hair, warp: warp,
                         personFrame: body.frame, garmentFrame: source.frame)
     }
 
@@ -321,8 +311,8 @@ public final class ClothesSwap {
                                              label: "the garment photo", override: options.garmentMask)
             var region = b.region
             var image = garment
-            // Forearms and hands across the garment hide part of it: fill them from the cloth around.
-            let hidden = (b.frontArms || b.hands) && b.torso && b.person
+            // Forearms, hands and hair across the garment hide part of it: fill them from the cloth around.
+            let hidden = (b.frontArms || b.hands || b.hair) && b.torso && b.person
             if hidden.area > 0 && options.garmentMask == nil {
                 image = try garment.inpainted(mask: hidden.mask, radius: max(3, 0.05 * b.frame.scale))
                 region = region || hidden
@@ -345,6 +335,63 @@ public final class ClothesSwap {
         let product = try ProductGarment.landmarks(region)
         return GarmentSource(image: garment, region: region, frame: product.frame, fromPerson: false, neckline: product.landmarks["neckline"],
                               outline: product.outline)
+    }
+
+    /// The person with their old clothing taken off: bare skin (the colour of the skin nearby)
+    /// where the body is, the arms' bones and the torso between shoulders
+    /// and hips with the neck, and elsewhere the background, filled inwards from outside the old
+    /// clothing. The two meet under a short blend, not a seam. Outside the old clothing region,
+    /// the person photo's pixels.
+    static func undressed(_ person: Image, body: BodyAnalysis, kind: GarmentKind) throws -> Image {
+        let region = body.region
+        guard region.area > 0 else { return person }
+        let w = person.width, h = person.height, n = person.pixelCount
+        let s = body.frame.scale, f = body.frame
+        var out = try backgroundFill(person, region: region, radius: max(3, 0.03 * s), factor: max(1, Int(0.01 * s)))
+        guard let skin = body.skinColour else { return out }
+        var bare = Region(width: w, height: h)
+        for (_, a, b, _) in f.limbs(kind) {
+            bare = bare || Region.capsule(f[a], f[b], radius: 0.11 * s, width: w, height: h)
+        }
+        if kind != .lower {
+            let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
+            bare = bare || (try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h))
+            bare = bare || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.12 * s, width: w, height: h)
+        }
+        // The skin next to it (a chin, a hand, a bare forearm), low-passed, so the fill runs on
+        // from the skin it meets; the face's mean colour where no skin is near. Not the old
+        // clothing's light: its pattern (a white collar on a dark jacket) would print onto the skin.
+        let sigma = max(2, 0.08 * s)
+        let source = body.skin && !region
+        let near = try SwapGeometry.maskedLowPass(person, source.mask, sigma: sigma)
+        let weight = try source.mask.blurred(sigma: sigma)
+        let blend = try (bare && region).mask.blurred(sigma: max(1, 0.04 * s))
+        for i in 0..<n where region.bits[i] && blend.values[i] > 0 {
+            let a = blend.values[i], t = min(weight.values[i] / 0.15, 1)
+            for (c, v) in [skin.0, skin.1, skin.2].enumerated() {
+                let local = t * near.rgb[c * n + i] + (1 - t) * v
+                out.rgb[c * n + i] = (1 - a) * out.rgb[c * n + i] + a * min(max(local, 0), 1)
+            }
+        }
+        return out
+    }
+
+    /// `region` Telea-filled from outside it. The fill is smooth, so on a large photo it is made
+    /// at 1/`factor` of the size (a cell with any region pixel is a hole, so no old clothing is
+    /// averaged into the known cells) and scaled back up: a whole torso filled at full size
+    /// takes seconds.
+    static func backgroundFill(_ image: Image, region: Region, radius: Double, factor: Int) throws -> Image {
+        guard factor > 1 else { return try image.inpainted(mask: region.mask, radius: radius) }
+        let w = image.width, h = image.height, n = image.pixelCount
+        let sw = max(1, (w + factor - 1) / factor), sh = max(1, (h + factor - 1) / factor)
+        let small = try image.resized(width: sw, height: sh, interpolation: .area)
+        var holes = try region.dilated(factor).mask.resized(width: sw, height: sh, interpolation: .area)
+        holes.values = holes.values.map { $0 > 0 ? 1 : 0 }
+        let filled = try small.inpainted(mask: holes, radius: max(2, radius / Double(factor)))
+            .resized(width: w, height: h, interpolation: .linear)
+        var out = image
+        for i in 0..<n where region.bits[i] { for c in 0..<3 { out.rgb[c * n + i] = filled.rgb[c * n + i] } }
+        return out
     }
 
     /// Low-pass luma inside `region` over its mean there: 1 where the light is average, above

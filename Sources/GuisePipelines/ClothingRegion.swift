@@ -187,8 +187,8 @@ struct BodyFrame {
         let s = scale, u = up, a = across, ah = acrossHips
         let ls = add(add(self[.leftShoulder], scaled(a, 0.12 * s)), scaled(u, 0.1 * s))
         let rs = add(add(self[.rightShoulder], scaled(a, -0.12 * s)), scaled(u, 0.1 * s))
-        let neckL = add(add(shoulderCentre, scaled(a, 0.18 * s)), scaled(u, 0.3 * s))
-        let neckR = add(add(shoulderCentre, scaled(a, -0.18 * s)), scaled(u, 0.3 * s))
+        let neckL = add(add(shoulderCentre, scaled(a, 0.18 * s)), scaled(u, 0.45 * s))
+        let neckR = add(add(shoulderCentre, scaled(a, -0.18 * s)), scaled(u, 0.45 * s))
         let lh = add(add(self[.leftHip], scaled(ah, 0.22 * s)), scaled(u, -0.08 * s))
         let rh = add(add(self[.rightHip], scaled(ah, -0.22 * s)), scaled(u, -0.08 * s))
         switch kind {
@@ -278,7 +278,9 @@ struct BodyAnalysis {
     /// Forearms lying over the torso: in front of it, so they stay.
     var frontArms: Region
     var skin: Region
-    /// What may be replaced: old clothing, neither face, hands, skin nor background.
+    /// Hair, from the head down over the shoulders and back (`HairModel`): in front of any garment.
+    var hair: Region
+    /// What may be replaced: old clothing, neither face, hands, skin, hair nor background.
     var region: Region
     /// The face's mean skin colour, if a face was found.
     var skinColour: (Float, Float, Float)?
@@ -291,7 +293,8 @@ struct BodyAnalysis {
         var zone = torso || band
         for l in limbs { zone = zone || l }
         let paintable = try person.dilated(grow) && zone && !face && !hands && !frontArms
-        return limit.map { paintable && $0 } ?? paintable
+        // A region the caller gave is theirs to say, hair included.
+        return limit.map { paintable && $0 } ?? (paintable && !hair)
     }
 
     /// The clothed body's sides at the chest (35 % of the way from shoulders to hips) and at the
@@ -347,6 +350,7 @@ struct BodyAnalysis {
         var face = Region(width: w, height: h)
         var skinColour: (Float, Float, Float)?
         var skin = Region(width: w, height: h)
+        var hair = Region(width: w, height: h)
         let faces = try faceDetector.detect(image, order: .largest)
         let head = frame[.nose]
         if let f = faces.first(where: { f in head.x >= f.box.x - f.box.width && head.x <= f.box.x + 2 * f.box.width }) ?? faces.first,
@@ -363,6 +367,11 @@ struct BodyAnalysis {
                 sum.0 += Double(image.rgb[i]); sum.1 += Double(image.rgb[n + i]); sum.2 += Double(image.rgb[2 * n + i]); count += 1
             }
             if count > 0 { skinColour = (Float(sum.0 / count), Float(sum.1 / count), Float(sum.2 / count)) }
+            var clothed = torso || band
+            for l in limbs { clothed = clothed || l }
+            clothed = clothed && person && !face && !hands && !frontArms && !skin
+            hair = HairModel.estimate(image, frame: frame, oval: Region(oval), person: person, skin: skin,
+                                      clothing: clothed)
         } else {
             let r = 0.35 * s
             face = Region.capsule(frame[.nose], frame[.nose], radius: r, width: w, height: h)
@@ -370,7 +379,7 @@ struct BodyAnalysis {
 
         var zone = torso || band
         for l in limbs { zone = zone || l }
-        var region = person && zone && !face && !hands && !frontArms && !skin
+        var region = person && zone && !face && !hands && !frontArms && !skin && !hair
         var limit: Region?
         if let override {
             guard override.width == w, override.height == h else {
@@ -380,7 +389,7 @@ struct BodyAnalysis {
             limit = region
         }
         return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, face: face, hands: hands,
-                            frontArms: frontArms, skin: skin, region: region, skinColour: skinColour, limit: limit)
+                            frontArms: frontArms, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit)
     }
 }
 
@@ -466,6 +475,125 @@ struct ProductGarment {
         return ProductGarment(region: region, frame: frame,
                               landmarks: ["neckline": Point(cx, neckY), "left_shoulder": ls, "right_shoulder": rs, "left_hip": lh, "right_hip": rh],
                               outline: outline)
+    }
+}
+
+/// Hair without a hair segmenter: a colour model of the hair sampled round the head (beside and
+/// above the face, inside the person, not skin), against one of the clothing on the chest;
+/// the hair is what looks like the first and not the second, reached from the head through such
+/// pixels. Hair as dark as a dark top cannot be told from it by colour, so then only the hair
+/// above the shoulders is kept: the flood never crosses clothing-coloured pixels, and hair that
+/// would take in much of the chest is refused.
+enum HairModel {
+    /// 16 levels a channel.
+    static let levels = 16
+
+    static func bin(_ r: Float, _ g: Float, _ b: Float) -> Int {
+        func q(_ v: Float) -> Int { min(max(Int(v * Float(levels)), 0), levels - 1) }
+        return (q(r) * levels + q(g)) * levels + q(b)
+    }
+
+    /// A colour histogram of the pixels of `sample`, spread two bins each way (the same hair
+    /// lit differently, strands thinning over the cloth) and normalised to sum 1; nil below 32 pixels.
+    static func histogram(_ image: Image, _ sample: Region) -> [Float]? {
+        let n = image.pixelCount, l = levels
+        var raw = [Float](repeating: 0, count: l * l * l)
+        var count: Float = 0
+        for i in 0..<n where sample.bits[i] { raw[bin(image.rgb[i], image.rgb[n + i], image.rgb[2 * n + i])] += 1; count += 1 }
+        guard count >= 32 else { return nil }
+        var out = raw
+        for r in 0..<l {
+            for g in 0..<l {
+                for b in 0..<l {
+                    var s: Float = 0
+                    for dr in -2...2 { for dg in -2...2 { for db in -2...2 {
+                        let rr = r + dr, gg = g + dg, bb = b + db
+                        if rr >= 0, gg >= 0, bb >= 0, rr < l, gg < l, bb < l { s += raw[(rr * l + gg) * l + bb] }
+                    } } }
+                    out[(r * l + g) * l + b] = s / (125 * count)
+                }
+            }
+        }
+        return out
+    }
+
+    /// `oval`: the face mesh's outline; `skin`: the bare skin the skin model found; `clothing`: the
+    /// clothing region before hair is taken out of it.
+    static func estimate(_ image: Image, frame: BodyFrame, oval: Region, person: Region, skin: Region, clothing: Region) -> Region {
+        let w = image.width, h = image.height, n = image.pixelCount
+        let empty = Region(width: w, height: h)
+        let s = frame.scale
+        var top = h, chin = -1
+        for i in 0..<n where oval.bits[i] { let y = i / w; top = min(top, y); chin = max(chin, y) }
+        guard chin > top, let near = try? oval.dilated(max(1, Int(0.03 * s))) else { return empty }
+        // The oval's box grown by a quarter of the body's scale, as an ellipse (a morphological
+        // dilation that wide costs seconds on a large photo).
+        var left = w, right = -1
+        for i in 0..<n where oval.bits[i] { let x = i % w; left = min(left, x); right = max(right, x) }
+        let cx = Double(left + right) / 2, cy = Double(top + chin) / 2
+        let ax = Double(right - left) / 2 + 0.25 * s, ay = Double(chin - top) / 2 + 0.25 * s
+        var far = empty
+        for y in max(0, Int(cy - ay))...min(h - 1, Int(cy + ay)) {
+            for x in max(0, Int(cx - ax))...min(w - 1, Int(cx + ax)) {
+                let dx = (Double(x) - cx) / ax, dy = (Double(y) - cy) / ay
+                if dx * dx + dy * dy <= 1 { far.bits[y * w + x] = true }
+            }
+        }
+        // Beside and above the face, down to the mouth: hair, or background where the person
+        // mask strays (the clothing model keeps that from mattering below).
+        let jaw = top + Int(0.75 * Double(chin - top))
+        // Blonde hair passes the skin model's colour test, so skin is not left out here; the
+        // face itself is, and the skin model below outweighs what the ears bring in.
+        var ring = far && !near && person
+        for y in max(jaw, 0)..<h { for x in 0..<w { ring.bits[y * w + x] = false } }
+        // The clothing on the chest, below where hair over the shoulders reaches in the middle.
+        let panel = (try? Region.polygon([lerp(frame[.rightShoulder], frame[.leftShoulder], 0.3), lerp(frame[.rightShoulder], frame[.leftShoulder], 0.7),
+                                          lerp(frame[.leftShoulder], frame[.leftHip], 0.7), lerp(frame[.rightShoulder], frame[.rightHip], 0.7)],
+                                         width: w, height: h)) ?? empty
+        guard let hairHist = histogram(image, ring), let clothHist = histogram(image, clothing && panel) else { return empty }
+        // Hair-like: at least twice as likely under the hair's model as the clothing's, and a
+        // colour the hair sample really has (above a twentieth of its typical pixel's). Blonde
+        // hair is skin-coloured, so the flood below is kept off the neck and the bare arms instead.
+        var typical: [Float] = []
+        for i in 0..<n where ring.bits[i] { typical.append(hairHist[bin(image.rgb[i], image.rgb[n + i], image.rgb[2 * n + i])]) }
+        typical.sort()
+        let floor = 0.05 * typical[typical.count / 2]
+        var like = [Bool](repeating: false, count: n)
+        for i in 0..<n where person.bits[i] {
+            let k = bin(image.rgb[i], image.rgb[n + i], image.rgb[2 * n + i])
+            // Thin strands over the cloth mix the two colours into ones the hair sample barely
+            // has: those pass too when the cloth hardly has them either.
+            like[i] = (hairHist[k] > floor && hairHist[k] > 2 * clothHist[k]) || (hairHist[k] > 0.1 * floor && hairHist[k] > 10 * clothHist[k])
+        }
+        // Grown from the head, never below the hips nor into the face, the neck or bare skin
+        // well below the shoulders (arms, hands), where hair seldom falls.
+        let hipY = Int(max(frame[.leftHip].y, frame[.rightHip].y).rounded())
+        let chinPoint = Point(frame.shoulderCentre.x, Double(chin))
+        var blocked = near || Region.capsule(chinPoint, frame.shoulderCentre, radius: 0.2 * s, width: w, height: h)
+        let shoulderLine = max(frame[.leftShoulder].y, frame[.rightShoulder].y) + 0.35 * s
+        for i in 0..<n where skin.bits[i] && Double(i / w) > shoulderLine { blocked.bits[i] = true }
+        var grown = [Bool](repeating: false, count: n)
+        var stack: [Int] = []
+        for i in 0..<n where ring.bits[i] && like[i] { grown[i] = true; stack.append(i) }
+        guard !stack.isEmpty else { return empty }
+        while let i = stack.popLast() {
+            let x = i % w, y = i / w
+            for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && ny >= 0 && nx < w && ny < h && ny <= hipY {
+                let j = ny * w + nx
+                if like[j] && !grown[j] && !blocked.bits[j] { grown[j] = true; stack.append(j) }
+            }
+        }
+        var hair = Region(width: w, height: h, bits: grown)
+        // Strands part over the cloth: close the gaps between them.
+        let r = max(1, Int(0.012 * s))
+        hair = ((try? hair.dilated(r).eroded(r)) ?? hair) && person && !blocked
+        // Hair that takes in much of the chest's clothing is the clothing itself.
+        let chest = clothing && panel
+        if chest.area > 0 && Double((hair && chest).area) > 0.15 * Double(chest.area) {
+            let shoulders = Int(min(frame[.leftShoulder].y, frame[.rightShoulder].y).rounded())
+            for y in max(shoulders, 0)..<h { for x in 0..<w { hair.bits[y * w + x] = false } }
+        }
+        return hair
     }
 }
 

@@ -181,10 +181,46 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertLessThan(dE, 8)
         XCTAssertGreaterThan(dE0, 20, "the orange suit differs from the navy uniform")
         XCTAssertLessThan(r.report.warpResidual, 0.5)
+        // Her short hair is found on her head, none of it on the suit.
+        XCTAssertGreaterThan(r.hair.area, 500)
+        let torso = try Region.polygon(r.personFrame.upperTorso, width: person.width, height: person.height)
+        XCTAssertEqual((r.hair && torso).area, 0)
 
         // Deterministic: the same inputs give the same pixels.
         let again = try swap.runDetailed(person: person, garment: garment)
         XCTAssertEqual(again.image.rgb, r.image.rgb)
+    }
+
+    /// Shoulder-length blonde hair over a black top: the hair found reaches below the chin onto
+    /// the shoulders without taking in the chest, stays in front of the new garment bit for bit,
+    /// and nothing of the old top is left as it was.
+    func testHairStaysInFrontAndNoOldClothingIsLeft() throws {
+        let person = try sample("anne_helene.jpg"), garment = try sample("astronaut.png")
+        let r = try swapper().runDetailed(person: person, garment: garment)
+        XCTAssertFalse(r.image.rgb.contains { $0.isNaN })
+        let n = person.pixelCount, w = person.width
+        let f = r.personFrame
+        let shoulderY = Int(min(f[.leftShoulder].y, f[.rightShoulder].y))
+        // Hair down the sides of the face and onto the shoulders, none over the middle of the chest.
+        var low = 0
+        for i in 0..<n where r.hair.bits[i] && i / w >= shoulderY - Int(0.25 * f.scale) { low += 1 }
+        XCTAssertGreaterThan(low, 400, "hair below the chin")
+        let chest = try Region.polygon([lerp(f[.rightShoulder], f[.leftShoulder], 0.3), lerp(f[.rightShoulder], f[.leftShoulder], 0.7),
+                                        lerp(f[.leftShoulder], f[.leftHip], 0.7), lerp(f[.rightShoulder], f[.rightHip], 0.7)],
+                                       width: w, height: person.height)
+        XCTAssertLessThan((r.hair && chest).area, chest.area / 50)
+        var hairChanged = 0, oldLeft = 0
+        for i in 0..<n {
+            let same = (0..<3).allSatisfy { r.image.rgb[$0 * n + i] == person.rgb[$0 * n + i] }
+            if r.hair.bits[i] && !same { hairChanged += 1 }
+            if r.region.bits[i] && same { oldLeft += 1 }
+            if !r.changed.bits[i] && !same { return XCTFail("pixel \(i) changed outside the region") }
+        }
+        XCTAssertEqual(hairChanged, 0, "the hair is the photo's")
+        XCTAssertFalse((r.hair && r.painted).area > 0, "no garment over the hair")
+        XCTAssertLessThan(oldLeft, r.region.area / 200, "the old top is covered, or made skin or background")
+        XCTAssertGreaterThan(r.report.coverage, 0.85)
+        XCTAssertLessThan(try XCTUnwrap(r.report.deltaE), 12)
     }
 
     func testAProductShotGoesOnWithItsStripesUpright() throws {
