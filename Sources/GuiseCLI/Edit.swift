@@ -29,8 +29,8 @@ struct EditCommand: JobCommand {
         iris network and corrected), then the eyes are harmonised under the iris expert's guidance. \
         --identity-from re-renders the region (the face by default) under dlib's identity guidance towards \
         another photo's face, keeping the region's fine detail. --appearance-from moves the region's \
-        colours and detail contrast to an image patch's, then re-renders it guided by their colour \
-        statistics and texture (filter-bank Gram matrices). One guidance per edit. \
+        colours and texture to an image patch's, then re-renders it guided by their colour \
+        statistics and a filter bank's responses (Gram matrices). One guidance per edit. \
         The network sees a window around the mask at the \
         photo's own resolution, so the cost follows the mask's size, not the photo's. \
         The same --seed gives the same bytes.
@@ -69,7 +69,7 @@ struct EditCommand: JobCommand {
     @Option(help: "Harmonise: how much of the region's own fine detail is kept over the model's, 0…1 (0 redraws it all, e.g. a scribble).")
     var detail = 1.0
 
-    @Option(name: .customLong("detail-scale"), help: "Harmonise: the detail kept is the band under this many pixels (Gaussian σ; default 4, 2 with --identity-from).")
+    @Option(name: .customLong("detail-scale"), help: "Harmonise: the detail kept is the band under this many pixels (Gaussian σ; default 4; with --identity-from 2 pixels of dlib's 150-pixel face chip).")
     var detailScale: Double?
 
     @Flag(name: .customLong("no-poisson"), help: "Harmonise with the model alone, without the gradient-domain blend first.")
@@ -120,7 +120,7 @@ struct EditCommand: JobCommand {
     @Option(name: .customLong("identity-weight"), help: "The identity guidance's weight.")
     var identityWeight = EditGuides.defaultIdentityWeight
 
-    @Option(name: .customLong("appearance-from"), help: "Re-render the region with the colour and texture of this image patch (its colours moved first, then guided by colour statistics and filter-bank Gram matrices).")
+    @Option(name: .customLong("appearance-from"), help: "Re-render the region with the colours and texture of this image patch (at least 32x32): both moved first, then guided by colour statistics and filter-bank Gram matrices.")
     var appearanceFrom: String?
 
     @Option(name: .customLong("appearance-weight"), help: "The appearance guidance's weight.")
@@ -184,7 +184,7 @@ struct EditCommand: JobCommand {
         options.sampler = sampler
         options.poisson = !noPoisson
         options.detail = detail
-        options.detailSigma = detailScale ?? (identityFrom != nil ? EditGuides.identityDetailScale : options.detailSigma)
+        options.detailSigma = detailScale ?? options.detailSigma
         options.seed = seed
         options.margin = margin
         options.tileSize = tile
@@ -205,6 +205,10 @@ struct EditCommand: JobCommand {
                                                    label: image, weight: identityWeight, seed: seed, models: context.models, note: context.note)
             options.guidance = g.guidance
             options.context = g.context
+            if detailScale == nil { options.detailSigma = g.detailScale }
+            // dlib must see the whole face at once: one tile holds the chips and the margin.
+            let side = max(g.context[2] - g.context[0], g.context[3] - g.context[1]) + 2 * (margin ?? 64)
+            options.tileSize = max(options.tileSize, (side + 7) / 8 * 8)
         }
         if let appearanceFrom {
             options.mode = .harmonize
