@@ -27,6 +27,10 @@ struct EditCommand: JobCommand {
         rough paste-in takes on its surroundings' colour and light, keeping its own fine detail (--detail). \
         --gaze turns the eyes of --face: the irises are warped along their eyes to the new place (checked by the \
         iris network and corrected), then the eyes are harmonised under the iris expert's guidance. \
+        --identity-from re-renders the region (the face by default) under dlib's identity guidance towards \
+        another photo's face, keeping the region's fine detail. --appearance-from moves the region's \
+        colours and texture to an image patch's, then re-renders it guided by their colour \
+        statistics and a filter bank's responses (Gram matrices). One guidance per edit. \
         The network sees a window around the mask at the \
         photo's own resolution, so the cost follows the mask's size, not the photo's. \
         The same --seed gives the same bytes.
@@ -65,8 +69,8 @@ struct EditCommand: JobCommand {
     @Option(help: "Harmonise: how much of the region's own fine detail is kept over the model's, 0…1 (0 redraws it all, e.g. a scribble).")
     var detail = 1.0
 
-    @Option(name: .customLong("detail-scale"), help: "Harmonise: the detail kept is the band under this many pixels (Gaussian σ).")
-    var detailScale = 4.0
+    @Option(name: .customLong("detail-scale"), help: "Harmonise: the detail kept is the band under this many pixels (Gaussian σ; default 4; with --identity-from 2 pixels of dlib's 150-pixel face chip).")
+    var detailScale: Double?
 
     @Flag(name: .customLong("no-texture-match"), help: "Fill: keep the model's fill as drawn, without blending its edge in and scaling its detail to the texture around the hole.")
     var noTextureMatch = false
@@ -112,6 +116,18 @@ struct EditCommand: JobCommand {
     @Option(name: .customLong("gaze-weight"), help: "The gaze guidance's weight.")
     var gazeWeight = EditGuides.defaultGazeWeight
 
+    @Option(name: .customLong("identity-from"), help: "Re-render the region (default --region face) towards the identity of the largest face in this photo, under dlib's identity guidance.")
+    var identityFrom: String?
+
+    @Option(name: .customLong("identity-weight"), help: "The identity guidance's weight.")
+    var identityWeight = EditGuides.defaultIdentityWeight
+
+    @Option(name: .customLong("appearance-from"), help: "Re-render the region with the colours and texture of this image patch (at least 32x32): both moved first, then guided by colour statistics and filter-bank Gram matrices.")
+    var appearanceFrom: String?
+
+    @Option(name: .customLong("appearance-weight"), help: "The appearance guidance's weight.")
+    var appearanceWeight = EditGuides.defaultAppearanceWeight
+
     @Option(help: "The diffusion model: prior (the embedded one) or an ADM checkpoint file.")
     var model: String?
 
@@ -119,7 +135,12 @@ struct EditCommand: JobCommand {
         let given = [mask != nil, box != nil, region != nil].filter { $0 }.count
         if let gaze { _ = try GazeTarget(parsing: gaze) }
         guard gazeWeight >= 0 && gazeWeight.isFinite else { throw ValidationError("--gaze-weight must be 0 or more") }
-        guard given == 1 || (given == 0 && gaze != nil) else { throw ValidationError("give exactly one of --mask, --box and --region") }
+        guard [identityWeight, appearanceWeight].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw ValidationError("--identity-weight and --appearance-weight must be 0 or more")
+        }
+        let guides = [gaze, identityFrom, appearanceFrom].compactMap { $0 }.count
+        guard guides <= 1 else { throw ValidationError("give only one of --gaze, --identity-from and --appearance-from") }
+        guard given == 1 || (given == 0 && (gaze != nil || identityFrom != nil)) else { throw ValidationError("give exactly one of --mask, --box and --region") }
         guard !(fill && harmonize) else { throw ValidationError("--fill and --harmonize exclude each other") }
         guard strength > 0 && strength <= 1 else { throw ValidationError("--strength must be in (0, 1]") }
         guard startStrength > 0 && startStrength <= 1 else { throw ValidationError("--start-strength must be in (0, 1]") }
@@ -132,7 +153,7 @@ struct EditCommand: JobCommand {
         if let margin, margin < 0 { throw ValidationError("--margin must be 0 or more") }
     }
 
-    var inputFiles: [String] { [image] + (mask.map { [$0] } ?? []) }
+    var inputFiles: [String] { [image] + [mask, identityFrom, appearanceFrom].compactMap { $0 } }
     var modelFiles: [String] { modelFile(model) }
 
     func run() throws { try runAsCommand() }
@@ -147,9 +168,9 @@ struct EditCommand: JobCommand {
             let b = try EditMasks.parseBox(box)
             m = try EditMasks.box(x: b.x, y: b.y, w: b.w, h: b.h, width: photo.width, height: photo.height)
         } else {
-            m = try EditMasks.region(region ?? .eyes, in: photo, faceIndex: face, label: image, models: context.models, note: context.note)
+            m = try EditMasks.region(region ?? (identityFrom != nil ? .face : .eyes), in: photo, faceIndex: face, label: image, models: context.models, note: context.note)
             // The irises move within the eye: the eye outline alone would clip them.
-            if region == nil, grow == 0 { m = try EditMasks.refine(m, grow: max(2, photo.width / 200)) }
+            if region == nil, gaze != nil, grow == 0 { m = try EditMasks.refine(m, grow: max(2, photo.width / 200)) }
         }
         m = try EditMasks.refine(m, grow: grow, feather: feather)
 
@@ -166,7 +187,7 @@ struct EditCommand: JobCommand {
         options.poisson = !noPoisson
         options.matchTexture = !noTextureMatch
         options.detail = detail
-        options.detailSigma = detailScale
+        options.detailSigma = detailScale ?? options.detailSigma
         options.seed = seed
         options.margin = margin
         options.tileSize = tile
@@ -178,6 +199,29 @@ struct EditCommand: JobCommand {
                                                weight: gazeWeight, models: context.models, note: context.note)
             options.guidance = g.guidance
             options.context = g.context
+        }
+        if let identityFrom {
+            options.mode = .harmonize
+            options.poisson = false
+            let reference = try ImageIO.read(identityFrom)
+            let g = try EditGuides.identityForFace(reference: reference, referenceLabel: identityFrom, image: photo, faceIndex: face,
+                                                   label: image, weight: identityWeight, seed: seed, models: context.models, note: context.note)
+            options.guidance = g.guidance
+            options.context = g.context
+            if detailScale == nil { options.detailSigma = g.detailScale }
+            // dlib must see the whole face at once: one tile holds the chips and the margin.
+            let side = max(g.context[2] - g.context[0], g.context[3] - g.context[1]) + 2 * (margin ?? 64)
+            // A 1024² tile takes about 5 GB; a face that needs more is far larger than dlib's chip.
+            guard side <= 1024 else {
+                throw EditError("the face in \(image) is too large for --identity-from (its chips span \(side - 2 * (margin ?? 64)) px; up to about 900): shrink the photo", category: .unsupported)
+            }
+            options.tileSize = max(options.tileSize, (side + 7) / 8 * 8)
+        }
+        if let appearanceFrom {
+            options.mode = .harmonize
+            // The membrane blend would pull the region's new colours back to its surroundings'.
+            options.poisson = false
+            options.guidance = try EditGuides.appearance(patch: try ImageIO.read(appearanceFrom), mask: m, weight: appearanceWeight)
         }
         var bar: ProgressBar?
         options.progress = { done, total in

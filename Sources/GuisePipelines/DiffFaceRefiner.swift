@@ -213,7 +213,7 @@ final class DiffFaceRefiner {
         let gazeRef = try Gaze.features(Tensor(shape: [478, 3], values: Gaze.meshWithIrises(targetLM.mesh, left: targetLM.leftEye, right: targetLM.rightEye).flatMap { [Float($0.x), Float($0.y), Float($0.z)] }))
         let energies = SwapEnergies(analyzer: analyzer, identity: identity, landmarks: targetLM, meshRef: meshRef, interOcular: iod,
                                     gazeRef: gazeRef, sourceDescriptor: Tensor(shape: [1, sourceDescriptor.count], values: sourceDescriptor),
-                                    views: SwapRefiner.views(count: options.identityViews, points: try targetLM.dlib5(), seed: seed))
+                                    views: DlibIdentityEnergy.views(count: options.identityViews, points: try targetLM.dlib5(), seed: seed))
         return { xIn, t in
             let img = xIn.scaled(0.5, plus: 0.5)
             var total = Tensor.scalar(0)

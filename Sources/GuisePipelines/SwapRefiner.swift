@@ -99,7 +99,7 @@ final class SwapRefiner {
         let gazeRef = try Gaze.features(Tensor(shape: [478, 3], values: Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye).flatMap { [Float($0.x), Float($0.y), Float($0.z)] }))
         let sourceD = Tensor(shape: [1, sourceDescriptor.count], values: sourceDescriptor)
         let dlib5 = try compositeLM.dlib5()
-        let views = SwapRefiner.views(count: options.identityViews, points: dlib5, seed: seed)
+        let views = DlibIdentityEnergy.views(count: options.identityViews, points: dlib5, seed: seed)
 
         let energies = SwapEnergies(analyzer: analyzer, identity: identity, landmarks: compositeLM, meshRef: meshRef,
                                     interOcular: iod, gazeRef: gazeRef, sourceDescriptor: sourceD, views: views)
@@ -236,27 +236,6 @@ final class SwapRefiner {
         out.roi = RotatedRect(centre: c.xy, width: lm.roi.width * sx, height: lm.roi.height * sy, rotation: lm.roi.rotation)
         return out
     }
-
-    /// The identity chip's 5 points, first as they are, then nudged by small random similarity
-    /// transforms (±4°, ±4 % scale, ±3 % of the eye distance shift): DiffFace's augmented views,
-    /// so the guidance cannot fit one exact chip's pixels.
-    static func views(count: Int, points: [Point], seed: UInt64) -> [[Point]] {
-        var out = [points]
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        func uniform() -> Double {
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return Double(state >> 11) / Double(1 << 53) * 2 - 1
-        }
-        let cx = points.map(\.x).reduce(0, +) / Double(points.count), cy = points.map(\.y).reduce(0, +) / Double(points.count)
-        let span = (points.map { ($0.x - cx) * ($0.x - cx) + ($0.y - cy) * ($0.y - cy) }.reduce(0, +) / Double(points.count)).squareRoot()
-        while out.count < count {
-            let angle = uniform() * 4 * Double.pi / 180, s = 1 + 0.04 * uniform()
-            let tx = 0.03 * span * uniform(), ty = 0.03 * span * uniform()
-            let c = cos(angle) * s, sn = sin(angle) * s
-            out.append(points.map { Point(cx + c * ($0.x - cx) - sn * ($0.y - cy) + tx, cy + sn * ($0.x - cx) + c * ($0.y - cy) + ty) })
-        }
-        return out
-    }
 }
 
 /// The guidance energies of a swap, each on an image tensor [1, 3, H, W] in 0…1 at the work
@@ -278,12 +257,7 @@ struct SwapEnergies {
 
     /// Squared dlib distance to the source, averaged over the views.
     func identity(_ img: Tensor) throws -> Tensor {
-        var sum = Tensor.scalar(0)
-        for v in views {
-            let diff = try identity.descriptor(img, dlib5: v) - sourceDescriptor
-            sum = sum + (diff * diff).sum(dims: [0, 1], keepDims: false)
-        }
-        return sum.scaled(1 / Float(views.count))
+        try DlibIdentityEnergy(identity: identity, target: sourceDescriptor, views: views)(img)
     }
 
     /// Mean squared mesh-point error in inter-ocular distances.
