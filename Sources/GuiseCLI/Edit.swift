@@ -206,6 +206,7 @@ struct EditCommand: JobCommand {
             options.poisson = false
             options.guidance = expression.guidance
             options.context = expression.context
+            options.startToneSigma = expression.plan.toneSigma
         }
         if let gaze {
             options.mode = .harmonize

@@ -75,9 +75,13 @@ public enum EditExpression {
         /// What the cap alone allowed (amount < capped: folding shrank it further).
         public var capped: Double
         /// The destination Delaunay triangles the warp renders (every one with a moved corner),
-        /// and fixed points added round the face so the triangulation reaches past it.
+        /// and fixed points added on a circle round each moved group, which bound the warp.
         public var triangles: [(Int, Int, Int)]
         public var frame: [Point]
+
+        /// The scale (pixels, Gaussian σ) above which the re-rendering keeps the start's colour
+        /// and light (`EditOptions.startToneSigma`): a twelfth of the face's width.
+        public var toneSigma: Double { max(4, EditExpression.faceWidth(source) / 12) }
     }
 
     /// The guidance (with the warped start), the window rectangle the face mesh needs, the mask
@@ -135,9 +139,7 @@ public enum EditExpression {
         let count = FaceMesh.pointCount
         guard lm.mesh.count >= count, ref.mesh.count >= count else { throw EditError("the face mesh has too few points", category: .internal) }
         let mesh = lm.mesh.prefix(count).map(\.xy)
-        let refMesh = ref.mesh.prefix(count).map(\.xy)
-        let (fit, _) = try SwapGeometry.similarity(stable.map { refMesh[$0] }, stable.map { mesh[$0] })
-        let fitted = refMesh.map(fit.apply)
+        let fitted = try fit3D(Array(ref.mesh.prefix(count)), onto: Array(lm.mesh.prefix(count)), using: stable)
         var shift = [Point](repeating: Point(0, 0), count: count)
         var moving: [Int] = []
         for part in parts {
@@ -188,13 +190,23 @@ public enum EditExpression {
             }
             if nearest.squareRoot() >= reach || keepFixed.contains(j) { vertices.append(j) }
         }
-        // Corners of a box round the face, fixed, so the triangulation reaches past the skin that moves.
-        let xs = mesh.map(\.x), ys = mesh.map(\.y)
-        let pad = 0.5 * iod
-        let frame = [Point(xs.min()! - pad, ys.min()! - pad), Point(xs.max()! + pad, ys.min()! - pad),
-                     Point(xs.max()! + pad, ys.max()! + pad), Point(xs.min()! - pad, ys.max()! + pad),
-                     Point((xs.min()! + xs.max()!) / 2, ys.min()! - pad), Point((xs.min()! + xs.max()!) / 2, ys.max()! + pad),
-                     Point(xs.min()! - pad, (ys.min()! + ys.max()!) / 2), Point(xs.max()! + pad, (ys.min()! + ys.max()!) / 2)]
+        // Fixed points on a circle round each moving group, at the reach beyond its farthest
+        // point (those nearer than the reach to a moving point of another group left out), so no
+        // triangle with a moving corner reaches farther, where the face's mesh ends (past the
+        // jaw or a turned cheek) included.
+        var frame: [Point] = []
+        for part in parts {
+            for group in part.groups {
+                let cx = group.map { mesh[$0].x }.reduce(0, +) / Double(group.count)
+                let cy = group.map { mesh[$0].y }.reduce(0, +) / Double(group.count)
+                let radius = group.map { hypot(mesh[$0].x - cx, mesh[$0].y - cy) }.max()! + reach
+                for k in 0..<32 {
+                    let a = 2 * Double.pi * Double(k) / 32
+                    let q = Point(cx + radius * cos(a), cy + radius * sin(a))
+                    if moving.allSatisfy({ hypot(mesh[$0].x - q.x, mesh[$0].y - q.y) >= reach }) { frame.append(q) }
+                }
+            }
+        }
         let source = mesh + frame
         let largest = shift.map { ($0.x * $0.x + $0.y * $0.y).squareRoot() }.max() ?? 0
         let cap = maxShift * faceWidth(mesh)
@@ -372,6 +384,62 @@ public enum EditExpression {
             out[j] = Point(num.x / den, num.y / den)
         }
         return out
+    }
+
+    /// `points` (3-D mesh points) turned, scaled and moved by the similarity that best takes
+    /// their `using` points onto `target`'s (least squares, Horn's quaternion method), then
+    /// seen from the front (x, y): a reference turned another way than the photo still gives
+    /// its mouth's shape, not its foreshortening.
+    static func fit3D(_ points: [Point3], onto target: [Point3], using idx: [Int]) throws -> [Point] {
+        func mean(_ p: [Point3]) -> (Double, Double, Double) {
+            let k = Double(idx.count)
+            return (idx.map { p[$0].x }.reduce(0, +) / k, idx.map { p[$0].y }.reduce(0, +) / k, idx.map { p[$0].z }.reduce(0, +) / k)
+        }
+        let ma = mean(points), mb = mean(target)
+        var m = [[Double]](repeating: [0, 0, 0], count: 3)
+        var normA = 0.0
+        for i in idx {
+            let a = [points[i].x - ma.0, points[i].y - ma.1, points[i].z - ma.2]
+            let b = [target[i].x - mb.0, target[i].y - mb.1, target[i].z - mb.2]
+            for r in 0..<3 { for c in 0..<3 { m[r][c] += a[r] * b[c] } }
+            normA += a[0] * a[0] + a[1] * a[1] + a[2] * a[2]
+        }
+        guard normA > 1e-9 else { throw EditError("the reference's face mesh is degenerate") }
+        let (sxx, sxy, sxz, syx, syy, syz, szx, szy, szz) = (m[0][0], m[0][1], m[0][2], m[1][0], m[1][1], m[1][2], m[2][0], m[2][1], m[2][2])
+        let n: [[Double]] = [
+            [sxx + syy + szz, syz - szy, szx - sxz, sxy - syx],
+            [syz - szy, sxx - syy - szz, sxy + syx, szx + sxz],
+            [szx - sxz, sxy + syx, -sxx + syy - szz, syz + szy],
+            [sxy - syx, szx + sxz, syz + szy, -sxx - syy + szz],
+        ]
+        // The eigenvector of the largest eigenvalue, by power iteration on N shifted to be
+        // positive definite (every eigenvalue of N is bounded by its Frobenius norm).
+        let shift = n.flatMap { $0 }.map { $0 * $0 }.reduce(0, +).squareRoot()
+        var q = [1.0, 0.0, 0.0, 0.0]
+        for _ in 0..<2000 {
+            var next = [0.0, 0.0, 0.0, 0.0]
+            for r in 0..<4 { for c in 0..<4 { next[r] += (n[r][c] + (r == c ? shift : 0)) * q[c] } }
+            let len = next.map { $0 * $0 }.reduce(0, +).squareRoot()
+            guard len > 1e-300 else { break }
+            q = next.map { $0 / len }
+        }
+        let (w, x, y, z) = (q[0], q[1], q[2], q[3])
+        let rot = [[w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                   [2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)],
+                   [2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z]]
+        var dot = 0.0
+        for i in idx {
+            let a = [points[i].x - ma.0, points[i].y - ma.1, points[i].z - ma.2]
+            let b = [target[i].x - mb.0, target[i].y - mb.1, target[i].z - mb.2]
+            for r in 0..<3 { dot += b[r] * (rot[r][0] * a[0] + rot[r][1] * a[1] + rot[r][2] * a[2]) }
+        }
+        let scale = dot / normA
+        guard scale.isFinite, scale > 0 else { throw EditError("the reference's face does not fit this one") }
+        return points.map { p in
+            let a = [p.x - ma.0, p.y - ma.1, p.z - ma.2]
+            return Point(mb.0 + scale * (rot[0][0] * a[0] + rot[0][1] * a[1] + rot[0][2] * a[2]),
+                         mb.1 + scale * (rot[1][0] * a[0] + rot[1][1] * a[1] + rot[1][2] * a[2]))
+        }
     }
 
     /// Whether `p` lies inside the polygon (even–odd rule).
