@@ -319,13 +319,17 @@ public enum EditExpression {
             return (Float(y / k), Float(cb / k), Float(cr / k))
         }
         let mine = try ringStats(image, mesh), theirs = try ringStats(reference, referenceMesh)
-        let gain = min(max(mine.0 / max(theirs.0, 1e-3), 0.5), 2)
+        let gain = min(max(mine.0 / max(theirs.0, 1e-3), 0.5), 1.6)
         let n = warped.pixelCount
         var out = warped
         for i in 0..<n {
             let r = warped.rgb[i], g = warped.rgb[n + i], b = warped.rgb[2 * n + i]
             let l = 0.299 * r + 0.587 * g + 0.114 * b
-            let y = l * gain, cb = (b - l) + mine.1 - theirs.1, cr = (r - l) + mine.2 - theirs.2
+            // A soft knee above 0.8, so teeth brightened to a lighter face's level roll off
+            // instead of clipping to a flat white.
+            var y = l * gain
+            if y > 0.8 { y = 0.8 + 0.2 * Float(tanh(Double((y - 0.8) / 0.2))) }
+            let cb = (b - l) + mine.1 - theirs.1, cr = (r - l) + mine.2 - theirs.2
             let rr = y + cr, bb = y + cb, gg = (y - 0.299 * rr - 0.114 * bb) / 0.587
             out.rgb[i] = min(max(rr, 0), 1); out.rgb[n + i] = min(max(gg, 0), 1); out.rgb[2 * n + i] = min(max(bb, 0), 1)
         }
