@@ -125,6 +125,8 @@ edit-eval: deps models samples build $(EDIT_PY)
 	$(EDIT_PY) Tools/edit_eval.py fill --guise $(BIN)
 	$(EDIT_PY) Tools/edit_eval.py harmonize --guise $(BIN)
 	$(EDIT_PY) Tools/edit_eval.py gaze --guise $(BIN) --photos Samples/astronaut.png
+	$(MAKE) --no-print-directory prior-data
+	$(EDIT_PY) Tools/edit_eval.py expression --guise $(BIN)
 
 # LiteRT (and dlib) for the embedded networks' side-by-side rows, in a venv of their own (created once).
 LITERT_VENV := .venv-litert

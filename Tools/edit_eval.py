@@ -14,6 +14,7 @@ harmonize: +30 in one channel inside a box; after `--harmonize`, the cast left i
   python Tools/edit_eval.py fill --guise .build/release/guise --photos Samples/astronaut.png ... [-- edit args]
   python Tools/edit_eval.py harmonize --guise .build/release/guise --photos ...
   python Tools/edit_eval.py gaze --photos Samples/astronaut.png ...
+  python Tools/edit_eval.py expression [--only NAME] [--keep DIR]
 """
 import argparse
 import json
@@ -277,6 +278,141 @@ def gaze(args, extra):
     print(f"\n{sum(ok)}/{len(ok)} cases within 0.05 eye widths horizontally and vertically, exact outside; files in {tmp}")
 
 
+# Expression: parts and the points the similarity fit uses (nose, eye corners, forehead, temples),
+# as guise edit --expression-from uses them.
+LIPS = [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185,
+        78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191]
+LEFT_BROW = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46]
+RIGHT_BROW = [300, 293, 334, 296, 336, 285, 295, 282, 283, 276]
+PART_GROUPS = {"mouth": [LIPS], "eyes": [LEFT_EYE, RIGHT_EYE], "brows": [LEFT_BROW, RIGHT_BROW]}
+STABLE = [168, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 294, 278, 344, 440, 275, 45, 220, 115, 48, 64,
+          33, 133, 362, 263, 10, 338, 297, 332, 109, 67, 103, 127, 356, 234, 454]
+# (portrait, reference, region): each reference has another expression than its portrait.
+EXPRESSION_PAIRS = [
+    ("heldout/opencv-helen-230501201_1.jpg", "Samples/astronaut.png", "mouth"),
+    ("Samples/grace_hopper.jpg", "Samples/obama.jpg", "mouth"),
+    ("heldout/mahotas-luispedro.jpg", "Samples/obama2.jpg", "mouth"),
+    ("heldout/kpa-jesper_2.jpg", "heldout/opencv-helen-230501201_1.jpg", "mouth"),
+    ("Samples/astronaut.png", "Samples/grace_hopper.jpg", "mouth"),
+    ("Samples/obama.jpg", "heldout/mahotas-luispedro.jpg", "mouth"),
+    ("heldout/mahotas-luispedro.jpg", "heldout/kpa-jesper_2.jpg", "eyes"),
+    ("heldout/kpa-jesper_2.jpg", "Samples/astronaut.png", "eyes"),
+    ("heldout/mahotas-luispedro.jpg", "heldout/kpa-jesper_2.jpg", "brows"),
+    ("heldout/opencv-helen-230501201_1.jpg", "Samples/grace_hopper.jpg", "brows"),
+]
+
+
+def mesh_of(args, path):
+    return np.array([[q["x"], q["y"]] for q in landmarks(args, path)["mesh"]])[:468]
+
+
+def similarity(src, dst):
+    """Least-squares similarity taking src points onto dst points (as a function on point arrays)."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    zs, zd = a[:, 0] + 1j * a[:, 1], b[:, 0] + 1j * b[:, 1]
+    k = np.vdot(zs, zd) / np.vdot(zs, zs)
+    def f(p):
+        z = (p[:, 0] - ms[0]) + 1j * (p[:, 1] - ms[1])
+        w = k * z
+        return np.stack([w.real + md[0], w.imag + md[1]], 1)
+    return f
+
+
+def part_distance(face, ref, part):
+    """Mean distance of the part's points of `face` to the reference's, fitted onto `face` by the
+    stable points, in eye distances (outer corners): absolute, and with each group's mean offset
+    taken out (the part's shape alone)."""
+    fitted = similarity(ref[STABLE], face[STABLE])(ref)
+    iod = np.linalg.norm(face[33] - face[263])
+    absolute, shape = [], []
+    for g in PART_GROUPS[part]:
+        d = face[g] - fitted[g]
+        absolute += list(np.linalg.norm(d, axis=1))
+        shape += list(np.linalg.norm(d - d.mean(0), axis=1))
+    return np.mean(absolute) / iod, np.mean(shape) / iod
+
+
+def prepared(args, path, tmp, width=150.0):
+    """The photo cropped round its face and scaled so the face (cheek to cheek) is `width` px."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    out = os.path.join(tmp, f"{name}-face.png")
+    if os.path.exists(out):
+        return out
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    m = mesh_of(args, path)
+    s = width / np.linalg.norm(m[234] - m[454])
+    c = m.mean(0)
+    half = 1.4 * width / s
+    x0, y0 = int(max(0, c[0] - half)), int(max(0, c[1] - 1.15 * half))
+    x1, y1 = int(min(img.shape[1], c[0] + half)), int(min(img.shape[0], c[1] + 1.15 * half))
+    crop = img[y0:y1, x0:x1]
+    crop = cv2.resize(crop, (int(round(crop.shape[1] * s)), int(round(crop.shape[0] * s))), interpolation=cv2.INTER_AREA)
+    cv2.imwrite(out, crop)
+    return out
+
+
+def expression(args, extra):
+    """`--expression-from`: for pairs of faces with different expressions, the part's mesh points'
+    distance to the reference's (fitted by the stable points, in eye distances) before and after,
+    and whether pixels beyond the part grown by its reach are bit-exact."""
+    tmp = args.keep or tempfile.mkdtemp(prefix="guise-expression-eval-")
+    os.makedirs(tmp, exist_ok=True)
+    root = ".cache/prior-data/"
+    rows, sheet = [], []
+    for portrait, reference, part in EXPRESSION_PAIRS:
+        portrait = root + portrait if portrait.startswith("heldout/") else portrait
+        reference = root + reference if reference.startswith("heldout/") else reference
+        name = f"{os.path.splitext(os.path.basename(portrait))[0]}-{part}-from-{os.path.splitext(os.path.basename(reference))[0]}"
+        if args.only and args.only not in name:
+            continue
+        inp, ref = prepared(args, portrait, tmp), prepared(args, reference, tmp)
+        out = os.path.join(tmp, f"{name}.png")
+        t = time.time()
+        r = subprocess.run([args.guise, "edit", inp, "--region", part, "--expression-from", ref, "-o", out, "--json", "--quiet"] + extra,
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"{name}: {r.stderr.strip()}")
+        secs = time.time() - t
+        report = json.loads(r.stdout)
+        m0, mr, m1 = mesh_of(args, inp), mesh_of(args, ref), mesh_of(args, out)
+        b_abs, b_shape = part_distance(m0, mr, part)
+        a_abs, a_shape = part_distance(m1, mr, part)
+        img, res = cv2.imread(inp, cv2.IMREAD_COLOR), cv2.imread(out, cv2.IMREAD_COLOR)
+        iod = np.linalg.norm(m0[33] - m0[263])
+        grown = np.zeros(img.shape[:2], np.uint8)
+        for g in PART_GROUPS[part]:
+            cv2.fillPoly(grown, [np.round(cv2.convexHull(m0[g].astype(np.float32))).astype(np.int32).reshape(-1, 2)], 255)
+        k = 2 * int(0.8 * iod) + 1
+        grown = cv2.dilate(grown, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        exact = np.array_equal(res[grown == 0], img[grown == 0])
+        changed = float((np.abs(res.astype(int) - img.astype(int)).max(2) > 0).mean())
+        rows.append((name, b_abs, a_abs, b_shape, a_shape, exact, report["maskFraction"], secs))
+        print(f"{name:60s} abs {b_abs:.3f} -> {a_abs:.3f}  shape {b_shape:.3f} -> {a_shape:.3f}  exact beyond 0.8 IOD {exact}  "
+              f"mask {100 * report['maskFraction']:.1f}% changed {100 * changed:.1f}%  {secs:.1f}s", flush=True)
+        refimg = cv2.imread(ref, cv2.IMREAD_COLOR)
+        tiles = []
+        for im in (img, refimg, res):
+            s = 300 / max(im.shape[:2])
+            t_ = cv2.resize(im, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+            pad = np.full((300, 300, 3), 255, np.uint8)
+            pad[:t_.shape[0], :t_.shape[1]] = t_
+            tiles.append(pad)
+        row = np.hstack(tiles)
+        cv2.putText(row, name, (4, 292), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 255), 1)
+        sheet.append(row)
+    print()
+    print("| case | part | before: abs | after: abs | before: shape | after: shape | exact beyond 0.8 eye distances | mask | time |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
+    for n, ba, aa, bs, as_, ex, mf, secs in rows:
+        print(f"| {n} | {n.split('-from-')[0].rsplit('-', 1)[1]} | {ba:.3f} | {aa:.3f} | {bs:.3f} | {as_:.3f} | {ex} | {100 * mf:.1f}% | {secs:.1f} s |")
+    if rows:
+        print(f"\nmean abs {np.mean([r[1] for r in rows]):.3f} -> {np.mean([r[2] for r in rows]):.3f}, "
+              f"shape {np.mean([r[3] for r in rows]):.3f} -> {np.mean([r[4] for r in rows]):.3f}; "
+              f"{sum(r[5] for r in rows)}/{len(rows)} exact; files in {tmp}")
+        cv2.imwrite(os.path.join(tmp, "expression-sheet.png"), np.vstack(sheet))
+
+
 def main():
     argv = sys.argv[1:]
     extra = []
@@ -284,14 +420,14 @@ def main():
         i = argv.index("--")
         argv, extra = argv[:i], argv[i + 1:]
     p = argparse.ArgumentParser()
-    p.add_argument("what", choices=["fill", "harmonize", "gaze"])
+    p.add_argument("what", choices=["fill", "harmonize", "gaze", "expression"])
     p.add_argument("--guise", default=".build/release/guise")
     p.add_argument("--photos", nargs="+", default=["Samples/astronaut.png", "Samples/chelsea.png", "Samples/messi5.jpg"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--keep", help="write the cases and results here")
     p.add_argument("--only", help="run only cases whose name contains this")
     a = p.parse_args(argv)
-    {"fill": fill, "harmonize": harmonize, "gaze": gaze}[a.what](a, extra)
+    {"fill": fill, "harmonize": harmonize, "gaze": gaze, "expression": expression}[a.what](a, extra)
 
 
 if __name__ == "__main__":

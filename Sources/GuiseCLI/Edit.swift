@@ -25,6 +25,10 @@ struct EditCommand: JobCommand {
         --harmonize blends the region's edge into its surroundings, noises it to --strength and \
         denoises it, re-imposing the unmasked part from the noised original at each step, so a \
         rough paste-in takes on its surroundings' colour and light, keeping its own fine detail (--detail). \
+        --expression-from PHOTO gives the mouth, eyes or brows of --face (--region) the shape they have in PHOTO: \
+        the part is warped over the face mesh (the skin round it following, no triangle folding, the move \
+        capped), the reference's mouth opening brought in where the mouth opens, and the changed area \
+        harmonised under the face mesh's guidance (--expression-weight). \
         --gaze turns the eyes of --face: the irises are warped along their eyes to the new place (checked by the \
         iris network and corrected), then the eyes are harmonised under the iris expert's guidance. \
         --identity-from re-renders the region (the face by default) under dlib's identity guidance towards \
@@ -128,6 +132,12 @@ struct EditCommand: JobCommand {
     @Option(name: .customLong("appearance-weight"), help: "The appearance guidance's weight.")
     var appearanceWeight = EditGuides.defaultAppearanceWeight
 
+    @Option(name: .customLong("expression-from"), help: "Give the face the mouth (--region mouth or lips, the default), eyes or brows (or all three: --region face) of the face in this photo: warped over the face mesh, then re-rendered under the mesh expert's guidance.")
+    var expressionFrom: String?
+
+    @Option(name: .customLong("expression-weight"), help: "The expression guidance's weight.")
+    var expressionWeight = EditExpression.defaultWeight
+
     @Option(help: "The diffusion model: prior (the embedded one) or an ADM checkpoint file.")
     var model: String?
 
@@ -135,12 +145,21 @@ struct EditCommand: JobCommand {
         let given = [mask != nil, box != nil, region != nil].filter { $0 }.count
         if let gaze { _ = try GazeTarget(parsing: gaze) }
         guard gazeWeight >= 0 && gazeWeight.isFinite else { throw ValidationError("--gaze-weight must be 0 or more") }
-        guard [identityWeight, appearanceWeight].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
-            throw ValidationError("--identity-weight and --appearance-weight must be 0 or more")
+        guard [identityWeight, appearanceWeight, expressionWeight].allSatisfy({ $0 >= 0 && $0.isFinite }) else {
+            throw ValidationError("--identity-weight, --appearance-weight and --expression-weight must be 0 or more")
         }
-        let guides = [gaze, identityFrom, appearanceFrom].compactMap { $0 }.count
-        guard guides <= 1 else { throw ValidationError("give only one of --gaze, --identity-from and --appearance-from") }
-        guard given == 1 || (given == 0 && (gaze != nil || identityFrom != nil)) else { throw ValidationError("give exactly one of --mask, --box and --region") }
+        let guides = [gaze, identityFrom, appearanceFrom, expressionFrom].compactMap { $0 }.count
+        guard guides <= 1 else { throw ValidationError("give only one of --gaze, --identity-from, --appearance-from and --expression-from") }
+        if expressionFrom != nil {
+            guard mask == nil && box == nil else {
+                throw ValidationError("--expression-from makes its own mask: choose the parts with --region (mouth, lips, eyes, brows or face), not --mask or --box")
+            }
+            if let region, region != .face, EditExpression.Part(region: region) == nil {
+                throw ValidationError("--expression-from moves the mouth, lips, eyes, brows or face, not \(region.rawValue)")
+            }
+        } else {
+            guard given == 1 || (given == 0 && (gaze != nil || identityFrom != nil)) else { throw ValidationError("give exactly one of --mask, --box and --region") }
+        }
         guard !(fill && harmonize) else { throw ValidationError("--fill and --harmonize exclude each other") }
         guard strength > 0 && strength <= 1 else { throw ValidationError("--strength must be in (0, 1]") }
         guard startStrength > 0 && startStrength <= 1 else { throw ValidationError("--start-strength must be in (0, 1]") }
@@ -153,7 +172,7 @@ struct EditCommand: JobCommand {
         if let margin, margin < 0 { throw ValidationError("--margin must be 0 or more") }
     }
 
-    var inputFiles: [String] { [image] + [mask, identityFrom, appearanceFrom].compactMap { $0 } }
+    var inputFiles: [String] { [image] + [mask, identityFrom, appearanceFrom, expressionFrom].compactMap { $0 } }
     var modelFiles: [String] { modelFile(model) }
 
     func run() throws { try runAsCommand() }
@@ -162,7 +181,19 @@ struct EditCommand: JobCommand {
         try output.check(kind: .image)
         let photo = try ImageIO.read(image)
         var m: Mask
-        if let mask {
+        var expression: (guidance: EditGuidance, context: [Int], mask: Mask, plan: EditExpression.Plan)?
+        if let expressionFrom {
+            let reference = try ImageIO.read(expressionFrom)
+            let parts = region.flatMap(EditExpression.Part.init(region:)).map { [$0] } ?? (region == .face ? EditExpression.Part.allCases : [.mouth])
+            let e = try EditExpression.forFace(image: photo, reference: reference, parts: parts, faceIndex: face, label: image,
+                                               referenceLabel: expressionFrom, weight: expressionWeight, models: context.models, note: context.note)
+            if e.plan.amount < 0.999 {
+                let why = e.plan.amount < e.plan.capped - 1e-3 ? "shrunk so the warp does not fold" : "the move capped at \(Int(EditExpression.maxShift * 100)) % of the face width"
+                context.note("the expression is carried \(Int((e.plan.amount * 100).rounded())) % of the way (\(why))")
+            }
+            expression = e
+            m = e.mask
+        } else if let mask {
             m = try EditMasks.read(mask, width: photo.width, height: photo.height, warn: context.warn)
         } else if let box {
             let b = try EditMasks.parseBox(box)
@@ -191,6 +222,14 @@ struct EditCommand: JobCommand {
         options.seed = seed
         options.margin = margin
         options.tileSize = tile
+        if let expression {
+            options.mode = .harmonize
+            // The moved part keeps its own gradients; the membrane would flatten them.
+            options.poisson = false
+            options.guidance = expression.guidance
+            options.context = expression.context
+            options.startToneSigma = expression.plan.toneSigma
+        }
         if let gaze {
             options.mode = .harmonize
             // The region is the photo's own eye: nothing to blend in, and the blend would flatten it.

@@ -58,6 +58,10 @@ public struct EditOptions {
     /// applied with `guidance` that has no start (see `EditGuidance.start`).
     public var detail = 1.0
     public var detailSigma = 4.0
+    /// Harmonise from a guidance's start: the start's broad colour and light (its Gaussian
+    /// low-pass at this σ in pixels) replace the model's, so a large region keeps the photo's
+    /// tones where the small prior drifts (a paler or tinted face). nil: the model's are kept.
+    public var startToneSigma: Double?
     /// Telea then noise keeps the fill's broad colours near the smooth fill's (and so its PSNR)
     /// while the model draws texture; from pure noise the texture is right but colours wander.
     public var fillStart: FillStart = .telea
@@ -165,6 +169,7 @@ public struct Edit {
         guard o.fillStrength > 0, o.fillStrength <= 1 else { throw EditError("the fill strength must be in (0, 1]") }
         guard o.detail >= 0, o.detail <= 1 else { throw EditError("--detail must be between 0 and 1") }
         guard o.detailSigma > 0, o.detailSigma <= 16 else { throw EditError("the detail scale must be in (0, 16] pixels") }
+        if let t = o.startToneSigma { guard t > 0, t.isFinite else { throw EditError("the tone scale must be a positive number of pixels") } }
         guard o.tileSize >= 32 else { throw EditError("the tile size must be at least 32") }
         if let m = o.margin, m < 0 { throw EditError("--margin must be 0 or more") }
         guard o.referenceWeight.isFinite, o.referenceWeight >= 0, o.referenceWeight <= 10 else {
@@ -299,6 +304,9 @@ public struct Edit {
             if o.mode == .harmonize && o.detail > 0 && (o.guidance == nil || o.guidance?.start != nil) {
                 made = try Edit.withDetail(of: tileImage, on: made, amount: Float(o.detail), sigma: o.detailSigma)
             }
+            if o.mode == .harmonize, let sigma = o.startToneSigma, o.guidance?.start != nil {
+                made = try Edit.withTone(of: tileImage, on: made, sigma: sigma)
+            }
             window.paste(made, into: &works[step.window], unknown: &unknowns[step.window], rect: t)
         }
         report.evaluations = reversePerTile * plan.count
@@ -327,6 +335,16 @@ public struct Edit {
             let v = base.rgb[k] + amount * ((source.rgb[k] - sb.rgb[k]) - (base.rgb[k] - bb.rgb[k]))
             out.rgb[k] = min(max(v, 0), 1)
         }
+        return out
+    }
+
+    /// `base` with its Gaussian low-pass at `sigma` swapped for `source`'s.
+    static func withTone(of source: Image, on base: Image, sigma: Double) throws -> Image {
+        var difference = source
+        for k in 0..<difference.rgb.count { difference.rgb[k] = source.rgb[k] - base.rgb[k] }
+        let low = try difference.blurred(sigma: sigma)
+        var out = base
+        for k in 0..<out.rgb.count { out.rgb[k] = min(max(base.rgb[k] + low.rgb[k], 0), 1) }
         return out
     }
 

@@ -54,13 +54,17 @@ public enum EditGuides {
             let f = try analyzer.gazeFeatures(unit, at: shifted)
             return try gazeLoss(f, horizontal: goal, vertical: vertical).scaled(w)
         }
-        // The face mesh crops the rotated face box: the window must hold its bounding box.
+        return (guidance, meshContext(lm))
+    }
+
+    /// The photo rectangle (x0, y0, x1, y1, exclusive ends) a guidance window must hold for the
+    /// face mesh to see the face: the mesh crops the rotated face box, so its bounding box.
+    static func meshContext(_ lm: FaceLandmarks) -> [Int] {
         let r = lm.roi
         let c = cos(r.rotation), s = sin(r.rotation)
         let hx = abs(c) * r.width / 2 + abs(s) * r.height / 2, hy = abs(s) * r.width / 2 + abs(c) * r.height / 2
-        let context = [Int((r.centre.x - hx).rounded(.down)), Int((r.centre.y - hy).rounded(.down)),
-                       Int((r.centre.x + hx).rounded(.up)) + 1, Int((r.centre.y + hy).rounded(.up)) + 1]
-        return (guidance, context)
+        return [Int((r.centre.x - hx).rounded(.down)), Int((r.centre.y - hy).rounded(.down)),
+                Int((r.centre.x + hx).rounded(.up)) + 1, Int((r.centre.y + hy).rounded(.up)) + 1]
     }
 
     /// The photo with each iris moved along its eye to `target`'s horizontal place, by a warp

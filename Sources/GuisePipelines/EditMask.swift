@@ -58,6 +58,14 @@ public enum EditMasks {
         return (x, y, w, h)
     }
 
+    /// The landmarks of face `faceIndex` (largest first) of `image`; `label` names it in errors.
+    public static func landmarks(_ image: Image, faceIndex: Int = 0, label: String = "the photo", detector: DetectorChoice = .blazeface,
+                                 models: ModelCache, note: (String) -> Void = { _ in }) throws -> FaceLandmarks {
+        let (d, _) = try models.detector(detector, note: note)
+        let face = try FaceSelection.pick(try d.detect(image, order: .largest), index: faceIndex, label: label)
+        return try FaceSelection.landmarks(image, face: face, analyzer: try models.faceAnalyzer())
+    }
+
     /// A region found in the photo. Face regions use face `faceIndex` (largest first) and are
     /// hard-edged; person and background come from the soft person mask, made hard at 0.5 so
     /// that "outside the mask" has one meaning.

@@ -136,4 +136,33 @@ final class EditCommandTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(FileManager.default.fileExists(atPath: lips))
     }
+
+    func testExpressionFromAReferencePhoto() throws {
+        let samples = ["grace_hopper.jpg", "astronaut.png"].map { repoRoot + "/Samples/" + $0 }
+        for p in samples where !FileManager.default.fileExists(atPath: p) { return XCTFail("\(p) is missing: run `make samples`") }
+        let photo = dir + "/grace.png", smile = dir + "/smile.png", out = dir + "/expression.png"
+        try ImageIO.write(try ImageIO.read(samples[0]).cropped(x: 100, y: 60, width: 300, height: 300), to: photo)
+        try ImageIO.write(try ImageIO.read(samples[1]).cropped(x: 120, y: 20, width: 200, height: 200), to: smile)
+        let run = try guise(["edit", photo, "--region", "mouth", "--expression-from", smile, "--steps", "6", "-o", out, "--json", "--quiet"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(report?["guidance"] as? String, "expression")
+        XCTAssertEqual(report?["mode"] as? String, "harmonize")
+        let fraction = report?["maskFraction"] as? Double ?? 0
+        XCTAssertGreaterThan(fraction, 0.005)
+        XCTAssertLessThan(fraction, 0.4, "only the mouth and the skin round it may change (the face fills the crop)")
+        // The mouth's surroundings (the photo's top third: eyes, forehead) come back exactly.
+        let a = try ImageIO.read(photo), b = try ImageIO.read(out)
+        let n = a.pixelCount
+        for c in 0..<3 { for i in 0..<(n / 3) { XCTAssertEqual(a.rgb[c * n + i], b.rgb[c * n + i]); if a.rgb[c * n + i] != b.rgb[c * n + i] { return } } }
+
+        // A reference without a face, a part the expression cannot move, a mask besides: one line, nothing written.
+        let coffee = repoRoot + "/Samples/coffee.png"
+        let bad = dir + "/bad.png"
+        try assertFailsCleanly(["edit", photo, "--expression-from", coffee, "-o", bad], output: bad, mentions: "no face found in \(coffee)")
+        try assertFailsCleanly(["edit", photo, "--expression-from", dir + "/nope.png", "-o", bad], output: bad, mentions: "nope.png")
+        try assertFailsCleanly(["edit", photo, "--region", "nose", "--expression-from", smile, "-o", bad], output: bad, mentions: "nose")
+        try assertFailsCleanly(["edit", photo, "--box", "1,2,3,4", "--expression-from", smile, "-o", bad], output: bad, mentions: "--region")
+        try assertFailsCleanly(["edit", photo, "--expression-from", smile, "--expression-weight", "nan", "-o", bad], output: bad, mentions: "--expression-weight")
+    }
 }

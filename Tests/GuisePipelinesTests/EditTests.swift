@@ -2,6 +2,7 @@ import XCTest
 import Foundation
 import GuiseFace
 import GuiseImage
+import GuiseTensor
 import GuiseVision
 @testable import GuisePipelines
 
@@ -399,5 +400,93 @@ final class EditTests: XCTestCase {
         XCTAssertFalse(plain.isNaN || guided.isNaN || warped.isNaN)
         XCTAssertLessThan(warped, plain * 0.3, "the warped start turns the eyes (\(plain) → \(warped))")
         XCTAssertLessThan(guided, plain * 0.8, "gaze guidance should lower the gaze loss (\(plain) → \(guided))")
+    }
+
+    /// Grace Hopper's closed mouth given the open smile of the astronaut (cropped round the face,
+    /// so the run stays small).
+    func testExpressionWarpDoesNotFoldAndGuidanceLowersItsOwnLoss() throws {
+        let paths = ["grace_hopper.jpg", "astronaut.png"].map { Self.root + "/Samples/" + $0 }
+        for p in paths where !FileManager.default.fileExists(atPath: p) { return XCTFail("\(p) is missing: run `make samples`") }
+        let photo = try ImageIO.read(paths[0]).cropped(x: 100, y: 60, width: 300, height: 300)
+        let reference = try ImageIO.read(paths[1]).cropped(x: 120, y: 20, width: 200, height: 200)
+        let analyzer = try FaceAnalyzer()
+        func landmarks(_ image: Image) throws -> FaceLandmarks {
+            let face = try FaceSelection.pick(try DetectorChoice.blazeface.make().detector.detect(image, order: .largest), index: 0, label: "photo")
+            return try FaceSelection.landmarks(image, face: face, analyzer: analyzer)
+        }
+        let lm = try landmarks(photo), ref = try landmarks(reference)
+
+        // The warp: no rendered triangle takes its pixels turned over (a sliver on either side,
+        // a closed mouth's lips, excepted), and the moved points stay within the cap.
+        func assertNoFolds(_ plan: EditExpression.Plan, _ label: String) {
+            let src = plan.source + plan.frame, dst = plan.destination + plan.frame
+            func thick(_ a: Point, _ b: Point, _ c: Point) -> Double {
+                func len(_ p: Point, _ q: Point) -> Double { ((p.x - q.x) * (p.x - q.x) + (p.y - q.y) * (p.y - q.y)).squareRoot() }
+                return abs(Delaunay.orientation(a, b, c)) / max(len(a, b), len(b, c), len(c, a))
+            }
+            XCTAssertFalse(plan.triangles.isEmpty, label)
+            var turned = 0
+            for t in plan.triangles {
+                let d = Delaunay.orientation(dst[t.0], dst[t.1], dst[t.2]), s = Delaunay.orientation(src[t.0], src[t.1], src[t.2])
+                XCTAssertGreaterThan(d, 0, "destination triangles are counter-clockwise (\(label))")
+                if s < 0 && thick(src[t.0], src[t.1], src[t.2]) >= 1 && thick(dst[t.0], dst[t.1], dst[t.2]) >= 1 { turned += 1 }
+            }
+            XCTAssertEqual(turned, 0, "\(label): \(turned) folded triangles")
+            let fw = hypot(plan.source[234].x - plan.source[454].x, plan.source[234].y - plan.source[454].y)
+            let most = zip(plan.source, plan.destination).map { hypot($1.x - $0.x, $1.y - $0.y) }.max()!
+            XCTAssertLessThanOrEqual(most, EditExpression.maxShift * fw + 1e-6, label)
+            XCTAssertFalse(plan.destination.contains { $0.x.isNaN || $0.y.isNaN }, label)
+        }
+        let plan = try EditExpression.plan(landmarks: lm, reference: ref, parts: [.mouth])
+        assertNoFolds(plan, "smile")
+        XCTAssertGreaterThan(plan.amount, 0.5, "most of the smile is carried")
+        // A reference whose lips are three times too large (the mouth folding over the chin and
+        // nose) is shrunk to a warp that does not fold.
+        var wild = ref
+        let c = wild.mesh[13]
+        for i in Set(MeshRegions.lipsOuter + MeshRegions.lipsInner) {
+            wild.mesh[i] = Point3(c.x + 3 * (wild.mesh[i].x - c.x), c.y + 3 * (wild.mesh[i].y - c.y), wild.mesh[i].z)
+        }
+        let shrunk = try EditExpression.plan(landmarks: lm, reference: wild, parts: [.mouth])
+        assertNoFolds(shrunk, "wild")
+        XCTAssertLessThan(shrunk.amount, 1)
+        for part in [EditExpression.Part.eyes, .brows] { assertNoFolds(try EditExpression.plan(landmarks: lm, reference: ref, parts: [part]), part.rawValue) }
+
+        // The guidance: the moved points' distance from their places on the result, as the
+        // guidance measures it, without guidance or start, with the guidance alone, and with both.
+        let made = try EditExpression.make(image: photo, landmarks: lm, reference: reference, referenceLandmarks: ref, parts: [.mouth], analyzer: analyzer)
+        let goal = Tensor(shape: [468, 2], values: made.plan.destination.flatMap { [Float($0.x), Float($0.y)] })
+        let moving = Set(made.plan.moving)
+        let chosen = Tensor(shape: [468, 1], values: (0..<468).map { moving.contains($0) ? 1 : 0 })
+        func loss(_ image: Image) throws -> Float {
+            try Autograd.noGrad { try EditExpression.loss(ImageTensor.tensor(image), landmarks: lm, origin: (0, 0), goal: goal, chosen: chosen, analyzer: analyzer).values[0] }
+        }
+        func run(weight: Double, start: Bool) throws -> Image {
+            var g = try EditExpression.make(image: photo, landmarks: lm, reference: reference, referenceLandmarks: ref, parts: [.mouth],
+                                            analyzer: analyzer, weight: weight)
+            if !start { g.guidance.start = nil }
+            let e = try edit { o in
+                o.mode = .harmonize; o.poisson = false; o.steps = 12; o.strength = 0.4
+                o.guidance = g.guidance; o.context = g.context; o.startToneSigma = g.plan.toneSigma
+            }
+            let (out, report) = try e.run(image: photo, mask: g.mask)
+            XCTAssertEqual(report.guidance, "expression")
+            assertKeptOutside(out, photo, g.mask)
+            return out
+        }
+        let plain = try loss(try run(weight: 0, start: false))
+        let guided = try loss(try run(weight: EditExpression.defaultWeight, start: false))
+        let warped = try loss(try run(weight: EditExpression.defaultWeight, start: true))
+        XCTAssertFalse(plain.isNaN || guided.isNaN || warped.isNaN)
+        // Alone (no warp), the guidance moves the points only a little: the prior cannot open a
+        // mouth by itself (measured: 7484 → 7107 px²).
+        XCTAssertLessThan(guided, plain * 0.97, "the expression guidance lowers its own loss (\(plain) → \(guided))")
+        XCTAssertLessThan(warped, plain * 0.3, "the warped start carries the expression (\(plain) → \(warped))")
+
+        // A reference without a face: one clear error.
+        let blank = Image(width: 64, height: 64, red: 0.5, green: 0.5, blue: 0.5)
+        XCTAssertThrowsError(try EditExpression.forFace(image: photo, reference: blank, parts: [.mouth], referenceLabel: "blank.png")) { e in
+            XCTAssertTrue("\(e)".contains("no face found in blank.png"), "\(e)")
+        }
     }
 }
