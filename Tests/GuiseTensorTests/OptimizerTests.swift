@@ -104,6 +104,9 @@ final class MemoryTests: XCTestCase {
     }
 
     func testRepeatedComputationReusesBuffers() {
+        // Idle buffers left by earlier tests can fill the pool to its cap, and then a returned
+        // buffer is freed instead of kept: start from an empty pool.
+        BufferPool.shared.drain()
         let block = Block(), x = randomTensor([1, 8, 4, 4], seed: 7)
         var counts: [Int] = []
         for _ in 0..<4 {
