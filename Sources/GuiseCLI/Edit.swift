@@ -248,13 +248,6 @@ struct EditCommand: JobCommand {
             options.guidance = g.guidance
             options.context = g.context
             if detailScale == nil { options.detailSigma = g.detailScale }
-            // dlib must see the whole face at once: one tile holds the chips and the margin.
-            let side = max(g.context[2] - g.context[0], g.context[3] - g.context[1]) + 2 * (margin ?? 64)
-            // A 1024² tile takes about 5 GB; a face that needs more is far larger than dlib's chip.
-            guard side <= 1024 else {
-                throw EditError("the face in \(image) is too large for --identity-from (its chips span \(side - 2 * (margin ?? 64)) px; up to about 900): shrink the photo", category: .unsupported)
-            }
-            options.tileSize = max(options.tileSize, (side + 7) / 8 * 8)
         }
         if let appearanceFrom {
             options.mode = .harmonize

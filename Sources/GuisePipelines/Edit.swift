@@ -220,7 +220,7 @@ public struct Edit {
             schedule: try BetaSchedule(named: cfg.noiseSchedule), steps: cfg.diffusionSteps, respacing: String(o.steps),
             varianceType: cfg.learnSigma ? .learnedRange : .fixedSmall, rescaleTimesteps: cfg.rescaleTimesteps)
         let stride = loaded.stride
-        let tile = max(stride, o.tileSize / stride * stride)
+        var tile = max(stride, o.tileSize / stride * stride)
         if let c = o.context, c.count != 4 || c[0] >= c[2] || c[1] >= c[3] {
             throw EditError("the context rectangle must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1")
         }
@@ -230,6 +230,17 @@ public struct Edit {
             ? [Window.around(weight, stride: stride, margin: o.margin, include: o.context)]
             : Window.covering(weight, stride: stride, margin: o.margin)
         report.windows = windows.map { [$0.x, $0.y, $0.width, $0.height] }
+        // A guidance's experts read the whole context (a face, for the mesh, iris and dlib
+        // networks): a tile holding part of it would hand them a face they cannot read.
+        if o.guidance != nil, o.context != nil, let window = windows.first {
+            let need = (max(window.width, window.height) + stride - 1) / stride * stride
+            if need > tile {
+                guard need <= Edit.maxGuidedTile else {
+                    throw EditError("the guided region needs a \(need)-pixel window, more than the \(Edit.maxGuidedTile) a guided edit runs at once: shrink the photo", category: .unsupported)
+                }
+                tile = need
+            }
+        }
 
         let skip: Int
         switch o.mode {
@@ -328,6 +339,9 @@ public struct Edit {
     }
 
     /// `base` with `amount` of its band under `sigma` pixels swapped for `source`'s.
+    /// The largest tile a guided edit grows to (about 5 GB with the expert's gradient at 1024²).
+    public static let maxGuidedTile = 1024
+
     static func withDetail(of source: Image, on base: Image, amount: Float, sigma: Double) throws -> Image {
         let sb = try source.blurred(sigma: sigma), bb = try base.blurred(sigma: sigma)
         var out = base

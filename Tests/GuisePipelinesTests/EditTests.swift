@@ -363,6 +363,36 @@ final class EditTests: XCTestCase {
         XCTAssertThrowsError(try edit().run(image: input, mask: nan))
     }
 
+    /// A guidance's expert gets its whole context in one tile, however small `tileSize` is, and
+    /// a context too large for one tile is refused in one line.
+    func testGuidedEditSeesItsWholeContextAtOnce() throws {
+        let (w, h) = (120, 96)
+        let input = photo(w, h)
+        let mask = try EditMasks.box(x: 40, y: 30, w: 30, h: 24, width: w, height: h)
+        var shapes = Set<[Int]>()
+        let guidance = EditGuidance(name: "probe") { x0, _ in
+            shapes.insert(x0.shape)
+            return (x0 * x0).sum()
+        }
+        let (out, report) = try edit {
+            $0.mode = .harmonize; $0.steps = 4; $0.strength = 0.5; $0.tileSize = 32
+            $0.guidance = guidance; $0.context = [0, 0, w, h]
+        }.run(image: input, mask: mask)
+        assertKeptOutside(out, input, mask)
+        XCTAssertEqual(report.windows.count, 1)
+        let window = report.windows[0]
+        XCTAssertGreaterThanOrEqual(window[2], w)
+        XCTAssertEqual(shapes, [[1, 3, window[3], window[2]]], "the expert saw pieces of its context: \(shapes)")
+
+        let wide = photo(1100, 40)
+        let strip = try EditMasks.box(x: 10, y: 10, w: 20, h: 10, width: 1100, height: 40)
+        XCTAssertThrowsError(try edit {
+            $0.mode = .harmonize; $0.guidance = guidance; $0.context = [0, 0, 1100, 40]
+        }.run(image: wide, mask: strip)) { error in
+            XCTAssertTrue("\(error)".contains("shrink the photo"), "\(error)")
+        }
+    }
+
     func testGazeGuidanceLowersItsOwnLoss() throws {
         let path = Self.root + "/Samples/astronaut.png"
         guard FileManager.default.fileExists(atPath: path) else { return XCTFail("\(path) is missing: run `make samples`") }
