@@ -338,10 +338,10 @@ public struct Edit {
         return (out, report)
     }
 
-    /// `base` with `amount` of its band under `sigma` pixels swapped for `source`'s.
     /// The largest tile a guided edit grows to (about 5 GB with the expert's gradient at 1024²).
     public static let maxGuidedTile = 1024
 
+    /// `base` with `amount` of its band under `sigma` pixels swapped for `source`'s.
     static func withDetail(of source: Image, on base: Image, amount: Float, sigma: Double) throws -> Image {
         let sb = try source.blurred(sigma: sigma), bb = try base.blurred(sigma: sigma)
         var out = base
