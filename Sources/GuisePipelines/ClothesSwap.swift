@@ -1,5 +1,6 @@
 import Foundation
 import GuiseBody
+import GuiseDiffusion
 import GuiseFace
 import GuiseFormats
 import GuiseImage
@@ -357,23 +358,55 @@ public final class ClothesSwap {
             let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
             bare = bare || (try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h))
             bare = bare || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.12 * s, width: w, height: h)
+            // Above the shoulder line the person mask is the neck and the shoulders' tops, not
+            // background seen through a collar.
+            bare = bare || (body.collar && body.person)
         }
-        // The skin next to it (a chin, a hand, a bare forearm), low-passed, so the fill runs on
-        // from the skin it meets; the face's mean colour where no skin is near. Not the old
-        // clothing's light: its pattern (a white collar on a dark jacket) would print onto the skin.
-        let sigma = max(2, 0.08 * s)
-        let source = body.skin && !region
-        let near = try SwapGeometry.maskedLowPass(person, source.mask, sigma: sigma)
-        let weight = try source.mask.blurred(sigma: sigma)
-        let blend = try (bare && region).mask.blurred(sigma: max(1, 0.04 * s))
+        // The skin it meets (a chin, a neck above a collar, a hand), interpolated inwards by
+        // push–pull from the bare skin around, so the fill meets that skin without a step and runs
+        // on at its colour; the face's mean colour where there is too little skin to go on. Not the
+        // old clothing's light: its pattern (a white collar on a dark jacket) would print onto the
+        // skin. The skin region's outermost pixels, mixed with what it meets, are left out.
+        let source = try (body.skin && !region).eroded(max(1, Int(0.005 * s)))
+        var near = person
+        if source.area >= 64 {
+            for c in 0..<3 {
+                let filled = Membrane.pushPull(Array(person.rgb[(c * n)..<((c + 1) * n)]), known: source.bits, width: w, height: h)
+                for i in 0..<n { near.rgb[c * n + i] = filled[i] }
+            }
+        } else {
+            for (c, v) in [skin.0, skin.1, skin.2].enumerated() { for i in 0..<n { near.rgb[c * n + i] = v } }
+        }
+        // Faded only where the bare body meets the background, not where the region meets skin.
+        let blend = try bare.mask.blurred(sigma: max(1, 0.04 * s))
+        let grain = try skinGrain(person, source: source)
         for i in 0..<n where region.bits[i] && blend.values[i] > 0 {
-            let a = blend.values[i], t = min(weight.values[i] / 0.15, 1)
-            for (c, v) in [skin.0, skin.1, skin.2].enumerated() {
-                let local = t * near.rgb[c * n + i] + (1 - t) * v
+            let a = blend.values[i]
+            for c in 0..<3 {
+                let local = near.rgb[c * n + i] + grain[i]
                 out.rgb[c * n + i] = (1 - a) * out.rgb[c * n + i] + a * min(max(local, 0), 1)
             }
         }
         return out
+    }
+
+    /// Luminance noise for filled skin, so it does not look painted on: half as strong as the fine
+    /// detail of the visible skin `source` (its median absolute high-pass, so edges and features
+    /// do not count; skin's own detail is pores and blotches, which read as finer than noise of
+    /// the same spread), softened to the photo's grain size. Deterministic: a fixed seed.
+    static func skinGrain(_ person: Image, source: Region) throws -> [Float] {
+        let w = person.width, h = person.height, n = person.pixelCount
+        let luma = person.grey()
+        let low = try Image(grey: luma, width: w, height: h).blurred(sigma: 1.5).grey()
+        var residuals: [Float] = []
+        for i in 0..<n where source.bits[i] { residuals.append(abs(luma[i] - low[i])) }
+        guard residuals.count >= 64 else { return [Float](repeating: 0, count: n) }
+        residuals.sort()
+        let strength = 1.4826 * residuals[residuals.count / 2]
+        let white = try SeededNoise(seed: 0x5EED_5C1A).next([n]).values
+        let soft = try Image(grey: white, width: w, height: h).blurred(sigma: 1).grey()
+        let spread = max((soft.reduce(0) { $0 + $1 * $1 } / Float(n)).squareRoot(), 1e-6)
+        return soft.map { $0 / spread * 0.5 * strength }
     }
 
     /// `region` Telea-filled from outside it. The fill is smooth, so on a large photo it is made

@@ -205,6 +205,18 @@ struct BodyFrame {
         }
     }
 
+    /// The quadrilateral between the shoulders (as the torso polygon widens them) and `top`'s
+    /// level along `up` (the mouth: a collar may reach the jaw beside the chin); nil when `top`
+    /// is not above the shoulders.
+    func collar(top chin: Point) -> [Point]? {
+        let s = scale, u = up, a = across
+        let ls = add(add(self[.leftShoulder], scaled(a, 0.12 * s)), scaled(u, 0.1 * s))
+        let rs = add(add(self[.rightShoulder], scaled(a, -0.12 * s)), scaled(u, 0.1 * s))
+        let rise = (chin.x - shoulderCentre.x) * u.x + (chin.y - shoulderCentre.y) * u.y - 0.1 * s
+        guard rise > 0 else { return nil }
+        return [rs, add(rs, scaled(u, rise)), add(ls, scaled(u, rise)), ls]
+    }
+
     /// Beside the torso, out to where hanging arms and a loose jacket reach, shoulders to hips:
     /// whatever of the person lies there belongs to a top (sleeves, the jacket's sides).
     func sideBand(_ kind: GarmentKind) -> [Point]? {
@@ -273,6 +285,10 @@ struct BodyAnalysis {
     var limbs: [Region]
     /// Beside the torso and limbs (`BodyFrame.sideBand`); follows the torso's warp.
     var band: Region
+    /// Between the shoulders, from the shoulder line up to the mouth's level: the neck and the
+    /// tops of the shoulders, where a collar may reach above the torso polygon; never painted,
+    /// only cleared (the face, skin and hair in it are not part of the region).
+    var collar: Region
     var face: Region
     var hands: Region
     /// Forearms lying over the torso: in front of it, so they stay.
@@ -311,6 +327,20 @@ struct BodyAnalysis {
                 out["left_" + name] = Point(e.right, y)
                 out["right_" + name] = Point(e.left, y)
             }
+        }
+        // The top of each shoulder: the last point of the body (not hair, not the face) straight
+        // up from the shoulder joint, so a product garment's shoulders reach the person's.
+        let solid = person && !hair && !face
+        for (name, j) in [("left_shoulder_top", BodyFrame.Joint.leftShoulder), ("right_shoulder_top", .rightShoulder)] {
+            let p = frame[j], u = frame.up
+            var top: Point?
+            for k in 0...Int(0.35 * frame.scale) {
+                let q = add(p, scaled(u, Double(k)))
+                let x = Int(q.x.rounded()), y = Int(q.y.rounded())
+                guard x >= 0, y >= 0, x < person.width, y < person.height, solid.bits[y * person.width + x] else { break }
+                top = q
+            }
+            if let top, distance(top, p) >= 0.05 * frame.scale { out[name] = top }
         }
         return out
     }
@@ -351,6 +381,9 @@ struct BodyAnalysis {
         var skinColour: (Float, Float, Float)?
         var skin = Region(width: w, height: h)
         var hair = Region(width: w, height: h)
+        var collar = Region(width: w, height: h)
+        var skinEdge = Region(width: w, height: h)
+        var lightCollar = Region(width: w, height: h)
         let faces = try faceDetector.detect(image, order: .largest)
         let head = frame[.nose]
         if let f = faces.first(where: { f in head.x >= f.box.x - f.box.width && head.x <= f.box.x + 2 * f.box.width }) ?? faces.first,
@@ -360,7 +393,12 @@ struct BodyAnalysis {
             let sample = try Region(try FaceMasks.mask(.skin, mesh: lm.mesh, width: w, height: h)).eroded(max(1, Int(0.02 * s)))
             let like = SkinModel(image, sample: sample)?.classify(image) ?? [Bool](repeating: false, count: image.pixelCount)
             // An opening drops specks of skin-coloured cloth; what stays is bare skin.
-            skin = try Region(width: w, height: h, bits: like).eroded(max(2, Int(0.025 * s))).dilated(max(2, Int(0.03 * s)))
+            let open = max(2, Int(0.025 * s))
+            let opened = try Region(width: w, height: h, bits: like).eroded(open).dilated(open)
+            skin = try opened.dilated(max(2, Int(0.03 * s)) - open)
+            // The grown margin's pixels that are not skin-coloured are the edge of what the skin
+            // meets: a dark collar kept there would stay as a line round the neck.
+            skinEdge = skin && !opened && !Region(width: w, height: h, bits: like)
             var sum = (0.0, 0.0, 0.0), count = 0.0
             let n = image.pixelCount
             for i in 0..<n where sample.bits[i] && like[i] {
@@ -372,14 +410,29 @@ struct BodyAnalysis {
             clothed = clothed && person && !face && !hands && !frontArms && !skin
             hair = HairModel.estimate(image, frame: frame, oval: Region(oval), person: person, skin: skin,
                                       clothing: clothed)
+            if kind != .lower {
+                let mouth = Point(lm.mesh[14].x, lm.mesh[14].y)
+                collar = try frame.collar(top: mouth).map { try Region.polygon($0, width: w, height: h) } ?? collar
+                // The face's margin is kept whole except where a light collar reaches the jaw: below
+                // the mouth, not skin-coloured and brighter than the face, it is cloth (a beard or a
+                // shadow there is darker, and stays).
+                if let tone = skinColour {
+                    let luma = image.grey(), u = frame.up, mouthLevel = mouth.x * u.x + mouth.y * u.y
+                    let toneLuma = 0.299 * tone.0 + 0.587 * tone.1 + 0.114 * tone.2
+                    let ovalRegion = Region(oval)
+                    for i in 0..<n where face.bits[i] && !ovalRegion.bits[i] && !like[i] && luma[i] > toneLuma + 0.1 {
+                        if Double(i % w) * u.x + Double(i / w) * u.y < mouthLevel { skinEdge.bits[i] = true; lightCollar.bits[i] = true }
+                    }
+                }
+            }
         } else {
             let r = 0.35 * s
             face = Region.capsule(frame[.nose], frame[.nose], radius: r, width: w, height: h)
         }
 
-        var zone = torso || band
+        var zone = torso || band || collar
         for l in limbs { zone = zone || l }
-        var region = person && zone && !face && !hands && !frontArms && !skin && !hair
+        var region = person && zone && !(face && !lightCollar) && !hands && !frontArms && !(skin && !skinEdge) && !hair
         var limit: Region?
         if let override {
             guard override.width == w, override.height == h else {
@@ -388,7 +441,7 @@ struct BodyAnalysis {
             region = Region(override) && !face
             limit = region
         }
-        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, face: face, hands: hands,
+        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, face: face, hands: hands,
                             frontArms: frontArms, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit)
     }
 }
@@ -399,7 +452,7 @@ struct ProductGarment {
     /// Landmarks in the pose layout's terms (neck, shoulders, hips), read off the outline.
     var frame: BodyFrame
     var landmarks: [String: Point]
-    /// Points on the outline (left/right chest and hem), named as `BodyAnalysis.outline` names the person's.
+    /// Points on the outline (left/right chest, hem and shoulder top), named as `BodyAnalysis.outline` names the person's.
     var outline: [String: Point]
 
     /// The garment is what differs from the border's colour, its largest piece with holes filled.
@@ -472,6 +525,9 @@ struct ProductGarment {
                 outline["right_" + name] = Point(e.left, y)
             }
         }
+        // The outline's top above each shoulder, to pair with the top of the person's shoulders.
+        outline["left_shoulder_top"] = Point(lsX, topOfColumn(lsX))
+        outline["right_shoulder_top"] = Point(rsX, topOfColumn(rsX))
         return ProductGarment(region: region, frame: frame,
                               landmarks: ["neckline": Point(cx, neckY), "left_shoulder": ls, "right_shoulder": rs, "left_hip": lh, "right_hip": rh],
                               outline: outline)

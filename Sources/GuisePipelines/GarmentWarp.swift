@@ -28,7 +28,8 @@ struct GarmentWarp {
     }
 
     /// The torso's control pairs for `kind`. For a product photo, `neckline` is the neckline's
-    /// middle (paired with the neck's base, so the new collar covers the old one), and
+    /// middle (paired with the point as far above the person's shoulders, in units of the body's
+    /// scale, as it is above the garment's), and
     /// `outline` pairs the garment's sides with the clothed body's in place of the hips.
     static func torsoPairs(person: BodyFrame, garment: BodyFrame, kind: GarmentKind, neckline: Point?,
                            outline: (person: [String: Point], garment: [String: Point])?) -> [Pair] {
@@ -38,7 +39,16 @@ struct GarmentWarp {
         switch kind {
         case .upper, .dress:
             if let neckline {
-                out.append(Pair(name: "neckline", person: person.neck, garment: neckline))
+                // Where the neckline sits relative to the shoulders is the garment's own cut (a
+                // shirt's collar high, a vest's low): carried over in the body's frame.
+                // d = side·across + rise·up (the axes need not be square to each other), in scales.
+                let d = sub(neckline, garment.shoulderCentre), a = garment.across, u = garment.up
+                let det = a.x * u.y - a.y * u.x
+                let side0 = abs(det) > 1e-9 ? (d.x * u.y - d.y * u.x) / det : 0
+                let rise0 = abs(det) > 1e-9 ? (a.x * d.y - a.y * d.x) / det : 0
+                let rise = min(max(rise0 / garment.scale, -0.6), 0.4), side = min(max(side0 / garment.scale, -0.2), 0.2)
+                let target = add(add(person.shoulderCentre, scaled(person.up, rise * person.scale)), scaled(person.across, side * person.scale))
+                out.append(Pair(name: "neckline", person: target, garment: neckline))
             } else {
                 out.append(Pair(name: "neck", person: person.neck, garment: garment.neck))
             }

@@ -85,6 +85,21 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertNotNil(partial.limbs[1])
     }
 
+    /// A product's neckline keeps its own height above the shoulders, in units of the body's
+    /// scale: a high collar stays high on the person and a deep V stays deep.
+    func testAProductNecklineKeepsItsHeightAboveTheShoulders() throws {
+        let (person, garment) = frames()
+        for (side, rise) in [(0.0, 0.2), (0.05, -0.3)] {
+            func at(_ f: BodyFrame) -> Point {
+                add(add(f.shoulderCentre, scaled(f.across, side * f.scale)), scaled(f.up, rise * f.scale))
+            }
+            let pair = try XCTUnwrap(GarmentWarp.torsoPairs(person: person, garment: garment, kind: .upper, neckline: at(garment), outline: nil)
+                .first { $0.name == "neckline" })
+            XCTAssertEqual(pair.garment, at(garment))
+            XCTAssertLessThan(distance(pair.person, at(person)), 1e-9, "\(pair.person) vs \(at(person))")
+        }
+    }
+
     func testSamplingFollowsTheWarpAndMirrorsAtTheEdge() throws {
         let (person, garment) = frames()
         let warp = try GarmentWarp.fit(person: person, garment: garment, kind: .upper, neckline: nil, limbsFromGarment: false)
@@ -229,7 +244,15 @@ final class ClothesSwapTests: XCTestCase {
         let r = try swapper().runDetailed(person: person, garment: shirt)
         XCTAssertEqual(r.report.garmentSource, "product")
         // Her hips are below the frame, so the hem goes where the pose puts them.
-        XCTAssertEqual(Set(r.report.keypoints.map(\.name)), ["neckline", "left_shoulder", "right_shoulder", "left_chest", "right_chest", "left_hip", "right_hip"])
+        XCTAssertEqual(Set(r.report.keypoints.map(\.name)), ["neckline", "left_shoulder", "right_shoulder", "left_shoulder_top", "right_shoulder_top",
+                                                              "left_chest", "right_chest", "left_hip", "right_hip"])
+        // The outline's tops go to the tops of her shoulders: on the body, straight above the joints.
+        for side in ["left", "right"] {
+            let top = try XCTUnwrap(r.report.keypoints.first { $0.name == side + "_shoulder_top" }).person
+            let joint = r.personFrame[side == "left" ? .leftShoulder : .rightShoulder]
+            XCTAssertGreaterThan(joint.y - top.y, 0.05 * r.personFrame.scale, side)
+            XCTAssertEqual(top.x, joint.x, accuracy: 0.1 * r.personFrame.scale, side)
+        }
         XCTAssertGreaterThan(r.report.coverage, 0.85)
         XCTAssertLessThan(try XCTUnwrap(r.report.deltaE), 8)
         let n = person.pixelCount, w = person.width
@@ -245,6 +268,52 @@ final class ClothesSwapTests: XCTestCase {
             dy += Double(abs(r.image.rgb[i + w] - r.image.rgb[i]))
         }
         XCTAssertGreaterThan(dx, 3 * dy)
+    }
+
+    /// Obama's white shirt collar reaches his jaw and the striped shirt's V neckline sits lower:
+    /// none of the collar may stay as a white line under the jaw, and the neck filled in between
+    /// must run on from the skin it meets, without a step at the edge of the skin kept.
+    func testAWhiteCollarComesOffAndTheNeckRunsOnFromTheSkin() throws {
+        let person = try sample("obama.jpg")
+        let (shirt, _) = try productShirt()
+        let r = try swapper().runDetailed(person: person, garment: shirt)
+        XCTAssertFalse(r.image.rgb.contains { $0.isNaN })
+        let n = person.pixelCount, w = person.width, f = r.personFrame
+        func white(_ image: Image, _ i: Int) -> Bool { (0..<3).allSatisfy { image.rgb[$0 * n + i] > 0.75 } }
+        // Between the jaw and the shoulders, round the neck (below his teeth).
+        let box = try Region.polygon([add(f.neck, Point(-0.4 * f.scale, 0)), add(f.neck, Point(0.4 * f.scale, 0)),
+                                      add(f.neck, Point(0.4 * f.scale, -0.3 * f.scale)), add(f.neck, Point(-0.4 * f.scale, -0.3 * f.scale))],
+                                     width: w, height: person.height)
+        var before = 0, after = 0
+        for i in 0..<n where box.bits[i] {
+            if white(person, i) { before += 1 }
+            if white(r.image, i) { after += 1 }
+        }
+        XCTAssertGreaterThan(before, 2000, "the collar is there to begin with")
+        XCTAssertLessThan(after, before / 50, "white pixels left round the neck: \(after) of \(before)")
+        // Across the edge between the filled skin and the skin kept (brown: red over green over
+        // blue, green at least 0.55 of red, which the red curtain behind him is not), neighbours
+        // differ by little more than neighbours inside the kept skin do.
+        let filled = r.region && !r.painted
+        func skin(_ i: Int) -> Bool {
+            let red = person.rgb[i], green = person.rgb[n + i], blue = person.rgb[2 * n + i]
+            return !r.changed.bits[i] && red > green && green > blue && green > 0.55 * red && red > 0.2
+        }
+        // The neck's middle only: at its sides the body meets the background, a true edge.
+        let neck = try Region.polygon([add(f.neck, Point(-0.2 * f.scale, 0)), add(f.neck, Point(0.2 * f.scale, 0)),
+                                       add(f.neck, Point(0.2 * f.scale, -0.45 * f.scale)), add(f.neck, Point(-0.2 * f.scale, -0.45 * f.scale))],
+                                      width: w, height: person.height)
+        var edge = 0.0, edges = 0.0, inner = 0.0, inners = 0.0
+        for i in 0..<(n - w) where neck.bits[i] && i % w < w - 1 {
+            for j in [i + 1, i + w] where neck.bits[j] {
+                let d = (0..<3).map { Double(abs(r.image.rgb[$0 * n + i] - r.image.rgb[$0 * n + j])) }.reduce(0, +) / 3
+                if (filled.bits[i] && skin(j)) || (filled.bits[j] && skin(i)) { edge += d; edges += 1 }
+                if skin(i) && skin(j) { inner += d; inners += 1 }
+            }
+        }
+        XCTAssertGreaterThan(edges, 50)
+        print("edge step", edge / edges, "inside kept", inner / inners)
+        XCTAssertLessThan(edge / edges, 3.5 * inner / max(inners, 1))
     }
 
     func testBadInputsAreOneLineErrors() throws {
