@@ -321,7 +321,10 @@ public final class ClothesSwap {
             guard region.area >= 64 else {
                 throw PipelineError("no \(kind.rawValue)-body garment found on the person in the garment photo", category: .notFound)
             }
-            return GarmentSource(image: image, region: region, frame: b.frame, fromPerson: true, neckline: nil, outline: nil)
+            // The wearer's shoulder tops pair with the person's, so the garment's shoulders reach
+            // theirs; its sides are not used (arms hanging along a body widen the silhouette).
+            let tops = b.outline.filter { $0.key.hasSuffix("_shoulder_top") }
+            return GarmentSource(image: image, region: region, frame: b.frame, fromPerson: true, neckline: nil, outline: tops.isEmpty ? nil : tops)
         }
         guard kind == .upper else {
             throw PipelineError("no person wearing a garment found in the garment photo; a garment on its own is supported for --kind upper only", category: .unsupported)

@@ -196,6 +196,8 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertLessThan(dE, 8)
         XCTAssertGreaterThan(dE0, 20, "the orange suit differs from the navy uniform")
         XCTAssertLessThan(r.report.warpResidual, 0.5)
+        // The wearer's shoulder tops go to hers.
+        XCTAssertTrue(Set(r.report.keypoints.map(\.name)).isSuperset(of: ["neck", "left_shoulder_top", "right_shoulder_top"]))
         // Her short hair is found on her head, none of it on the suit.
         XCTAssertGreaterThan(r.hair.area, 500)
         let torso = try Region.polygon(r.personFrame.upperTorso, width: person.width, height: person.height)
