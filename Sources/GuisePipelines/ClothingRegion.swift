@@ -119,6 +119,28 @@ struct Region: Equatable {
         }
         return Region(width: width, height: height, bits: outside.map { !$0 })
     }
+
+    /// Holes of at most `maxArea` pixels filled; larger ones kept.
+    func smallHolesFilled(maxArea: Int) -> Region {
+        let holes = holesFilled().bits.enumerated().map { $1 && !bits[$0] }
+        var out = self, seen = [Bool](repeating: false, count: bits.count)
+        var stack: [Int] = [], piece: [Int] = []
+        for start in 0..<bits.count where holes[start] && !seen[start] {
+            piece.removeAll(keepingCapacity: true)
+            stack.append(start); seen[start] = true
+            while let i = stack.popLast() {
+                piece.append(i)
+                let x = i % width, y = i / width
+                for (j, ok) in [(i - 1, x > 0), (i + 1, x < width - 1), (i - width, y > 0), (i + width, y < height - 1)]
+                    where ok && holes[j] && !seen[j] {
+                    seen[j] = true
+                    stack.append(j)
+                }
+            }
+            if piece.count <= maxArea { for i in piece { out.bits[i] = true } }
+        }
+        return out
+    }
 }
 
 func add(_ a: Point, _ b: Point) -> Point { Point(a.x + b.x, a.y + b.y) }
@@ -363,11 +385,13 @@ struct BodyAnalysis {
         let torso = try Region.polygon(frame.torsoPolygon(kind), width: w, height: h)
         var limbs: [Region] = []
         var frontArms = Region(width: w, height: h)
+        var forearms: [Region] = []
         for (name, a, b, r) in frame.limbs(kind) {
             let cap = Region.capsule(frame[a], frame[b], radius: r * s, width: w, height: h)
             if name.hasSuffix("forearm") {
                 // A forearm over the torso is in front of it (the pose cannot see behind the body).
                 frontArms = frontArms || (cap && torso)
+                forearms.append(cap && torso && person)
             }
             limbs.append(cap && !torso)
         }
@@ -399,6 +423,17 @@ struct BodyAnalysis {
             // The grown margin's pixels that are not skin-coloured are the edge of what the skin
             // meets: a dark collar kept there would stay as a line round the neck.
             skinEdge = skin && !opened && !Region(width: w, height: h, bits: like)
+            // Small islands inside the skin that fail the colour test (a shadow on a forearm, a
+            // watch) are part of the skin, not clothing to fill.
+            let islands = skin.smallHolesFilled(maxArea: Int(0.015 * s * s)) && !skin
+            skin = skin || islands
+            // A bare forearm across the torso is its skin, not the whole capsule round its bone:
+            // the cloth between the capsule's edge and the arm would stay as a strip beside it.
+            frontArms = Region(width: w, height: h)
+            for part in forearms {
+                let bare = part && skin && !skinEdge
+                frontArms = frontArms || (2 * bare.area > part.area ? bare : part)
+            }
             var sum = (0.0, 0.0, 0.0), count = 0.0
             let n = image.pixelCount
             for i in 0..<n where sample.bits[i] && like[i] {

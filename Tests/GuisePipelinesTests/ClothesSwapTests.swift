@@ -37,6 +37,20 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertEqual(white.b, 0, accuracy: 1e-3)
     }
 
+    func testSmallHolesAreFilledAndLargeOnesAndOpeningsKept() throws {
+        // A 40×40 ring region with a 3×3 hole and a 10×10 hole inside, and a notch open to the border.
+        let w = 40, h = 40
+        var r = Region(width: w, height: h, value: true)
+        for y in 5..<8 { for x in 5..<8 { r.bits[y * w + x] = false } }
+        for y in 20..<30 { for x in 20..<30 { r.bits[y * w + x] = false } }
+        for y in 0..<4 { for x in 30..<33 { r.bits[y * w + x] = false } }
+        let f = r.smallHolesFilled(maxArea: 20)
+        XCTAssertTrue((5..<8).allSatisfy { y in (5..<8).allSatisfy { f.bits[y * w + $0] } }, "the 9-pixel hole is filled")
+        XCTAssertEqual((20..<30).flatMap { y in (20..<30).map { f.bits[y * w + $0] } }.filter { $0 }.count, 0, "the 100-pixel hole stays")
+        XCTAssertFalse(f.bits[0 * w + 31], "an opening to the border is not a hole")
+        XCTAssertEqual(f.area, r.area + 9)
+    }
+
     // MARK: warp
 
     /// A body seen at one size and pose (the person) and another (the garment's wearer).
