@@ -222,7 +222,11 @@ public final class ClothesSwap {
         report.paintedArea = painted.area
         report.filledArea = filled.area
         var out = pasted
-        let changed = body.region || painted
+        var changed = body.region || painted
+        if body.limit == nil, body.hair.area > 0 {
+            let fringe = try Self.hairFringe(person: person, result: &out, hair: body.hair, clothing: body.region, scale: s)
+            changed = changed || fringe
+        }
         if options.harmonize > 0 {
             out = try timed("harmonize") {
                 try harmonise(out, region: changed, garment: sampled.rgb, painted: painted, report: &report)
@@ -391,6 +395,52 @@ public final class ClothesSwap {
             }
         }
         return out
+    }
+
+    /// The hair's edge over the old clothing, re-composited over the new: a pixel there mixes hair
+    /// h and old cloth c (thin strands, the edge's anti-aliasing), p ≈ α·h + (1 − α)·c, so with α
+    /// from p's projection onto the line from c to h (each the local mean of the hair's core and
+    /// of the old clothing) it becomes p + (1 − α)·(g − c), g being what now lies behind (the
+    /// garment or fill, averaged from the region nearby): the hair's own share is kept exactly
+    /// and the old cloth's swapped for the new. Within a band 1.5 % of the body's scale wide
+    /// (at least 2 px) on both sides of the hair's edge; where hair and cloth colours are too
+    /// close to tell apart, or a pixel is off the line between them, nothing changes. Returns
+    /// the hair pixels changed.
+    static func hairFringe(person: Image, result: inout Image, hair: Region, clothing: Region, scale s: Double) throws -> Region {
+        let w = person.width, h = person.height, n = person.pixelCount
+        let d = max(2, Int((0.025 * s).rounded()))
+        let core = try hair.eroded(d)
+        let band = (hair && (try clothing.dilated(d))) || (clothing && (try hair.dilated(d)))
+        guard band.area > 0, core.area > 0 else { return Region(width: w, height: h) }
+        let sigma = max(2, 0.03 * s)
+        let hairMean = try SwapGeometry.maskedLowPass(person, core.mask, sigma: sigma)
+        let hairWeight = try core.mask.blurred(sigma: sigma)
+        let clothMean = try SwapGeometry.maskedLowPass(person, clothing.mask, sigma: sigma)
+        let behind = try SwapGeometry.maskedLowPass(result, clothing.mask, sigma: max(1, Double(d)))
+        var changedHair = Region(width: w, height: h)
+        for i in 0..<n where band.bits[i] && hairWeight.values[i] > 0.01 {
+            var v: [Float] = [0, 0, 0], q: [Float] = [0, 0, 0]
+            for c in 0..<3 {
+                v[c] = hairMean.rgb[c * n + i] - clothMean.rgb[c * n + i]
+                q[c] = person.rgb[c * n + i] - clothMean.rgb[c * n + i]
+            }
+            let vv = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
+            guard vv > 0.02 else { continue }
+            let alpha = min(max((q[0] * v[0] + q[1] * v[1] + q[2] * v[2]) / vv, 0), 1)
+            var off: Float = 0
+            for c in 0..<3 { let e = q[c] - alpha * v[c]; off += e * e }
+            guard off < 0.03 else { continue }
+            let inHair = hair.bits[i]
+            // Region pixels with hardly any hair keep the garment as painted.
+            if !inHair && alpha < 0.15 { continue }
+            for c in 0..<3 {
+                let g = inHair ? behind.rgb[c * n + i] : result.rgb[c * n + i]
+                let p = person.rgb[c * n + i] + (1 - alpha) * (g - clothMean.rgb[c * n + i])
+                result.rgb[c * n + i] = min(max(p, 0), 1)
+            }
+            if inHair { changedHair.bits[i] = true }
+        }
+        return changedHair
     }
 
     /// Luminance noise for filled skin, so it does not look painted on: half as strong as the fine

@@ -51,6 +51,41 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertEqual(f.area, r.area + 9)
     }
 
+    /// Blonde hair (x < 30) over a black top (x ≥ 32), two columns between where strands let the
+    /// top through by half, and a red garment now behind: the mixed columns become half hair,
+    /// half red; pure hair and everything far from the edge stay as they were.
+    func testTheHairsEdgeIsRecompositedOverTheNewGarment() throws {
+        let w = 64, h = 32, n = w * h
+        let hairColour: [Float] = [0.9, 0.8, 0.5], red: [Float] = [0.8, 0.1, 0.1]
+        var person = Image(width: w, height: h, red: 0, green: 0, blue: 0)
+        var hair = Region(width: w, height: h), clothing = Region(width: w, height: h)
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * w + x
+                let a: Float = x < 30 ? 1 : (x < 32 ? 0.5 : 0)
+                for c in 0..<3 { person.rgb[c * n + i] = a * hairColour[c] }
+                if x < 32 { hair.bits[i] = true } else { clothing.bits[i] = true }
+            }
+        }
+        var result = person
+        for i in 0..<n where clothing.bits[i] { for c in 0..<3 { result.rgb[c * n + i] = red[c] } }
+        let before = result
+        let changed = try ClothesSwap.hairFringe(person: person, result: &result, hair: hair, clothing: clothing, scale: 100)
+        XCTAssertFalse(result.rgb.contains { $0.isNaN })
+        for y in 4..<(h - 4) {
+            for x in 30..<32 {
+                let i = y * w + x
+                XCTAssertTrue(changed.bits[i])
+                for c in 0..<3 { XCTAssertEqual(result.rgb[c * n + i], 0.5 * hairColour[c] + 0.5 * red[c], accuracy: 0.03, "(\(x), \(y)) channel \(c)") }
+            }
+            for x in [0, 10, 25, 40, 63] {
+                let i = y * w + x
+                for c in 0..<3 { XCTAssertEqual(result.rgb[c * n + i], before.rgb[c * n + i], "(\(x), \(y))") }
+            }
+        }
+        XCTAssertEqual((changed && !hair).area, 0)
+    }
+
     // MARK: warp
 
     /// A body seen at one size and pose (the person) and another (the garment's wearer).
@@ -240,14 +275,19 @@ final class ClothesSwapTests: XCTestCase {
                                         lerp(f[.leftShoulder], f[.leftHip], 0.7), lerp(f[.rightShoulder], f[.rightHip], 0.7)],
                                        width: w, height: person.height)
         XCTAssertLessThan((r.hair && chest).area, chest.area / 50)
-        var hairChanged = 0, oldLeft = 0
+        // Only the hair's edge over the old top (2.5 % of the scale) is re-composited over the new one.
+        let fringe = max(2, Int((0.025 * f.scale).rounded()))
+        let nearRegion = try r.region.dilated(fringe)
+        var hairChanged = 0, oldLeft = 0, fringeChanged = 0
         for i in 0..<n {
             let same = (0..<3).allSatisfy { r.image.rgb[$0 * n + i] == person.rgb[$0 * n + i] }
-            if r.hair.bits[i] && !same { hairChanged += 1 }
+            if r.hair.bits[i] && !same { if nearRegion.bits[i] { fringeChanged += 1 } else { hairChanged += 1 } }
             if r.region.bits[i] && same { oldLeft += 1 }
             if !r.changed.bits[i] && !same { return XCTFail("pixel \(i) changed outside the region") }
         }
         XCTAssertEqual(hairChanged, 0, "the hair is the photo's")
+        XCTAssertGreaterThan(fringeChanged, 0, "the hair's edge over the black top is re-composited")
+        XCTAssertLessThan(fringeChanged, r.hair.area / 4)
         XCTAssertFalse((r.hair && r.painted).area > 0, "no garment over the hair")
         XCTAssertLessThan(oldLeft, r.region.area / 200, "the old top is covered, or made skin or background")
         XCTAssertGreaterThan(r.report.coverage, 0.85)
