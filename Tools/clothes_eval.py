@@ -16,7 +16,8 @@ and of none of the new garment's (from the garment photo: a product shot's garme
 wearer's torso); and `hair_changed`, the share of the hair
 below the chin beside the neck, down to a little below the shoulders (the person's pixels there
 coloured like those round the top of the head, not like the old clothing, and joined to them),
-that the result changed. Also writes a contact sheet (person | garment |
+that the result changed, and `hair_replaced`, the share of it changed by more than 0.15 in a
+channel (0…1): hair painted over or filled, not an edge re-composited. Also writes a contact sheet (person | garment |
 result per row).
 
 Usage: clothes_eval.py --guise .build/release/guise --out /tmp/clothes-eval
@@ -240,9 +241,11 @@ def occlusion(person, result, lm, person_mask, new, near=15.0):
         sides = (np.abs(xx - sc[0]) > 0.2 * sw) & (yy < max(ls[1], rs[1]) + 0.35 * sw)
         hair = joined(hair_like, ring) & (yy > chin) & ~head & sides
     changed = np.any(person != result, axis=2)
+    replaced = np.any(np.abs(person.astype(np.int16) - result.astype(np.int16)) > 0.15 * 255, axis=2)
     return dict(old_visible=round(float(still.sum()) / area, 4), old_colour=round(float(old_colour.sum()) / area, 4),
                 old_visible_no_front=round(float((still & ~front).sum()) / max(int((clothing & ~front).sum()), 1), 4),
-                hair_px=int(hair.sum()), hair_changed=round(float((hair & changed).sum()) / max(int(hair.sum()), 1), 4)), still, hair
+                hair_px=int(hair.sum()), hair_changed=round(float((hair & changed).sum()) / max(int(hair.sum()), 1), 4),
+                hair_replaced=round(float((hair & replaced).sum()) / max(int(hair.sum()), 1), 4)), still, hair
 
 
 def main():
@@ -291,7 +294,8 @@ def main():
           f"old clothing still visible: mean {np.mean([r['old_visible'] for r in rows]):.4f}, "
           f"less forearms in front {np.mean([r['old_visible_no_front'] for r in rows]):.4f}; "
           f"still the old clothing's colour: mean {np.mean([r['old_colour'] for r in rows]):.4f}; "
-          f"hair below the chin changed: {sum(r['hair_px'] * r['hair_changed'] for r in rows) / max(sum(r['hair_px'] for r in rows), 1):.4f}")
+          f"hair below the chin changed: {sum(r['hair_px'] * r['hair_changed'] for r in rows) / max(sum(r['hair_px'] for r in rows), 1):.4f}, "
+          f"by more than 0.15: {sum(r['hair_px'] * r['hair_replaced'] for r in rows) / max(sum(r['hair_px'] for r in rows), 1):.4f}")
     h = 300
     lines = []
     for paths in sheet:
