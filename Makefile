@@ -87,10 +87,12 @@ demo: deps models samples build
 	$(BIN) clothes --person Samples/obama.jpg --garment Samples/astronaut.png -o $(DEMO_OUT)/clothes-obama-suit.png
 	$(BIN) clothes --person Samples/grace_hopper.jpg --garment Samples/messi5.jpg -o $(DEMO_OUT)/clothes-hopper-jersey.png
 	$(BIN) clothes --person Samples/astronaut.png --garment Samples/messi5.jpg -o $(DEMO_OUT)/clothes-astronaut-jersey.png --json > $(DEMO_OUT)/clothes-astronaut-jersey.json
+	$(BIN) clothes --person Samples/anne_helene.jpg --garment Samples/messi5.jpg -o $(DEMO_OUT)/clothes-anne-jersey.png
 	$(EVAL_PY) Tools/contact_sheet.py --height 256 --out $(DEMO_OUT)/clothes-sheet.png \
 	  --row Samples/obama.jpg Samples/astronaut.png $(DEMO_OUT)/clothes-obama-suit.png "Obama in the astronaut's suit" \
 	  --row Samples/grace_hopper.jpg Samples/messi5.jpg $(DEMO_OUT)/clothes-hopper-jersey.png "Grace Hopper in Messi's jersey" \
-	  --row Samples/astronaut.png Samples/messi5.jpg $(DEMO_OUT)/clothes-astronaut-jersey.png "Eileen Collins in Messi's jersey"
+	  --row Samples/astronaut.png Samples/messi5.jpg $(DEMO_OUT)/clothes-astronaut-jersey.png "Eileen Collins in Messi's jersey" \
+	  --row Samples/anne_helene.jpg Samples/messi5.jpg $(DEMO_OUT)/clothes-anne-jersey.png "Anne Helene in Messi's jersey, her hair in front"
 	$(BIN) edit Samples/chelsea.png --box 300,150,80,65 -o $(DEMO_OUT)/chelsea-fill.png --json
 	@# input | mask | Telea | Guise, on photos the prior never trained on (about a minute).
 	$(MAKE) --no-print-directory $(EDIT_PY)
