@@ -358,8 +358,12 @@ public final class ClothesSwap {
         var out = try backgroundFill(person, region: region, radius: max(3, 0.03 * s), factor: max(1, Int(0.01 * s)))
         guard let skin = body.skinColour else { return out }
         var bare = Region(width: w, height: h)
-        for (_, a, b, _) in f.limbs(kind) {
+        // A limb is bare out to the person's outline within the limb's own zone: a sleeve hugs the
+        // arm closely enough that what it covered is arm, and background there would show as a
+        // hole in the body.
+        for (_, a, b, r) in f.limbs(kind) {
             bare = bare || Region.capsule(f[a], f[b], radius: 0.11 * s, width: w, height: h)
+                || (Region.capsule(f[a], f[b], radius: r * s, width: w, height: h) && body.person)
         }
         if kind != .lower {
             let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
