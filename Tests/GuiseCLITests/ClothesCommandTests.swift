@@ -18,7 +18,7 @@ extension CLITests {
         XCTAssertGreaterThan(report["coverage"] as? Double ?? 0, 0.85)
         XCTAssertLessThan(report["warpResidual"] as? Double ?? .nan, 0.5)
         let keypoints = try XCTUnwrap(report["keypoints"] as? [[String: Any]])
-        XCTAssertEqual(keypoints.compactMap { $0["name"] as? String }, ["neck", "left_shoulder", "right_shoulder", "left_hip", "right_hip"])
+        XCTAssertEqual(keypoints.compactMap { $0["name"] as? String }, ["neck", "left_shoulder", "right_shoulder", "left_shoulder_top", "right_shoulder_top", "left_hip", "right_hip"])
         XCTAssertNotNil((report["seconds"] as? [String: Double])?["person"])
         let result = try ImageIO.read(out), person = try ImageIO.read(repoRoot + "/Samples/astronaut.png")
         XCTAssertEqual(result.width, 512)
