@@ -66,7 +66,7 @@ struct Swap: JobCommand {
     @Option(help: "How far the inner proportions move from the target's towards the source's (0…1).")
     var shape = 0.1
 
-    @Option(name: .customLong("mask-blur"), help: "Mask feathering, as a multiple of the default (2.5 % of the face width).")
+    @Option(name: .customLong("mask-blur"), help: "Mask feathering, as a multiple of the default (1.8 % of the face width).")
     var maskBlur = 1.0
 
     @Option(name: .customLong("mask-regions"), parsing: .upToNextOption,

@@ -30,7 +30,7 @@ public struct FaceSwapOptions {
     public var shape = 0.1
     /// Which regions are replaced.
     public var regions: Set<SwapRegion> = SwapRegion.all
-    /// Feathering of the mask edge, as a multiple of the default (2.5 % of the face width).
+    /// Feathering of the mask edge, as a multiple of the default (1.8 % of the face width).
     public var maskBlur = 1.0
 
     /// Guided diffusion refinement after the geometric swap; false is the fast preview mode.
@@ -522,9 +522,12 @@ public final class FaceSwap {
             // with the source's darker lips around would blow its teeth out).
             let relit = try SwapGeometry.relight(warpedSource.image, like: warpedTarget, mask: hard, faceWidth: faceWidth)
                 .blended(with: warpedTarget, mask: keep)
-            // The paste weight: the region pulled in from its edge, then feathered.
-            let feather = options.maskBlur * 0.025 * faceWidth
-            let inset = max(1, Int((0.02 * faceWidth).rounded()))
+            // The paste weight: the region pulled in from its edge, then feathered. A narrow
+            // inset and feather, so the source's skin reaches out to the cheeks and jaw, where the
+            // outline is part of the identity (mean dlib distance over the evaluation pairs 0.500
+            // against 0.513 with 2 % and 2.5 % of the face width, the seam ratio unchanged).
+            let feather = options.maskBlur * 0.018 * faceWidth
+            let inset = max(1, Int((0.008 * faceWidth).rounded()))
             soft = try hard.eroded(radius: inset)
             if feather > 0 { soft = try soft.blurred(sigma: feather) }
             soft.values = zip(soft.values, hard.values).map { min($0, 1) * ($1 > 0 ? 1 : 0) }
