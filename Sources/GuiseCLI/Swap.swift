@@ -26,12 +26,14 @@ struct Swap: JobCommand {
     static let configuration = CommandConfiguration(
         abstract: "Put the source person's face on the target photo, keeping its pose, expression, gaze, light and background.",
         discussion: """
-            The source face is warped onto the target face's mesh (its inner proportions moved --shape of the way \
+            The target's lower outline (the widths of cheeks and jaw) first moves --outline of the way towards \
+            the source's, by a smooth displacement of the photo in a band round the face. The source face is \
+            warped onto the target face's mesh (its inner proportions moved --shape of the way \
             towards the source's), relit with the target's low frequencies, and pasted under a soft mask of the \
             inner face; the target's eye openings and open mouth stay. Guided diffusion with the embedded prior \
             (or --model) then re-renders the masked face from a partly noised start (--strength), steered by \
             identity (dlib), structure (face mesh) and gaze (iris) energies on x̂0. Pixels outside the face \
-            mask are the target's decoded pixels, bit for bit; alpha is kept. --no-diffusion stops after the \
+            mask and the outline's band are the target's decoded pixels, bit for bit; alpha is kept. --no-diffusion stops after the \
             warp (fast, for previews). The same inputs, options, seed and thread count give the same bytes.
             With --diffface (DiffFace's published checkpoints, which users bring), the swap is DiffFace's own \
             method on 256² aligned faces: its ID-conditioned UNet from 25 steps down a 100-step chain, guided by \
@@ -66,7 +68,10 @@ struct Swap: JobCommand {
     @Option(help: "How far the inner proportions move from the target's towards the source's (0…1).")
     var shape = 0.1
 
-    @Option(name: .customLong("mask-blur"), help: "Mask feathering, as a multiple of the default (2.5 % of the face width).")
+    @Option(help: "How far the lower face outline (the widths of cheeks and jaw) moves from the target's towards the source's (0…1; 0 keeps the target's silhouette).")
+    var outline = 1.0
+
+    @Option(name: .customLong("mask-blur"), help: "Mask feathering, as a multiple of the default (1.8 % of the face width).")
     var maskBlur = 1.0
 
     @Option(name: .customLong("mask-regions"), parsing: .upToNextOption,
@@ -147,6 +152,7 @@ struct Swap: JobCommand {
         o.detector = faces.detector
         o.order = faces.order
         o.shape = shape
+        o.outline = outline
         o.maskBlur = maskBlur
         o.regions = maskRegions.isEmpty ? SwapRegion.all : Set(maskRegions)
         o.diffusion = !noDiffusion
