@@ -31,12 +31,15 @@ public final class Storage {
 /// ever live at once and live + `capacity`. A returned buffer is kept while that holds, and a
 /// miss that would break it frees the buffers idle longest first. A request may take an idle
 /// buffer up to twice its size: a network's activations come in a few sizes whose mix shifts
-/// between the forward and the backward pass, and exact sizes alone missed five times as often.
+/// between the forward and the backward pass, and exact sizes alone missed five times as often
+/// (small requests keep exact sizes).
 public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
     /// Idle floats kept beyond the peak rule (64 Mi floats = 256 MiB).
     public var capacity = 64 << 20
+    /// Requests from this many floats may take a buffer up to twice their size.
+    static let looseFrom = 1 << 16
     /// Idle buffers by size, each list oldest first, and the sizes that have some, ascending.
     private var free: [Int: [(pointer: UnsafeMutablePointer<Float>, stamp: Int)]] = [:]
     private var sizes: [Int] = []
@@ -61,9 +64,10 @@ public final class BufferPool: @unchecked Sendable {
     func take(_ count: Int) -> (UnsafeMutablePointer<Float>, Int) {
         let n = max(count, 1)
         lock.lock()
-        // The smallest idle size from n to 2n.
+        // The smallest idle size from n to 2n; exact sizes only below 256 KiB, where a loop's
+        // buffers then settle into the same sizes from its second round on.
         let i = firstSize(atLeast: n)
-        if i < sizes.count, sizes[i] <= 2 * n {
+        if i < sizes.count, sizes[i] == n || (n >= BufferPool.looseFrom && sizes[i] <= 2 * n) {
             let m = sizes[i]
             let p = remove(size: m, at: i, oldest: false)
             live += m
