@@ -167,7 +167,10 @@ struct ConvKernels {
             back.forward(gy, transformedWeights: u.pointer, bias: nil, batch: batch, gx)
             return
         }
-        if ShiftedConv.applies(geo, groups: groups) && outPerGroup >= 16 {
+        // Few output channels make shallow per-tap GEMMs, but im2col's shallow GEMM writes a column
+        // matrix taps × the input: for an ADM's last conv (256 → 6 at 256²) 600 MB, at the
+        // backward's start, where memory peaks. Above 64 MB of columns, per tap it is.
+        if ShiftedConv.applies(geo, groups: groups) && (outPerGroup >= 16 || geo.colRows * p > 1 << 24) {
             let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
             if let back = sc.inputGradConv() {
                 let wk = sc.flippedTapWeights(w)
