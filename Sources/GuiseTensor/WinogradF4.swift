@@ -54,35 +54,11 @@ struct Winograd4x4 {
 
     /// U = G g Gᵀ for every (out, in) pair of W [outChannels, cg, 3, 3], as [36][outChannels][cg].
     static func transformWeights(_ w: UnsafePointer<Float>, outChannels: Int, cg: Int) -> Storage {
-        let s = Storage(uninitializedCount: 36 * outChannels * cg)
-        let u = s.pointer, plane = outChannels * cg
-        // G·(v0, v1, v2)ᵀ, on scalars (a column of g) or on vectors (the rows of G g).
-        @inline(__always) func gcols<T: SIMD>(_ v0: T, _ v1: T, _ v2: T) -> (T, T, T, T, T, T) where T.Scalar == Float {
+        Winograd3x3.kernelTransform(w, outChannels: outChannels, cg: cg, n: 6) { v0, v1, v2, out in
             let a = (v0 + v2) * (-1 / 6 as Float), b = v1 * (-1 / 6 as Float)
             let e = v0 * (1 / 24 as Float) + v2 * (1 / 6 as Float), f = v1 * (1 / 12 as Float)
-            return (v0 * 0.25, a + b, a - b, e + f, e - f, v2)
+            out[0] = v0 * 0.25; out[1] = a + b; out[2] = a - b; out[3] = e + f; out[4] = e - f; out[5] = v2
         }
-        Parallel.forEach(outChannels, minChunk: max(1, 2048 / max(cg, 1))) { r in
-            for o in r {
-                for c in 0..<cg {
-                    let g = w + (o * cg + c) * 9
-                    // Column j of (G g), as a vector over its six rows.
-                    func column(_ j: Int) -> SIMD8<Float> {
-                        let (r0, r1, r2, r3, r4, r5) = gcols(SIMD2(g[j], 0), SIMD2(g[3 + j], 0), SIMD2(g[6 + j], 0))
-                        return SIMD8(r0[0], r1[0], r2[0], r3[0], r4[0], r5[0], 0, 0)
-                    }
-                    // Column l of (G g) Gᵀ: the same combination of (G g)'s three columns.
-                    let (u0, u1, u2, u3, u4, u5) = gcols(column(0), column(1), column(2))
-                    let dst = u + o * cg + c
-                    for i in 0..<6 {
-                        let row = dst + 6 * i * plane
-                        row[0] = u0[i]; row[plane] = u1[i]; row[2 * plane] = u2[i]
-                        row[3 * plane] = u3[i]; row[4 * plane] = u4[i]; row[5 * plane] = u5[i]
-                    }
-                }
-            }
-        }
-        return s
     }
 
     /// Jobs of a few tile rows of one sample, as in `Winograd3x3.jobs`.

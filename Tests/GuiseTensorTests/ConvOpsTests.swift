@@ -338,6 +338,8 @@ final class ConvFastPathTests: XCTestCase {
 
     func testWinogradAtSize() {
         check(channels: 16, size: 33, pad: 1, dil: 1)
+        // 20 channels: the weight transform's last group of eight input channels is partial.
+        check(channels: 20, size: 33, pad: 1, dil: 1)
         // Chunks of 3 tile rows: many chunks, the last one partial.
         let saved = Winograd3x3.chunkFloats
         Winograd3x3.chunkFloats = 3 * 16 * 32 * 18
