@@ -173,8 +173,8 @@ struct ConvKernels {
         if ShiftedConv.applies(geo, groups: groups) && (outPerGroup >= 16 || geo.colRows * p > 1 << 24) {
             let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
             if let back = sc.inputGradConv() {
-                let wk = sc.flippedTapWeights(w)
-                back.forward(gy, tapWeights: wk.pointer, bias: nil, batch: batch, gx)
+                let wk = ShiftedConv.tapWeights(w, outChannels: outChannels, cg: inPerGroup, taps: geo.kh * geo.kw)
+                back.forward(gy, tapWeights: wk.pointer, transposedTaps: true, bias: nil, batch: batch, gx)
                 return
             }
         }
