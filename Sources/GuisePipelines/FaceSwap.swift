@@ -196,11 +196,13 @@ public final class FaceSwap {
         if let m = options.diffFace?.model {
             let model = try DiffusionModel.loadDiffFace(m, config: options.modelConfig)
             // Backpropagating through DiffFace's 256-channel UNet would keep every block's
-            // activations (about 9.6 GB). Recomputing only the blocks at full resolution in the
-            // backward keeps 7.9 GB (under PyTorch's 9.1 GB for the same step) for about a seventh
-            // of a step; recomputing every block keeps 6.4 GB for about a quarter.
+            // activations (about 9.4 GB). Recomputing the output blocks at full resolution in the
+            // backward peaks at 8.5 GB (under PyTorch's 9.1 GB for the same step); recomputing the
+            // input blocks there too, 7.8 GB for about one more 256² block pair a step, and every
+            // block 6.4 GB for about a quarter of a step.
             model.net.checkpointing = options.gradientThroughNetwork
             model.net.checkpointMinSide = 256
+            model.net.checkpointInputBlocks = false
             return model
         }
         return try models.diffusion(options.model, config: options.modelConfig)

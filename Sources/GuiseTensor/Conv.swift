@@ -104,6 +104,13 @@ struct ConvKernels {
         // pair, every call) and its narrow GEMMs (one column per 2×2 tile) cost more than the
         // multiplies it saves; one GEMM per tap is 1.3–2.5× faster there (ArcFace's 14×14 and
         // 7×7 stages, an ADM's 16×16 and 8×8 levels).
+        if Winograd4x4.applies(geo, groups: groups, outChannels: outChannels) {
+            let wino = Winograd4x4(channels: geo.channels, height: geo.height, width: geo.width,
+                                   outChannels: outChannels, groups: groups, padding: geo.padding)
+            let u = Winograd4x4.transformWeights(w, outChannels: outChannels, cg: inPerGroup)
+            wino.forward(x, transformedWeights: u.pointer, bias: bias, batch: batch, y)
+            return
+        }
         if p > 256 && Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) {
             let wino = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width,
                                    outChannels: outChannels, groups: groups, padding: geo.padding)
@@ -142,7 +149,16 @@ struct ConvKernels {
             DepthwiseConv(geo: geo, batch: batch, outChannels: outChannels).inputGrad(gy, w, gx)
             return
         }
-        // As in forward, small maps go to one GEMM per tap rather than Winograd.
+        // As in forward: F(4×4) on large maps, F(2×2) on middling ones, and small maps go to
+        // one GEMM per tap rather than Winograd.
+        if Winograd4x4.applies(geo, groups: groups, outChannels: outChannels),
+           let back = Winograd4x4(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
+                                  groups: groups, padding: geo.padding).inputGradConv() {
+            let flipped = Winograd3x3.flippedWeights(w, channels: geo.channels, outChannels: outChannels, groups: groups)
+            let u = Winograd4x4.transformWeights(flipped.pointer, outChannels: geo.channels, cg: outPerGroup)
+            back.forward(gy, transformedWeights: u.pointer, bias: nil, batch: batch, gx)
+            return
+        }
         if p > 256, Winograd3x3.applies(geo, groups: groups, outChannels: outChannels),
            let back = Winograd3x3(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
                                   groups: groups, padding: geo.padding).inputGradConv() {
@@ -151,11 +167,14 @@ struct ConvKernels {
             back.forward(gy, transformedWeights: u.pointer, bias: nil, batch: batch, gx)
             return
         }
-        if ShiftedConv.applies(geo, groups: groups) && outPerGroup >= 16 {
+        // Few output channels make shallow per-tap GEMMs, but im2col's shallow GEMM writes a column
+        // matrix taps × the input: for an ADM's last conv (256 → 6 at 256²) 600 MB, at the
+        // backward's start, where memory peaks. Above 64 MB of columns, per tap it is.
+        if ShiftedConv.applies(geo, groups: groups) && (outPerGroup >= 16 || geo.colRows * p > 1 << 24) {
             let sc = ShiftedConv(geo, outChannels: outChannels, groups: groups)
             if let back = sc.inputGradConv() {
-                let wk = sc.flippedTapWeights(w)
-                back.forward(gy, tapWeights: wk.pointer, bias: nil, batch: batch, gx)
+                let wk = ShiftedConv.tapWeights(w, outChannels: outChannels, cg: inPerGroup, taps: geo.kh * geo.kw)
+                back.forward(gy, tapWeights: wk.pointer, transposedTaps: true, bias: nil, batch: batch, gx)
                 return
             }
         }

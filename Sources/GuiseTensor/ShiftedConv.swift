@@ -72,38 +72,11 @@ struct ShiftedConv {
     static func tapWeights(_ w: UnsafePointer<Float>, outChannels: Int, cg: Int, taps: Int) -> Storage {
         let s = Storage(uninitializedCount: taps * outChannels * cg)
         let d = s.pointer
-        for o in 0..<outChannels {
-            for c in 0..<cg {
-                let src = w + (o * cg + c) * taps
-                for t in 0..<taps { d[(t * outChannels + o) * cg + c] = src[t] }
-            }
-        }
-        return s
-    }
-
-    /// Per-tap weights of the input-gradient conv: the kernel flipped, in and out swapped.
-    /// W [outChannels, cg, kh, kw] (this conv's) → [taps][channels][og].
-    func flippedTapWeights(_ w: UnsafePointer<Float>) -> Storage {
-        let s = Storage(uninitializedCount: taps * channels * og)
-        let d = s.pointer
-        // A transpose (out channels become the fastest index), done in 16×16 tiles of
-        // (out, in) channels: element by element it would touch a new cache line per write.
-        let tile = 16, (taps, channels, cg, og) = (self.taps, self.channels, self.cg, self.og)
-        let oTiles = (og + tile - 1) / tile
-        Parallel.forEach(groups * oTiles, minChunk: 1) { r in
-            for job in r {
-                let g = job / oTiles, o0 = (job % oTiles) * tile, o1 = min(o0 + tile, og)
-                var c0 = 0
-                while c0 < cg {
-                    let c1 = min(c0 + tile, cg)
-                    for cl in c0..<c1 {
-                        let c = g * cg + cl
-                        for t in 0..<taps {
-                            let dst = d + ((taps - 1 - t) * channels + c) * og
-                            for ol in o0..<o1 { dst[ol] = w[((g * og + ol) * cg + cl) * taps + t] }
-                        }
-                    }
-                    c0 = c1
+        Parallel.forEach(outChannels, minChunk: max(1, 16384 / max(cg * taps, 1))) { r in
+            for o in r {
+                for c in 0..<cg {
+                    let src = w + (o * cg + c) * taps
+                    for t in 0..<taps { d[(t * outChannels + o) * cg + c] = src[t] }
                 }
             }
         }
@@ -111,8 +84,13 @@ struct ShiftedConv {
     }
 
     /// y[n] = conv(x[n]) (+ bias) for `batch` samples, weights already per tap.
-    func forward(_ x: UnsafePointer<Float>, tapWeights wk: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 batch: Int, _ y: UnsafeMutablePointer<Float>) {
+    ///
+    /// `transposedTaps`: this is the input-gradient conv of a conv whose own tap weights `wk`
+    /// are, [taps][channels][og] (its out channels are our in channels). Our kernel is that
+    /// one flipped with in and out swapped, so our tap t is the transpose of its tap
+    /// taps − 1 − t, which the GEMM reads as it is instead of a transposed copy.
+    func forward(_ x: UnsafePointer<Float>, tapWeights wk: UnsafePointer<Float>, transposedTaps: Bool = false,
+                 bias: UnsafePointer<Float>?, batch: Int, _ y: UnsafeMutablePointer<Float>) {
         let xp = Storage(uninitializedCount: paddedCount)
         let yw = Storage(uninitializedCount: outChannels * wide)
         let s = self
@@ -120,7 +98,8 @@ struct ShiftedConv {
             padded(x + n * channels * height * width, into: xp.pointer)
             for t in 0..<taps {
                 for g in 0..<groups {
-                    gemmRowMajor(m: og, n: wide, k: cg, wk + (t * outChannels + g * og) * cg, lda: cg,
+                    let a = transposedTaps ? wk + ((taps - 1 - t) * channels + g * cg) * og : wk + (t * outChannels + g * og) * cg
+                    gemmRowMajor(transA: transposedTaps, m: og, n: wide, k: cg, a, lda: transposedTaps ? og : cg,
                           xp.pointer + g * cg * planeP + shift(t), ldb: planeP,
                           beta: t == 0 ? 0 : 1, yw.pointer + g * og * wide, ldc: wide)
                 }

@@ -42,23 +42,51 @@ struct Winograd3x3 {
 
     /// U = G g Gᵀ for every (out, in) pair of W [outChannels, cg, 3, 3], as [16][outChannels][cg].
     static func transformWeights(_ w: UnsafePointer<Float>, outChannels: Int, cg: Int) -> Storage {
-        let s = Storage(uninitializedCount: 16 * outChannels * cg)
+        kernelTransform(w, outChannels: outChannels, cg: cg, n: 4) { g0, g1, g2, out in
+            out[0] = g0; out[1] = 0.5 * (g0 + g1 + g2); out[2] = 0.5 * (g0 - g1 + g2); out[3] = g2
+        }
+    }
+
+    /// U = G g Gᵀ for an n×3 matrix G, as [n²][outChannels][cg], for W [outChannels, cg, 3, 3].
+    /// `gColumn(v0, v1, v2, out)` writes G·(v0, v1, v2)ᵀ into out[0..<n]; it runs on eight input
+    /// channels at once, so U's planes are written eight floats at a time rather than one
+    /// (scattering single floats over the n² planes cost more than the GEMMs of a small map).
+    @inline(__always)
+    static func kernelTransform(_ w: UnsafePointer<Float>, outChannels: Int, cg: Int, n: Int,
+                                _ gColumn: (F8, F8, F8, UnsafeMutablePointer<F8>) -> Void) -> Storage {
+        let s = Storage(uninitializedCount: n * n * outChannels * cg)
         let u = s.pointer, plane = outChannels * cg
-        Parallel.forEach(outChannels, minChunk: max(1, 4096 / max(cg, 1))) { r in
-            let t = UnsafeMutablePointer<Float>.allocate(capacity: 12)     // (G g): 4 rows × 3 columns
+        Parallel.forEach(outChannels, minChunk: max(1, 2048 / max(cg, 1))) { r in
+            // (G g) as n rows × 3 columns, column-major, then one row of U.
+            let t = UnsafeMutablePointer<F8>.allocate(capacity: 4 * n)
             defer { t.deallocate() }
+            let row = t + 3 * n
             for o in r {
-                for c in 0..<cg {
-                    let g = w + (o * cg + c) * 9
-                    for j in 0..<3 {
-                        let g0 = g[j], g1 = g[3 + j], g2 = g[6 + j]
-                        t[j] = g0; t[3 + j] = 0.5 * (g0 + g1 + g2); t[6 + j] = 0.5 * (g0 - g1 + g2); t[9 + j] = g2
+                var c = 0
+                while c < cg {
+                    let lanes = min(8, cg - c), base = w + (o * cg + c) * 9
+                    // Tap k of the eight kernels.
+                    func tap(_ k: Int) -> F8 {
+                        if lanes == 8 {
+                            return F8(base[k], base[9 + k], base[18 + k], base[27 + k], base[36 + k], base[45 + k], base[54 + k], base[63 + k])
+                        }
+                        var v = F8(repeating: 0)
+                        for l in 0..<lanes { v[l] = base[9 * l + k] }
+                        return v
                     }
-                    for a in 0..<4 {
-                        let t0 = t[a * 3], t1 = t[a * 3 + 1], t2 = t[a * 3 + 2]
-                        let row = u + (a * 4) * plane + o * cg + c
-                        row[0] = t0; row[plane] = 0.5 * (t0 + t1 + t2); row[2 * plane] = 0.5 * (t0 - t1 + t2); row[3 * plane] = t2
+                    for j in 0..<3 { gColumn(tap(j), tap(3 + j), tap(6 + j), t + j * n) }
+                    for i in 0..<n {
+                        gColumn(t[i], t[n + i], t[2 * n + i], row)
+                        for l in 0..<n {
+                            let d = u + (i * n + l) * plane + o * cg + c
+                            if lanes == 8 {
+                                store8(row[l], d)
+                            } else {
+                                for q in 0..<lanes { d[q] = row[l][q] }
+                            }
+                        }
                     }
+                    c += 8
                 }
             }
         }

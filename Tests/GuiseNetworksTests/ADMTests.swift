@@ -38,10 +38,18 @@ final class ADMTests: XCTestCase {
             let (outP, gradP) = try vectorJacobianProduct(at: x, seed: try io.tensor("seed")) { xl in
                 try model(xl, timesteps: t, y: y, id: id)
             }
+            // And only the output blocks among them.
+            model.checkpointInputBlocks = false
+            let (outO, gradO) = try vectorJacobianProduct(at: x, seed: try io.tensor("seed")) { xl in
+                try model(xl, timesteps: t, y: y, id: id)
+            }
             model.checkpointing = false
             model.checkpointMinSide = 0
+            model.checkpointInputBlocks = true
             assertClose(outP, try io.tensor("out"), tol: 1e-4, "adm_\(name) forward, full-size blocks checkpointed")
             assertClose(gradP, try io.tensor("grad_x"), tol: 1e-3, "adm_\(name) input gradient, full-size blocks checkpointed")
+            assertClose(outO, try io.tensor("out"), tol: 1e-4, "adm_\(name) forward, full-size output blocks checkpointed")
+            assertClose(gradO, try io.tensor("grad_x"), tol: 1e-3, "adm_\(name) input gradient, full-size output blocks checkpointed")
             // A batch of one takes its own path through scale-shift norm: same rows as the batch.
             let one = try Autograd.noGrad {
                 try model(x.narrow(1..<2).contiguous(), timesteps: t.narrow(1..<2).contiguous(),

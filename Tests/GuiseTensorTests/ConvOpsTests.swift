@@ -324,25 +324,47 @@ final class ConvFastPathTests: XCTestCase {
         return (y, gx, gw, gy)
     }
 
-    func check(channels: Int, size: Int, pad: Int, dil: Int) {
+    func check(channels: Int, size: Int, pad: Int, dil: Int, tol: Float = 1e-4) {
         let x = randomTensor([1, channels, size, size + 3], seed: 31), w = randomTensor([channels, channels, 3, 3], seed: 32, scale: 0.2)
         let ref = direct(x, w, pad: pad, dil: dil)
         x.requiresGrad = true; w.requiresGrad = true
         let y = NN.conv2d(x, weight: w, padding: NN.Padding(pad, pad), dilation: NN.Pair(dil, dil))
         y.backward(seed: ref.gy)
         let toTensor = { (v: [Double], s: [Int]) in Tensor(shape: s, values: v.map { Float($0) }) }
-        assertClose(y, toTensor(ref.y, y.shape), "forward \(channels)ch @\(size) dil \(dil)")
-        assertClose(x.grad!, toTensor(ref.gx, x.shape), "d/dx \(channels)ch @\(size) dil \(dil)")
-        assertClose(w.grad!, toTensor(ref.gw, w.shape), "d/dw \(channels)ch @\(size) dil \(dil)")
+        assertClose(y, toTensor(ref.y, y.shape), tol: tol, "forward \(channels)ch @\(size) dil \(dil)")
+        assertClose(x.grad!, toTensor(ref.gx, x.shape), tol: tol, "d/dx \(channels)ch @\(size) dil \(dil)")
+        assertClose(w.grad!, toTensor(ref.gw, w.shape), tol: tol, "d/dw \(channels)ch @\(size) dil \(dil)")
     }
 
     func testWinogradAtSize() {
         check(channels: 16, size: 33, pad: 1, dil: 1)
+        // 20 channels: the weight transform's last group of eight input channels is partial.
+        check(channels: 20, size: 33, pad: 1, dil: 1)
         // Chunks of 3 tile rows: many chunks, the last one partial.
         let saved = Winograd3x3.chunkFloats
         Winograd3x3.chunkFloats = 3 * 16 * 32 * 18
         defer { Winograd3x3.chunkFloats = saved }
         check(channels: 16, size: 33, pad: 1, dil: 1)
+    }
+
+    /// F(4×4, 3×3), taken here from 64 pixels on to keep the double-precision reference quick:
+    /// outputs 66×69 (padding 1) and 68×71 (padding 0, so the input gradient's conv pads by 2)
+    /// end in partial tiles on both edges; then in jobs of one tile row. Its error is a few 1e-7
+    /// of the scale here, so 1e-5 still catches a wrong transform coefficient.
+    func testWinogradF4AtSize() {
+        let savedSide = Winograd4x4.minSide
+        Winograd4x4.minSide = 64
+        defer { Winograd4x4.minSide = savedSide }
+        for (size, pad) in [(66, 1), (70, 0)] {
+            let geo = ConvGeometry(channels: 16, height: size, width: size + 3, kh: 3, kw: 3, stride: 1,
+                                   padding: NN.Padding(pad, pad), dilation: 1)
+            XCTAssertTrue(Winograd4x4.applies(geo, groups: 1, outChannels: 16), "F(4×4) should take \(size) px, padding \(pad)")
+            check(channels: 16, size: size, pad: pad, dil: 1, tol: 1e-5)
+        }
+        let saved = Winograd4x4.chunkFloats
+        Winograd4x4.chunkFloats = 36 * 32 * 18
+        defer { Winograd4x4.chunkFloats = saved }
+        check(channels: 16, size: 66, pad: 1, dil: 1, tol: 1e-5)
     }
 
     func testPerTapGEMMAtSize() { check(channels: 16, size: 33, pad: 2, dil: 2) }

@@ -125,3 +125,65 @@ final class MemoryTests: XCTestCase {
         XCTAssertEqual(Set(counts.dropFirst()).count, 1, "training-step allocations kept growing: \(counts)")
     }
 }
+
+final class BufferPoolTests: XCTestCase {
+    func testTakesAnIdleBufferUpToTwiceTheSize() {
+        let pool = BufferPool()
+        let big = 10 * BufferPool.looseFrom
+        let (a, am) = pool.take(big)
+        XCTAssertEqual(am, big)
+        pool.give(a, capacity: am)
+        let (b, bm) = pool.take(6 * BufferPool.looseFrom)
+        XCTAssertEqual(b, a, "a request for 6/10 of an idle buffer should reuse it")
+        XCTAssertEqual(bm, big)
+        pool.give(b, capacity: bm)
+        let (c, cm) = pool.take(4 * BufferPool.looseFrom)
+        XCTAssertNotEqual(c, a, "a buffer more than twice the request should not be used")
+        XCTAssertEqual(cm, 4 * BufferPool.looseFrom)
+        XCTAssertEqual(pool.counts.idle, big)
+        XCTAssertEqual(pool.allocations, 2)
+        XCTAssertEqual(pool.reuses, 1)
+        pool.give(c, capacity: cm)
+        // Small requests take exact sizes only.
+        let (d, dm) = pool.take(100)
+        pool.give(d, capacity: dm)
+        let (e, em) = pool.take(60)
+        XCTAssertNotEqual(e, d)
+        XCTAssertEqual(em, 60)
+        pool.give(e, capacity: em)
+        pool.drain()
+        XCTAssertEqual(pool.counts.idle, 0)
+    }
+
+    func testIdleMemoryNeverRaisesThePeak() {
+        let pool = BufferPool()
+        pool.capacity = 0
+        let a = pool.take(1000), b = pool.take(1000)
+        pool.give(a.0, capacity: a.1)
+        pool.give(b.0, capacity: b.1)
+        XCTAssertEqual(pool.counts.idle, 2000, "buffers up to the peak are kept")
+        // A larger request raises the peak to 3000 live: nothing may stay idle beside it.
+        let c = pool.take(3000)
+        XCTAssertEqual(pool.counts.idle, 0)
+        XCTAssertEqual(pool.counts.peak, 3000)
+        pool.give(c.0, capacity: c.1)
+
+        // Random traffic: live + idle stays within max(peak, live + capacity) throughout.
+        pool.capacity = 500
+        var rng = SystemRandomNumberGenerator()
+        var held: [(UnsafeMutablePointer<Float>, Int)] = []
+        for _ in 0..<2000 {
+            if held.isEmpty || (held.count < 12 && Bool.random(using: &rng)) {
+                held.append(pool.take(Int.random(in: 1...1500, using: &rng)))
+            } else {
+                let (p, m) = held.remove(at: Int.random(in: 0..<held.count, using: &rng))
+                pool.give(p, capacity: m)
+            }
+            let k = pool.counts
+            XCTAssertEqual(k.live, held.reduce(0) { $0 + $1.1 })
+            XCTAssertLessThanOrEqual(k.live + k.idle, max(k.peak, k.live + pool.capacity))
+        }
+        for (p, m) in held { pool.give(p, capacity: m) }
+        pool.drain()
+    }
+}
