@@ -121,7 +121,7 @@ final class FaceSwapTests: XCTestCase {
     /// source's lips, eyes and nose must land on the target's own (grown by 3 % of the face
     /// width), and no pixel of the target's face may be left uncovered. A Delaunay triangulation
     /// of the target's points as they lie in the photo joins points far apart on the face there
-    /// and smears lip and eye across the cheek (a tenth to over a quarter of each region's area).
+    /// and smears lip, eye and nose across the cheek (3 to 6 % of each region's area).
     func testTurnedFaceWarpKeepsEachFeatureInPlace() throws {
         let analyzer = try FaceAnalyzer()
         let detector = try BlazeFaceDetector()
@@ -137,15 +137,16 @@ final class FaceSwapTests: XCTestCase {
             let (photoPlane, _) = try misplaced(source: source, target: turned, surface: false)
             print("lips, eyes, nose outside the target's: \(leaks) (photo-plane Delaunay \(photoPlane)); face uncovered \(uncovered)")
             XCTAssertEqual(leaks.count, 3)
-            for leak in leaks { XCTAssertLessThan(leak, 0.02) }
+            for leak in leaks { XCTAssertLessThan(leak, 0.01) }
             XCTAssertEqual(uncovered, 0)
-            XCTAssertGreaterThan(photoPlane.max() ?? 0, 0.2, "the measure tells a smearing warp apart")
+            XCTAssertGreaterThan(photoPlane.max() ?? 0, 0.03, "the measure tells a smearing warp apart")
         }
     }
 
-    /// For the lips, eyes and nose, the share of the source's region that the warp puts outside the
-    /// target's (grown by 3 % of the face width), over the target's area; and the share of the
-    /// target's face (inset by 2 %) that no triangle covers. `surface`: the swap's warp; otherwise
+    /// For the lips, eyes and nose, the share of the source's region that the warp puts inside the
+    /// target's face outline but outside the target's region (grown by 3 % of the face width),
+    /// over the target region's area; and the share of the
+    /// target's face (inset by a pixel) that no triangle covers. `surface`: the swap's warp; otherwise
     /// a Delaunay triangulation of the target's points in the photo, drawn first come first served.
     func misplaced(source: (Image, FaceLandmarks), target: (Image, FaceLandmarks), surface: Bool) throws -> ([Double], Double) {
         let (crop, sl) = source, (picture, tl) = target
@@ -160,19 +161,20 @@ final class FaceSwapTests: XCTestCase {
         var planes: [Float] = []
         for region in regions { planes += try FaceMasks.mask(region, mesh: sl.mesh, width: crop.width, height: crop.height).values }
         let out = warp.render(Image(width: crop.width, height: crop.height, rgb: planes), from: src, to: dst, depth: depth, width: w, height: h)
+        let face = try FaceMasks.mask(.face, mesh: tl.mesh, width: w, height: h)
         var leaks: [Double] = []
         for (k, region) in regions.enumerated() {
             let own = try FaceMasks.mask(region, mesh: tl.mesh, width: w, height: h)
             let allowed = try own.dilated(radius: Int((0.03 * faceWidth).rounded()))
             var stray = 0
-            for i in 0..<n where out.image.rgb[k * n + i] > 0.5 && allowed.values[i] == 0 { stray += 1 }
+            for i in 0..<n where face.values[i] > 0 && out.image.rgb[k * n + i] > 0.5 && allowed.values[i] == 0 { stray += 1 }
             let area = own.values.reduce(0, +)
             XCTAssertGreaterThan(area, 20, "\(region) of the target")
             leaks.append(Double(stray) / Double(area))
         }
-        let face = try FaceMasks.mask(.face, mesh: tl.mesh, width: w, height: h).eroded(radius: max(1, Int((0.02 * faceWidth).rounded())))
-        let inside = face.values.filter { $0 > 0 }.count
-        let holes = (0..<n).filter { face.values[$0] > 0 && out.coverage.values[$0] == 0 }.count
+        let inset = try face.eroded(radius: 1)
+        let inside = inset.values.filter { $0 > 0 }.count
+        let holes = (0..<n).filter { inset.values[$0] > 0 && out.coverage.values[$0] == 0 }.count
         XCTAssertGreaterThan(inside, 100)
         return (leaks, Double(holes) / Double(max(inside, 1)))
     }
