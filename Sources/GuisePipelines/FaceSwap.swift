@@ -454,7 +454,14 @@ public final class FaceSwap {
             let (warp, depthD) = SwapGeometry.faceWarp(
                 target: Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye),
                 source: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye), destination: meshD)
-            let warpedSource = warp.render(src, from: meshS, to: meshD, depth: depthD, width: ww, height: wh)
+            var warpedSource = warp.render(src, from: meshS, to: meshD, depth: depthD, width: ww, height: wh)
+            // Where the outline runs concave in the photo the surface leaves pixels uncovered; the
+            // mask closes over small gaps, so they take their neighbours' colour, not black.
+            let nearby = try SwapGeometry.maskedLowPass(warpedSource.image, warpedSource.coverage, sigma: max(1, 0.01 * faceWidth))
+            let nw = ww * wh
+            for i in 0..<nw where warpedSource.coverage.values[i] == 0 {
+                for c in 0..<3 { warpedSource.image.rgb[c * nw + i] = nearby.rgb[c * nw + i] }
+            }
             // The target moved onto the same geometry: its eyes and open mouth go where the new
             // features are, with the target's gaze and teeth.
             let movedTarget = warp.render(window, from: meshT, to: meshD, depth: depthD, width: ww, height: wh)
