@@ -71,7 +71,7 @@ extension FaceSwap {
         var result = SwapReport.FaceResult(index: 0, box: face.box, sourcePhoto: best, identityToSource: 0, identityToTarget: 0,
                                            sourceToTarget: 0, landmarkError: 0, gazeDifference: 0, sampleDistances: r.distances,
                                            window: x1 > x0 ? [x0, y0, x1 - x0, y1 - y0] : [0, 0, 0, 0], workSize: [256, 256],
-                                           maskArea: footprint.values.filter { $0 > 0 }.count, mirroredTriangles: 0)
+                                           maskArea: footprint.values.filter { $0 > 0 }.count)
         try timed("report") {
             try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }

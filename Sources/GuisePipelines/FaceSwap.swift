@@ -145,8 +145,6 @@ public struct SwapReport: Encodable {
         public var window: [Int]
         public var workSize: [Int]
         public var maskArea: Int
-        /// Triangles of the warp taken from the other half of the source face (turned away there).
-        public var mirroredTriangles: Int
     }
 
     public var faces: [FaceResult] = []
@@ -429,7 +427,6 @@ public final class FaceSwap {
         var hard = Mask(width: ww, height: wh, fill: 0)
         var soft = hard
         var meshD = meshT
-        var mirroredTriangles = 0
         var reference: Image?
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
@@ -452,21 +449,24 @@ public final class FaceSwap {
                 let (sim, _) = try SwapGeometry.similarity(Array(meshS.prefix(FaceMesh.pointCount)), Array(meshD.prefix(FaceMesh.pointCount)))
                 reference = try src.with(alpha: nil).warpedAffine(sim, width: ww, height: wh, border: .replicate)
             }
-            let warp = MeshWarp(destination: meshD)
-            // The symmetry pairs from whichever face is nearer frontal (smaller difference between
-            // its two eye-to-nose distances).
-            func turn(_ m: [Point]) -> Double {
-                let l = hypot(m[33].x - m[1].x, m[33].y - m[1].y), r = hypot(m[263].x - m[1].x, m[263].y - m[1].y)
-                return abs(l - r) / max(l + r, 1e-6)
+            // The face's own triangles, drawn nearest first where the target's far cheek hides
+            // behind its nose. Each samples its own source triangle, never the mirror image from
+            // the other half of the face: that brings the other side's light along, strips brighter
+            // or darker than their neighbours that the broad relighting leaves as cracks.
+            let (warp, depthD) = SwapGeometry.faceWarp(
+                target: Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye),
+                source: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye), destination: meshD)
+            var warpedSource = warp.render(src, from: meshS, to: meshD, depth: depthD, width: ww, height: wh)
+            // Where the outline runs concave in the photo the surface leaves pixels uncovered; the
+            // mask closes over small gaps, so they take their neighbours' colour, not black.
+            let nearby = try SwapGeometry.maskedLowPass(warpedSource.image, warpedSource.coverage, sigma: max(1, 0.01 * faceWidth))
+            let nw = ww * wh
+            for i in 0..<nw where warpedSource.coverage.values[i] == 0 {
+                for c in 0..<3 { warpedSource.image.rgb[c * nw + i] = nearby.rgb[c * nw + i] }
             }
-            let mirror = turn(meshT) <= turn(meshS) ? MeshSymmetry.pairs(tlm.mesh) : MeshSymmetry.pairs(sl.mesh)
-            let sourceScale = SwapGeometry.interOcular(meshS) / SwapGeometry.interOcular(meshD)
-            let chosen = warp.sourceTriangles(src: meshS, dst: meshD, mirror: mirror, scale: sourceScale)
-            mirroredTriangles = chosen.mirrored
-            let warpedSource = warp.render(src, triangles: chosen.triangles, to: meshD, width: ww, height: wh)
             // The target moved onto the same geometry: its eyes and open mouth go where the new
             // features are, with the target's gaze and teeth.
-            let movedTarget = warp.render(window, from: meshT, to: meshD, width: ww, height: wh)
+            let movedTarget = warp.render(window, from: meshT, to: meshD, depth: depthD, width: ww, height: wh)
             let warpedTarget = try window.with(alpha: nil).blended(with: movedTarget.image, mask: movedTarget.coverage)
 
             // Regions, drawn on the bent mesh, inside the target's own face outline.
@@ -616,7 +616,7 @@ public final class FaceSwap {
         var result = SwapReport.FaceResult(index: 0, box: face.box, sourcePhoto: best, identityToSource: 0, identityToTarget: 0,
                                            sourceToTarget: 0, landmarkError: 0, gazeDifference: 0, sampleDistances: sampleDistances,
                                            window: [wx0, wy0, ww, wh], workSize: workSize,
-                                           maskArea: soft.values.filter { $0 > 0 }.count, mirroredTriangles: mirroredTriangles)
+                                           maskArea: soft.values.filter { $0 > 0 }.count)
         try timed("report") {
             try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }

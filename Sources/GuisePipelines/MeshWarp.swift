@@ -1,3 +1,5 @@
+import func Foundation.hypot
+import GuiseFace
 import GuiseImage
 import GuiseVision
 
@@ -84,141 +86,141 @@ public struct MeshWarp {
         self.triangles = triangles
     }
 
-    /// Renders `source` onto a `width` × `height` canvas: pixel centres inside a destination
-    /// triangle sample the source bilinearly (edges replicated) at the affinely mapped point.
-    /// Returns the canvas (black outside the triangles) and a coverage mask (1 inside).
-    public func render(_ source: Image, from src: [Point], to dst: [Point], width: Int, height: Int) -> (image: Image, coverage: Mask) {
-        render(source, triangles: triangles.map { (src[$0.0], src[$0.1], src[$0.2]) }, to: dst, width: width, height: height)
-    }
-
-    /// Per destination triangle, the source triangle it samples: its own vertices where the
-    /// source shows that part of the face, or — where the source is turned away and the part is
-    /// folded or squeezed to a sliver (its area under `minVisibility` of what the destination's
-    /// would be at the source's scale) — the mirror-image triangle from the other half of the face,
-    /// if that one is better seen. `mirror` pairs mesh points (−1: none); `scale` is source pixels
-    /// per destination pixel.
-    public func sourceTriangles(src: [Point], dst: [Point], mirror: [Int]?, scale: Double,
-                                minVisibility: Double = 0.35) -> (triangles: [(Point, Point, Point)], mirrored: Int) {
-        var out: [(Point, Point, Point)] = []
-        var mirrored = 0
-        let k = max(scale * scale, 1e-12)
-        for (a, b, c) in triangles {
-            let da = Delaunay.orientation(dst[a], dst[b], dst[c])
-            let own = (src[a], src[b], src[c])
-            guard let mirror, abs(da) > 1e-9, a < mirror.count, b < mirror.count, c < mirror.count else { out.append(own); continue }
-            let visible = Delaunay.orientation(src[a], src[b], src[c]) / (da * k)
-            let ma = mirror[a], mb = mirror[b], mc = mirror[c]
-            guard visible < minVisibility, ma >= 0, mb >= 0, mc >= 0 else { out.append(own); continue }
-            // A mirror image reverses the winding, so a well-seen mirror triangle has the opposite sign.
-            let other = -Delaunay.orientation(src[ma], src[mb], src[mc]) / (da * k)
-            // Only a decisive gain: where both halves are foreshortened alike (a nodding head)
-            // flipping between them would patch the face with the other side's light and hair.
-            if other > max(2 * visible, 2 * minVisibility) {
-                out.append((src[ma], src[mb], src[mc]))
-                mirrored += 1
-            } else {
-                out.append(own)
-            }
+    /// Triangles of the face's own surface: a Delaunay triangulation of the meshes seen from the
+    /// front (each turned to face the camera, scaled to one eye distance, then averaged), every
+    /// triangle counter-clockwise there. Triangulating a turned face's points as they lie in the
+    /// photo would join points that are far apart on the face wherever the far cheek hides behind
+    /// the nose (cheek to nose ridge to lip corner); the same triangle in another photo then covers
+    /// a different stretch of face, often turned over, and the warp draws mirrored slivers of nose
+    /// and lip there. Triangles of the surface fold with the face instead, and `render` with
+    /// depths draws the nearer layer. Nil when no mesh can be turned to the front.
+    public init?(surface meshes: [[Point3]]) {
+        guard let count = meshes.map(\.count).min(), count >= FaceMesh.pointCount else { return nil }
+        var sum = [Point](repeating: Point(0, 0), count: count)
+        var used = 0
+        for m in meshes {
+            guard let f = Self.frontal(Array(m.prefix(count)), depth: Self.depths(Array(m.prefix(count)))) else { continue }
+            let iod = max(hypot(f[263].x - f[33].x, f[263].y - f[33].y), 1e-9)
+            for i in 0..<count { sum[i] = Point(sum[i].x + f[i].x / iod, sum[i].y + f[i].y / iod) }
+            used += 1
         }
-        return (out, mirrored)
+        guard used > 0 else { return nil }
+        // Delaunay leaves out the later copy of a repeated point; on an averaged mesh none repeat.
+        triangles = Delaunay.triangulate(sum.map { Point($0.x / Double(used), $0.y / Double(used)) })
     }
 
-    /// `render` with the source triangle of each destination triangle given explicitly.
-    public func render(_ source: Image, triangles sourceTriangles: [(Point, Point, Point)], to dst: [Point],
-                       width: Int, height: Int) -> (image: Image, coverage: Mask) {
-        precondition(sourceTriangles.count == triangles.count, "one source triangle per destination triangle")
-        let n = width * height
-        var rgb = [Float](repeating: 0, count: 3 * n)
-        var cover = [Float](repeating: 0, count: n)
-        let sw = source.width, sh = source.height, sn = source.pixelCount
-        source.rgb.withUnsafeBufferPointer { s in
-            for (t, (ia, ib, ic)) in triangles.enumerated() {
-                let a = dst[ia], b = dst[ib], c = dst[ic]
-                let area = Delaunay.orientation(a, b, c)
-                guard abs(area) > 1e-9 else { continue }
-                let (sa, sb, sc) = sourceTriangles[t]
-                let x0 = max(0, Int((min(a.x, b.x, c.x)).rounded(.down))), x1 = min(width - 1, Int((max(a.x, b.x, c.x)).rounded(.up)))
-                let y0 = max(0, Int((min(a.y, b.y, c.y)).rounded(.down))), y1 = min(height - 1, Int((max(a.y, b.y, c.y)).rounded(.up)))
-                guard x0 <= x1, y0 <= y1 else { continue }
-                // A pixel on an edge shared by two triangles belongs to the one whose barycentric
-                // weights are all ≥ 0 first; a tiny tolerance closes cracks from rounding.
-                let eps = -1e-7
-                for y in y0...y1 {
-                    let py = Double(y)
-                    for x in x0...x1 {
-                        let px = Double(x)
-                        let q = Point(px, py)
-                        let wa = Delaunay.orientation(b, c, q) / area
-                        let wb = Delaunay.orientation(c, a, q) / area
-                        let wc = 1 - wa - wb
-                        guard wa >= eps, wb >= eps, wc >= eps else { continue }
-                        let i = y * width + x
-                        if cover[i] > 0 { continue }
-                        let sx = wa * sa.x + wb * sb.x + wc * sc.x
-                        let sy = wa * sa.y + wb * sb.y + wc * sc.y
-                        // Bilinear, edge-replicated.
-                        let fx = min(max(sx, 0), Double(sw - 1)), fy = min(max(sy, 0), Double(sh - 1))
-                        let ix = min(Int(fx), sw - 2 < 0 ? 0 : sw - 2), iy = min(Int(fy), sh - 2 < 0 ? 0 : sh - 2)
-                        let tx = Float(fx - Double(ix)), ty = Float(fy - Double(iy))
-                        let ix1 = min(ix + 1, sw - 1), iy1 = min(iy + 1, sh - 1)
-                        for ch in 0..<3 {
-                            let o = ch * sn
-                            let v00 = s[o + iy * sw + ix], v01 = s[o + iy * sw + ix1]
-                            let v10 = s[o + iy1 * sw + ix], v11 = s[o + iy1 * sw + ix1]
-                            let top = v00 + (v01 - v00) * tx, bottom = v10 + (v11 - v10) * tx
-                            rgb[ch * n + i] = top + (bottom - top) * ty
-                        }
-                        cover[i] = 1
-                    }
-                }
-            }
-        }
-        return (Image(width: width, height: height, rgb: rgb), Mask(width: width, height: height, values: cover))
-    }
-}
-
-/// Left–right symmetry of the face mesh, found from one face's own 3-D points: the mesh is
-/// turned to face the camera (eye line along x, brow-to-chin along y), mirrored in x, and each
-/// point paired with its nearest neighbour. MediaPipe's mesh is a deformed copy of a symmetric
-/// canonical face, so on a near-frontal face this recovers its symmetric pairs; points on the
-/// midline pair with themselves.
-public enum MeshSymmetry {
-    /// mirror[i] for the 468 mesh points (−1 where no consistent partner was found); nil when
-    /// the points are degenerate.
-    public static func pairs(_ mesh: [Point3]) -> [Int]? {
-        guard mesh.count >= 468 else { return nil }
-        let m = Array(mesh.prefix(468))
+    /// The points turned to face the camera: x along the eye line (image-left eye's outer corner
+    /// 33 to the other's 263), y from forehead (10) to chin (152), z away from the camera, all
+    /// relative to the nose bridge (168); `depth` overrides the points' own z. Nil when the
+    /// points are degenerate.
+    public static func frontal(_ points: [Point3], depth: [Double]? = nil) -> [Point3]? {
+        guard points.count >= 468 else { return nil }
+        let m = depth.map { d in points.enumerated().map { Point3($1.x, $1.y, d[$0]) } } ?? points
         func sub(_ a: Point3, _ b: Point3) -> (Double, Double, Double) { (a.x - b.x, a.y - b.y, a.z - b.z) }
         func norm(_ v: (Double, Double, Double)) -> (Double, Double, Double)? {
             let l = (v.0 * v.0 + v.1 * v.1 + v.2 * v.2).squareRoot()
             return l > 1e-9 ? (v.0 / l, v.1 / l, v.2 / l) : nil
         }
         func dot(_ a: (Double, Double, Double), _ b: (Double, Double, Double)) -> Double { a.0 * b.0 + a.1 * b.1 + a.2 * b.2 }
-        // x: image-left eye's outer corner (33) to the image-right one's (263); y: forehead (10) to chin (152).
         guard let ex = norm(sub(m[263], m[33])) else { return nil }
         let down = sub(m[152], m[10])
         let d = dot(down, ex)
         guard let ey = norm((down.0 - d * ex.0, down.1 - d * ex.1, down.2 - d * ex.2)) else { return nil }
         let ez = (ex.1 * ey.2 - ex.2 * ey.1, ex.2 * ey.0 - ex.0 * ey.2, ex.0 * ey.1 - ex.1 * ey.0)
-        // The midline: the mean x of the points, frontal coordinates relative to the nose bridge.
         let o = m[168]
-        let f = m.map { p -> (Double, Double, Double) in let v = sub(p, o); return (dot(v, ex), dot(v, ey), dot(v, ez)) }
-        let mid = f.map(\.0).reduce(0, +) / Double(f.count)
-        let span = f.map { abs($0.0 - mid) }.max() ?? 0
-        guard span > 1e-6 else { return nil }
-        var mirror = [Int](repeating: 0, count: 468)
-        for i in 0..<468 {
-            let q = (2 * mid - f[i].0, f[i].1, f[i].2)
-            var best = i, bestD = Double.infinity
-            for j in 0..<468 {
-                let dx = f[j].0 - q.0, dy = f[j].1 - q.1, dz = f[j].2 - q.2
-                let dd = dx * dx + dy * dy + 0.25 * dz * dz
-                if dd < bestD { bestD = dd; best = j }
+        return m.map { p in let v = sub(p, o); return Point3(dot(v, ex), dot(v, ey), dot(v, ez)) }
+    }
+
+    /// Each point's depth (smaller is nearer the camera): the mesh's own z, and for points past
+    /// the 468 (the irises, whose z the iris network gives in its own frame) the z of the nearest
+    /// mesh point in the image.
+    public static func depths(_ points: [Point3]) -> [Double] {
+        let n = min(points.count, FaceMesh.pointCount)
+        return points.enumerated().map { i, p in
+            guard i >= n else { return p.z }
+            var best = 0, bestD = Double.infinity
+            for j in 0..<n {
+                let d = (points[j].x - p.x) * (points[j].x - p.x) + (points[j].y - p.y) * (points[j].y - p.y)
+                if d < bestD { bestD = d; best = j }
             }
-            mirror[i] = best
+            return points[best].z
         }
-        // Keep only pairs that agree both ways; the rest (and the irises beyond 468) are left
-        // unpaired, and a triangle touching one is never mirrored.
-        return (0..<468).map { mirror[mirror[$0]] == $0 ? mirror[$0] : -1 }
+    }
+
+    /// Renders `source` onto a `width` × `height` canvas: pixel centres inside a destination
+    /// triangle sample the source bilinearly (edges replicated) at the affinely mapped point.
+    /// Returns the canvas (black outside the triangles) and a coverage mask (1 inside).
+    public func render(_ source: Image, from src: [Point], to dst: [Point], depth: [Double]? = nil,
+                       width: Int, height: Int) -> (image: Image, coverage: Mask) {
+        render(source, triangles: triangles.map { (src[$0.0], src[$0.1], src[$0.2]) }, to: dst, depth: depth, width: width, height: height)
+    }
+
+    /// Calls `body(pixel index, wa, wb, wc)` for every pixel centre of a `width` × `height` grid
+    /// inside triangle (a, b, c), with its barycentric weights; a tiny tolerance keeps pixels on
+    /// an edge, so neighbouring triangles leave no crack from rounding.
+    @inline(__always)
+    static func rasterise(_ a: Point, _ b: Point, _ c: Point, width: Int, height: Int,
+                          _ body: (Int, Double, Double, Double) -> Void) {
+        let area = Delaunay.orientation(a, b, c)
+        guard abs(area) > 1e-9, a.x.isFinite, b.x.isFinite, c.x.isFinite, a.y.isFinite, b.y.isFinite, c.y.isFinite else { return }
+        let x0 = max(0, Int((min(a.x, b.x, c.x)).rounded(.down))), x1 = min(width - 1, Int((max(a.x, b.x, c.x)).rounded(.up)))
+        let y0 = max(0, Int((min(a.y, b.y, c.y)).rounded(.down))), y1 = min(height - 1, Int((max(a.y, b.y, c.y)).rounded(.up)))
+        guard x0 <= x1, y0 <= y1 else { return }
+        let eps = -1e-7
+        for y in y0...y1 {
+            for x in x0...x1 {
+                let q = Point(Double(x), Double(y))
+                let wa = Delaunay.orientation(b, c, q) / area
+                let wb = Delaunay.orientation(c, a, q) / area
+                let wc = 1 - wa - wb
+                guard wa >= eps, wb >= eps, wc >= eps else { continue }
+                body(y * width + x, wa, wb, wc)
+            }
+        }
+    }
+
+    /// `render` with the source triangle of each destination triangle given explicitly. With
+    /// `depth` (per destination point, smaller is nearer) a pixel that several triangles cover
+    /// shows the nearest, as where a turned face's nose hides its far cheek; without it, the
+    /// first triangle drawn.
+    public func render(_ source: Image, triangles sourceTriangles: [(Point, Point, Point)], to dst: [Point],
+                       depth: [Double]? = nil, width: Int, height: Int) -> (image: Image, coverage: Mask) {
+        precondition(sourceTriangles.count == triangles.count, "one source triangle per destination triangle")
+        precondition(depth == nil || depth!.count >= dst.count, "one depth per destination point")
+        let n = width * height
+        var rgb = [Float](repeating: 0, count: 3 * n)
+        var cover = [Float](repeating: 0, count: n)
+        var nearest = [Double](repeating: .infinity, count: depth == nil ? 0 : n)
+        let sw = source.width, sh = source.height, sn = source.pixelCount
+        source.rgb.withUnsafeBufferPointer { s in
+            for (t, (ia, ib, ic)) in triangles.enumerated() {
+                let (sa, sb, sc) = sourceTriangles[t]
+                Self.rasterise(dst[ia], dst[ib], dst[ic], width: width, height: height) { i, wa, wb, wc in
+                    if let depth {
+                        let d = wa * depth[ia] + wb * depth[ib] + wc * depth[ic]
+                        guard d < nearest[i] else { return }
+                        nearest[i] = d
+                    } else if cover[i] > 0 {
+                        return
+                    }
+                    let sx = wa * sa.x + wb * sb.x + wc * sc.x
+                    let sy = wa * sa.y + wb * sb.y + wc * sc.y
+                    // Bilinear, edge-replicated.
+                    let fx = min(max(sx, 0), Double(sw - 1)), fy = min(max(sy, 0), Double(sh - 1))
+                    let ix = min(Int(fx), sw - 2 < 0 ? 0 : sw - 2), iy = min(Int(fy), sh - 2 < 0 ? 0 : sh - 2)
+                    let tx = Float(fx - Double(ix)), ty = Float(fy - Double(iy))
+                    let ix1 = min(ix + 1, sw - 1), iy1 = min(iy + 1, sh - 1)
+                    for ch in 0..<3 {
+                        let o = ch * sn
+                        let v00 = s[o + iy * sw + ix], v01 = s[o + iy * sw + ix1]
+                        let v10 = s[o + iy1 * sw + ix], v11 = s[o + iy1 * sw + ix1]
+                        let top = v00 + (v01 - v00) * tx, bottom = v10 + (v11 - v10) * tx
+                        rgb[ch * n + i] = top + (bottom - top) * ty
+                    }
+                    cover[i] = 1
+                }
+            }
+        }
+        return (Image(width: width, height: height, rgb: rgb), Mask(width: width, height: height, values: cover))
     }
 }

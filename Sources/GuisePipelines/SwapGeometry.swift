@@ -33,6 +33,19 @@ enum SwapGeometry {
         return (t, (r.reduce(0, +) / Double(max(1, r.count))).squareRoot())
     }
 
+    /// The warp of a source face onto `destination` (the target's mesh, bent): the triangles of
+    /// the face's surface, from both meshes (with irises) seen from the front, and the target's
+    /// depths at the destination points, so that where a turned target's nose hides its far
+    /// cheek the nose is drawn. A Delaunay triangulation of the destination, with no depths,
+    /// when the meshes cannot be turned to the front.
+    static func faceWarp(target: [Point3], source: [Point3], destination: [Point]) -> (warp: MeshWarp, depth: [Double]?) {
+        guard target.count == destination.count, source.count == destination.count,
+              let warp = MeshWarp(surface: [target, source]) else {
+            return (MeshWarp(destination: destination), nil)
+        }
+        return (warp, MeshWarp.depths(target))
+    }
+
     /// Inter-ocular distance (outer eye corners 33 and 263).
     static func interOcular(_ mesh: [Point]) -> Double {
         let a = mesh[33], b = mesh[263]

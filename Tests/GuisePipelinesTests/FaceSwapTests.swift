@@ -116,6 +116,69 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertLessThan(worst, 0.01, "worst landmark error in source pixels")
     }
 
+    /// Turned faces of `t1.jpg` (BlazeFace finds these people on crops of the group) warped onto
+    /// a man turned three-quarters, whose far cheek hides behind his nose: planes marking the
+    /// source's lips, eyes and nose must land on the target's own (grown by 3 % of the face
+    /// width), and no pixel of the target's face may be left uncovered. A Delaunay triangulation
+    /// of the target's points as they lie in the photo joins points far apart on the face there
+    /// and smears lip, eye and nose across the cheek (3 to 6 % of each region's area).
+    func testTurnedFaceWarpKeepsEachFeatureInPlace() throws {
+        let analyzer = try FaceAnalyzer()
+        let detector = try BlazeFaceDetector()
+        let group = try photo("t1.jpg")
+        func person(_ x: Int, _ y: Int, _ w: Int, _ h: Int) throws -> (Image, FaceLandmarks) {
+            let crop = try group.cropped(x: x, y: y, width: w, height: h)
+            return (crop, try analyzer.landmarks(crop, face: try XCTUnwrap(try detector.detect(crop).first)))
+        }
+        // A woman rolled and turned, one turned slightly the other way, the man turned left.
+        let rolled = try person(150, 50, 350, 400), slight = try person(960, 100, 320, 500), turned = try person(760, 0, 350, 350)
+        for source in [rolled, slight] {
+            let (leaks, uncovered) = try misplaced(source: source, target: turned, surface: true)
+            let (photoPlane, _) = try misplaced(source: source, target: turned, surface: false)
+            print("lips, eyes, nose outside the target's: \(leaks) (photo-plane Delaunay \(photoPlane)); face uncovered \(uncovered)")
+            XCTAssertEqual(leaks.count, 3)
+            for leak in leaks { XCTAssertLessThan(leak, 0.01) }
+            XCTAssertEqual(uncovered, 0)
+            XCTAssertGreaterThan(photoPlane.max() ?? 0, 0.03, "the measure tells a smearing warp apart")
+        }
+    }
+
+    /// For the lips, eyes and nose, the share of the source's region that the warp puts inside the
+    /// target's face outline but outside the target's region (grown by 3 % of the face width),
+    /// over the target region's area; and the share of the
+    /// target's face (inset by a pixel) that no triangle covers. `surface`: the swap's warp; otherwise
+    /// a Delaunay triangulation of the target's points in the photo, drawn first come first served.
+    func misplaced(source: (Image, FaceLandmarks), target: (Image, FaceLandmarks), surface: Bool) throws -> ([Double], Double) {
+        let (crop, sl) = source, (picture, tl) = target
+        let s3 = Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye)
+        let t3 = Gaze.meshWithIrises(tl.mesh, left: tl.leftEye, right: tl.rightEye)
+        let src = s3.map(\.xy), dst = t3.map(\.xy)
+        let w = picture.width, h = picture.height, n = w * h
+        let (warp, depth) = surface ? SwapGeometry.faceWarp(target: t3, source: s3, destination: dst) : (MeshWarp(destination: dst), nil)
+        if surface { XCTAssertNotNil(depth, "the meshes turn to the front") }
+        let xs = tl.mesh.map(\.x), faceWidth = xs.max()! - xs.min()!
+        let regions: [FaceRegion] = [.lips, .eyes, .nose]
+        var planes: [Float] = []
+        for region in regions { planes += try FaceMasks.mask(region, mesh: sl.mesh, width: crop.width, height: crop.height).values }
+        let out = warp.render(Image(width: crop.width, height: crop.height, rgb: planes), from: src, to: dst, depth: depth, width: w, height: h)
+        let face = try FaceMasks.mask(.face, mesh: tl.mesh, width: w, height: h)
+        var leaks: [Double] = []
+        for (k, region) in regions.enumerated() {
+            let own = try FaceMasks.mask(region, mesh: tl.mesh, width: w, height: h)
+            let allowed = try own.dilated(radius: Int((0.03 * faceWidth).rounded()))
+            var stray = 0
+            for i in 0..<n where face.values[i] > 0 && out.image.rgb[k * n + i] > 0.5 && allowed.values[i] == 0 { stray += 1 }
+            let area = own.values.reduce(0, +)
+            XCTAssertGreaterThan(area, 20, "\(region) of the target")
+            leaks.append(Double(stray) / Double(area))
+        }
+        let inset = try face.eroded(radius: 1)
+        let inside = inset.values.filter { $0 > 0 }.count
+        let holes = (0..<n).filter { inset.values[$0] > 0 && out.coverage.values[$0] == 0 }.count
+        XCTAssertGreaterThan(inside, 100)
+        return (leaks, Double(holes) / Double(max(inside, 1)))
+    }
+
     func testOnlyTheFaceChangesAndTheRestIsBitExact() throws {
         let target = try photo("astronaut.png")
         let swap = try FaceSwap(options: fast())
