@@ -369,9 +369,9 @@ public final class ClothesSwap {
             let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
             bare = bare || (try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h))
             bare = bare || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.12 * s, width: w, height: h)
-            // Above the shoulder line the person mask is the neck and the shoulders' tops, not
-            // background seen through a collar.
-            bare = bare || (body.collar && body.person)
+            // Above the shoulder line the body is the neck and the shoulders' slope; a collar or
+            // a suit's ring beyond that had background behind it.
+            bare = bare || (body.slope && body.person)
         }
         // The skin it meets (a chin, a neck above a collar, a hand), interpolated inwards by
         // push–pull from the bare skin around, so the fill meets that skin without a step and runs

@@ -239,6 +239,21 @@ struct BodyFrame {
         return [rs, add(rs, scaled(u, rise)), add(ls, scaled(u, rise)), ls]
     }
 
+    /// The body itself above the shoulder line, as a bare body is shaped: each shoulder's top
+    /// (0.12 of the scale above its joint) rising to the neck's sides (0.17 from the middle) at
+    /// `top`'s level. A collar, a hood or a suit's ring reaches beyond it.
+    func shoulderSlope(top: Point) -> [Point]? {
+        let s = scale, u = up, a = across
+        let rise = (top.x - shoulderCentre.x) * u.x + (top.y - shoulderCentre.y) * u.y
+        guard rise > 0.12 * s else { return nil }
+        let rOut = add(self[.rightShoulder], scaled(a, -0.1 * s)), lOut = add(self[.leftShoulder], scaled(a, 0.1 * s))
+        let rTop = add(add(self[.rightShoulder], scaled(a, -0.05 * s)), scaled(u, 0.12 * s))
+        let lTop = add(add(self[.leftShoulder], scaled(a, 0.05 * s)), scaled(u, 0.12 * s))
+        let rNeck = add(add(shoulderCentre, scaled(a, -0.17 * s)), scaled(u, rise))
+        let lNeck = add(add(shoulderCentre, scaled(a, 0.17 * s)), scaled(u, rise))
+        return [rOut, rTop, rNeck, lNeck, lTop, lOut]
+    }
+
     /// Beside the torso, out to where hanging arms and a loose jacket reach, shoulders to hips:
     /// whatever of the person lies there belongs to a top (sleeves, the jacket's sides).
     func sideBand(_ kind: GarmentKind) -> [Point]? {
@@ -311,6 +326,8 @@ struct BodyAnalysis {
     /// tops of the shoulders, where a collar may reach above the torso polygon; never painted,
     /// only cleared (the face, skin and hair in it are not part of the region).
     var collar: Region
+    /// The bare shoulders and neck above the shoulder line (`BodyFrame.shoulderSlope`).
+    var slope: Region
     var face: Region
     var hands: Region
     /// Forearms lying over the torso: in front of it, so they stay.
@@ -406,6 +423,7 @@ struct BodyAnalysis {
         var skin = Region(width: w, height: h)
         var hair = Region(width: w, height: h)
         var collar = Region(width: w, height: h)
+        var slope = Region(width: w, height: h)
         var skinEdge = Region(width: w, height: h)
         var lightCollar = Region(width: w, height: h)
         let faces = try faceDetector.detect(image, order: .largest)
@@ -448,6 +466,7 @@ struct BodyAnalysis {
             if kind != .lower {
                 let mouth = Point(lm.mesh[14].x, lm.mesh[14].y)
                 collar = try frame.collar(top: mouth).map { try Region.polygon($0, width: w, height: h) } ?? collar
+                slope = try frame.shoulderSlope(top: mouth).map { try Region.polygon($0, width: w, height: h) } ?? slope
                 // The face's margin is kept whole except where a light collar reaches the jaw: below
                 // the mouth, not skin-coloured and brighter than the face, it is cloth (a beard or a
                 // shadow there is darker, and stays).
@@ -476,7 +495,7 @@ struct BodyAnalysis {
             region = Region(override) && !face
             limit = region
         }
-        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, face: face, hands: hands,
+        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, slope: slope, face: face, hands: hands,
                             frontArms: frontArms, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit)
     }
 }
