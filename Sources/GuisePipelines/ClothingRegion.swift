@@ -91,6 +91,28 @@ struct Region: Equatable {
         return Region(width: width, height: height, bits: label.map { $0 == bestLabel && bestLabel != 0 })
     }
 
+    /// The same region without its 4-connected components of fewer than `minimum` pixels.
+    func withoutComponents(smallerThan minimum: Int) -> Region {
+        var out = self
+        var seen = [Bool](repeating: false, count: bits.count)
+        var stack: [Int] = [], members: [Int] = []
+        for s in bits.indices where bits[s] && !seen[s] {
+            seen[s] = true
+            stack.append(s)
+            members.removeAll(keepingCapacity: true)
+            while let i = stack.popLast() {
+                members.append(i)
+                let x = i % width, y = i / width
+                for (nx, ny) in [(x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1)] where nx >= 0 && ny >= 0 && nx < width && ny < height {
+                    let j = ny * width + nx
+                    if bits[j] && !seen[j] { seen[j] = true; stack.append(j) }
+                }
+            }
+            if members.count < minimum { for i in members { out.bits[i] = false } }
+        }
+        return out
+    }
+
     /// The outermost pixels of row `y` within `reach` of `centre`, nil for an empty row.
     func rowExtent(y: Double, centre: Double, reach: Double) -> (left: Double, right: Double)? {
         let r = Int(y.rounded())
@@ -715,6 +737,7 @@ struct SkinModel {
     /// Inverse covariance (bb, br, rr).
     var inverse: (Float, Float, Float)
     var lumaFloor: Float
+    var medianLuma: Float
 
     init?(_ image: Image, sample: Region) {
         let n = image.pixelCount
@@ -737,7 +760,8 @@ struct SkinModel {
         guard det > 0, det.isFinite else { return nil }
         mean = (mb, mr)
         inverse = (vrr / det, -vbr / det, vbb / det)
-        lumaFloor = 0.45 * ys.sorted()[ys.count / 2]
+        medianLuma = ys.sorted()[ys.count / 2]
+        lumaFloor = 0.45 * medianLuma
     }
 
     /// Within three standard deviations in chroma, and not much darker than the face.

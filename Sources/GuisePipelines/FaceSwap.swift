@@ -145,6 +145,9 @@ public struct SwapReport: Encodable {
         public var window: [Int]
         public var workSize: [Int]
         public var maskArea: Int
+        /// The share of the source's inner-face skin found covered (hair) and left to
+        /// the target's own face.
+        public var sourceOccluded = 0.0
     }
 
     public var faces: [FaceResult] = []
@@ -428,6 +431,7 @@ public final class FaceSwap {
         var soft = hard
         var meshD = meshT
         var reference: Image?
+        var occludedShare = 0.0
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
             // (bilinear sampling would alias a large source face).
@@ -536,6 +540,11 @@ public final class FaceSwap {
             hard = try hard.dilated(radius: hole).eroded(radius: hole)
             hard = try hard.eroded(radius: speck).dilated(radius: speck)
             hard.values = zip(hard.values, region.values).map { min($0, $1) }
+            // Whatever lies over the source's face (a fringe, strands across a cheek) would be
+            // pasted onto the target's skin: there the target's own face stays.
+            let occlusion = try SwapGeometry.sourceOcclusion(warpedSource.image, mesh: meshD, sample: cheeks, faceWidth: faceWidth)
+            occludedShare = occlusion.share
+            for k in 0..<hard.values.count where occlusion.mask.values[k] > 0.5 { hard.values[k] = 0 }
 
             // Keep the target's mouth opening (its teeth and tongue) when its lips are parted:
             // a closed source mouth stretched open would smear.
@@ -558,6 +567,7 @@ public final class FaceSwap {
             soft = try hard.eroded(radius: inset)
             if feather > 0 { soft = try soft.blurred(sigma: feather) }
             soft.values = zip(soft.values, hard.values).map { min($0, 1) * ($1 > 0 ? 1 : 0) }
+            soft.values = zip(soft.values, occlusion.mask.values).map { $0 * (1 - $1) }
             composite = try window.with(alpha: nil).blended(with: relit, mask: soft)
         }
 
@@ -617,6 +627,7 @@ public final class FaceSwap {
                                            sourceToTarget: 0, landmarkError: 0, gazeDifference: 0, sampleDistances: sampleDistances,
                                            window: [wx0, wy0, ww, wh], workSize: workSize,
                                            maskArea: soft.values.filter { $0 > 0 }.count)
+        result.sourceOccluded = (occludedShare * 1000).rounded() / 1000
         try timed("report") {
             try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }

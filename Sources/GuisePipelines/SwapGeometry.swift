@@ -203,4 +203,65 @@ enum SwapGeometry {
         }
         return out
     }
+
+    /// What lies over the source's inner face (a fringe, strands of hair falling across a
+    /// cheek) in the warped source: skin pixels between the features that are much darker than
+    /// the face's own skin, or off its colour and darker or redder. The skin model is sampled from
+    /// the cheeks (`SkinModel`, as clothes sample the face), with the median luma, so a strand
+    /// across the sample does not shift it. Eyes, brows, lips, nose, the band that glasses cover
+    /// and everything below the nose's base are never tested. Thin dark lines (wrinkles, folds, a
+    /// shadow's edge) and specks (freckles) are opened away and small blobs dropped; what remains
+    /// is grown a little and softened. Also the share of the tested skin found occluded.
+    static func sourceOcclusion(_ image: Image, mesh: [Point], sample: Mask, faceWidth: Double) throws -> (mask: Mask, share: Double) {
+        let w = image.width, h = image.height, n = w * h
+        let m3 = mesh.map { Point3($0.x, $0.y, 0) }
+        func px(_ f: Double) -> Int { max(1, Int((f * faceWidth).rounded())) }
+        var inner = Region(try FaceMasks.mask(.face, mesh: m3, width: w, height: h).eroded(radius: px(0.015)))
+        inner = inner && !Region(try FaceMasks.mask(.eyes, mesh: m3, width: w, height: h).dilated(radius: px(0.09)))
+        inner = inner && !Region(try FaceMasks.mask(.brows, mesh: m3, width: w, height: h).dilated(radius: px(0.04)))
+        inner = inner && !Region(try FaceMasks.mask(.lips, mesh: m3, width: w, height: h).dilated(radius: px(0.02)))
+        inner = inner && !Region(try FaceMasks.mask(.nose, mesh: m3, width: w, height: h).dilated(radius: px(0.01)))
+        // Hair falls from above: below the nose's base lie a beard, a moustache and the folds
+        // round the mouth, which are the source's own face.
+        let le = mesh[33], re = mesh[263]
+        let ex = re.x - le.x, ey = re.y - le.y, el = max((ex * ex + ey * ey).squareRoot(), 1e-6)
+        let up = Point(ey / el, -ex / el)
+        let base = mesh[2], eyes = Point((le.x + re.x) / 2, (le.y + re.y) / 2)
+        let browIdx = MeshRegions.imageLeftBrow + MeshRegions.imageRightBrow
+        let brow = Point(browIdx.map { mesh[$0].x }.reduce(0, +) / Double(browIdx.count),
+                         browIdx.map { mesh[$0].y }.reduce(0, +) / Double(browIdx.count))
+        func height(_ x: Int, _ y: Int, above p: Point) -> Double { (Double(x) - p.x) * up.x + (Double(y) - p.y) * up.y }
+        // Glasses lie in the band from under the eyes to just over the brows, their frames
+        // reaching out to the temples: that band is never tested either.
+        for y in 0..<h {
+            for x in 0..<w where height(x, y, above: base) < 0
+                || (height(x, y, above: eyes) > -0.3 * el && height(x, y, above: brow) < 0.15 * el) {
+                inner.bits[y * w + x] = false
+            }
+        }
+        let none = (Mask(width: w, height: h, fill: 0), 0.0)
+        let tested = inner.area
+        guard tested > 0, let skin = SkinModel(image, sample: Region(sample) && inner) else { return none }
+        let median = skin.medianLuma
+        var hit = Region(width: w, height: h)
+        for i in 0..<n where inner.bits[i] {
+            // A forehead is evenly lit, so a fringe's thinner, lighter strands are caught there
+            // by a stricter floor; on the cheeks only what is much darker than skin.
+            let floor: Float = height(i % w, i / w, above: brow) > 0.15 * el ? 0.72 : 0.5
+            let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            let db = b - y - skin.mean.0, dr = r - y - skin.mean.1
+            let d2 = skin.inverse.0 * db * db + 2 * skin.inverse.1 * db * dr + skin.inverse.2 * dr * dr
+            // Off the skin's colour and darker, or redder (auburn strands); a highlight is
+            // off it too, but paler.
+            hit.bits[i] = y < floor * median || (d2 >= 9 && (y < 0.9 * median || dr > 0))
+        }
+        hit = try hit.eroded(px(0.012)).dilated(px(0.012))
+        hit = hit.withoutComponents(smallerThan: Int(0.004 * faceWidth * faceWidth))
+        let occluded = hit.area
+        guard occluded > 0 else { return none }
+        var mask = try hit.dilated(px(0.025)).mask
+        mask = try mask.blurred(sigma: 0.008 * faceWidth)
+        return (mask, Double(occluded) / Double(tested))
+    }
 }
