@@ -12,7 +12,8 @@
 import COpenBLAS
 import Foundation
 
-struct Winograd3x3 {
+struct Winograd3x3: WinogradTiling {
+    static let points = 16
     /// Floats of V and M per job (about 8 MB, in the shared L3). Tests lower it to exercise
     /// many jobs.
     nonisolated(unsafe) static var chunkFloats = 1 << 21
@@ -119,40 +120,6 @@ struct Winograd3x3 {
         return Winograd3x3(channels: outChannels, height: outH, width: outW, outChannels: channels, groups: groups, padding: p)
     }
 
-    /// Work is split into jobs of a few tile rows of one sample; each core takes whole jobs
-    /// (transform, 16 GEMMs, transform) with single-threaded GEMMs. Nothing is shared between
-    /// jobs, so there is no barrier per GEMM and no BLAS thread spinning beside our transforms.
-    func jobs(batch: Int) -> (rowsPerJob: Int, perSample: Int) {
-        let th = tilesH
-        var rows = max(1, min(th, Winograd3x3.chunkFloats / max(16 * (channels + outChannels) * tilesW, 1)))
-        rows = min(rows, max(1, (th + Parallel.threads - 1) / Parallel.threads))
-        return (rows, (th + rows - 1) / rows)
-    }
-
-    func forward(_ x: UnsafePointer<Float>, transformedWeights u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 batch: Int, _ y: UnsafeMutablePointer<Float>) {
-        let (rowsPerJob, perSample) = jobs(batch: batch)
-        let maxTiles = rowsPerJob * tilesW
-        let s = self
-        Parallel.forEach(batch * perSample, minChunk: 1) { range in
-            let v = Storage(uninitializedCount: 16 * s.channels * maxTiles)
-            let m = Storage(uninitializedCount: 16 * s.outChannels * maxTiles)
-            for job in range {
-                let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
-                let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
-                let xn = x + n * s.channels * s.height * s.width, yn = y + n * s.outChannels * s.outH * s.outW
-                s.transformInput(xn, rows: rows, into: v.pointer)
-                for xi in 0..<16 {
-                    for g in 0..<s.groups {
-                        gemmRowMajor(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
-                              v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
-                              beta: 0, m.pointer + (xi * s.outChannels + g * s.og) * tiles, ldc: tiles, singleThreaded: true)
-                    }
-                }
-                s.transformOutput(m.pointer, rows: rows, bias: bias, into: yn)
-            }
-        }
-    }
 
     /// The weight gradient by the same transforms: with Y = Aᵀ (U ⊙ V) A per tile,
     /// dL/dU = (A dY Aᵀ) ⊙ V and dL/dg = Gᵀ (dL/dU) G. Summed over tiles, dL/dU[ξ] is a GEMM
@@ -369,6 +336,66 @@ struct Winograd3x3 {
                         if s.outW % 2 == 1 { row[2 * pairs] = q0[pairs] + q1[pairs] + q2[pairs] + b }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// What the two Winograd tilings share: `points` transformed values per tile (16 for F(2×2, 3×3),
+/// 36 for F(4×4, 3×3)), the geometry, and the input and output transforms; the job split and the
+/// forward driver below are the same for both.
+protocol WinogradTiling {
+    static var points: Int { get }
+    /// Floats of V and M per job.
+    static var chunkFloats: Int { get }
+    var channels: Int { get }
+    var height: Int { get }
+    var width: Int { get }
+    var outChannels: Int { get }
+    var groups: Int { get }
+    var outH: Int { get }
+    var outW: Int { get }
+    var tilesH: Int { get }
+    var tilesW: Int { get }
+    var cg: Int { get }
+    var og: Int { get }
+    func transformInput(_ x: UnsafePointer<Float>, rows: Range<Int>, into v: UnsafeMutablePointer<Float>)
+    func transformOutput(_ m: UnsafePointer<Float>, rows: Range<Int>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>)
+}
+
+extension WinogradTiling {
+    /// Work is split into jobs of a few tile rows of one sample; each core takes whole jobs
+    /// (transform, one GEMM per transformed point and group, transform) with single-threaded
+    /// GEMMs. Nothing is shared between jobs, so there is no barrier per GEMM and no BLAS thread
+    /// spinning beside our transforms.
+    func jobs(batch: Int) -> (rowsPerJob: Int, perSample: Int) {
+        let th = tilesH
+        var rows = max(1, min(th, Self.chunkFloats / max(Self.points * (channels + outChannels) * tilesW, 1)))
+        rows = min(rows, max(1, (th + Parallel.threads - 1) / Parallel.threads))
+        return (rows, (th + rows - 1) / rows)
+    }
+
+    func forward(_ x: UnsafePointer<Float>, transformedWeights u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                 batch: Int, _ y: UnsafeMutablePointer<Float>) {
+        let (rowsPerJob, perSample) = jobs(batch: batch)
+        let maxTiles = rowsPerJob * tilesW
+        let s = self
+        Parallel.forEach(batch * perSample, minChunk: 1) { range in
+            let v = Storage(uninitializedCount: Self.points * s.channels * maxTiles)
+            let m = Storage(uninitializedCount: Self.points * s.outChannels * maxTiles)
+            for job in range {
+                let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
+                let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
+                let xn = x + n * s.channels * s.height * s.width, yn = y + n * s.outChannels * s.outH * s.outW
+                s.transformInput(xn, rows: rows, into: v.pointer)
+                for xi in 0..<Self.points {
+                    for g in 0..<s.groups {
+                        gemmRowMajor(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
+                              v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
+                              beta: 0, m.pointer + (xi * s.outChannels + g * s.og) * tiles, ldc: tiles, singleThreaded: true)
+                    }
+                }
+                s.transformOutput(m.pointer, rows: rows, bias: bias, into: yn)
             }
         }
     }

@@ -18,7 +18,8 @@
 ///   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1]
 import Foundation
 
-struct Winograd4x4 {
+struct Winograd4x4: WinogradTiling {
+    static let points = 36
     /// Floats of V and M per job. Tests lower it to exercise many jobs.
     nonisolated(unsafe) static var chunkFloats = 1 << 21
     /// The shorter output side from which convs take this path. Tests lower it.
@@ -61,38 +62,6 @@ struct Winograd4x4 {
         }
     }
 
-    /// Jobs of a few tile rows of one sample, as in `Winograd3x3.jobs`.
-    func jobs(batch: Int) -> (rowsPerJob: Int, perSample: Int) {
-        let th = tilesH
-        var rows = max(1, min(th, Winograd4x4.chunkFloats / max(36 * (channels + outChannels) * tilesW, 1)))
-        rows = min(rows, max(1, (th + Parallel.threads - 1) / Parallel.threads))
-        return (rows, (th + rows - 1) / rows)
-    }
-
-    func forward(_ x: UnsafePointer<Float>, transformedWeights u: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
-                 batch: Int, _ y: UnsafeMutablePointer<Float>) {
-        let (rowsPerJob, perSample) = jobs(batch: batch)
-        let maxTiles = rowsPerJob * tilesW
-        let s = self
-        Parallel.forEach(batch * perSample, minChunk: 1) { range in
-            let v = Storage(uninitializedCount: 36 * s.channels * maxTiles)
-            let m = Storage(uninitializedCount: 36 * s.outChannels * maxTiles)
-            for job in range {
-                let n = job / perSample, ty0 = (job % perSample) * rowsPerJob
-                let rows = ty0..<min(s.tilesH, ty0 + rowsPerJob), tiles = rows.count * s.tilesW
-                let xn = x + n * s.channels * s.height * s.width, yn = y + n * s.outChannels * s.outH * s.outW
-                s.transformInput(xn, rows: rows, into: v.pointer)
-                for xi in 0..<36 {
-                    for g in 0..<s.groups {
-                        gemmRowMajor(m: s.og, n: tiles, k: s.cg, u + (xi * s.outChannels + g * s.og) * s.cg, lda: s.cg,
-                                     v.pointer + (xi * s.channels + g * s.cg) * tiles, ldb: tiles,
-                                     beta: 0, m.pointer + (xi * s.outChannels + g * s.og) * tiles, ldc: tiles, singleThreaded: true)
-                    }
-                }
-                s.transformOutput(m.pointer, rows: rows, bias: bias, into: yn)
-            }
-        }
-    }
 
     /// V[ξ][c][tile] = (Bᵀ d B)[ξ] for the tiles in tile rows `rows`, separably: each padded
     /// input row is split into its four column phases and transformed along W (vectorisable
