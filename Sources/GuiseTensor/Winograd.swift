@@ -22,12 +22,8 @@ struct Winograd3x3: WinogradTiling {
     let outChannels: Int, groups: Int
     let padding: NN.Padding
 
-    var outH: Int { height + padding.top + padding.bottom - 2 }
-    var outW: Int { width + padding.left + padding.right - 2 }
     var tilesH: Int { (outH + 1) / 2 }
     var tilesW: Int { (outW + 1) / 2 }
-    var cg: Int { channels / groups }
-    var og: Int { outChannels / groups }
 
     static func applies(_ geo: ConvGeometry, groups: Int, outChannels: Int) -> Bool {
         let p = geo.padding
@@ -353,17 +349,19 @@ protocol WinogradTiling {
     var width: Int { get }
     var outChannels: Int { get }
     var groups: Int { get }
-    var outH: Int { get }
-    var outW: Int { get }
+    var padding: NN.Padding { get }
     var tilesH: Int { get }
     var tilesW: Int { get }
-    var cg: Int { get }
-    var og: Int { get }
     func transformInput(_ x: UnsafePointer<Float>, rows: Range<Int>, into v: UnsafeMutablePointer<Float>)
     func transformOutput(_ m: UnsafePointer<Float>, rows: Range<Int>, bias: UnsafePointer<Float>?, into y: UnsafeMutablePointer<Float>)
 }
 
 extension WinogradTiling {
+    var outH: Int { height + padding.top + padding.bottom - 2 }
+    var outW: Int { width + padding.left + padding.right - 2 }
+    var cg: Int { channels / groups }
+    var og: Int { outChannels / groups }
+
     /// Work is split into jobs of a few tile rows of one sample; each core takes whole jobs
     /// (transform, one GEMM per transformed point and group, transform) with single-threaded
     /// GEMMs. Nothing is shared between jobs, so there is no barrier per GEMM and no BLAS thread

@@ -29,12 +29,8 @@ struct Winograd4x4: WinogradTiling {
     let outChannels: Int, groups: Int
     let padding: NN.Padding
 
-    var outH: Int { height + padding.top + padding.bottom - 2 }
-    var outW: Int { width + padding.left + padding.right - 2 }
     var tilesH: Int { (outH + 3) / 4 }
     var tilesW: Int { (outW + 3) / 4 }
-    var cg: Int { channels / groups }
-    var og: Int { outChannels / groups }
 
     static func applies(_ geo: ConvGeometry, groups: Int, outChannels: Int) -> Bool {
         Winograd3x3.applies(geo, groups: groups, outChannels: outChannels) && min(geo.outH, geo.outW) >= minSide
