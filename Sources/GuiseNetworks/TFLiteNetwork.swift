@@ -240,9 +240,12 @@ private struct StepBuilder {
             }
             return alpha.reshaped([alpha.count])
         }
+        /// The bias, if any, flat: the graph check lets through one value per output channel in
+        /// any shape whose leading dimensions are 1 ([1, 1, C]), and the kernels take [C].
         func optionalBias(_ k: Int) throws -> Tensor? {
             guard k < op.inputs.count, op.inputs[k] >= 0 else { return nil }
-            return try weight(k)
+            let b = try weight(k)
+            return b.reshaped([b.count])
         }
 
         switch (name, op.options) {

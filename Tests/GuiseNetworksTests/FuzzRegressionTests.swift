@@ -24,6 +24,10 @@ final class FuzzRegressionTests: XCTestCase {
         // A RESHAPE of a stored (fp16) tensor: the graph check counted constants as available,
         // but the step reads its input from the activations, so the run indexed past them.
         "tflite-reshape-of-a-constant.tflite": "operator #0 RESHAPE: input tensor #5 'w16' [2, 1, 1, 2] is a constant",
+        // A CONV_2D whose bias is [1, 1, C]: the graph check allows leading 1s, the executor
+        // passed the shape on, and the conv's precondition (bias [C]) stopped the process. It
+        // must load and run.
+        "tflite-conv-bias-with-leading-ones.tflite": "",
     ]
 
     /// What the harness does with one input; returns the error message, or "" when it ran.
