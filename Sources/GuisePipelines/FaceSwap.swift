@@ -148,6 +148,9 @@ public struct SwapReport: Encodable {
         /// The share of the source's inner-face skin found covered (hair) and left to
         /// the target's own face.
         public var sourceOccluded = 0.0
+        /// The share of the warped source face taken from the face's other half, flipped,
+        /// where the source is turned away.
+        public var sourceMirrored = 0.0
     }
 
     public var faces: [FaceResult] = []
@@ -432,6 +435,7 @@ public final class FaceSwap {
         var meshD = meshT
         var reference: Image?
         var occludedShare = 0.0
+        var mirroredShare = 0.0
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
             // (bilinear sampling would alias a large source face).
@@ -454,13 +458,25 @@ public final class FaceSwap {
                 reference = try src.with(alpha: nil).warpedAffine(sim, width: ww, height: wh, border: .replicate)
             }
             // The face's own triangles, drawn nearest first where the target's far cheek hides
-            // behind its nose. Each samples its own source triangle, never the mirror image from
-            // the other half of the face: that brings the other side's light along, strips brighter
-            // or darker than their neighbours that the broad relighting leaves as cracks.
+            // behind its nose. Each samples its own source triangle wherever the source shows it
+            // fairly: a mirror image from the other half brings the other side's light along, and
+            // triangle by triangle that leaves strips brighter or darker than their neighbours.
             let (warp, depthD) = SwapGeometry.faceWarp(
                 target: Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye),
                 source: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye), destination: meshD)
             var warpedSource = warp.render(src, from: meshS, to: meshD, depth: depthD, width: ww, height: wh)
+            // Where the source is turned far away (its far cheek a sliver seen edge-on or hidden
+            // behind the nose, its outline running into the background) the face's other half,
+            // flipped, takes over: a weight per mesh point, smooth across the face, so the light
+            // changes gradually and the relighting below evens it out.
+            if depthD != nil, let seen = SourceVisibility(mesh: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye),
+                                                          triangles: warp.triangles), seen.mirrors {
+                let mirrored = warp.render(src, triangles: warp.triangles.map { (meshS[seen.mirror[$0.0]], meshS[seen.mirror[$0.1]], meshS[seen.mirror[$0.2]]) },
+                                           to: meshD, depth: depthD, width: ww, height: wh)
+                let weight = warp.renderField(seen.mirrorWeight.map { Float($0) }, to: meshD, depth: depthD, width: ww, height: wh)
+                warpedSource.image = try warpedSource.image.blended(with: mirrored.image, mask: Mask(width: ww, height: wh, values: weight))
+                mirroredShare = Double(weight.reduce(0, +)) / Double(max(1, warpedSource.coverage.values.reduce(0, +)))
+            }
             // Where the outline runs concave in the photo the surface leaves pixels uncovered; the
             // mask closes over small gaps, so they take their neighbours' colour, not black.
             let nearby = try SwapGeometry.maskedLowPass(warpedSource.image, warpedSource.coverage, sigma: max(1, 0.01 * faceWidth))
@@ -628,6 +644,7 @@ public final class FaceSwap {
                                            window: [wx0, wy0, ww, wh], workSize: workSize,
                                            maskArea: soft.values.filter { $0 > 0 }.count)
         result.sourceOccluded = (occludedShare * 1000).rounded() / 1000
+        result.sourceMirrored = (mirroredShare * 1000).rounded() / 1000
         try timed("report") {
             try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }

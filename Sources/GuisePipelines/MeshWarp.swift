@@ -155,6 +155,23 @@ public struct MeshWarp {
         render(source, triangles: triangles.map { (src[$0.0], src[$0.1], src[$0.2]) }, to: dst, depth: depth, width: width, height: height)
     }
 
+    /// A value per destination point, interpolated across each triangle (the nearest layer where
+    /// `depth` is given, as `render` draws it); 0 outside the triangles.
+    public func renderField(_ values: [Float], to dst: [Point], depth: [Double]? = nil, width: Int, height: Int) -> [Float] {
+        precondition(values.count >= dst.count, "one value per destination point")
+        var out = [Float](repeating: 0, count: width * height)
+        var nearest = [Double](repeating: .infinity, count: width * height)
+        for (ia, ib, ic) in triangles {
+            Self.rasterise(dst[ia], dst[ib], dst[ic], width: width, height: height) { i, wa, wb, wc in
+                let d = depth.map { wa * $0[ia] + wb * $0[ib] + wc * $0[ic] } ?? 0
+                guard depth == nil ? nearest[i] == .infinity : d < nearest[i] else { return }
+                nearest[i] = d
+                out[i] = Float(wa) * values[ia] + Float(wb) * values[ib] + Float(wc) * values[ic]
+            }
+        }
+        return out
+    }
+
     /// Calls `body(pixel index, wa, wb, wc)` for every pixel centre of a `width` × `height` grid
     /// inside triangle (a, b, c), with its barycentric weights; a tiny tolerance keeps pixels on
     /// an edge, so neighbouring triangles leave no crack from rounding.

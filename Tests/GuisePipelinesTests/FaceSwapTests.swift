@@ -38,6 +38,25 @@ final class DelaunayTests: XCTestCase {
         XCTAssertEqual(tris.count, 2 * p.count - 2 - hull)
     }
 
+    /// A value per point, interpolated across the triangles: at a vertex its own value, inside
+    /// the barycentric mix; with depths, the nearer of two overlapping triangles; 0 outside.
+    func testRenderFieldInterpolatesAndDrawsTheNearerLayer() {
+        let pts = [Point(2, 2), Point(30, 2), Point(2, 30), Point(30, 30)]
+        let warp = MeshWarp(triangles: [(0, 1, 2), (1, 2, 3)])
+        let field = warp.renderField([0, 3, 6, 9], to: pts, width: 40, height: 40)
+        XCTAssertEqual(field[2 * 40 + 30], 3, accuracy: 1e-5)
+        XCTAssertEqual(field[30 * 40 + 2], 6, accuracy: 1e-5)
+        XCTAssertEqual(field[7 * 40 + 7], 3 * 5 / 28 + 6 * 5 / 28, accuracy: 1e-5)
+        XCTAssertEqual(field[35 * 40 + 35], 0)
+        // Two copies of one triangle: the one with the smaller depths is drawn.
+        let layered = MeshWarp(triangles: [(0, 1, 2), (3, 4, 5)])
+        let both = pts.prefix(3) + pts.prefix(3)
+        let nearer = layered.renderField([1, 1, 1, 2, 2, 2], to: Array(both), depth: [1, 1, 1, 0, 0, 0], width: 40, height: 40)
+        XCTAssertEqual(nearer[5 * 40 + 5], 2)
+        let farther = layered.renderField([1, 1, 1, 2, 2, 2], to: Array(both), depth: [0, 0, 0, 1, 1, 1], width: 40, height: 40)
+        XCTAssertEqual(farther[5 * 40 + 5], 1)
+    }
+
     func testTooFewPointsGiveNoTriangles() {
         XCTAssertTrue(Delaunay.triangulate([Point(0, 0), Point(1, 1)]).isEmpty)
     }
@@ -238,6 +257,46 @@ final class FaceSwapTests: XCTestCase {
             let (_, r) = try swap.run(source: try photo(name), target: try photo("biden.jpg"))
             XCTAssertEqual(r.faces[0].sourceOccluded, 0, "\(name): nothing lies over the face")
         }
+    }
+
+    /// A man turned far to one side shows his far cheek edge-on, its outline against the window
+    /// behind him: that half comes from his near half, flipped, and nothing of a frontal face is
+    /// mirrored. Mirror partners are the face's symmetric points (eye corners, irises swap; the
+    /// midline keeps its own).
+    func testATurnedAwaySourceTakesItsOtherHalf() throws {
+        let analyzer = try FaceAnalyzer()
+        let detector = try BlazeFaceDetector()
+        func mesh(_ image: Image) throws -> [Point3] {
+            let lm = try analyzer.landmarks(image, face: try XCTUnwrap(try detector.detect(image).first))
+            return Gaze.meshWithIrises(lm.mesh, left: lm.leftEye, right: lm.rightEye)
+        }
+        let turnedPhoto = try photo("t1.jpg").cropped(x: 760, y: 0, width: 350, height: 350)
+        let turned = try mesh(turnedPhoto)
+        let frontal = try mesh(try photo("grace_hopper.jpg"))
+        let triangles = try XCTUnwrap(MeshWarp(surface: [frontal, turned])).triangles
+        let f = try XCTUnwrap(SourceVisibility(mesh: frontal, triangles: triangles))
+        XCTAssertEqual(f.mirror[33], 263)
+        XCTAssertEqual(f.mirror[263], 33)
+        XCTAssertEqual(f.mirror[468], 473, "iris centres")
+        for midline in [1, 10, 152, 168] { XCTAssertEqual(f.mirror[midline], midline) }
+        let involutive = f.mirror.indices.filter { f.mirror[f.mirror[$0]] == $0 }.count
+        XCTAssertGreaterThan(Double(involutive), 0.9 * Double(f.mirror.count))
+        XCTAssertFalse(f.mirrors, "a frontal face keeps both its halves")
+
+        let t = try XCTUnwrap(SourceVisibility(mesh: turned, triangles: triangles))
+        XCTAssertTrue(t.mirrors)
+        // The cheek outline points on the two sides (234 and 454): the far one is mirrored, the
+        // near one is its own.
+        let cheeks = [t.mirrorWeight[234], t.mirrorWeight[454]]
+        XCTAssertGreaterThan(cheeks.max()!, 0.5)
+        XCTAssertEqual(cheeks.min()!, 0)
+        XCTAssertFalse(t.mirrorWeight.contains { !$0.isFinite || $0 < 0 || $0 > 1 })
+
+        let swap = try FaceSwap(options: fast())
+        let (_, report) = try swap.run(source: turnedPhoto, target: try photo("grace_hopper.jpg"))
+        XCTAssertGreaterThan(report.faces[0].sourceMirrored, 0.1)
+        let (_, frontalReport) = try swap.run(source: try photo("grace_hopper.jpg"), target: try photo("biden.jpg"))
+        XCTAssertEqual(frontalReport.faces[0].sourceMirrored, 0)
     }
 
     func testAlphaIsKeptAndOutsidePixelsAreExact() throws {
