@@ -572,7 +572,7 @@ public final class FaceSwap {
 
             // Relit first, then the target's own mouth opening goes in as it is (relighting it
             // with the source's darker lips around would blow its teeth out).
-            let relit = try SwapGeometry.relight(warpedSource.image, like: warpedTarget, mask: hard, faceWidth: faceWidth)
+            let relit = try SwapGeometry.relight(warpedSource.image, like: warpedTarget, mask: hard, faceWidth: faceWidth, skin: try skinD.blurred(sigma: max(1, 0.01 * faceWidth)))
                 .blended(with: warpedTarget, mask: keep)
             // The paste weight: the region pulled in from its edge, then feathered. A narrow
             // inset and feather, so the source's skin reaches out to the cheeks and jaw, where the

@@ -109,11 +109,12 @@ enum SwapGeometry {
     }
 
     /// The source face in the target's light. Luma is multiplied by the ratio of the target's
-    /// masked low-pass to the source's (shading and exposure follow the target; σ about a tenth
-    /// of the face), and chroma is shifted by the difference of much broader low-passes (skin tone
-    /// and colour cast follow the target without painting its features' colours on). The
-    /// source's finer detail, which carries identity, stays.
-    static func relight(_ face: Image, like target: Image, mask: Mask, faceWidth: Double) throws -> Image {
+    /// masked low-pass to the source's (shading and exposure follow the target; σ about a sixth
+    /// of the face), and chroma is turned and scaled about grey so that much broader low-passes
+    /// of the two faces' chroma agree (skin tone and colour cast follow the target without
+    /// painting its features' colours on). The source's finer detail, which carries identity,
+    /// stays.
+    static func relight(_ face: Image, like target: Image, mask: Mask, faceWidth: Double, skin: Mask? = nil) throws -> Image {
         let n = face.pixelCount
         func ycc(_ im: Image) -> Image {
             var o = im
@@ -137,8 +138,36 @@ enum SwapGeometry {
             // target's level rolls off instead of clipping to a white patch.
             var y = f.rgb[i] * ratio
             if y > 0.85 { y = 0.85 + 0.15 * Float(tanh(Double((y - 0.85) / 0.15))) }
-            let cb = f.rgb[n + i] + ltC.rgb[n + i] - lfC.rgb[n + i]
-            let cr = f.rgb[2 * n + i] + ltC.rgb[2 * n + i] - lfC.rgb[2 * n + i]
+            // Chroma by the similarity of the chroma plane (turn and scale about grey) that takes
+            // the source's skin tone to the target's, what it leaves over added: a highlight or
+            // an eye's white stays neutral and lips keep their hue relative to the skin. Shifting
+            // every pixel by the difference of the two skin tones turned a warmer source's
+            // highlights blue-grey on a paler target. A grey source (no tone to turn) is shifted.
+            let sb = lfC.rgb[n + i], sr = lfC.rgb[2 * n + i], tb = ltC.rgb[n + i], tr = ltC.rgb[2 * n + i]
+            let sLen = (sb * sb + sr * sr).squareRoot(), tLen = (tb * tb + tr * tr).squareRoot()
+            let toned = min(1, sLen / 0.04) * min(1, tLen / 0.04)
+            let scale = 1 + toned * (min(max(tLen / max(sLen, 1e-4), 0.25), 2) - 1)
+            let turn = toned * (atan2(tr, tb) - atan2(sr, sb))
+            let (cs, sn) = (scale * cos(turn), scale * sin(turn))
+            func map(_ b: Float, _ r: Float) -> (Float, Float) { (cs * b - sn * r, sn * b + cs * r) }
+            let (mb, mr) = map(sb, sr)
+            let (fb, fr) = map(f.rgb[n + i], f.rgb[2 * n + i])
+            var cb = fb + tb - mb
+            var cr = fr + tr - mr
+            if let skin, skin.values[i] > 0 {
+                // Skin left much paler than the target's at the same light (the source's sheen,
+                // or a patch its camera washed out) would read as grey, blue-grey beside warm
+                // skin, once darkened to the target's light: its colour is raised towards 0.6 of
+                // the target's saturation there, the more the paler it is. Eyes and teeth lie
+                // outside `skin`.
+                let need = 0.6 * tLen / max(ltC.rgb[i], 1e-3) * y
+                let have = (cb * cb + cr * cr).squareRoot()
+                if need > 1e-4, have < need {
+                    let k = skin.values[i] * (1 - have / need)
+                    cb += k * (need * tb / max(tLen, 1e-4) - cb)
+                    cr += k * (need * tr / max(tLen, 1e-4) - cr)
+                }
+            }
             let r = y + cr, b = y + cb
             let g = (y - 0.299 * r - 0.114 * b) / 0.587
             out.rgb[i] = min(max(r, 0), 1)

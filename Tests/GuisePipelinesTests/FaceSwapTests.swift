@@ -299,6 +299,56 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertEqual(frontalReport.faces[0].sourceMirrored, 0)
     }
 
+    /// The relighting takes the target's skin tone and light but keeps a highlight neutral: an
+    /// orange source face with a white highlight, relit like a paler, cooler target face, has
+    /// the target's mean colour on its skin and a highlight with no blue cast (shifting chroma by
+    /// the difference of the tones gave it b − y ≈ +0.18). A grey source takes the target's tone.
+    func testRelightKeepsHighlightsNeutral() throws {
+        let w = 64, h = 64, n = w * h
+        func flat(_ r: Float, _ g: Float, _ b: Float) -> Image {
+            Image(width: w, height: h, rgb: [Float](repeating: r, count: n) + [Float](repeating: g, count: n) + [Float](repeating: b, count: n))
+        }
+        var source = flat(0.85, 0.55, 0.35)
+        let highlight = (24..<32).flatMap { y in (24..<32).map { y * w + $0 } }
+        for i in highlight { source.rgb[i] = 0.95; source.rgb[n + i] = 0.95; source.rgb[2 * n + i] = 0.95 }
+        let target = flat(0.8, 0.68, 0.62)
+        let mask = Mask(width: w, height: h, fill: 1)
+        func chroma(_ im: Image, _ i: Int) -> (y: Float, cb: Float, cr: Float) {
+            let y = 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i]
+            return (y, im.rgb[2 * n + i] - y, im.rgb[i] - y)
+        }
+        let relit = try SwapGeometry.relight(source, like: target, mask: mask, faceWidth: 64)
+        let skin = chroma(relit, 4 * w + 4), wanted = chroma(target, 0)
+        XCTAssertEqual(skin.cb, wanted.cb, accuracy: 0.03)
+        XCTAssertEqual(skin.cr, wanted.cr, accuracy: 0.03)
+        let spot = chroma(relit, 28 * w + 28)
+        XCTAssertLessThan(abs(spot.cb), 0.03, "the highlight stays neutral, not blue")
+        XCTAssertLessThan(abs(spot.cr), 0.03)
+        XCTAssertGreaterThan(spot.y, skin.y, "and stays a highlight")
+
+        let grey = try SwapGeometry.relight(flat(0.5, 0.5, 0.5), like: target, mask: mask, faceWidth: 64)
+        let g = chroma(grey, 4 * w + 4)
+        XCTAssertEqual(g.cb, wanted.cb, accuracy: 0.02)
+        XCTAssertEqual(g.cr, wanted.cr, accuracy: 0.02)
+        XCTAssertFalse(relit.rgb.contains { !$0.isFinite } || grey.rgb.contains { !$0.isFinite })
+
+        // On skin, a washed-out patch is raised towards 0.6 of the target's saturation at its
+        // light instead of turning grey when darkened; off skin (an eye's white) it stays pale.
+        var washed = flat(0.85, 0.55, 0.35)
+        for i in highlight { washed.rgb[i] = 0.87; washed.rgb[n + i] = 0.83; washed.rgb[2 * n + i] = 0.79 }
+        let darker = flat(0.6, 0.45, 0.38)
+        func saturation(_ im: Image) -> Float {
+            let c = chroma(im, 28 * w + 28)
+            return (c.cb * c.cb + c.cr * c.cr).squareRoot() / c.y
+        }
+        let wantedSaturation = saturation(darker)
+        let onSkin = try SwapGeometry.relight(washed, like: darker, mask: mask, faceWidth: 64, skin: mask)
+        let offSkin = try SwapGeometry.relight(washed, like: darker, mask: mask, faceWidth: 64)
+        print("saturation on skin \(saturation(onSkin)), off skin \(saturation(offSkin)), target \(wantedSaturation)")
+        XCTAssertGreaterThan(saturation(onSkin), 0.45 * wantedSaturation)
+        XCTAssertLessThan(saturation(offSkin), 0.3 * wantedSaturation)
+    }
+
     func testAlphaIsKeptAndOutsidePixelsAreExact() throws {
         let target = try photo("obama2_rgba.png")
         XCTAssertNotNil(target.alpha)
