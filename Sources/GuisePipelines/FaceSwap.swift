@@ -145,8 +145,8 @@ public struct SwapReport: Encodable {
         public var window: [Int]
         public var workSize: [Int]
         public var maskArea: Int
-        /// The share of the source's inner-face skin found covered (hair) and left to
-        /// the target's own face.
+        /// The share of the source's inner-face skin found covered (hair): cut out, and filled
+        /// from the source's skin round about where the target's face is skin.
         public var sourceOccluded = 0.0
         /// The share of the warped source face taken from the face's other half, flipped,
         /// where the source is turned away.
@@ -557,10 +557,41 @@ public final class FaceSwap {
             hard = try hard.eroded(radius: speck).dilated(radius: speck)
             hard.values = zip(hard.values, region.values).map { min($0, $1) }
             // Whatever lies over the source's face (a fringe, strands across a cheek) would be
-            // pasted onto the target's skin: there the target's own face stays.
-            let occlusion = try SwapGeometry.sourceOcclusion(warpedSource.image, mesh: meshD, sample: cheeks, faceWidth: faceWidth)
+            // pasted onto the target's skin: it is cut out of the region, and filled below.
+            var occlusion = try SwapGeometry.sourceOcclusion(warpedSource.image, mesh: meshD, sample: cheeks, faceWidth: faceWidth)
             occludedShare = occlusion.share
             for k in 0..<hard.values.count where occlusion.mask.values[k] > 0.5 { hard.values[k] = 0 }
+            // Left out for the source's sake alone (a fringe, strands across a cheek) where the
+            // target's face is skin: the target's own skin showing through there sat beside the
+            // relit source as a patch of another colour. The source's skin round about is carried
+            // in instead (push–pull, with its grain), and the relighting gives it the target's
+            // light. The target's hair, brows and hairline (above 0.45 eye widths over the brows)
+            // stay its own, and so does the outer band along the outline, where filling up to the
+            // target's hair at a temple drew a hard edge along it.
+            var holes = Region(width: ww, height: wh)
+            for y in 0..<wh {
+                for x in 0..<ww {
+                    let k = y * ww + x
+                    holes.bits[k] = hard.values[k] < 0.5 && region.values[k] > 0.5 && rim.values[k] > 0.5 && skinTarget[k]
+                        && height(x, y, above: brow) <= 0.45 * el
+                }
+            }
+            holes = try holes.eroded(speck).dilated(speck)
+            let known = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { hard.values[$0] > 0.5 && skinSource[$0] })
+            if holes.area > 0, known.area >= 64 {
+                let grain = try ClothesSwap.skinGrain(warpedSource.image, source: known)
+                for c in 0..<3 {
+                    let plane = Array(warpedSource.image.rgb[(c * ww * wh)..<((c + 1) * ww * wh)])
+                    let filled = Membrane.pushPull(plane, known: known.bits, width: ww, height: wh)
+                    for k in 0..<(ww * wh) where holes.bits[k] {
+                        warpedSource.image.rgb[c * ww * wh + k] = min(max(filled[k] + grain[k], 0), 1)
+                    }
+                }
+                for k in 0..<(ww * wh) where holes.bits[k] {
+                    hard.values[k] = 1
+                    occlusion.mask.values[k] = 0
+                }
+            }
 
             // Keep the target's mouth opening (its teeth and tongue) when its lips are parted:
             // a closed source mouth stretched open would smear.
