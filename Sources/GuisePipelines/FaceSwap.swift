@@ -464,14 +464,17 @@ public final class FaceSwap {
             let (warp, depthD) = SwapGeometry.faceWarp(
                 target: Gaze.meshWithIrises(tlm.mesh, left: tlm.leftEye, right: tlm.rightEye),
                 source: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye), destination: meshD)
-            var warpedSource = warp.render(src, from: meshS, to: meshD, depth: depthD, width: ww, height: wh)
             // Where the source is turned far away (its far cheek a sliver seen edge-on or hidden
             // behind the nose, its outline running into the background) the face's other half,
             // flipped, takes over: a weight per mesh point, smooth across the face, so the light
-            // changes gradually and the relighting below evens it out.
-            if depthD != nil, let seen = SourceVisibility(mesh: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye),
-                                                          triangles: warp.triangles), seen.mirrors {
-                let mirrored = warp.render(src, triangles: warp.triangles.map { (meshS[seen.mirror[$0.0]], meshS[seen.mirror[$0.1]], meshS[seen.mirror[$0.2]]) },
+            // changes gradually and the relighting below evens it out. The midline, which has no
+            // other half, is then sampled just inside the outline where it folds.
+            let seen = depthD == nil ? nil
+                : SourceVisibility(mesh: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye), triangles: warp.triangles)
+            let sampled = seen.map { $0.mirrors ? $0.sampledInside(meshS) : meshS } ?? meshS
+            var warpedSource = warp.render(src, from: sampled, to: meshD, depth: depthD, width: ww, height: wh)
+            if let seen, seen.mirrors {
+                let mirrored = warp.render(src, triangles: warp.triangles.map { (sampled[seen.mirror[$0.0]], sampled[seen.mirror[$0.1]], sampled[seen.mirror[$0.2]]) },
                                            to: meshD, depth: depthD, width: ww, height: wh)
                 let weight = warp.renderField(seen.mirrorWeight.map { Float($0) }, to: meshD, depth: depthD, width: ww, height: wh)
                 warpedSource.image = try warpedSource.image.blended(with: mirrored.image, mask: Mask(width: ww, height: wh, values: weight))

@@ -306,6 +306,15 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertGreaterThan(cheeks.max()!, 0.5)
         XCTAssertEqual(cheeks.min()!, 0)
         XCTAssertFalse(t.mirrorWeight.contains { !$0.isFinite || $0 < 0 || $0 > 1 })
+        // The nose ridge lies on the turned face's outline: those midline points sample just
+        // inside it; no point off the midline moves.
+        let points = turned.map(\.xy), inside = t.sampledInside(points)
+        let moved = points.indices.filter { points[$0] != inside[$0] }
+        print("midline points on a fold, sampled inside: \(moved)")
+        XCTAssertFalse(moved.isEmpty)
+        for i in moved { XCTAssertTrue(t.midline[i], "point \(i) is on the midline") }
+        XCTAssertTrue(t.midline[1] && t.midline[168] && !t.midline[33] && !t.midline[263])
+        XCTAssertFalse(inside.contains { !$0.x.isFinite || !$0.y.isFinite })
 
         let swap = try FaceSwap(options: fast())
         let (_, report) = try swap.run(source: turnedPhoto, target: try photo("grace_hopper.jpg"))
