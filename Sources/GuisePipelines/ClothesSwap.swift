@@ -210,8 +210,6 @@ public final class ClothesSwap {
             if kind != .lower {
                 let mirrored = Self.mirroredAcrossBody(&garmentLayer, painted: painted, region: body.region, frame: body.frame)
                 painted = painted || mirrored
-                let raised = Self.raisedToTheSlope(&garmentLayer, painted: painted, region: body.region && body.slope, frame: body.frame)
-                painted = painted || raised
             }
             // Under the garment and wherever it leaves the old clothing bare, nothing of the old
             // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
@@ -370,49 +368,6 @@ public final class ClothesSwap {
             let x = Int((p.x - 2 * d * a.x).rounded()), y = Int((p.y - 2 * d * a.y).rounded())
             guard x >= 0, y >= 0, x < w, y < h, painted.bits[y * w + x] else { continue }
             for ch in 0..<3 { layer.rgb[ch * n + i] = layer.rgb[ch * n + y * w + x] }
-            out.bits[i] = true
-        }
-        return out
-    }
-
-    /// Above a top's shoulders, beside the neck, whatever the old clothing covered up to the
-    /// shoulders' slope (a suit's neck ring, a high collar wider than the neck) would be painted
-    /// as bare skin, a cape of it from the neck to the shoulders, since a garment cut lower
-    /// leaves it open. A top covers the shoulders up to the neck's base, so the garment is carried
-    /// up there instead: each such pixel takes the garment a few pixels inside its top edge
-    /// straight below it (within 0.4 body units). The neck column stays bare. Returns the pixels
-    /// painted so.
-    static func raisedToTheSlope(_ layer: inout Image, painted: Region, region: Region, frame f: BodyFrame) -> Region {
-        let w = layer.width, h = layer.height, n = w * h, s = f.scale
-        let neck = Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.3 * s)), radius: 0.12 * s, width: w, height: h)
-        // Sampled this far inside the top edge, whose pixels carry the garment photo's own edge
-        // (light background bled into it); the edge band itself is overwritten too, so it does
-        // not stay as a line between the garment and its raised part.
-        let down = scaled(f.up, -1), inset = max(3, Int((0.03 * s).rounded()))
-        let source = layer
-        var out = Region(width: w, height: h)
-        for i in 0..<n where region.bits[i] && !painted.bits[i] && !neck.bits[i] {
-            let p = Point(Double(i % w), Double(i / w))
-            var edge: Int?
-            for k in 1...max(1, Int(0.4 * s)) {
-                let q = add(p, scaled(down, Double(k)))
-                let x = Int(q.x.rounded()), y = Int(q.y.rounded())
-                guard x >= 0, y >= 0, x < w, y < h else { break }
-                if painted.bits[y * w + x] { edge = k; break }
-            }
-            guard let k0 = edge else { continue }
-            let q = add(p, scaled(down, Double(k0 + inset)))
-            let x = Int(q.x.rounded()), y = Int(q.y.rounded())
-            guard x >= 0, y >= 0, x < w, y < h, painted.bits[y * w + x] else { continue }
-            let j = y * w + x
-            for k in 0..<(k0 + inset) {
-                let r = add(p, scaled(down, Double(k)))
-                let rx = Int(r.x.rounded()), ry = Int(r.y.rounded())
-                guard rx >= 0, ry >= 0, rx < w, ry < h else { continue }
-                let t = ry * w + rx
-                guard t == i || painted.bits[t] else { continue }
-                for ch in 0..<3 { layer.rgb[ch * n + t] = source.rgb[ch * n + j] }
-            }
             out.bits[i] = true
         }
         return out
