@@ -92,7 +92,7 @@ public enum FaceMasks {
     }
 
     /// Andrew's monotone chain; counter-clockwise on screen, no repeated end point.
-    static func convexHull(_ points: [Point]) -> [Point] {
+    public static func convexHull(_ points: [Point]) -> [Point] {
         let p = points.sorted { $0.x != $1.x ? $0.x < $1.x : $0.y < $1.y }
         guard p.count > 2 else { return p }
         func cross(_ o: Point, _ a: Point, _ b: Point) -> Double { (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x) }

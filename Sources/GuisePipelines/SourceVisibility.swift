@@ -104,7 +104,30 @@ struct SourceVisibility {
             return v
         }
         self.visibility = visibility
-        mirrorWeight = Self.mirrorWeights(visibility: visibility, mirror: mirror, neighbours: links)
+        var weights = Self.mirrorWeights(visibility: visibility, mirror: mirror, neighbours: links)
+        // The nose takes its other half only when the whole face is turned far (a fifth or more
+        // of it mirrored): a face turned a little or looking down shows its far nostril's wing
+        // foreshortened but whole, and the near nostril flipped onto it left a dark notch.
+        let share = weights.reduce(0, +) / Double(max(1, weights.count))
+        let noseWeight = Self.ramp(share, from: 0.15, to: 0.25)
+        if noseWeight < 1 {
+            let hull = FaceMasks.convexHull(MeshRegions.nose.map { Point(frontal[$0].x, frontal[$0].y) })
+            for i in weights.indices where Self.inside(Point(frontal[i].x, frontal[i].y), convex: hull) { weights[i] *= noseWeight }
+        }
+        mirrorWeight = weights
+    }
+
+    /// Whether `p` lies inside the convex polygon `hull` (either winding).
+    static func inside(_ p: Point, convex hull: [Point]) -> Bool {
+        guard hull.count >= 3 else { return false }
+        var sign = 0.0
+        for k in hull.indices {
+            let a = hull[k], b = hull[(k + 1) % hull.count]
+            let o = (b.x - a.x) * (p.y - a.y) - (b.y - a.y) * (p.x - a.x)
+            if o == 0 { continue }
+            if sign == 0 { sign = o } else if (o > 0) != (sign > 0) { return false }
+        }
+        return true
     }
 
     /// Least squares x = a·y + b·z + c through `points` (a ridge regularisation keeps a and b

@@ -306,6 +306,16 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertGreaterThan(cheeks.max()!, 0.5)
         XCTAssertEqual(cheeks.min()!, 0)
         XCTAssertFalse(t.mirrorWeight.contains { !$0.isFinite || $0 < 0 || $0 > 1 })
+        // Turned this far, the nose's far side is mirrored too; a face turned a little (Tom
+        // Hanks) keeps its own nose, whose far nostril flipped from the near one left a notch.
+        let share = { (v: SourceVisibility) in v.mirrorWeight.reduce(0, +) / Double(v.mirrorWeight.count) }
+        XCTAssertGreaterThan(share(t), 0.25)
+        XCTAssertGreaterThan(MeshRegions.nose.map { t.mirrorWeight[$0] }.max()!, 0.5)
+        let slight = try mesh(try photo("hanks.png"))
+        let hanks = try XCTUnwrap(SourceVisibility(mesh: slight, triangles: try XCTUnwrap(MeshWarp(surface: [frontal, slight])).triangles))
+        XCTAssertTrue(hanks.mirrors, "his far cheek is mirrored")
+        XCTAssertLessThan(share(hanks), 0.15)
+        XCTAssertEqual(MeshRegions.nose.map { hanks.mirrorWeight[$0] }.max()!, 0)
         // The nose ridge lies on the turned face's outline: those midline points sample just
         // inside it; no point off the midline moves.
         let points = turned.map(\.xy), inside = t.sampledInside(points)
