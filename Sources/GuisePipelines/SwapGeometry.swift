@@ -146,7 +146,7 @@ enum SwapGeometry {
             let sb = lfC.rgb[n + i], sr = lfC.rgb[2 * n + i], tb = ltC.rgb[n + i], tr = ltC.rgb[2 * n + i]
             let sLen = (sb * sb + sr * sr).squareRoot(), tLen = (tb * tb + tr * tr).squareRoot()
             let toned = min(1, sLen / 0.04) * min(1, tLen / 0.04)
-            let scale = 1 + toned * (min(max(tLen / max(sLen, 1e-4), 0.25), 2) - 1)
+            let scale = 1 + toned * (min(max(tLen / max(sLen, 1e-4), 0.25), 1.25) - 1)
             let turn = toned * (atan2(tr, tb) - atan2(sr, sb))
             let (cs, sn) = (scale * cos(turn), scale * sin(turn))
             func map(_ b: Float, _ r: Float) -> (Float, Float) { (cs * b - sn * r, sn * b + cs * r) }
