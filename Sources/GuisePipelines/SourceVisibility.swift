@@ -15,6 +15,11 @@ struct SourceVisibility {
     let visibility: [Double]
     /// Per mesh point, its mirror image across the face's midline (itself on the midline).
     let mirror: [Int]
+    /// Per point, the weight of the mirrored half: how decisively its partner is better seen,
+    /// averaged over the point's neighbourhood on the mesh, so that only a broad stretch of face
+    /// (a turned-away cheek) takes the other half, never a lone feature part (a nostril's wing
+    /// behind the nose tip, whose mirror image lands a dark notch beside the real one).
+    let mirrorWeight: [Double]
     /// Per mesh point, the points it shares a triangle with.
     let neighbours: [Set<Int>]
     /// Per mesh point, whether it lies on the face's midline (within 3 % of the eye distance of
@@ -77,9 +82,11 @@ struct SourceVisibility {
         let iod = max(hypot(mesh[263].x - mesh[33].x, mesh[263].y - mesh[33].y), 1)
         let x0 = Int(mesh.map(\.x).min()!.rounded(.down)) - 1, y0 = Int(mesh.map(\.y).min()!.rounded(.down)) - 1
         let w = Int(mesh.map(\.x).max()!.rounded(.up)) - x0 + 2, h = Int(mesh.map(\.y).max()!.rounded(.up)) - y0 + 2
-        var nearest = [Double](repeating: .infinity, count: max(0, w * h))
+        // No depth buffer (nothing counted hidden) for a face spanning more than 16 M pixels.
+        let buffered = w > 0 && h > 0 && w * h <= 16_000_000
+        var nearest = [Double](repeating: .infinity, count: buffered ? w * h : 0)
         let local = mesh.map { Point($0.x - Double(x0), $0.y - Double(y0)) }
-        if w > 0, h > 0, w * h <= 16_000_000 {
+        if buffered {
             for (a, b, c) in triangles {
                 MeshWarp.rasterise(local[a], local[b], local[c], width: w, height: h) { i, wa, wb, wc in
                     nearest[i] = min(nearest[i], wa * depth[a] + wb * depth[b] + wc * depth[c])
@@ -93,13 +100,11 @@ struct SourceVisibility {
             // The farthest surface among the pixels round the point: a point on the nose's own
             // silhouette has a pixel beside it where nothing nearer lies.
             let x = Int(local[i].x.rounded()), y = Int(local[i].y.rounded())
+            let (xs, ys) = (max(0, x - 1)...max(0, min(w - 1, x + 1)), max(0, y - 1)...max(0, min(h - 1, y + 1)))
+            guard nearest.count == w * h, xs.upperBound >= xs.lowerBound, ys.upperBound >= ys.lowerBound else { return v }
             var front = -Double.infinity
-            for yy in max(0, y - 1)...min(h - 1, max(0, y + 1)) where y + 1 >= 0 && y - 1 < h {
-                for xx in max(0, x - 1)...min(w - 1, max(0, x + 1)) where x + 1 >= 0 && x - 1 < w {
-                    let d = nearest[yy * w + xx]
-                    front = max(front, d.isFinite ? d : .infinity)
-                }
-            }
+            for yy in ys { for xx in xs { front = max(front, nearest[yy * w + xx]) } }
+            // An uncovered pixel beside it (infinitely far) leaves the point in view.
             if front.isFinite { v *= 1 - Self.ramp(depth[i] - front, from: tolerance, to: 2 * tolerance) }
             return v
         }
@@ -147,12 +152,6 @@ struct SourceVisibility {
         let a = (sxy * szz - sxz * syz) / det, b = (sxz * syy - sxy * syz) / det
         return (a, b, mx - a * my - b * mz)
     }
-
-    /// Per point, the weight of the mirrored half: how decisively its partner is better seen,
-    /// averaged over the point's neighbourhood on the mesh, so that only a broad stretch of face
-    /// (a turned-away cheek) takes the other half, never a lone feature part (a nostril's wing
-    /// behind the nose tip, whose mirror image lands a dark notch beside the real one).
-    let mirrorWeight: [Double]
 
     static func mirrorWeights(visibility v: [Double], mirror: [Int], neighbours: [Set<Int>]) -> [Double] {
         var w = v.indices.map { ramp(v[mirror[$0]] - v[$0], from: 0.3, to: 0.6) * (1 - ramp(v[$0], from: 0.25, to: 0.5)) }
