@@ -109,11 +109,13 @@ enum SwapGeometry {
     }
 
     /// The source face in the target's light. Luma is multiplied by the ratio of the target's
-    /// masked low-pass to the source's (shading and exposure follow the target; σ about a sixth
-    /// of the face), and chroma is turned and scaled about grey so that much broader low-passes
-    /// of the two faces' chroma agree (skin tone and colour cast follow the target without
-    /// painting its features' colours on). The source's finer detail, which carries identity,
-    /// stays.
+    /// masked low-pass to the source's (shading and exposure follow the target; σ a tenth
+    /// of the face). Colour is handled as chromaticity, chroma over luma, so it keeps its
+    /// saturation when the luma is scaled: a darker target does not make the source's brows and
+    /// shadows glow orange, a brighter one does not wash its skin out to grey. Chromaticity is
+    /// turned and scaled about grey so that much broader low-passes of the two faces' agree
+    /// (skin tone and colour cast follow the target without painting its features' colours
+    /// on). The source's finer detail, which carries identity, stays.
     static func relight(_ face: Image, like target: Image, mask: Mask, faceWidth: Double, skin: Mask? = nil) throws -> Image {
         let n = face.pixelCount
         func ycc(_ im: Image) -> Image {
@@ -127,10 +129,18 @@ enum SwapGeometry {
             }
             return o
         }
+        // Below this luma chromaticity is chroma over the floor: near-black pixels carry no
+        // reliable hue to scale.
+        let lumaFloor: Float = 0.05
         let f = ycc(face), t = ycc(target)
-        let sigmaLuma = max(2, 0.15 * faceWidth), sigmaChroma = max(4, 0.3 * faceWidth)
-        let ltL = try maskedLowPass(t, mask, sigma: sigmaLuma), lfL = try maskedLowPass(f, mask, sigma: sigmaLuma)
-        let ltC = try maskedLowPass(t, mask, sigma: sigmaChroma), lfC = try maskedLowPass(f, mask, sigma: sigmaChroma)
+        let sigmaLuma = max(2, 0.1 * faceWidth), sigmaChroma = max(4, 0.3 * faceWidth)
+        // Light is measured on skin alone where `skin` is given: dark brows, eye sockets and lips
+        // in the low-pass would make the ratio paint the target's features, a dark band across
+        // the eyes, onto the source.
+        var lit = mask
+        if let skin { lit.values = zip(mask.values, skin.values).map { $0 * $1 } }
+        let ltL = try maskedLowPass(t, lit, sigma: sigmaLuma), lfL = try maskedLowPass(f, lit, sigma: sigmaLuma)
+        let ltC = try maskedLowPass(t, lit, sigma: sigmaChroma), lfC = try maskedLowPass(f, lit, sigma: sigmaChroma)
         var out = face
         for i in 0..<n {
             let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.2), 5)
@@ -138,29 +148,31 @@ enum SwapGeometry {
             // target's level rolls off instead of clipping to a white patch.
             var y = f.rgb[i] * ratio
             if y > 0.85 { y = 0.85 + 0.15 * Float(tanh(Double((y - 0.85) / 0.15))) }
-            // Chroma by the similarity of the chroma plane (turn and scale about grey) that takes
-            // the source's skin tone to the target's, what it leaves over added: a highlight or
-            // an eye's white stays neutral and lips keep their hue relative to the skin. Shifting
+            // The similarity of the chromaticity plane (turn and scale about grey) that takes the
+            // source's skin tone to the target's, what it leaves over added: a highlight or an
+            // eye's white stays neutral and lips keep their hue relative to the skin. Shifting
             // every pixel by the difference of the two skin tones turned a warmer source's
             // highlights blue-grey on a paler target. A grey source (no tone to turn) is shifted.
-            let sb = lfC.rgb[n + i], sr = lfC.rgb[2 * n + i], tb = ltC.rgb[n + i], tr = ltC.rgb[2 * n + i]
+            let sy = max(lfC.rgb[i], lumaFloor), ty = max(ltC.rgb[i], lumaFloor)
+            let sb = lfC.rgb[n + i] / sy, sr = lfC.rgb[2 * n + i] / sy
+            let tb = ltC.rgb[n + i] / ty, tr = ltC.rgb[2 * n + i] / ty
             let sLen = (sb * sb + sr * sr).squareRoot(), tLen = (tb * tb + tr * tr).squareRoot()
-            let toned = min(1, sLen / 0.04) * min(1, tLen / 0.04)
+            let toned = min(1, sLen / 0.08) * min(1, tLen / 0.08)
             let scale = 1 + toned * (min(max(tLen / max(sLen, 1e-4), 0.25), 1.25) - 1)
             let turn = toned * (atan2(tr, tb) - atan2(sr, sb))
             let (cs, sn) = (scale * cos(turn), scale * sin(turn))
             func map(_ b: Float, _ r: Float) -> (Float, Float) { (cs * b - sn * r, sn * b + cs * r) }
             let (mb, mr) = map(sb, sr)
-            let (fb, fr) = map(f.rgb[n + i], f.rgb[2 * n + i])
+            let fy = max(f.rgb[i], lumaFloor)
+            let (fb, fr) = map(f.rgb[n + i] / fy, f.rgb[2 * n + i] / fy)
             var cb = fb + tb - mb
             var cr = fr + tr - mr
             if let skin, skin.values[i] > 0 {
-                // Skin left much paler than the target's at the same light (the source's sheen,
-                // or a patch its camera washed out) would read as grey, blue-grey beside warm
-                // skin, once darkened to the target's light: its colour is raised towards 0.6 of
-                // the target's saturation there, the more the paler it is. Eyes and teeth lie
-                // outside `skin`.
-                let need = 0.6 * tLen / max(ltC.rgb[i], 1e-3) * y
+                // Skin left much paler than the target's (the source's sheen, or a patch its
+                // camera washed out) would read as grey, blue-grey beside warm skin: its colour is
+                // raised towards 0.6 of the target's saturation there, the more the paler it is.
+                // Eyes and teeth lie outside `skin`.
+                let need = 0.6 * tLen
                 let have = (cb * cb + cr * cr).squareRoot()
                 if need > 1e-4, have < need {
                     let k = skin.values[i] * (1 - have / need)
@@ -168,7 +180,7 @@ enum SwapGeometry {
                     cr += k * (need * tr / max(tLen, 1e-4) - cr)
                 }
             }
-            let r = y + cr, b = y + cb
+            let r = y * (1 + cr), b = y * (1 + cb)
             let g = (y - 0.299 * r - 0.114 * b) / 0.587
             out.rgb[i] = min(max(r, 0), 1)
             out.rgb[n + i] = min(max(g, 0), 1)

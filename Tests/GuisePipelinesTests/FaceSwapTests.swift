@@ -383,6 +383,47 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertLessThan(saturation(offSkin), 0.3 * wantedSaturation)
     }
 
+    /// Colour follows luma as chromaticity: relit like a much darker target, a brown brow on the
+    /// source keeps its saturation relative to the skin's (an additive chroma kept the brow's
+    /// chroma while its luma fell, and dark features glowed orange), and brightened like a pale
+    /// target the skin does not wash out to grey. The light is measured on skin only: a target's
+    /// dark band of brows outside `skin` does not darken the source there.
+    func testRelightScalesColourWithLightAndMeasuresSkinOnly() throws {
+        let w = 64, h = 64, n = w * h
+        func flat(_ r: Float, _ g: Float, _ b: Float) -> Image {
+            Image(width: w, height: h, rgb: [Float](repeating: r, count: n) + [Float](repeating: g, count: n) + [Float](repeating: b, count: n))
+        }
+        func saturation(_ im: Image, _ i: Int) -> Float {
+            let y = 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i]
+            let cb = im.rgb[2 * n + i] - y, cr = im.rgb[i] - y
+            return (cb * cb + cr * cr).squareRoot() / y
+        }
+        var source = flat(0.85, 0.6, 0.45)
+        let brow = (28..<36).flatMap { y in (8..<56).map { y * w + $0 } }
+        for i in brow { source.rgb[i] = 0.45; source.rgb[n + i] = 0.28; source.rgb[2 * n + i] = 0.18 }
+        let mask = Mask(width: w, height: h, fill: 1)
+        let skinAt = 4 * w + 4, browAt = 32 * w + 32
+        let sourceRatio = saturation(source, browAt) / saturation(source, skinAt)
+        for target in [flat(0.4, 0.27, 0.2), flat(0.95, 0.8, 0.72)] {
+            let relit = try SwapGeometry.relight(source, like: target, mask: mask, faceWidth: 64)
+            XCTAssertFalse(relit.rgb.contains { !$0.isFinite })
+            XCTAssertEqual(saturation(relit, skinAt), saturation(target, 0), accuracy: 0.2 * saturation(target, 0))
+            XCTAssertEqual(saturation(relit, browAt) / saturation(relit, skinAt), sourceRatio, accuracy: 0.05 * sourceRatio)
+        }
+
+        var banded = flat(0.7, 0.5, 0.4)
+        var skin = Mask(width: w, height: h, fill: 1)
+        for i in brow {
+            banded.rgb[i] = 0.15; banded.rgb[n + i] = 0.1; banded.rgb[2 * n + i] = 0.08
+            skin.values[i] = 0
+        }
+        let plain = flat(0.7, 0.5, 0.4)
+        let onSkin = try SwapGeometry.relight(plain, like: banded, mask: mask, faceWidth: 64, skin: skin)
+        let everywhere = try SwapGeometry.relight(plain, like: banded, mask: mask, faceWidth: 64)
+        XCTAssertEqual(onSkin.rgb[n + browAt], onSkin.rgb[n + skinAt], accuracy: 0.03)
+        XCTAssertLessThan(everywhere.rgb[n + browAt], onSkin.rgb[n + browAt] - 0.1, "without the skin mask the band darkens it")
+    }
+
     func testAlphaIsKeptAndOutsidePixelsAreExact() throws {
         let target = try photo("obama2_rgba.png")
         XCTAssertNotNil(target.alpha)
