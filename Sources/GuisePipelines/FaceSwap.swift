@@ -532,8 +532,8 @@ public final class FaceSwap {
             // The source's forehead is held to a stricter test (darker than its cheeks or
             // textured like strands: a fringe) than the target's, whose skin there is only
             // being covered.
-            let skinTarget = try SwapGeometry.skinLike(warpedTarget, sample: cheeks)
-            let skinSource = try SwapGeometry.skinLike(warpedSource.image, sample: cheeks, minLuma: 0.72)
+            let skinTarget = try SwapGeometry.skinLike(warpedTarget, sample: cheeks, highlights: true)
+            let skinSource = try SwapGeometry.skinLike(warpedSource.image, sample: cheeks, minLuma: 0.72, highlights: true)
             let rim = try ovalMask.eroded(radius: max(1, Int((0.1 * faceWidth).rounded())))
             for y in 0..<wh {
                 for x in 0..<ww {

@@ -195,11 +195,15 @@ enum SwapGeometry {
     /// forehead, where the mesh's outline reaches the hairline.
     /// `minLuma` is the fraction of the sample's mean luma a pixel must reach; `maxTexture`, if
     /// given, bounds the local gradient energy (hair is strands, skin is smooth) as a multiple of
-    /// the sample's median.
-    static func skinLike(_ image: Image, sample: Mask, minLuma: Float = 0.6, maxTexture: Float? = nil) throws -> [Bool] {
+    /// the sample's median. With `highlights`, skin washed out by light also passes: brighter
+    /// than the sample, smooth, its chroma on the line from grey to the skin's own tone (a shiny
+    /// or overexposed forehead, which the chroma test calls grey and which, left out, showed as
+    /// a grey blot inside the pasted face). Grey hair is as pale but strands are not smooth.
+    static func skinLike(_ image: Image, sample: Mask, minLuma: Float = 0.6, maxTexture: Float? = nil,
+                         highlights: Bool = false) throws -> [Bool] {
         let n = image.pixelCount
         var texture: [Float]?
-        if maxTexture != nil {
+        if maxTexture != nil || highlights {
             // Gradient energy of luma, averaged over a few pixels.
             let w = image.width, h = image.height
             let luma = image.grey()
@@ -228,11 +232,14 @@ enum SwapGeometry {
         // A floor on the spread: a flat-lit face would otherwise reject its own forehead.
         sbb = sbb / m + 2e-4; srr = srr / m + 2e-4; sbr /= m
         let det = sbb * srr - sbr * sbr
-        var textureLimit = Float.infinity
-        if let texture, let maxTexture {
+        var textureLimit = Float.infinity, smoothLimit = Float.infinity
+        if let texture {
             let sampled = (0..<n).filter { sample.values[$0] > 0.5 }.map { texture[$0] }.sorted()
-            textureLimit = maxTexture * max(sampled[sampled.count / 2], 1e-5)
+            let typical = max(sampled[sampled.count / 2], 1e-5)
+            if let maxTexture { textureLimit = maxTexture * typical }
+            smoothLimit = 2 * typical
         }
+        let tone2 = mb * mb + mr * mr
         var out = [Bool](repeating: false, count: n)
         for i in 0..<n {
             if let texture, texture[i] > textureLimit { continue }
@@ -240,7 +247,15 @@ enum SwapGeometry {
             let y = 0.299 * r + 0.587 * g + 0.114 * b
             let db = b - y - mb, dr = r - y - mr
             let d2 = (srr * db * db - 2 * sbr * db * dr + sbb * dr * dr) / det
-            out[i] = d2 < 6 && y > minLuma * my
+            if d2 < 6 && y > minLuma * my {
+                out[i] = true
+            } else if highlights, y > my, tone2 > 1e-4, let texture, texture[i] <= smoothLimit {
+                // Chroma (b − y, r − y) as t × the skin's tone plus an offset across it.
+                let cb = b - y, cr = r - y
+                let t = (cb * mb + cr * mr) / tone2
+                let ob = cb - t * mb, or = cr - t * mr
+                out[i] = t > -0.1 && t < 1.2 && (ob * ob + or * or) < 0.1 * tone2 + 1e-4
+            }
         }
         return out
     }

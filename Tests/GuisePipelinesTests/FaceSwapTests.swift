@@ -2,6 +2,7 @@ import XCTest
 import GuiseFace
 import GuiseFiles
 import GuiseImage
+import GuisePrior
 @testable import GuisePipelines
 import GuiseTensor
 import GuiseTestSupport
@@ -422,6 +423,34 @@ final class FaceSwapTests: XCTestCase {
         let everywhere = try SwapGeometry.relight(plain, like: banded, mask: mask, faceWidth: 64)
         XCTAssertEqual(onSkin.rgb[n + browAt], onSkin.rgb[n + skinAt], accuracy: 0.03)
         XCTAssertLessThan(everywhere.rgb[n + browAt], onSkin.rgb[n + browAt] - 0.1, "without the skin mask the band darkens it")
+    }
+
+    /// Skin washed out by light (brighter than the cheeks, smooth, its chroma between grey and
+    /// the skin's tone) is skin when highlights are asked for; pale strands (grey hair, as light
+    /// but striped), a blue patch and a darker brown one are not, either way.
+    func testSkinLikeAcceptsSmoothHighlightsOnly() throws {
+        let w = 64, h = 64, n = w * h
+        var im = Image(width: w, height: h, rgb: [Float](repeating: 0.8, count: n) + [Float](repeating: 0.55, count: n) + [Float](repeating: 0.42, count: n))
+        var noise = PriorRNG(seed: 3)
+        for i in 0..<(3 * n) { im.rgb[i] += 0.02 * Float(noise.uniform() - 0.5) }
+        func paint(_ x0: Int, _ y0: Int, _ rgb: (Int, Int) -> (Float, Float, Float)) {
+            for y in y0..<(y0 + 18) { for x in x0..<(x0 + 18) { let v = rgb(x, y); im.rgb[y * w + x] = v.0; im.rgb[n + y * w + x] = v.1; im.rgb[2 * n + y * w + x] = v.2 } }
+        }
+        paint(1, 1) { _, _ in (0.97, 0.9, 0.86) }                                  // shine
+        paint(22, 1) { x, _ in x % 4 < 2 ? (0.95, 0.93, 0.92) : (0.55, 0.54, 0.53) } // grey strands
+        paint(43, 1) { _, _ in (0.5, 0.6, 0.9) }                                     // blue
+        paint(1, 22) { _, _ in (0.35, 0.22, 0.15) }                                  // dark brown
+        var sample = Mask(width: w, height: h, fill: 0)
+        for y in 44..<62 { for x in 4..<60 { sample.values[y * w + x] = 1 } }
+        let plain = try SwapGeometry.skinLike(im, sample: sample)
+        let lit = try SwapGeometry.skinLike(im, sample: sample, highlights: true)
+        XCTAssertTrue(plain[50 * w + 30] && lit[50 * w + 30], "the sampled skin")
+        XCTAssertFalse(plain[10 * w + 10], "shine fails the chroma test alone")
+        XCTAssertTrue(lit[10 * w + 10], "and passes as a highlight")
+        for at in [10 * w + 30, 10 * w + 32, 10 * w + 52, 31 * w + 10] {
+            XCTAssertFalse(lit[at], "pixel \(at % w),\(at / w)")
+            XCTAssertFalse(plain[at], "pixel \(at % w),\(at / w)")
+        }
     }
 
     func testAlphaIsKeptAndOutsidePixelsAreExact() throws {
