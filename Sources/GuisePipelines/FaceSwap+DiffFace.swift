@@ -40,6 +40,7 @@ extension FaceSwap {
         let m = try model.get()
         let refiner = DiffFaceRefiner(model: m, experts: diffFaceExperts, analyzer: analyzer, identity: identity, options: options)
         refiner.progress = { [weak self] done, total in
+            self?.stepFinished(done)
             self?.progress?(SwapProgress(stage: "face \(faceNumber + 1): diffusion", done: done, total: total))
         }
         refiner.note = note

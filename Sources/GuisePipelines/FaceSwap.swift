@@ -166,6 +166,9 @@ public struct SwapReport: Encodable {
     public var referenceAttention: Double?
     /// Seconds per stage, summed over faces.
     public var seconds: [String: Double] = [:]
+    /// The fastest diffusion step's wall time, the steady state a benchmark compares (loading
+    /// and the first step's warm-up excluded); nil with fewer than two steps.
+    public var fastestStepSeconds: Double?
     /// With DiffFace's method or its experts: which expert did each job, the guidance gradient's
     /// path, and each weighted loss term at the best sample's last guided step (last face).
     public var experts: [String: String]?
@@ -218,6 +221,16 @@ public final class FaceSwap {
     var lastDiffFaceExperts: [String: String] = [:]
     /// What the last run's diffusion refinements did, face by face (for tests of the guidance).
     var lastRefinements: [SwapRefiner.Refined] = []
+    /// Wall time between consecutive diffusion steps of this run (a face's first step, which
+    /// carries loading and warm-up, is not among them).
+    var stepSeconds: [Double] = []
+    var lastStepAt: Date?
+    /// Notes a finished diffusion step: `done` counts from 1 within a face.
+    func stepFinished(_ done: Int) {
+        let now = Date()
+        if done > 1, let last = lastStepAt { stepSeconds.append(now.timeIntervalSince(last)) }
+        lastStepAt = now
+    }
     /// Progress events and notes go here (the CLI draws a bar on stderr).
     public var progress: ((SwapProgress) -> Void)?
     public var note: ((String) -> Void)?
@@ -320,6 +333,8 @@ public final class FaceSwap {
         guard !chosen.isEmpty else { throw FaceError("no face in \(labels.target) could be analysed", category: .notFound) }
 
         lastRefinements = []
+        stepSeconds = []
+        lastStepAt = nil
         var out = target
         var report = SwapReport()
         report.seed = options.seed
@@ -356,6 +371,7 @@ public final class FaceSwap {
             report.lossTerms = lastDiffFaceTerms
         }
         report.seconds = seconds.mapValues { ($0 * 1000).rounded() / 1000 }
+        report.fastestStepSeconds = stepSeconds.min().map { ($0 * 1000).rounded() / 1000 }
         return Output(image: out, report: report, samples: allSamples)
     }
 
@@ -636,6 +652,7 @@ public final class FaceSwap {
                 }
             }
             refiner.progress = { [weak self] done, total in
+                self?.stepFinished(done)
                 self?.progress?(SwapProgress(stage: "face \(faceNumber + 1): diffusion", done: done, total: total))
             }
             try timed("diffusion") {

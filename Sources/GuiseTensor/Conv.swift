@@ -23,6 +23,8 @@ func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 struct ConvKernels {
     let geo: ConvGeometry
     let batch: Int, groups: Int, outChannels: Int
+    /// Read when the conv is set up, so its backward pass takes the same paths.
+    var f4MinSide = Winograd4x4.minSide
 
     var inPerGroup: Int { geo.channels / groups }
     var outPerGroup: Int { outChannels / groups }
@@ -104,7 +106,7 @@ struct ConvKernels {
         // pair, every call) and its narrow GEMMs (one column per 2×2 tile) cost more than the
         // multiplies it saves; one GEMM per tap is 1.3–2.5× faster there (ArcFace's 14×14 and
         // 7×7 stages, an ADM's 16×16 and 8×8 levels).
-        if Winograd4x4.applies(geo, groups: groups, outChannels: outChannels) {
+        if Winograd4x4.applies(geo, groups: groups, outChannels: outChannels, minSide: f4MinSide) {
             let wino = Winograd4x4(channels: geo.channels, height: geo.height, width: geo.width,
                                    outChannels: outChannels, groups: groups, padding: geo.padding)
             let u = Winograd4x4.transformWeights(w, outChannels: outChannels, cg: inPerGroup)
@@ -151,9 +153,9 @@ struct ConvKernels {
         }
         // As in forward: F(4×4) on large maps, F(2×2) on middling ones, and small maps go to
         // one GEMM per tap rather than Winograd.
-        if Winograd4x4.applies(geo, groups: groups, outChannels: outChannels),
+        if Winograd4x4.applies(geo, groups: groups, outChannels: outChannels, minSide: f4MinSide),
            let back = Winograd4x4(channels: geo.channels, height: geo.height, width: geo.width, outChannels: outChannels,
-                                  groups: groups, padding: geo.padding).inputGradConv() {
+                                  groups: groups, padding: geo.padding).inputGradConv(minSide: f4MinSide) {
             let flipped = Winograd3x3.flippedWeights(w, channels: geo.channels, outChannels: outChannels, groups: groups)
             let u = Winograd4x4.transformWeights(flipped.pointer, outChannels: geo.channels, cg: outPerGroup)
             back.forward(gy, transformedWeights: u.pointer, bias: nil, batch: batch, gx)

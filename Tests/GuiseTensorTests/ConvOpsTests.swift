@@ -352,9 +352,10 @@ final class ConvFastPathTests: XCTestCase {
     /// end in partial tiles on both edges; then in jobs of one tile row. Its error is a few 1e-7
     /// of the scale here, so 1e-5 still catches a wrong transform coefficient.
     func testWinogradF4AtSize() {
-        let savedSide = Winograd4x4.minSide
-        Winograd4x4.minSide = 64
-        defer { Winograd4x4.minSide = savedSide }
+        Winograd4x4.$minSide.withValue(64) { checkWinogradF4AtSize() }
+    }
+
+    private func checkWinogradF4AtSize() {
         for (size, pad) in [(66, 1), (70, 0)] {
             let geo = ConvGeometry(channels: 16, height: size, width: size + 3, kh: 3, kw: 3, stride: 1,
                                    padding: NN.Padding(pad, pad), dilation: 1)
