@@ -210,6 +210,7 @@ public final class ClothesSwap {
             if kind != .lower {
                 let mirrored = Self.mirroredAcrossBody(&garmentLayer, painted: painted, region: body.region, frame: body.frame)
                 painted = painted || mirrored
+                painted = painted || (try Self.extendedOverBody(&garmentLayer, painted: painted, body: body, kind: kind))
             }
             // Under the garment and wherever it leaves the old clothing bare, nothing of the old
             // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
@@ -369,6 +370,44 @@ public final class ClothesSwap {
             guard x >= 0, y >= 0, x < w, y < h, painted.bits[y * w + x] else { continue }
             for ch in 0..<3 { layer.rgb[ch * n + i] = layer.rgb[ch * n + y * w + x] }
             out.bits[i] = true
+        }
+        return out
+    }
+
+    /// The garment carried on over old clothing it leaves uncovered on the body's outside,
+    /// beyond the torso between shoulders and hips: the top of a shoulder, a flank wider than
+    /// the garment photo's. Taken off there, the old clothing left a patch of bare skin or a bite
+    /// of background out of the person's outline. Within 12 % of the body's scale of the
+    /// garment, never on the neck or along an arm below its shoulder, the garment's colour is
+    /// interpolated outwards (push–pull from the painted garment, its edge pixels left out).
+    static func extendedOverBody(_ layer: inout Image, painted: Region, body: BodyAnalysis, kind: GarmentKind) throws -> Region {
+        try extendedOverBody(&layer, painted: painted, region: body.region, person: body.person, hair: body.hair, face: body.face,
+                             frame: body.frame, kind: kind)
+    }
+
+    static func extendedOverBody(_ layer: inout Image, painted: Region, region: Region, person: Region, hair: Region, face: Region,
+                                 frame f: BodyFrame, kind: GarmentKind) throws -> Region {
+        let w = layer.width, h = layer.height, n = w * h
+        let s = f.scale
+        let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
+        var kept = try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h)
+        kept = kept || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.3 * s)), radius: 0.12 * s, width: w, height: h)
+        for (_, a, b, _) in f.limbs(kind) {
+            let start = add(f[a], scaled(Point(f[b].x - f[a].x, f[b].y - f[a].y), 0.3))
+            kept = kept || Region.capsule(start, f[b], radius: 0.11 * s, width: w, height: h)
+        }
+        let reach = try painted.dilated(max(1, Int((0.12 * s).rounded())))
+        let out = region && person && !painted && !kept && reach && !hair && !face
+        guard out.area > 0 else { return out }
+        let edge = max(1, Int((0.004 * s).rounded()))
+        let known = try painted.eroded(edge)
+        guard known.area >= 64 else { return Region(width: w, height: h) }
+        // The garment's own edge, which the feather used to hide, is now inside: its pixels mix
+        // in the garment photo's background, so beside the extension they are interpolated too.
+        let fill = out || (painted && !known && (try out.dilated(edge + 1)))
+        for c in 0..<3 {
+            let filled = Membrane.pushPull(Array(layer.rgb[(c * n)..<((c + 1) * n)]), known: known.bits, width: w, height: h)
+            for i in 0..<n where fill.bits[i] { layer.rgb[c * n + i] = filled[i] }
         }
         return out
     }

@@ -145,6 +145,42 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertFalse(layer.rgb.contains { !$0.isFinite })
     }
 
+    /// Old clothing the garment leaves uncovered on the top of a shoulder takes the garment's
+    /// colour; the neck, an arm below its shoulder, hair, and clothing beyond reach do not, and
+    /// the garment's interior is left as it was.
+    func testTheGarmentRunsOnOverAShoulderItLeavesUncovered() throws {
+        let (person, _) = frames()
+        let w = person.width, h = person.height, n = w * h
+        var layer = Image(width: w, height: h, rgb: [Float](repeating: 0.5, count: 3 * n))
+        var painted = Region(width: w, height: h), region = Region(width: w, height: h)
+        var hair = Region(width: w, height: h)
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * w + x
+                region.bits[i] = y >= 130 && x > 100 && x < 300
+                hair.bits[i] = x >= 146 && x <= 148 && y >= 163 && y <= 167
+                guard y >= 160 && x >= 150 && x <= 250 else { continue }
+                painted.bits[i] = true
+                for c in 0..<3 { layer.rgb[c * n + i] = [0.2, 0.3, 0.6][c] }
+            }
+        }
+        let before = layer
+        let body = Region(width: w, height: h, bits: [Bool](repeating: true, count: n))
+        let out = try ClothesSwap.extendedOverBody(&layer, painted: painted, region: region, person: body, hair: hair,
+                                                   face: Region(width: w, height: h), frame: person, kind: .upper)
+        let shoulder = 170 * w + 144
+        XCTAssertTrue(out.bits[shoulder], "the shoulder's top takes the garment")
+        XCTAssertEqual(layer.rgb[shoulder], 0.2, accuracy: 0.02)
+        XCTAssertEqual(layer.rgb[2 * n + shoulder], 0.6, accuracy: 0.02)
+        XCTAssertFalse(out.bits[150 * w + 200], "the neck stays bare")
+        XCTAssertFalse(out.bits[230 * w + 140], "so does the arm below the shoulder")
+        XCTAssertFalse(out.bits[165 * w + 147], "and hair")
+        XCTAssertFalse(out.bits[140 * w + 110], "too far from the garment")
+        XCTAssertFalse((out && painted).area > 0 || (out && !region).area > 0)
+        XCTAssertEqual(layer.rgb[300 * w + 200], before.rgb[300 * w + 200], "the garment's interior as it was")
+        XCTAssertFalse(layer.rgb.contains { !$0.isFinite })
+    }
+
     func testWarpTakesPersonLandmarksOntoTheGarmentsOwn() throws {
         let (person, garment) = frames()
         let warp = try GarmentWarp.fit(person: person, garment: garment, kind: .upper, neckline: nil, limbsFromGarment: true)
