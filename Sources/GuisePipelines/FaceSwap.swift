@@ -622,8 +622,12 @@ public final class FaceSwap {
 
             // Relit first, then the target's own mouth opening goes in as it is (relighting it
             // with the source's darker lips around would blow its teeth out).
-            let relit = try SwapGeometry.relight(warpedSource.image, like: warpedTarget, mask: hard, faceWidth: faceWidth, skin: try skinD.blurred(sigma: max(1, 0.01 * faceWidth)))
+            var relit = try SwapGeometry.relight(warpedSource.image, like: warpedTarget, mask: hard, faceWidth: faceWidth, skin: try skinD.blurred(sigma: max(1, 0.01 * faceWidth)))
                 .blended(with: warpedTarget, mask: keep)
+            // A source smaller than the target face arrives softer than the photo around it:
+            // its skin takes grain up to the target skin's own.
+            relit = try SwapGeometry.matchedGrain(relit, like: warpedTarget, skin: Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
+                hard.values[$0] > 0.5 && skinD.values[$0] > 0.5 && keep.values[$0] < 0.01 }), seed: options.seed &+ UInt64(faceNumber))
             // The paste weight: the region pulled in from its edge, then feathered. A narrow
             // inset and feather, so the source's skin reaches out to the cheeks and jaw, where the
             // outline is part of the identity (mean dlib distance over the evaluation pairs 0.500

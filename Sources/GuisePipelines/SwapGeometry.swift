@@ -1,4 +1,5 @@
 import Foundation
+import GuiseDiffusion
 import GuiseFace
 import GuiseImage
 import GuiseVision
@@ -185,6 +186,48 @@ enum SwapGeometry {
             out.rgb[i] = min(max(r, 0), 1)
             out.rgb[n + i] = min(max(g, 0), 1)
             out.rgb[2 * n + i] = min(max(b, 0), 1)
+        }
+        return out
+    }
+
+    /// The fine-detail strength of `image`'s luma over `region`: the robust spread (1.4826 ×
+    /// median absolute value) of its high-pass at σ 1.5 px, so edges and features count little.
+    static func grainStrength(_ image: Image, region: Region) throws -> Float? {
+        let luma = image.grey()
+        let low = try Image(grey: luma, width: image.width, height: image.height).blurred(sigma: 1.5).grey()
+        var residuals: [Float] = []
+        for i in 0..<luma.count where region.bits[i] { residuals.append(abs(luma[i] - low[i])) }
+        guard residuals.count >= 64 else { return nil }
+        residuals.sort()
+        return 1.4826 * residuals[residuals.count / 2]
+    }
+
+    /// `face` with luminance grain added on `skin` towards `target`'s fine detail on the same
+    /// pixels (from the difference of their variances, as independent noise adds): a source face
+    /// enlarged onto a sharper photo is otherwise smoother than the skin around it and reads as
+    /// pasted on. The grain is noise softened to a pixel or so (pores and
+    /// sensor grain at the photo's own scale), its edge faded over a few pixels; nothing is
+    /// added where the source is already as detailed. Deterministic for a seed.
+    static func matchedGrain(_ face: Image, like target: Image, skin: Region, seed: UInt64) throws -> Image {
+        guard let want = try grainStrength(target, region: skin), let have = try grainStrength(face, region: skin),
+              want > have * 1.05 else { return face }
+        // Part of the difference, and at most 1 % of full scale: a wrinkled or JPEG-blocky
+        // target's detail is not grain, and matched in full it speckled the face.
+        let amplitude = min(0.7 * (want * want - have * have).squareRoot(), 0.01)
+        let w = face.width, h = face.height, n = w * h
+        let white = try SeededNoise(seed: 0x6EA1_0000 &+ seed).next([n]).values
+        let soft = try Image(grey: white, width: w, height: h).blurred(sigma: 0.7).grey()
+        let spread = max((soft.reduce(0) { $0 + $1 * $1 } / Float(n)).squareRoot(), 1e-6)
+        // The median absolute high-pass of softened noise is below its RMS: scaled so the grain's
+        // own measure comes out at `amplitude`.
+        let weight = try skin.mask.blurred(sigma: 1.5)
+        var out = face
+        let probe = Image(grey: soft.map { $0 / spread }, width: w, height: h)
+        let unit = try grainStrength(probe, region: Region(width: w, height: h, bits: [Bool](repeating: true, count: n))) ?? 1
+        let k = amplitude / max(unit, 1e-6) / spread
+        for i in 0..<n where weight.values[i] > 0 {
+            let g = k * soft[i] * weight.values[i]
+            for c in 0..<3 { out.rgb[c * n + i] = min(max(out.rgb[c * n + i] + g, 0), 1) }
         }
         return out
     }

@@ -453,6 +453,31 @@ final class FaceSwapTests: XCTestCase {
         }
     }
 
+    /// A smooth face on a grainy target takes grain on its skin (towards the target's fine
+    /// detail, at most 1 % of full scale), nothing off it, the same grain for the same seed; a
+    /// face already as detailed as the target is left as it is.
+    func testGrainIsMatchedOnSkinOnly() throws {
+        let w = 96, h = 96, n = w * h
+        var rng = PriorRNG(seed: 11)
+        var target = Image(width: w, height: h, rgb: [Float](repeating: 0.55, count: 3 * n))
+        for i in 0..<n { let g = 0.03 * Float(rng.uniform() - 0.5); for c in 0..<3 { target.rgb[c * n + i] += g } }
+        let smooth = Image(width: w, height: h, rgb: [Float](repeating: 0.5, count: 3 * n))
+        let skin = Region(width: w, height: h, bits: (0..<n).map { ($0 % w) < 64 })
+        let grained = try SwapGeometry.matchedGrain(smooth, like: target, skin: skin, seed: 1)
+        let inside = Region(width: w, height: h, bits: (0..<n).map { ($0 % w) > 4 && ($0 % w) < 58 })
+        let before = try XCTUnwrap(try SwapGeometry.grainStrength(smooth, region: inside))
+        let after = try XCTUnwrap(try SwapGeometry.grainStrength(grained, region: inside))
+        let wanted = try XCTUnwrap(try SwapGeometry.grainStrength(target, region: inside))
+        XCTAssertEqual(before, 0, accuracy: 1e-6)
+        XCTAssertGreaterThan(after, 0.3 * wanted)
+        XCTAssertLessThan(after, 1.2 * wanted)
+        for y in 0..<h { for x in 72..<w { XCTAssertEqual(grained.rgb[y * w + x], 0.5, "off the skin") } }
+        XCTAssertEqual(grained.rgb, try SwapGeometry.matchedGrain(smooth, like: target, skin: skin, seed: 1).rgb)
+        XCTAssertNotEqual(grained.rgb, try SwapGeometry.matchedGrain(smooth, like: target, skin: skin, seed: 2).rgb)
+        XCTAssertEqual(try SwapGeometry.matchedGrain(target, like: target, skin: skin, seed: 1).rgb, target.rgb)
+        XCTAssertFalse(grained.rgb.contains { !$0.isFinite })
+    }
+
     func testAlphaIsKeptAndOutsidePixelsAreExact() throws {
         let target = try photo("obama2_rgba.png")
         XCTAssertNotNil(target.alpha)
