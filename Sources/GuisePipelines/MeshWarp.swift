@@ -93,8 +93,9 @@ public struct MeshWarp {
     /// the nose (cheek to nose ridge to lip corner); the same triangle in another photo then covers
     /// a different stretch of face, often turned over, and the warp draws mirrored slivers of nose
     /// and lip there. Triangles of the surface fold with the face instead, and `render` with
-    /// depths draws the nearer layer. Nil when no mesh can be turned to the front.
-    public init?(surface meshes: [[Point3]]) {
+    /// depths draws the nearer layer. Nil when no mesh can be turned to the front. Points in
+    /// `leavingOut` are in no triangle.
+    public init?(surface meshes: [[Point3]], leavingOut: Set<Int> = []) {
         guard let count = meshes.map(\.count).min(), count >= FaceMesh.pointCount else { return nil }
         var sum = [Point](repeating: Point(0, 0), count: count)
         var used = 0
@@ -106,7 +107,9 @@ public struct MeshWarp {
         }
         guard used > 0 else { return nil }
         // Delaunay leaves out the later copy of a repeated point; on an averaged mesh none repeat.
-        triangles = Delaunay.triangulate(sum.map { Point($0.x / Double(used), $0.y / Double(used)) })
+        let keep = (0..<count).filter { !leavingOut.contains($0) }
+        let tri = Delaunay.triangulate(keep.map { Point(sum[$0].x / Double(used), sum[$0].y / Double(used)) })
+        triangles = tri.map { (keep[$0.0], keep[$0.1], keep[$0.2]) }
     }
 
     /// The points turned to face the camera: x along the eye line (image-left eye's outer corner

@@ -39,9 +39,12 @@ enum SwapGeometry {
     /// depths at the destination points, so that where a turned target's nose hides its far
     /// cheek the nose is drawn. A Delaunay triangulation of the destination, with no depths,
     /// when the meshes cannot be turned to the front.
+    /// The irises (points past the 468) are in no triangle: each eye's content moves with its
+    /// lids. Pinned to the target's iris, a source iris half under its lid (a smile's narrower
+    /// eye) folded the triangles between iris and lid over and drew dark blocks above the iris.
     static func faceWarp(target: [Point3], source: [Point3], destination: [Point]) -> (warp: MeshWarp, depth: [Double]?) {
         guard target.count == destination.count, source.count == destination.count,
-              let warp = MeshWarp(surface: [target, source]) else {
+              let warp = MeshWarp(surface: [target, source], leavingOut: Set(FaceMesh.pointCount..<destination.count)) else {
             return (MeshWarp(destination: destination), nil)
         }
         return (warp, MeshWarp.depths(target))

@@ -199,6 +199,30 @@ final class FaceSwapTests: XCTestCase {
         return (leaks, Double(holes) / Double(max(inside, 1)))
     }
 
+    /// The face warp turns no triangle over round the eyes between a smiling source's narrow
+    /// eyes and a target's: the irises are in no triangle (pinned to the target's iris, a source
+    /// iris half under its lid folded the triangles between iris and lid, drawing dark blocks).
+    func testTheFaceWarpFoldsNothingRoundTheEyes() throws {
+        func analysed(_ name: String) throws -> FaceLandmarks {
+            let im = try photo(name)
+            return try FaceAnalyzer().landmarks(im, face: try BlazeFaceDetector().detect(im)[0])
+        }
+        let sl = try analysed("astronaut.png"), tl = try analysed("obama.jpg")
+        let s3 = Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye)
+        let t3 = Gaze.meshWithIrises(tl.mesh, left: tl.leftEye, right: tl.rightEye)
+        let (warp, _) = SwapGeometry.faceWarp(target: t3, source: s3, destination: t3.map(\.xy))
+        let eyes = Set(MeshRegions.imageLeftEye + MeshRegions.imageRightEye + Array(FaceMesh.pointCount..<t3.count))
+        var folded = 0, round = 0
+        for (a, b, c) in warp.triangles where eyes.contains(a) || eyes.contains(b) || eyes.contains(c) {
+            round += 1
+            XCTAssertTrue(a < FaceMesh.pointCount && b < FaceMesh.pointCount && c < FaceMesh.pointCount, "an iris point in a triangle")
+            let so = Delaunay.orientation(s3[a].xy, s3[b].xy, s3[c].xy), to = Delaunay.orientation(t3[a].xy, t3[b].xy, t3[c].xy)
+            if so * to < 0 { folded += 1 }
+        }
+        XCTAssertGreaterThan(round, 20)
+        XCTAssertEqual(folded, 0)
+    }
+
     func testOnlyTheFaceChangesAndTheRestIsBitExact() throws {
         let target = try photo("astronaut.png")
         let swap = try FaceSwap(options: fast())
