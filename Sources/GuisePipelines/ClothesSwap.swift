@@ -519,18 +519,11 @@ public final class ClothesSwap {
     /// do not count; skin's own detail is pores and blotches, which read as finer than noise of
     /// the same spread), softened to the photo's grain size. Deterministic: a fixed seed.
     static func skinGrain(_ person: Image, source: Region) throws -> [Float] {
-        let w = person.width, h = person.height, n = person.pixelCount
-        let luma = person.grey()
-        let low = try Image(grey: luma, width: w, height: h).blurred(sigma: 1.5).grey()
-        var residuals: [Float] = []
-        for i in 0..<n where source.bits[i] { residuals.append(abs(luma[i] - low[i])) }
-        guard residuals.count >= 64 else { return [Float](repeating: 0, count: n) }
-        residuals.sort()
-        let strength = 1.4826 * residuals[residuals.count / 2]
-        let white = try SeededNoise(seed: 0x5EED_5C1A).next([n]).values
-        let soft = try Image(grey: white, width: w, height: h).blurred(sigma: 1).grey()
-        let spread = max((soft.reduce(0) { $0 + $1 * $1 } / Float(n)).squareRoot(), 1e-6)
-        return soft.map { $0 / spread * 0.5 * strength }
+        guard let strength = try SwapGeometry.grainStrength(person, region: source) else {
+            return [Float](repeating: 0, count: person.pixelCount)
+        }
+        return try SwapGeometry.unitGrain(width: person.width, height: person.height, seed: 0x5EED_5C1A, sigma: 1)
+            .map { $0 * 0.5 * strength }
     }
 
     /// `region` Telea-filled from outside it. The fill is smooth, so on a large photo it is made

@@ -218,21 +218,29 @@ enum SwapGeometry {
         // target's detail is not grain, and matched in full it speckled the face.
         let amplitude = min(0.7 * (want * want - have * have).squareRoot(), 0.01)
         let w = face.width, h = face.height, n = w * h
-        let white = try SeededNoise(seed: 0x6EA1_0000 &+ seed).next([n]).values
-        let soft = try Image(grey: white, width: w, height: h).blurred(sigma: 0.7).grey()
-        let spread = max((soft.reduce(0) { $0 + $1 * $1 } / Float(n)).squareRoot(), 1e-6)
+        let grain = try unitGrain(width: w, height: h, seed: 0x6EA1_0000 &+ seed, sigma: 0.7)
         // The median absolute high-pass of softened noise is below its RMS: scaled so the grain's
         // own measure comes out at `amplitude`.
+        let all = Region(width: w, height: h, bits: [Bool](repeating: true, count: n))
+        let unit = try grainStrength(Image(grey: grain, width: w, height: h), region: all) ?? 1
+        let k = amplitude / max(unit, 1e-6)
         let weight = try skin.mask.blurred(sigma: 1.5)
         var out = face
-        let probe = Image(grey: soft.map { $0 / spread }, width: w, height: h)
-        let unit = try grainStrength(probe, region: Region(width: w, height: h, bits: [Bool](repeating: true, count: n))) ?? 1
-        let k = amplitude / max(unit, 1e-6) / spread
         for i in 0..<n where weight.values[i] > 0 {
-            let g = k * soft[i] * weight.values[i]
+            let g = k * grain[i] * weight.values[i]
             for c in 0..<3 { out.rgb[c * n + i] = min(max(out.rgb[c * n + i] + g, 0), 1) }
         }
         return out
+    }
+
+    /// Seeded white noise softened by a Gaussian of `sigma` px, scaled to unit RMS: grain at
+    /// about a pixel's scale for skin that would otherwise look painted on.
+    static func unitGrain(width: Int, height: Int, seed: UInt64, sigma: Double) throws -> [Float] {
+        let n = width * height
+        let white = try SeededNoise(seed: seed).next([n]).values
+        let soft = try Image(grey: white, width: width, height: height).blurred(sigma: sigma).grey()
+        let spread = max((soft.reduce(0) { $0 + $1 * $1 } / Float(n)).squareRoot(), 1e-6)
+        return soft.map { $0 / spread }
     }
 
     /// Where `image` looks like the skin sampled under `sample` (cheeks and nose): a Gaussian in
