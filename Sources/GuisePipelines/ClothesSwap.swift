@@ -458,14 +458,39 @@ public final class ClothesSwap {
         // Faded only where the bare body meets the background, not where the region meets skin.
         let blend = try bare.mask.blurred(sigma: max(1, 0.04 * s))
         let grain = try skinGrain(person, source: source)
+        let shade = chinShadow(face: body.face, skin: source, region: region, scale: s)
         for i in 0..<n where region.bits[i] && blend.values[i] > 0 {
             let a = blend.values[i]
             for c in 0..<3 {
-                let local = near.rgb[c * n + i] + grain[i]
+                let local = near.rgb[c * n + i] * shade[i] + grain[i]
                 out.rgb[c * n + i] = (1 - a) * out.rgb[c * n + i] + a * min(max(local, 0), 1)
             }
         }
         return out
+    }
+
+    /// The light on a neck filled from the face's skin: a neck lies in the chin's shadow, so
+    /// filled at the face's colour it glows like a second face under the jaw. A factor on the
+    /// fill, 0.8 at the jaw, back to 1 over about a third of the body's scale below it, and
+    /// back to 1 wherever the fill meets visible skin that is not the face (a neck above a
+    /// collar brings its own light, which the fill carries on without a step): with d₁ the
+    /// distance to the face and d₂ to that skin, the darkening is weighted d₂ / (d₁ + d₂).
+    static func chinShadow(face: Region, skin: Region, region: Region, scale s: Double) -> [Float] {
+        let w = face.width, h = face.height, n = w * h
+        var shade = [Float](repeating: 1, count: n)
+        guard face.area > 0 else { return shade }
+        let reach = Float(0.35 * s)
+        let toFace = EditGuides.chamferDistance(face.bits.map { !$0 }, width: w, height: h, edgeIsOutside: false)
+        let otherSkin = skin && !face
+        let toSkin = otherSkin.area > 0
+            ? EditGuides.chamferDistance(otherSkin.bits.map { !$0 }, width: w, height: h, edgeIsOutside: false) : nil
+        for i in 0..<n where region.bits[i] && toFace[i] < 2 * reach {
+            let d1 = toFace[i], u = d1 / reach
+            var weight = exp(-u * u)
+            if let toSkin { weight *= toSkin[i] / max(d1 + toSkin[i], 1e-3) }
+            shade[i] = 1 - 0.2 * weight
+        }
+        return shade
     }
 
     /// The hair's edge over the old clothing, re-composited over the new: a pixel there mixes hair

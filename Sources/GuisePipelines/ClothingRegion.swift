@@ -499,6 +499,14 @@ struct BodyAnalysis {
                     for i in 0..<n where face.bits[i] && !ovalRegion.bits[i] && !like[i] && luma[i] > toneLuma + 0.1 {
                         if Double(i % w) * u.x + Double(i / w) * u.y < mouthLevel { skinEdge.bits[i] = true; lightCollar.bits[i] = true }
                     }
+                    // Where the neck meets a dark collar, its last pixels mix skin and cloth and
+                    // pass the colour test as shadowed skin; kept, they would draw a dark line
+                    // round the filled neck. Within 2 px of the cloth and darker than 0.75 of the
+                    // skin's tone, they are the collar's edge.
+                    let cloth = try (person && !skin && !face).dilated(2)
+                    for i in 0..<n where cloth.bits[i] && (skin.bits[i] || face.bits[i]) && !ovalRegion.bits[i] && luma[i] < 0.75 * toneLuma {
+                        if Double(i % w) * u.x + Double(i / w) * u.y < mouthLevel { skinEdge.bits[i] = true; lightCollar.bits[i] = true }
+                    }
                 }
             }
         } else {

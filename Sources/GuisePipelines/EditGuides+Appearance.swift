@@ -245,11 +245,13 @@ extension EditGuides {
     }
 
     /// Per pixel of `region`, the distance (3-4 chamfer, in pixels) to the nearest pixel
-    /// outside it; pixels beyond the rectangle's edge count as outside.
-    static func chamferDistance(_ region: [Bool], width w: Int, height h: Int) -> [Float] {
+    /// outside it; pixels beyond the rectangle's edge count as outside unless `edgeIsOutside`
+    /// is false (a region covering everything then stays at 1e9).
+    static func chamferDistance(_ region: [Bool], width w: Int, height h: Int, edgeIsOutside: Bool = true) -> [Float] {
         let big: Float = 1e9
         var d = region.map { $0 ? big : 0 }
-        func at(_ x: Int, _ y: Int) -> Float { x < 0 || y < 0 || x >= w || y >= h ? 0 : d[y * w + x] }
+        let beyond: Float = edgeIsOutside ? 0 : big
+        func at(_ x: Int, _ y: Int) -> Float { x < 0 || y < 0 || x >= w || y >= h ? beyond : d[y * w + x] }
         for y in 0..<h {
             for x in 0..<w where region[y * w + x] {
                 d[y * w + x] = min(d[y * w + x], at(x - 1, y) + 1, at(x, y - 1) + 1, at(x - 1, y - 1) + 1.4142, at(x + 1, y - 1) + 1.4142)

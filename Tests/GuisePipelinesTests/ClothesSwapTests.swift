@@ -145,6 +145,32 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertFalse(layer.rgb.contains { !$0.isFinite })
     }
 
+    /// A neck filled under the jaw lies in its shadow, 0.8 at the jaw and back to 1 below; where
+    /// the fill meets visible neck skin it takes that skin's light (factor 1), so no step.
+    func testAFilledNeckLiesInTheChinsShadowButMeetsVisibleSkinWithoutAStep() {
+        let w = 100, h = 200, n = w * h
+        var face = Region(width: w, height: h), region = Region(width: w, height: h), skin = Region(width: w, height: h)
+        for y in 0..<h {
+            for x in 0..<w {
+                face.bits[y * w + x] = y < 50
+                region.bits[y * w + x] = y >= 50 && x < 50
+                skin.bits[y * w + x] = y >= 50 && x >= 50
+            }
+        }
+        // Scale 100: the shadow reaches about 35 px below the jaw.
+        let shade = ClothesSwap.chinShadow(face: face, skin: skin, region: region, scale: 100)
+        XCTAssertFalse(shade.contains { !$0.isFinite })
+        XCTAssertEqual(shade[50 * w + 5], 0.8, accuracy: 0.02, "just under the jaw, far from the other skin")
+        XCTAssertGreaterThan(shade[150 * w + 5], 0.99, "far below the jaw")
+        XCTAssertLessThan(shade[60 * w + 5], shade[60 * w + 49], "lighter towards the visible skin")
+        XCTAssertGreaterThan(shade[60 * w + 49], 0.95, "beside the visible skin")
+        XCTAssertEqual(shade[20 * w + 5], 1, "outside the fill nothing changes")
+        XCTAssertEqual(shade[60 * w + 70], 1, "nor on the visible skin")
+        // Without any other skin, the fill's whole width is shaded alike.
+        let alone = ClothesSwap.chinShadow(face: face, skin: Region(width: w, height: h), region: region, scale: 100)
+        XCTAssertEqual(alone[60 * w + 5], alone[60 * w + 45], accuracy: 1e-6)
+    }
+
     /// Old clothing the garment leaves uncovered on the top of a shoulder takes the garment's
     /// colour; the neck, an arm below its shoulder, hair, and clothing beyond reach do not, and
     /// the garment's interior is left as it was.
