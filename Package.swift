@@ -58,7 +58,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS"),
         // libpng's classic API behind a C wrapper (setjmp stays in C); see Sources/CPNG/include/cpng.h.
         .target(name: "CPNG", path: "Sources/CPNG", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("png16")]),
-        // The engine's fork-join thread pool (spinning workers; see Sources/CThreadPool/include/threadpool.h).
+        // The engine's fork-join thread pool (spinning workers; see Sources/CThreadPool/include/threadpool.h),
+        // its per-thread autograd switch and its allocator setting.
         .target(name: "CThreadPool", path: "Sources/CThreadPool", cSettings: [.unsafeFlags(["-O2"] + cCPU)]),
         // Whole-file writes that never leave partial or clobbered outputs; shared by images and weights.
         .target(name: "GuiseFiles"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GuiseFiles
+import GuiseTensor
 
 public struct Guise: ParsableCommand {
     public static let configuration = CommandConfiguration(
@@ -44,6 +45,7 @@ public struct Guise: ParsableCommand {
     /// The entry point: like `main()`, but every failure is one line on stderr,
     /// `guise: error: …`, with an exit status from its category.
     public static func runMain(_ arguments: [String]? = nil) -> Never {
+        Allocator.keepFreedMemory()
         do {
             var command = try parseAsRoot(arguments)
             try command.run()

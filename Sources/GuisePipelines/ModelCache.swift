@@ -11,7 +11,7 @@ import GuiseFormats
 /// its activations in locals of each call, the ADM and dlib networks are immutable layers over
 /// read-only weights that require no gradient (so a guidance backward accumulates into nothing
 /// shared), buffers come from a locked pool, autograd's recording switch is per thread, and
-/// OpenBLAS's thread count is set per GEMM through one gate (`BLASThreads`). (A TFLite network's
+/// OpenBLAS runs on one thread, set once (`BLASThreads`). (A TFLite network's
 /// profiling counters do change, but only after a benchmark switches profiling on.)
 /// OpenCV's cascade classifier is the exception: `detectMultiScale` keeps its working data in
 /// the classifier, so a Haar detector is never cached, and every caller gets its own.

@@ -1,15 +1,54 @@
 import COpenBLAS
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
-/// `singleThreaded`: OpenBLAS on one thread, for callers that split the work across the pool
-/// themselves (see `BLASThreads`).
+/// Split across the engine's pool (`pooledGemm`), unless `singleThreaded`: one call on this
+/// thread, for callers that split the work across the pool themselves (Winograd's 36 GEMMs).
 @inline(__always)
 func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
            beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int, singleThreaded: Bool = false) {
-    BLASThreads.run(single: singleThreaded) {
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    if singleThreaded {
+        BLASThreads.run {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+    } else {
+        pooledGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc)
+    }
+}
+
+/// One GEMM as blocks of C's columns or rows (whichever side is longer), a block per thread of
+/// the pool, each a single-threaded OpenBLAS call (see `BLASThreads`). Block edges fall on
+/// multiples of 16, so every block but the last keeps OpenBLAS's kernels on full tiles. Below
+/// 2¹⁸ multiply-adds the split costs more than it saves, and the GEMM runs as one call. The
+/// blocks depend only on the shapes and the pool's thread count, so the bits do too.
+func pooledGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
+                beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+    let threads = Parallel.threads
+    let blocks = m * n * k < 1 << 18 || threads == 1 ? 1 : min(threads, max(m, n) / 16)
+    func call(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int) {
+        BLASThreads.run {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+    }
+    if blocks <= 1 { call(a, b, c, m, n); return }
+    // Addresses, not pointers, cross into the pool's closure.
+    let aAddress = Int(bitPattern: a), bAddress = Int(bitPattern: b), cAddress = Int(bitPattern: c)
+    func edge(_ side: Int, _ block: Int) -> Int { block == blocks ? side : (side * block / blocks) & ~15 }
+    Parallel.forEach(blocks, minChunk: 1) { range in
+        let a = UnsafePointer<Float>(bitPattern: aAddress)!, b = UnsafePointer<Float>(bitPattern: bAddress)!
+        let c = UnsafeMutablePointer<Float>(bitPattern: cAddress)!
+        for block in range {
+            if n >= m {
+                let j0 = edge(n, block), j1 = edge(n, block + 1)
+                if j1 > j0 { call(a, transB ? b + j0 * ldb : b + j0, c + j0, m, j1 - j0) }
+            } else {
+                let i0 = edge(m, block), i1 = edge(m, block + 1)
+                if i1 > i0 { call(transA ? a + i0 : a + i0 * lda, b, c + i0 * ldc, i1 - i0, n) }
+            }
+        }
     }
 }
 

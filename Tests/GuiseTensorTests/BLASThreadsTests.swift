@@ -1,66 +1,69 @@
+import COpenBLAS
 import Foundation
 import XCTest
 @testable import GuiseTensor
 
-/// OpenBLAS's thread count is process-wide and changes sgemm's bits; Winograd runs its GEMMs on
-/// one thread. Two pipelines on two threads must each get the bits they get alone.
+/// Every GEMM runs OpenBLAS on one thread, large ones split into blocks on the engine's pool:
+/// the blocks cover C exactly, plain and transposed operands alike; the bits are the same on every
+/// run; and two pipelines on two threads each get the bits they get alone.
 final class BLASThreadsTests: XCTestCase {
     func values(_ shape: [Int], _ seed: Int) -> Tensor {
         let n = shape.reduce(1, *)
         return Tensor(shape: shape, values: (0..<n).map { i in Float(sin(Double(i * 7 + seed * 13) * 0.37)) })
     }
 
-    func testWinogradOnOneThreadLeavesAnotherThreadsGEMMsOnTheirOwnCount() throws {
-        // A 3×3 convolution (Winograd: single-threaded GEMMs on the pool) and a plain product
-        // big enough for OpenBLAS to split over its threads.
+    func product(_ ta: Bool, _ tb: Bool, _ m: Int, _ n: Int, _ k: Int, _ a: Tensor, _ b: Tensor, single: Bool) -> [Float] {
+        var c = [Float](repeating: .nan, count: m * n)
+        c.withUnsafeMutableBufferPointer { c in
+            gemmRowMajor(transA: ta, transB: tb, m: m, n: n, k: k, a.data, lda: ta ? m : k, b.data, ldb: tb ? k : n,
+                         beta: 0, c.baseAddress!, ldc: n, singleThreaded: single)
+        }
+        return c
+    }
+
+    func testAProductSplitOverThePoolCoversCAndMatchesOneCall() throws {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        // Wide and tall, each operand plain and transposed, sides not multiples of 16.
+        for (m, n, k) in [(361, 1000, 300), (1000, 77, 129)] {
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = values(ta ? [k, m] : [m, k], m + k), b = values(tb ? [n, k] : [k, n], n)
+                let one = product(ta, tb, m, n, k, a, b, single: true)
+                XCTAssertTrue(one.allSatisfy(\.isFinite))
+                for threads in [2, 3, 5] {
+                    Parallel.threads = threads
+                    let split = product(ta, tb, m, n, k, a, b, single: false)
+                    // NaN-filled beforehand: a block left out, or a NaN, fails here.
+                    let worst = zip(split, one).map { abs($0 - $1) }.max()!
+                    XCTAssertTrue(split.allSatisfy(\.isFinite), "\(m)×\(n)×\(k) \(ta) \(tb) on \(threads): C not covered")
+                    // Rounding of k products of values within ±1 in another order; a block
+                    // from the wrong place is off by O(1).
+                    XCTAssertLessThan(worst, 2e-6 * Float(k), "\(m)×\(n)×\(k) \(ta) \(tb) on \(threads) threads")
+                    XCTAssertEqual(product(ta, tb, m, n, k, a, b, single: false), split, "the same bits again")
+                }
+            }
+        }
+        XCTAssertEqual(openblas_get_num_threads(), 1, "OpenBLAS's own threads stay asleep")
+    }
+
+    func testTwoThreadsGetTheBitsEachGetsAlone() throws {
+        // A 3×3 convolution (Winograd: GEMMs inside the pool's jobs) and a product large enough to
+        // be split across the pool, from two threads at once: whichever holds the pool, the
+        // other runs its blocks in turn, with the same bits.
         let x = values([1, 32, 40, 40], 1), w = values([32, 32, 3, 3], 2), b = values([32], 3)
         let p = values([361, 1152], 4), q = values([1152, 128], 5)
         func conv() -> [Float] { NN.conv2d(x, weight: w, bias: b, padding: NN.Padding(1, 1)).values }
-        func product() -> [Float] { p.matmul(q).values }
-        let convAlone = conv(), productAlone = product()
+        func matmul() -> [Float] { p.matmul(q).values }
+        let convAlone = conv(), productAlone = matmul()
         XCTAssertTrue(productAlone.allSatisfy(\.isFinite) && convAlone.allSatisfy(\.isFinite))
-        if BLASThreads.defaultCount > 1 {
-            var single = [Float](repeating: 0, count: 361 * 128)
-            single.withUnsafeMutableBufferPointer { c in
-                gemmRowMajor(m: 361, n: 128, k: 1152, p.data, lda: 1152, q.data, ldb: 128, beta: 0, c.baseAddress!, ldc: 128, singleThreaded: true)
-            }
-            XCTAssertNotEqual(single, productAlone, "this product must differ on one BLAS thread, or the test shows nothing")
-        }
         let lock = NSLock()
         var failures: [String] = []
         DispatchQueue.concurrentPerform(iterations: 2) { t in
             for i in 0..<40 {
-                let ok = t == 0 ? conv() == convAlone : product() == productAlone
+                let ok = t == 0 ? conv() == convAlone : matmul() == productAlone
                 if !ok { lock.lock(); failures.append("\(t == 0 ? "conv" : "product") \(i) differs from its value alone"); lock.unlock() }
             }
         }
         XCTAssertEqual(failures, [])
-        XCTAssertEqual(product(), productAlone, "the default count is back once both are done")
-    }
-
-    func testADefaultOfOneThreadRunsBothKindsSideBySide() throws {
-        // With one BLAS thread as the default, Winograd's GEMMs and the others want the same
-        // count: none may wait for the other to change it.
-        let saved = BLASThreads.defaultCount
-        BLASThreads.defaultCount = 1
-        defer { BLASThreads.defaultCount = saved }
-        let x = values([1, 32, 24, 24], 1), w = values([32, 32, 3, 3], 2)
-        let p = values([200, 300], 4), q = values([300, 64], 5)
-        let convAlone = NN.conv2d(x, weight: w, bias: nil, padding: NN.Padding(1, 1)).values, productAlone = p.matmul(q).values
-        let done = DispatchSemaphore(value: 0)
-        let lock = NSLock()
-        var failures = 0
-        for t in 0..<2 {
-            Thread {
-                for _ in 0..<50 {
-                    let ok = t == 0 ? NN.conv2d(x, weight: w, bias: nil, padding: NN.Padding(1, 1)).values == convAlone
-                                    : p.matmul(q).values == productAlone
-                    if !ok { lock.lock(); failures += 1; lock.unlock() }
-                }
-                done.signal()
-            }.start()
-        }
-        for _ in 0..<2 { XCTAssertEqual(done.wait(timeout: .now() + 60), .success, "the gate deadlocked") }
-        XCTAssertEqual(failures, 0)
     }
 }

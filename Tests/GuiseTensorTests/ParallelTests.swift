@@ -144,3 +144,23 @@ final class DeterminismTests: XCTestCase {
         for _ in 0..<24 { XCTAssertEqual(weightGrad(), first) }
     }
 }
+
+/// With freed memory kept, a large buffer comes from the heap, not from a fresh mapping that the
+/// kernel must zero page by page.
+final class AllocatorTests: XCTestCase {
+    func testLargeBuffersComeFromTheHeapOnceFreedMemoryIsKept() throws {
+        #if canImport(Glibc)
+        XCTAssertTrue(Allocator.keepFreedMemory())
+        let before = guise_mapped_bytes()
+        let count = 16 << 20  // 64 MB of floats, above glibc's largest mmap threshold
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        buffer.initialize(repeating: 1, count: count)
+        let during = guise_mapped_bytes()
+        XCTAssertEqual(buffer[count - 1], 1)
+        buffer.deallocate()
+        XCTAssertLessThan(during, before + count * 4, "a 64 MB buffer was mapped: \(during - before) bytes more")
+        #else
+        throw XCTSkip("glibc's allocator settings only")
+        #endif
+    }
+}
