@@ -21,6 +21,8 @@ func peakRSSMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1024  // kilobytes on Linux
 }
 
+// As the command line runs (see `Allocator`).
+Allocator.keepFreedMemory()
 do {
     guard let weights = arg("weights"), let config = arg("config"), let inputs = arg("inputs"),
           let mode = arg("mode"), mode == "fwd" || mode == "fwdbwd" else {

@@ -228,6 +228,7 @@ let rows: [Row] = [sgemmRow(2048)] + convRows(channels: 256, size: 64) + convRow
 
 let threads = Int(ProcessInfo.processInfo.environment["GUISE_BENCH_THREADS"] ?? "") ?? 2
 Parallel.threads = threads  // every GEMM's threads too
+Allocator.keepFreedMemory()  // as the command line runs
 let args = Array(CommandLine.arguments.dropFirst())
 if args.contains("--list") { for row in rows { print(row.name) }; exit(0) }
 if let k = args.firstIndex(of: "--profile"), k + 1 < args.count {

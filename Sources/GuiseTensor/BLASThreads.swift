@@ -4,8 +4,9 @@ import COpenBLAS
 ///
 /// OpenBLAS's own threads spin, yielding, for about a tenth of a second after each GEMM they
 /// take part in. Between the GEMMs of a network the engine's pool runs everything else
-/// (Winograd's transforms, norms, activations), so those spinners took turns on the same two
-/// cores: a DiffFace step spent a tenth of its time in `sched_yield`. With OpenBLAS on one
+/// (Winograd's transforms, norms, activations), so those spinners took turns with the pool's
+/// threads on the same cores: about 7 % of a DiffFace step's samples were in the scheduler,
+/// under `sched_yield`. With OpenBLAS on one
 /// thread its workers never wake, and a large GEMM is split into blocks of C on the pool
 /// instead (`pooledGemm`), whose workers only spin for 0.2 ms.
 ///
