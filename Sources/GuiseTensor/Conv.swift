@@ -7,26 +7,21 @@ import COpenBLAS
 func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int, alpha: Float = 1,
            _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
            beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int, singleThreaded: Bool = false) {
-    if singleThreaded {
-        BLASThreads.run {
-            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-        }
-    } else {
-        pooledGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc)
-    }
+    pooledGemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a, lda: lda, b, ldb: ldb, beta: beta, c, ldc: ldc,
+               split: !singleThreaded)
 }
 
 /// One GEMM as blocks of C's columns or rows (whichever side is longer), a block per thread of
 /// the pool, each a single-threaded OpenBLAS call (see `BLASThreads`). Block edges fall on
 /// multiples of 16, so every block but the last keeps OpenBLAS's kernels on full tiles. Below
-/// 2¹⁸ multiply-adds the split costs more than it saves, and the GEMM runs as one call. The
-/// blocks depend only on the shapes and the pool's thread count, so the bits do too.
+/// 2¹⁸ multiply-adds the split costs more than it saves, and the GEMM runs as one call, as it
+/// does unless `split`. The blocks depend only on the shapes and the pool's thread count, so
+/// the bits do too.
 func pooledGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                 _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
-                beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int) {
+                beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
     let threads = Parallel.threads
-    let blocks = m * n * k < 1 << 18 || threads == 1 ? 1 : min(threads, max(m, n) / 16)
+    let blocks = !split || m * n * k < 1 << 18 || threads == 1 ? 1 : min(threads, max(m, n) / 16)
     func call(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int) {
         BLASThreads.run {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
