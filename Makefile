@@ -265,7 +265,7 @@ FUZZ_SWIFT := -O -g -parse-as-library -enable-testing -sanitize=fuzzer,address -
 FUZZ_C := -O2 -g -fsanitize=fuzzer-no-link,address $(if $(FUZZ_CPU),-march=$(FUZZ_CPU))
 FUZZ_OPENCV := -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lopencv_photo -lopencv_objdetect
 FUZZ_FORMATS := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseTensor.o $(FUZZ_BUILD)/GuiseFormats.o \
-  $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o
+  $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o $(FUZZ_BUILD)/allocator.o
 FUZZ_NETWORKS := $(FUZZ_FORMATS) $(FUZZ_BUILD)/GuiseNetworks.o
 FUZZ_IMAGE := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseImage.o $(FUZZ_BUILD)/cpng.o $(FUZZ_BUILD)/cvbridge.o
 FUZZ_SUPPORT := Fuzz/Support.swift $(FUZZ_BUILD)/fuzz_heap.o
@@ -285,7 +285,7 @@ $(FUZZ_BUILD)/include/%/module.modulemap:
 $(FUZZ_BUILD)/fuzz_heap.o: Fuzz/FuzzHeap/fuzz_heap.c Fuzz/FuzzHeap/include/fuzz_heap.h $(FUZZ_BUILD)/include/FuzzHeap/module.modulemap
 	$(FUZZ_CLANG) $(FUZZ_C) -I Fuzz/FuzzHeap/include -c $< -o $@
 
-$(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o: $(FUZZ_BUILD)/%.o: Sources/CThreadPool/%.c
+$(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o $(FUZZ_BUILD)/allocator.o: $(FUZZ_BUILD)/%.o: Sources/CThreadPool/%.c
 	$(FUZZ_CLANG) $(FUZZ_C) -I Sources/CThreadPool/include -c $< -o $@
 $(FUZZ_BUILD)/cpng.o: Sources/CPNG/cpng.c | deps
 	@mkdir -p $(FUZZ_BUILD)
