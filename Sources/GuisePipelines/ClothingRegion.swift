@@ -318,17 +318,15 @@ struct BodyFrame {
     }
 
     /// Hands (wrist and finger points) as discs, and for lower garments the feet.
-    func extremities(_ kind: GarmentKind) -> Region {
-        var out = Region(width: width, height: height)
+    func extremities(_ kind: GarmentKind) -> [Region] {
         let groups: [[Int]] = kind == .lower ? [[27, 29, 31], [28, 30, 32]] : [[15, 17, 19, 21], [16, 18, 20, 22]]
-        for g in groups {
+        return groups.map { g in
             let pts = g.map { points[$0] }
             let c = Point(pts.map(\.x).reduce(0, +) / Double(pts.count), pts.map(\.y).reduce(0, +) / Double(pts.count))
             let reach = pts.map { distance($0, c) }.max() ?? 0
             let r = max(0.11 * scale, 1.6 * reach)
-            out = out || Region.capsule(points[g[0]], c, radius: r, width: width, height: height)
+            return Region.capsule(points[g[0]], c, radius: r, width: width, height: height)
         }
-        return out
     }
 }
 
@@ -406,6 +404,20 @@ struct BodyAnalysis {
         return out
     }
 
+    /// A hand's zone is a disc round the pose's hand points, wide enough for any fist or glove;
+    /// on a hand held against the torso it takes in the clothing round the fingers, which then
+    /// stays as a round patch of the old garment beside the new. A disc in which the hand's skin
+    /// shows (a tenth of it or more) is cut to that skin grown by 3 % of the body's scale (a
+    /// watch, a cuff's edge); one with less (a glove, a hand turned away) stays whole.
+    static func handsCutToSkin(_ discs: [Region], skin: Region, scale s: Double) throws -> Region {
+        var out = Region(width: skin.width, height: skin.height)
+        let grown = skin.area > 0 ? try skin.dilated(max(1, Int((0.03 * s).rounded()))) : skin
+        for disc in discs {
+            out = out || (10 * (disc && skin).area >= disc.area ? disc && grown : disc)
+        }
+        return out
+    }
+
     static func analyse(_ image: Image, kind: GarmentKind, pose: PoseEstimator, faceDetector: FaceDetector, analyzer: FaceAnalyzer,
                         label: String, override: Mask?) throws -> BodyAnalysis {
         guard let p = try pose.estimate(image, segmentation: true), let soft = p.mask else {
@@ -434,7 +446,8 @@ struct BodyAnalysis {
             }
             limbs.append(cap && !torso)
         }
-        let hands = frame.extremities(kind)
+        let extremities = frame.extremities(kind)
+        var hands = extremities.reduce(Region(width: w, height: h)) { $0 || $1 }
         var band = Region(width: w, height: h)
         if let side = frame.sideBand(kind) { band = try Region.polygon(side, width: w, height: h) && !torso }
         for l in limbs { band = band && !l }
@@ -514,6 +527,7 @@ struct BodyAnalysis {
             face = Region.capsule(frame[.nose], frame[.nose], radius: r, width: w, height: h)
         }
 
+        hands = try Self.handsCutToSkin(extremities, skin: skin, scale: s)
         var zone = torso || band || collar
         for l in limbs { zone = zone || l }
         var region = person && zone && !(face && !lightCollar) && !hands && !frontArms && !(skin && !skinEdge) && !hair

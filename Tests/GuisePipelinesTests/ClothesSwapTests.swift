@@ -145,6 +145,25 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertFalse(layer.rgb.contains { !$0.isFinite })
     }
 
+    /// A bare hand's disc is cut to its skin grown a little, so the cloth round a fist on the
+    /// torso is the garment's to repaint; a gloved hand (hardly any skin) keeps its whole disc.
+    func testAHandsZoneIsCutToItsSkinUnlessItShowsNone() throws {
+        let w = 120, h = 60
+        let bare = Region.capsule(Point(30, 30), Point(30, 30), radius: 25, width: w, height: h)
+        let gloved = Region.capsule(Point(90, 30), Point(90, 30), radius: 25, width: w, height: h)
+        var skin = Region(width: w, height: h)
+        for y in 22..<38 { for x in 22..<38 { skin.bits[y * w + x] = true } }  // the fist, a tenth of its disc
+        skin.bits[30 * w + 90] = true  // a speck in the glove's disc
+        // Scale 100: skin grown by 3 px.
+        let hands = try BodyAnalysis.handsCutToSkin([bare, gloved], skin: skin, scale: 100)
+        XCTAssertTrue(hands.bits[30 * w + 30], "the fist")
+        XCTAssertTrue(hands.bits[30 * w + 40], "its edge, grown")
+        XCTAssertFalse(hands.bits[30 * w + 45], "the cloth beside it, inside the disc")
+        XCTAssertFalse(hands.bits[8 * w + 30])
+        XCTAssertEqual((hands && gloved).area, gloved.area, "the glove keeps its disc")
+        XCTAssertEqual((hands && !(bare || gloved)).area, 0)
+    }
+
     /// A neck filled under the jaw lies in its shadow, 0.8 at the jaw and back to 1 below; where
     /// the fill meets visible neck skin it takes that skin's light (factor 1), so no step.
     func testAFilledNeckLiesInTheChinsShadowButMeetsVisibleSkinWithoutAStep() {
