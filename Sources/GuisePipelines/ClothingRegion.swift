@@ -404,6 +404,19 @@ struct BodyAnalysis {
         return out
     }
 
+    /// The side of the line through the wrist, square to the forearm, that the elbow is on,
+    /// moved `margin` pixels past the wrist.
+    static func beforeWrist(elbow: Point, wrist: Point, margin: Double, width w: Int, height h: Int) -> Region {
+        var out = Region(width: w, height: h)
+        let len = distance(elbow, wrist)
+        guard len > 1e-6 else { return out }
+        let ux = (wrist.x - elbow.x) / len, uy = (wrist.y - elbow.y) / len
+        for y in 0..<h {
+            for x in 0..<w where (Double(x) - wrist.x) * ux + (Double(y) - wrist.y) * uy <= margin { out.bits[y * w + x] = true }
+        }
+        return out
+    }
+
     /// A hand's zone is a disc round the pose's hand points, wide enough for any fist or glove;
     /// on a hand held against the torso it takes in the clothing round the fingers, which then
     /// stays as a round patch of the old garment beside the new. A disc in which the hand's skin
@@ -441,8 +454,11 @@ struct BodyAnalysis {
             let cap = Region.capsule(frame[a], frame[b], radius: r * s, width: w, height: h)
             if name.hasSuffix("forearm") {
                 // A forearm over the torso is in front of it (the pose cannot see behind the body).
-                frontArms = frontArms || (cap && torso)
-                forearms.append(cap && torso && person)
+                // It ends a little past the wrist: the capsule's round end beyond would keep a
+                // strip of the old garment beside the fist (the hand's own zone covers the hand).
+                let arm = cap && torso && beforeWrist(elbow: frame[a], wrist: frame[b], margin: 0.03 * s, width: w, height: h)
+                frontArms = frontArms || arm
+                forearms.append(arm && person)
             }
             limbs.append(cap && !torso)
         }

@@ -162,6 +162,10 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertFalse(hands.bits[8 * w + 30])
         XCTAssertEqual((hands && gloved).area, gloved.area, "the glove keeps its disc")
         XCTAssertEqual((hands && !(bare || gloved)).area, 0)
+        // A forearm in front ends 3 px past its wrist, square to the arm, not in a round cap.
+        let side = BodyAnalysis.beforeWrist(elbow: Point(100, 30), wrist: Point(40, 30), margin: 3, width: w, height: h)
+        XCTAssertTrue(side.bits[30 * w + 37] && side.bits[5 * w + 37] && side.bits[30 * w + 110])
+        XCTAssertFalse(side.bits[30 * w + 36] || side.bits[55 * w + 20])
     }
 
     /// A neck filled under the jaw lies in its shadow, 0.8 at the jaw and back to 1 below; where
