@@ -476,7 +476,8 @@ struct BodyAnalysis {
         var collar = Region(width: w, height: h)
         var slope = Region(width: w, height: h)
         var skinEdge = Region(width: w, height: h)
-        var lightCollar = Region(width: w, height: h)
+        // The face margin's pixels below the mouth that are a collar, light or dark: they may change.
+        var collarInFaceMargin = Region(width: w, height: h)
         let faces = try faceDetector.detect(image, order: .largest)
         let head = frame[.nose]
         if let f = faces.first(where: { f in head.x >= f.box.x - f.box.width && head.x <= f.box.x + 2 * f.box.width }) ?? faces.first,
@@ -526,7 +527,7 @@ struct BodyAnalysis {
                     let toneLuma = 0.299 * tone.0 + 0.587 * tone.1 + 0.114 * tone.2
                     let ovalRegion = Region(oval)
                     for i in 0..<n where face.bits[i] && !ovalRegion.bits[i] && !like[i] && luma[i] > toneLuma + 0.1 {
-                        if Double(i % w) * u.x + Double(i / w) * u.y < mouthLevel { skinEdge.bits[i] = true; lightCollar.bits[i] = true }
+                        if Double(i % w) * u.x + Double(i / w) * u.y < mouthLevel { skinEdge.bits[i] = true; collarInFaceMargin.bits[i] = true }
                     }
                     // Where the neck meets a dark collar, its last pixels mix skin and cloth and
                     // pass the colour test as shadowed skin; kept, they would draw a dark line
@@ -534,7 +535,7 @@ struct BodyAnalysis {
                     // skin's tone, they are the collar's edge.
                     let cloth = try (person && !skin && !face).dilated(2)
                     for i in 0..<n where cloth.bits[i] && (skin.bits[i] || face.bits[i]) && !ovalRegion.bits[i] && luma[i] < 0.75 * toneLuma {
-                        if Double(i % w) * u.x + Double(i / w) * u.y < mouthLevel { skinEdge.bits[i] = true; lightCollar.bits[i] = true }
+                        if Double(i % w) * u.x + Double(i / w) * u.y < mouthLevel { skinEdge.bits[i] = true; collarInFaceMargin.bits[i] = true }
                     }
                 }
             }
@@ -546,7 +547,7 @@ struct BodyAnalysis {
         hands = try Self.handsCutToSkin(extremities, skin: skin, scale: s)
         var zone = torso || band || collar
         for l in limbs { zone = zone || l }
-        var region = person && zone && !(face && !lightCollar) && !hands && !frontArms && !(skin && !skinEdge) && !hair
+        var region = person && zone && !(face && !collarInFaceMargin) && !hands && !frontArms && !(skin && !skinEdge) && !hair
         var limit: Region?
         if let override {
             guard override.width == w, override.height == h else {
