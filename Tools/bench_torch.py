@@ -96,14 +96,15 @@ def attention(c, s, d):
     return x, ps, f
 
 
-def arcface(backward):
-    """SimSwap/DiffFace's IR-SE50 at 112², batch 1 (Tools/make_fixtures_arcface.py's network):
-    forward, or forward and backward to the input only, as identity guidance needs."""
+def arcface(backward, batch=1):
+    """SimSwap/DiffFace's IR-SE50 at 112² (Tools/make_fixtures_arcface.py's network), batch 1 or
+    DiffFace's 8 views: forward, or forward and backward to the input only, as identity guidance
+    needs."""
     import make_fixtures_arcface as arc
     net = arc.randomise(arc.ResNet([3, 4, 14, 3]), seed=3).eval()
     for p in net.parameters():
         p.requires_grad_(False)
-    x, seed = arc.face_batch(1, 7), torch.randn(1, 512)
+    x, seed = arc.face_batch(batch, 7), torch.randn(batch, 512)
     if not backward:
         def body():
             with torch.no_grad():
@@ -131,6 +132,8 @@ ROWS = {
     "conv3x3 128->128 @128 fwd+bwd": lambda: conv_fwd_bwd(128, 128),
     "arcface ir-se50 fwd": lambda: arcface(False),
     "arcface ir-se50 fwd+bwd x": lambda: arcface(True),
+    "arcface ir-se50 x8 fwd": lambda: arcface(False, 8),
+    "arcface ir-se50 x8 fwd+bwd x": lambda: arcface(True, 8),
 }
 
 
@@ -166,7 +169,10 @@ def main():
     else:
         names = args.rows or list(ROWS)
     load = os.getloadavg()[0]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average {load:.2f} at start; "
+    # On an AVX-512 CPU PyTorch's kernels are twice as wide as Guise's AVX2 ones; running this with
+    # ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 compares the same vector width.
+    print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads; "
+          f"load average {load:.2f} at start; "
           f"{args.rounds} round(s) per row")
     print("ratio = Guise/torch of median times; 'best ratio' of each side's fastest run. GFLOP/s count a")
     print("conv's direct-convolution FLOPs (so Winograd can pass the sgemm peak), %peak is of Guise's sgemm")

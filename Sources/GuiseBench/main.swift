@@ -155,8 +155,8 @@ func networkRows() -> [Row] {
     return tflite + [dlib]
 }
 
-/// SimSwap/DiffFace's ArcFace IR-SE50 at 112², batch 1: forward, and forward plus backward to
-/// the input (what one identity-guidance view costs). He-scaled pseudo-random weights and
+/// SimSwap/DiffFace's ArcFace IR-SE50 at 112², batch 1 and batch 8: forward, and forward plus
+/// backward to the input (what one identity-guidance view costs, and what DiffFace's eight do). He-scaled pseudo-random weights and
 /// identity batch norms keep activations O(1); Tools/bench_torch.py builds the same network.
 func arcFaceRows() -> [Row] {
     var weights: [String: Tensor] = [:], flops = 0.0
@@ -211,14 +211,17 @@ func arcFaceRows() -> [Row] {
     linear("fc", 512, 512 * 7 * 7)
     norm("bn3", 512)
     let net = try! ArcFaceNetwork(path: "IR-SE50", weights: weights, modules: nil, pickledClass: nil)
-    let x = filled([1, 3, 112, 112], scale: 2)
-    return [
-        Row(name: "arcface ir-se50 fwd", flops: flops) { { Autograd.noGrad { _ = try! net(x) } } },
-        Row(name: "arcface ir-se50 fwd+bwd x", flops: 2 * flops) {
-            let seed = filled([1, 512])
-            return { _ = try! vectorJacobianProduct(at: x, seed: seed) { try net($0) } }
-        },
-    ]
+    return [1, 8].flatMap { batch -> [Row] in
+        let x = filled([batch, 3, 112, 112], scale: 2), name = "arcface ir-se50" + (batch == 1 ? "" : " x\(batch)")
+        let f = flops * Double(batch)
+        return [
+            Row(name: name + " fwd", flops: f) { { Autograd.noGrad { _ = try! net(x) } } },
+            Row(name: name + " fwd+bwd x", flops: 2 * f) {
+                let seed = filled([batch, 512])
+                return { _ = try! vectorJacobianProduct(at: x, seed: seed) { try net($0) } }
+            },
+        ]
+    }
 }
 
 // A new row is one entry here and one of the same name in ROWS in Tools/bench_torch.py.
