@@ -260,16 +260,26 @@ struct SwapEnergies {
         try DlibIdentityEnergy(identity: identity, target: sourceDescriptor, views: views)(img)
     }
 
+    /// The blur of the geometry experts' gradients, in shares of the work crop's width: 2 px at
+    /// 256². Without it the landmark network's gradient, pixel-scale on smooth skin, came out
+    /// of the prior as a crackle of fine lines across a pale face.
+    static let geometryGradientBlur = 0.008
+
+    /// x̂0 as the geometry experts see it: itself, its gradient from them low-passed.
+    func forGeometry(_ img: Tensor) -> Tensor {
+        NN.lowPassGradient(img, sigma: SwapEnergies.geometryGradientBlur * Double(img.shape[3]))
+    }
+
     /// Mean squared mesh-point error in inter-ocular distances.
     func structure(_ img: Tensor) throws -> Tensor {
-        let pts = try analyzer.meshPoints(img, at: landmarks).slice(dim: 1, start: 0, end: 2)
+        let pts = try analyzer.meshPoints(forGeometry(img), at: landmarks).slice(dim: 1, start: 0, end: 2)
         let diff = (pts - meshRef).scaled(1 / interOcular)
         return (diff * diff).mean()
     }
 
     /// Mean squared difference of the gaze features from the target's.
     func gaze(_ img: Tensor) throws -> Tensor {
-        let diff = try analyzer.gazeFeatures(img, at: landmarks) - gazeRef
+        let diff = try analyzer.gazeFeatures(forGeometry(img), at: landmarks) - gazeRef
         return (diff * diff).mean()
     }
 }

@@ -511,3 +511,39 @@ final class ConvFastPathTests: XCTestCase {
         }
     }
 }
+
+final class LowPassGradientTests: XCTestCase {
+    /// Forward the input itself; backward the seed blurred by a normalised Gaussian per plane:
+    /// a constant seed stays constant (borders included), an impulse spreads into the kernel
+    /// (summing to one away from the border), each plane on its own; σ = 0 passes it through.
+    func testForwardIsIdentityAndTheGradientIsBlurred() {
+        let x = randomTensor([2, 3, 9, 11], seed: 5)
+        x.requiresGrad = true
+        let y = NN.lowPassGradient(x, sigma: 1.2)
+        XCTAssertEqual(y.values, x.values)
+        y.backward(seed: Tensor(shape: x.shape, repeating: 0.5))
+        for g in x.grad!.values { XCTAssertEqual(g, 0.5, accuracy: 1e-6) }
+
+        // 17×19 planes: every pixel the impulse reaches has its whole kernel inside.
+        let z = randomTensor([1, 2, 17, 19], seed: 6)
+        z.requiresGrad = true
+        let plane = 17 * 19
+        var seed = [Float](repeating: 0, count: 2 * plane)
+        seed[8 * 19 + 9] = 1  // plane 0, centre
+        NN.lowPassGradient(z, sigma: 1.2).backward(seed: Tensor(shape: z.shape, values: seed))
+        let g = z.grad!.values
+        XCTAssertEqual(g[..<plane].reduce(0, +), 1, accuracy: 1e-5)
+        XCTAssertEqual(g[plane...].reduce(0, +), 0, "planes stay apart")
+        let k = { (d: Int) in Float(exp(-Double(d * d) / (2 * 1.44))) }
+        let norm = (-4...4).map(k).reduce(0, +)
+        XCTAssertEqual(g[8 * 19 + 9], 1 / (norm * norm), accuracy: 1e-6)
+        XCTAssertEqual(g[7 * 19 + 11], k(1) * k(2) / (norm * norm), accuracy: 1e-6)
+        XCTAssertFalse(g.contains { $0.isNaN })
+
+        let w = randomTensor([1, 1, 4, 4], seed: 7)
+        w.requiresGrad = true
+        let s = randomTensor([1, 1, 4, 4], seed: 8)
+        NN.lowPassGradient(w, sigma: 0).backward(seed: s)
+        XCTAssertEqual(w.grad!.values, s.values)
+    }
+}
