@@ -151,6 +151,8 @@ public struct SwapReport: Encodable {
         /// The share of the warped source face taken from the face's other half, flipped,
         /// where the source is turned away.
         public var sourceMirrored = 0.0
+        /// Whether the target's own eyes were kept, the source's being much less open.
+        public var targetEyesKept = false
     }
 
     public var faces: [FaceResult] = []
@@ -452,6 +454,7 @@ public final class FaceSwap {
         var reference: Image?
         var occludedShare = 0.0
         var mirroredShare = 0.0
+        var keptTargetEyes = false
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
             // (bilinear sampling would alias a large source face).
@@ -618,6 +621,19 @@ public final class FaceSwap {
             let mouthOpen = Double(mouthT.values.reduce(0, +)) > 0.002 * faceWidth * faceWidth
             var keep = mouthOpen ? try SwapGeometry.region(MeshRegions.lipsInner, meshD, width: ww, height: wh)
                                  : Mask(width: ww, height: wh, fill: 0)
+            // So do its eyes (lids, lashes, iris) where the source's lids are much closer together
+            // than the target's (a source looking down, blinking or laughing): a slit stretched
+            // open smears across the eye and loses the target's gaze. Both eyes or neither, so
+            // the two never differ.
+            let openT = SwapGeometry.eyeOpenness(tlm), openS = SwapGeometry.eyeOpenness(sl)
+            if openS < SwapGeometry.narrowerEyes * openT {
+                let lidMargin = max(1, Int((0.012 * faceWidth).rounded()))
+                for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
+                    let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh).dilated(radius: lidMargin)
+                    keep.values = zip(keep.values, eye.values).map { max($0, $1) }
+                }
+                keptTargetEyes = true
+            }
             keep = try keep.blurred(sigma: max(0.6, 0.006 * faceWidth))
 
             // Relit first, then the target's own mouth opening goes in as it is (relighting it
@@ -700,6 +716,7 @@ public final class FaceSwap {
                                            maskArea: soft.values.filter { $0 > 0 }.count)
         result.sourceOccluded = (occludedShare * 1000).rounded() / 1000
         result.sourceMirrored = (mirroredShare * 1000).rounded() / 1000
+        result.targetEyesKept = keptTargetEyes
         try timed("report") {
             try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }

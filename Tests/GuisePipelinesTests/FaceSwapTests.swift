@@ -246,6 +246,40 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertLessThan(report.faces[0].identityToSource, report.faces[0].identityToTarget)
     }
 
+    /// Lisa Kudrow in t1.jpg looks down, her lids half closed; Eileen Collins looks at the
+    /// camera. Stretched open, the source's lids smeared across the eyes and her gaze went with
+    /// them: the target's own eyes must stay, pixel for pixel at their centres, with the gaze the
+    /// report measures close to the target's. A source whose eyes are as open as the target's
+    /// (Obama) gives its own eyes.
+    func testASourceWithNarrowerEyesLeavesTheTargetsEyes() throws {
+        let target = try photo("astronaut.png")
+        let lm = try FaceAnalyzer().landmarks(target, face: try BlazeFaceDetector().detect(target)[0])
+        let looking = try photo("t1.jpg").cropped(x: 960, y: 100, width: 320, height: 500)
+        let swap = try FaceSwap(options: fast())
+        let (out, report) = try swap.run(source: looking, target: target)
+        XCTAssertTrue(report.faces[0].targetEyesKept)
+        XCTAssertLessThan(report.faces[0].gazeDifference, 0.1)
+        // At each iris centre the target's dark iris, not the source's lid stretched over it.
+        let n = target.pixelCount
+        func luma(_ im: Image, _ p: Point) -> Float {
+            var sum: Float = 0
+            for dy in -1...1 {
+                for dx in -1...1 {
+                    let i = (Int(p.y.rounded()) + dy) * im.width + Int(p.x.rounded()) + dx
+                    sum += 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i]
+                }
+            }
+            return sum / 9
+        }
+        var worst: Float = 0
+        for iris in [lm.leftEye.irisCentre, lm.rightEye.irisCentre] {
+            worst = max(worst, abs(luma(out, iris) - luma(target, iris)))
+        }
+        XCTAssertLessThan(worst, 0.08, "the target's eyes are kept")
+        let (_, open) = try swap.run(source: try photo("obama.jpg"), target: target)
+        XCTAssertFalse(open.faces[0].targetEyesKept)
+    }
+
     /// Eileen Collins' fringe hangs over her forehead: it must not be pasted onto Obama's, and
     /// her skin, not his, fills in under it. Over his forehead, between the eyes' centres and
     /// 0.25 to 0.4 eye distances above the brows, the share much darker than its own median, as a
