@@ -321,11 +321,22 @@ public final class ClothesSwap {
                                              label: "the garment photo", override: options.garmentMask)
             var region = b.region
             var image = garment
-            // Forearms, hands and hair across the garment hide part of it: fill them from the cloth around.
-            let hidden = (b.frontArms || b.hands || b.hair) && b.torso && b.person
-            if hidden.area > 0 && options.garmentMask == nil {
-                image = try garment.inpainted(mask: hidden.mask, radius: max(3, 0.05 * b.frame.scale))
-                region = region || hidden
+            // Forearms, hands and hair across the garment hide part of it: fill them from the cloth
+            // around. Each hand's whole zone, grown, not just its skin: a shirt's white cuff or a
+            // watch beside the hand is not the garment. The fill reads the garment's own cloth
+            // only (a smooth interpolation, with the cloth's grain): a Telea fill from whatever
+            // bordered the hole carried a cuff reaching past the torso's edge into it, and warped
+            // onto the person that stayed as a white patch on the jacket.
+            let hole = try (b.frontArms || b.handZones || b.hair).dilated(max(1, Int((0.04 * b.frame.scale).rounded()))) && b.person
+            let cloth = b.region && !hole
+            if (hole && b.torso).area > 0 && cloth.area >= 64 && options.garmentMask == nil {
+                let n = garment.pixelCount
+                let grain = try Self.skinGrain(garment, source: cloth)
+                for c in 0..<3 {
+                    let filled = Membrane.pushPull(Array(garment.rgb[(c * n)..<((c + 1) * n)]), known: cloth.bits, width: gw, height: gh)
+                    for i in 0..<n where hole.bits[i] { image.rgb[c * n + i] = min(max(filled[i] + grain[i], 0), 1) }
+                }
+                region = region || (hole && b.torso)
             }
             guard region.area >= 64 else {
                 throw PipelineError("no \(kind.rawValue)-body garment found on the person in the garment photo", category: .notFound)

@@ -350,6 +350,9 @@ struct BodyAnalysis {
     var slope: Region
     var face: Region
     var hands: Region
+    /// The hands' whole discs, before they are cut to the skin in them: a hand with its cuff,
+    /// watch or glove.
+    var handZones: Region
     /// Forearms lying over the torso: in front of it, so they stay.
     var frontArms: Region
     var skin: Region
@@ -463,7 +466,7 @@ struct BodyAnalysis {
             limbs.append(cap && !torso)
         }
         let extremities = frame.extremities(kind)
-        var hands = extremities.reduce(Region(width: w, height: h)) { $0 || $1 }
+        let handZones = extremities.reduce(Region(width: w, height: h)) { $0 || $1 }
         var band = Region(width: w, height: h)
         if let side = frame.sideBand(kind) { band = try Region.polygon(side, width: w, height: h) && !torso }
         for l in limbs { band = band && !l }
@@ -512,7 +515,7 @@ struct BodyAnalysis {
             if count > 0 { skinColour = (Float(sum.0 / count), Float(sum.1 / count), Float(sum.2 / count)) }
             var clothed = torso || band
             for l in limbs { clothed = clothed || l }
-            clothed = clothed && person && !face && !hands && !frontArms && !skin
+            clothed = clothed && person && !face && !handZones && !frontArms && !skin
             hair = HairModel.estimate(image, frame: frame, oval: Region(oval), person: person, skin: skin,
                                       clothing: clothed)
             if kind != .lower {
@@ -544,7 +547,7 @@ struct BodyAnalysis {
             face = Region.capsule(frame[.nose], frame[.nose], radius: r, width: w, height: h)
         }
 
-        hands = try Self.handsCutToSkin(extremities, skin: skin, scale: s)
+        let hands = try Self.handsCutToSkin(extremities, skin: skin, scale: s)
         var zone = torso || band || collar
         for l in limbs { zone = zone || l }
         var region = person && zone && !(face && !collarInFaceMargin) && !hands && !frontArms && !(skin && !skinEdge) && !hair
@@ -556,7 +559,7 @@ struct BodyAnalysis {
             region = Region(override) && !face
             limit = region
         }
-        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, slope: slope, face: face, hands: hands,
+        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, slope: slope, face: face, hands: hands, handZones: handZones,
                             frontArms: frontArms, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit)
     }
 }

@@ -496,6 +496,31 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertLessThan(edge / edges, 3.5 * inner / max(inners, 1))
     }
 
+    /// Obama's arms are crossed over his jacket, a white cuff and a watch beside his hand. Taken
+    /// as a garment, the jacket under his forearms and hands is filled from the jacket's own
+    /// cloth: nothing light (cuff, watch, skin) may stay in the filled part, which a fill from
+    /// whatever bordered the hole carried in and the warp pasted onto the person as a white patch.
+    func testAGarmentHiddenByArmsIsFilledFromItsOwnCloth() throws {
+        let swap = try swapper()
+        let garment = try sample("obama.jpg")
+        let source = try swap.analyseGarment(garment, kind: .upper)
+        XCTAssertTrue(source.fromPerson)
+        let b = try BodyAnalysis.analyse(garment, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
+                                         analyzer: swap.analyzer, label: "garment", override: nil)
+        let hidden = (b.frontArms || b.handZones) && b.torso && b.person
+        let n = garment.pixelCount
+        var light = 0, before = 0
+        for i in 0..<n where hidden.bits[i] {
+            func luma(_ im: Image) -> Float { 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i] }
+            if luma(garment) > 0.45 { before += 1 }
+            if luma(source.image) > 0.45 { light += 1 }
+        }
+        XCTAssertGreaterThan(hidden.area, 5000)
+        XCTAssertGreaterThan(before, 2000, "hands, cuff and watch are there to begin with")
+        XCTAssertLessThan(light, 20, "light pixels left in the filled jacket: \(light) of \(hidden.area)")
+        XCTAssertTrue((hidden && !source.region).area == 0, "the filled part is garment")
+    }
+
     func testBadInputsAreOneLineErrors() throws {
         let swap = try swapper()
         let grey = Image(width: 320, height: 240, red: 0.5, green: 0.5, blue: 0.5)
