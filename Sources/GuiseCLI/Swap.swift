@@ -30,8 +30,8 @@ struct Swap: JobCommand {
             the source's, by a smooth displacement of the photo in a band round the face. The source face is \
             warped onto the target face's mesh (its inner proportions moved --shape of the way \
             towards the source's), relit with the target's low frequencies, and pasted under a soft mask of the \
-            inner face; the target's open mouth stays, and so do its eyes where the source's are much narrower \
-            (looking down, blinking). Guided diffusion with the embedded prior \
+            inner face; the target's open mouth stays, and so do its eyes where one face's are nearly shut and \
+            much narrower than the other's (looking down, blinking). Guided diffusion with the embedded prior \
             (or --model) then re-renders the masked face from a partly noised start (--strength), steered by \
             identity (dlib), structure (face mesh) and gaze (iris) energies on x̂0. Pixels outside the face \
             mask and the outline's band are the target's decoded pixels, bit for bit; alpha is kept. --no-diffusion stops after the \

@@ -621,12 +621,14 @@ public final class FaceSwap {
             let mouthOpen = Double(mouthT.values.reduce(0, +)) > 0.002 * faceWidth * faceWidth
             var keep = mouthOpen ? try SwapGeometry.region(MeshRegions.lipsInner, meshD, width: ww, height: wh)
                                  : Mask(width: ww, height: wh, fill: 0)
-            // So do its eyes (lids, lashes, iris) where the source's lids are much closer together
-            // than the target's (a source looking down, blinking or laughing): a slit stretched
-            // open smears across the eye and loses the target's gaze. Both eyes or neither, so
-            // the two never differ.
+            // So do its eyes (lids, lashes, iris) where one face's eyes are nearly shut and much
+            // narrower than the other's. A source looking down, blinking or laughing has its slit
+            // stretched open, smeared across the eye, and the target's gaze is lost; a target
+            // looking down, given a source's open eyes, would look up out of a lowered face. Both
+            // eyes or neither, so the two never differ.
             let openT = SwapGeometry.eyeOpenness(tlm), openS = SwapGeometry.eyeOpenness(sl)
-            if openS < SwapGeometry.narrowerEyes * openT {
+            let (narrow, wide) = (min(openS, openT), max(openS, openT))
+            if narrow < SwapGeometry.nearlyShutEyes && narrow < SwapGeometry.narrowerEyes * wide {
                 let lidMargin = max(1, Int((0.012 * faceWidth).rounded()))
                 for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
                     let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh).dilated(radius: lidMargin)

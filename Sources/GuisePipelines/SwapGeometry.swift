@@ -68,8 +68,12 @@ enum SwapGeometry {
         return (openness(face.leftEye.contour) + openness(face.rightEye.contour)) / 2
     }
 
-    /// Source eyes under this share of the target's openness leave the target's eyes in place.
-    static let narrowerEyes = 0.6
+    /// The target keeps its own eyes when one face's openness is under `nearlyShutEyes` (lids
+    /// lowered over a downward look, a blink, a laugh) and under `narrowerEyes` of the other's:
+    /// two open pairs of different shapes (a smile's narrower eyes) swap as usual, since the eyes
+    /// carry much of the identity.
+    static let narrowerEyes = 0.7
+    static let nearlyShutEyes = 0.2
 
     /// Inter-ocular distance (outer eye corners 33 and 263).
     static func interOcular(_ mesh: [Point]) -> Double {

@@ -249,8 +249,8 @@ final class FaceSwapTests: XCTestCase {
     /// Lisa Kudrow in t1.jpg looks down, her lids half closed; Eileen Collins looks at the
     /// camera. Stretched open, the source's lids smeared across the eyes and her gaze went with
     /// them: the target's own eyes must stay, pixel for pixel at their centres, with the gaze the
-    /// report measures close to the target's. A source whose eyes are as open as the target's
-    /// (Obama) gives its own eyes.
+    /// report measures close to the target's. A source whose eyes are open, if less than the
+    /// target's (Obama's smile), gives its own eyes; onto her lowered lids, it keeps hers.
     func testASourceWithNarrowerEyesLeavesTheTargetsEyes() throws {
         let target = try photo("astronaut.png")
         let lm = try FaceAnalyzer().landmarks(target, face: try BlazeFaceDetector().detect(target)[0])
@@ -278,6 +278,9 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertLessThan(worst, 0.08, "the target's eyes are kept")
         let (_, open) = try swap.run(source: try photo("obama.jpg"), target: target)
         XCTAssertFalse(open.faces[0].targetEyesKept)
+        // The other way round: her lowered lids stay, and Obama's open eyes do not look up out of them.
+        let (_, lowered) = try swap.run(source: try photo("obama.jpg"), target: looking)
+        XCTAssertTrue(lowered.faces[0].targetEyesKept)
     }
 
     /// Eileen Collins' fringe hangs over her forehead: it must not be pasted onto Obama's, and
