@@ -629,9 +629,8 @@ public final class FaceSwap {
             let openT = SwapGeometry.eyeOpenness(tlm), openS = SwapGeometry.eyeOpenness(sl)
             let (narrow, wide) = (min(openS, openT), max(openS, openT))
             if narrow < SwapGeometry.nearlyShutEyes && narrow < SwapGeometry.narrowerEyes * wide {
-                let lidMargin = max(1, Int((0.012 * faceWidth).rounded()))
                 for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
-                    let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh).dilated(radius: lidMargin)
+                    let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh)
                     keep.values = zip(keep.values, eye.values).map { max($0, $1) }
                 }
                 keptTargetEyes = true
