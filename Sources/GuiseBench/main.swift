@@ -156,8 +156,9 @@ func networkRows() -> [Row] {
 }
 
 /// SimSwap/DiffFace's ArcFace IR-SE50 at 112², batch 1 and batch 8: forward, and forward plus
-/// backward to the input (what one identity-guidance view costs, and what DiffFace's eight do). He-scaled pseudo-random weights and
-/// identity batch norms keep activations O(1); Tools/bench_torch.py builds the same network.
+/// backward to the input (what one identity-guidance view costs, and what DiffFace's eight do).
+/// He-scaled pseudo-random weights and identity batch norms keep activations O(1);
+/// Tools/bench_torch.py builds the same network.
 func arcFaceRows() -> [Row] {
     var weights: [String: Tensor] = [:], flops = 0.0
     var state: UInt64 = 0x9E37_79B9_7F4A_7C15

@@ -151,7 +151,8 @@ public struct SwapReport: Encodable {
         /// The share of the warped source face taken from the face's other half, flipped,
         /// where the source is turned away.
         public var sourceMirrored = 0.0
-        /// Whether the target's own eyes were kept, the source's being much less open.
+        /// Whether the target's own eyes were kept, one face's eyes being nearly shut and much
+        /// narrower than the other's.
         public var targetEyesKept = false
     }
 
@@ -621,8 +622,8 @@ public final class FaceSwap {
             let mouthOpen = Double(mouthT.values.reduce(0, +)) > 0.002 * faceWidth * faceWidth
             var keep = mouthOpen ? try SwapGeometry.region(MeshRegions.lipsInner, meshD, width: ww, height: wh)
                                  : Mask(width: ww, height: wh, fill: 0)
-            // So do its eyes (lids, lashes, iris) where one face's eyes are nearly shut and much
-            // narrower than the other's. A source looking down, blinking or laughing has its slit
+            // So do its eyes (inside the lids' contour: iris and whites, or the lowered lid) where
+            // one face's eyes are nearly shut and much narrower than the other's. A source looking down, blinking or laughing has its slit
             // stretched open, smeared across the eye, and the target's gaze is lost; a target
             // looking down, given a source's open eyes, would look up out of a lowered face. Both
             // eyes or neither, so the two never differ.
