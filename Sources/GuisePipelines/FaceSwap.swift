@@ -627,9 +627,8 @@ public final class FaceSwap {
             // stretched open, smeared across the eye, and the target's gaze is lost; a target
             // looking down, given a source's open eyes, would look up out of a lowered face. Both
             // eyes or neither, so the two never differ.
-            let openT = SwapGeometry.eyeOpenness(tlm), openS = SwapGeometry.eyeOpenness(sl)
-            let (narrow, wide) = (min(openS, openT), max(openS, openT))
-            if narrow < SwapGeometry.nearlyShutEyes && narrow < SwapGeometry.narrowerEyes * wide {
+            if let openT = SwapGeometry.eyeOpenness(tlm), let openS = SwapGeometry.eyeOpenness(sl),
+               min(openS, openT) < SwapGeometry.nearlyShutEyes, min(openS, openT) < SwapGeometry.narrowerEyes * max(openS, openT) {
                 for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
                     let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh)
                     keep.values = zip(keep.values, eye.values).map { max($0, $1) }

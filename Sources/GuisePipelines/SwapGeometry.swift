@@ -54,8 +54,9 @@ enum SwapGeometry {
     /// model's eyelid contour (which follows lids more closely than the face mesh, whose lids
     /// barely close on a squint) and in 3-D, so a face turned away does not foreshorten its far
     /// eye into a wide-open one; the mean of the two eyes. About 0.3 to 0.4 for eyes open at
-    /// rest, under 0.1 for eyes shut.
-    static func eyeOpenness(_ face: FaceLandmarks) -> Double {
+    /// rest, under 0.1 for eyes shut. Nil without the iris model's contours.
+    static func eyeOpenness(_ face: FaceLandmarks) -> Double? {
+        guard face.leftEye.contour.count >= 16, face.rightEye.contour.count >= 16 else { return nil }
         // The contour's first 16 points run as the mesh's eye outline: 0 and 8 are the corners
         // (33/133, 263/362), 4 and 12 the middle of the lower and upper lid (145/159, 374/386).
         func openness(_ c: [Point3]) -> Double {
