@@ -183,7 +183,8 @@ public final class ClothesSwap {
         let sampled = try timed("warp") { () throws -> GarmentWarp.Sampled in
             let gAlpha = try source.region.mask.blurred(sigma: 0.7).values
             let gShade = try Self.shading(source.image, region: source.region, sigma: 0.06 * source.frame.scale)
-            return warp.sample(garment: source.image, alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs)
+            return warp.sample(garment: source.image, alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs,
+                               edgeBand: max(4, Int((0.2 * source.frame.scale).rounded())))
         }
 
         // 4. Composite: the old clothing taken off (bare body or background), the garment shaded
@@ -216,8 +217,12 @@ public final class ClothesSwap {
             // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
             let under = try Self.undressed(person, body: body, kind: kind)
             // Feathered inwards only, so nothing of the garment photo's background shows at the edge.
+            // Not where the garment meets what lies in front of it (forearms, hands, hair): it
+            // runs on under those, and a feather there would fade it into the bare-skin fill
+            // and leave a tan halo round a crossed arm.
             let sigma = max(0.7, 0.006 * s)
-            let core = try painted.eroded(max(1, Int((1.5 * sigma).rounded())))
+            let inFront = body.frontArms || body.hands || body.hair
+            let core = try (painted || inFront).eroded(max(1, Int((1.5 * sigma).rounded())))
             var soft = try core.mask.blurred(sigma: sigma)
             for i in 0..<n where !painted.bits[i] { soft.values[i] = 0 }
             var out = under
@@ -338,6 +343,16 @@ public final class ClothesSwap {
                 }
                 region = region || (hole && b.torso)
             }
+            // The wearer's neck where the colour test took it for cloth (a crease, its shadowed
+            // edge against the collar) is not garment: warped onto another wearer it would print
+            // as brown marks in their collar. Within the neck's column, skin's hue at any
+            // brightness is neck.
+            if let model = b.skinModel, options.garmentMask == nil {
+                let f = b.frame
+                let column = Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * f.scale)), radius: 0.12 * f.scale,
+                                            width: gw, height: gh)
+                region = region && !(column && Region(width: gw, height: gh, bits: model.classify(garment, anyLuma: true)))
+            }
             guard region.area >= 64 else {
                 throw PipelineError("no \(kind.rawValue)-body garment found on the person in the garment photo", category: .notFound)
             }
@@ -390,7 +405,8 @@ public final class ClothesSwap {
     /// the garment photo's. Taken off there, the old clothing left a patch of bare skin or a bite
     /// of background out of the person's outline. Within 12 % of the body's scale of the
     /// garment, never on the neck or along an arm below its shoulder, the garment's colour is
-    /// interpolated outwards (push–pull from the painted garment, its edge pixels left out).
+    /// interpolated outwards (push–pull from the painted garment, its edge pixels left out); so
+    /// is every gap in the garment narrower than 6 % of the body's scale.
     static func extendedOverBody(_ layer: inout Image, painted: Region, body: BodyAnalysis, kind: GarmentKind) throws -> Region {
         try extendedOverBody(&layer, painted: painted, region: body.region, person: body.person, hair: body.hair, face: body.face,
                              frame: body.frame, kind: kind)
@@ -408,7 +424,11 @@ public final class ClothesSwap {
             kept = kept || Region.capsule(start, f[b], radius: 0.11 * s, width: w, height: h)
         }
         let reach = try painted.dilated(max(1, Int((0.12 * s).rounded())))
-        let out = region && person && !painted && !kept && reach && !hair && !face
+        // A sliver the garment almost closes round (between a sleeve warped by its arm and the
+        // torso warped by the body) is garment wherever it lies, arm or torso.
+        let bridge = max(1, Int((0.03 * s).rounded()))
+        let slivers = try painted.dilated(bridge).eroded(bridge)
+        let out = region && person && !painted && ((!kept && reach) || slivers) && !hair && !face
         guard out.area > 0 else { return out }
         let edge = max(1, Int((0.004 * s).rounded()))
         let known = try painted.eroded(edge)

@@ -364,6 +364,8 @@ struct BodyAnalysis {
     var skinColour: (Float, Float, Float)?
     /// A region the caller gave: nothing outside it changes.
     var limit: Region?
+    /// The face's skin colours, if a face was found.
+    var skinModel: SkinModel? = nil
 
     /// Everything a new garment may be painted over: the person (grown a little), inside the
     /// kind's polygon and limbs, not the face, hands or forearms in front.
@@ -474,6 +476,7 @@ struct BodyAnalysis {
         // Face oval from the mesh, grown a little; without a face, a disc round the head's points.
         var face = Region(width: w, height: h)
         var skinColour: (Float, Float, Float)?
+        var skinModel: SkinModel?
         var skin = Region(width: w, height: h)
         var hair = Region(width: w, height: h)
         var collar = Region(width: w, height: h)
@@ -488,7 +491,8 @@ struct BodyAnalysis {
             let oval = try FaceMasks.mask(.face, mesh: lm.mesh, width: w, height: h)
             face = try Region(oval).dilated(max(1, Int(0.02 * s)))
             let sample = try Region(try FaceMasks.mask(.skin, mesh: lm.mesh, width: w, height: h)).eroded(max(1, Int(0.02 * s)))
-            let like = SkinModel(image, sample: sample)?.classify(image) ?? [Bool](repeating: false, count: image.pixelCount)
+            skinModel = SkinModel(image, sample: sample)
+            let like = skinModel?.classify(image) ?? [Bool](repeating: false, count: image.pixelCount)
             // An opening drops specks of skin-coloured cloth; what stays is bare skin.
             let open = max(2, Int(0.025 * s))
             let opened = try Region(width: w, height: h, bits: like).eroded(open).dilated(open)
@@ -500,6 +504,14 @@ struct BodyAnalysis {
             // watch) are part of the skin, not clothing to fill.
             let islands = skin.smallHolesFilled(maxArea: Int(0.015 * s * s)) && !skin
             skin = skin || islands
+            // A neck's creases and its shadowed middle fail the colour test between its lit
+            // sides and the jaw, in a bay the skin and face almost close round: within the
+            // neck's column they are neck. Taken for cloth, an older wearer's neck went into the garment and printed as
+            // brown blotches in another wearer's collar.
+            let neckColumn = Region.capsule(frame.shoulderCentre, add(frame.neck, scaled(frame.up, 0.2 * s)), radius: 0.12 * s,
+                                            width: w, height: h)
+            let bridge = max(2, Int((0.03 * s).rounded()))
+            skin = skin || (try (skin || face).dilated(bridge).eroded(bridge) && neckColumn && !face)
             // A bare forearm across the torso is its skin, not the whole capsule round its bone:
             // the cloth between the capsule's edge and the arm would stay as a strip beside it.
             frontArms = Region(width: w, height: h)
@@ -560,7 +572,8 @@ struct BodyAnalysis {
             limit = region
         }
         return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, slope: slope, face: face, hands: hands, handZones: handZones,
-                            frontArms: frontArms, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit)
+                            frontArms: frontArms, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit,
+                            skinModel: skinModel)
     }
 }
 
@@ -806,15 +819,16 @@ struct SkinModel {
         lumaFloor = 0.45 * medianLuma
     }
 
-    /// Within three standard deviations in chroma, and not much darker than the face.
-    func classify(_ image: Image) -> [Bool] {
+    /// Within three standard deviations in chroma, and not much darker than the face unless
+    /// `anyLuma` (skin in deep shadow: a crease, the underside of a jaw).
+    func classify(_ image: Image, anyLuma: Bool = false) -> [Bool] {
         let n = image.pixelCount
         return (0..<n).map { i in
             let r = image.rgb[i], g = image.rgb[n + i], b = image.rgb[2 * n + i]
             let y = 0.299 * r + 0.587 * g + 0.114 * b
             let db = b - y - mean.0, dr = r - y - mean.1
             let d2 = inverse.0 * db * db + 2 * inverse.1 * db * dr + inverse.2 * dr * dr
-            return d2 < 9 && y > lumaFloor
+            return d2 < 9 && (anyLuma || y > lumaFloor)
         }
     }
 }

@@ -88,24 +88,30 @@ struct GarmentWarp {
     }
 
     /// The garment photo's colour, alpha (the garment region, soft) and low-passed luma,
-    /// sampled for every pixel of `zone` (person photo coordinates). The garment photo is
-    /// mirrored at its edges, so a garment the frame cuts off continues past the edge.
+    /// sampled for every pixel of `zone` (person photo coordinates). Past its edges the garment
+    /// photo goes on as its last `edgeBand` pixels mirrored back and forth, so a garment the
+    /// frame cuts off continues with the cloth at the cut: mirrored whole, a torso that runs far
+    /// past a portrait's bottom edge would reach back up to the collar and print it upside down
+    /// at the waist.
     struct Sampled {
         var rgb: [Float]
         var alpha: [Float]
         var shade: [Float]
     }
 
-    func sample(garment: Image, alpha: [Float], shade: [Float], zone: Region, limbZones: [Region]) -> Sampled {
+    func sample(garment: Image, alpha: [Float], shade: [Float], zone: Region, limbZones: [Region], edgeBand: Int = .max) -> Sampled {
         let w = zone.width, n = zone.bits.count
         let gw = garment.width, gh = garment.height, gn = garment.pixelCount
         var out = Sampled(rgb: [Float](repeating: 0, count: 3 * n), alpha: [Float](repeating: 0, count: n), shade: [Float](repeating: 1, count: n))
         @inline(__always) func reflect(_ v: Int, _ size: Int) -> Int {
-            if size == 1 { return 0 }
-            let period = 2 * (size - 1)
-            var m = v % period
-            if m < 0 { m += period }
-            return m < size ? m : period - m
+            if v >= 0 && v < size { return v }
+            let band = max(1, min(edgeBand, size))
+            // Steps past the edge, folded into the band: 0 is the edge row, band − 1 the band's
+            // inner end, then back out towards the edge.
+            let d = v < 0 ? -v : v - (size - 1)
+            let m = d % (2 * band)
+            let k = m < band ? m : 2 * band - 1 - m
+            return v < 0 ? k : size - 1 - k
         }
         for i in 0..<n where zone.bits[i] {
             let p = Point(Double(i % w), Double(i / w))

@@ -194,8 +194,8 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertEqual(alone[60 * w + 5], alone[60 * w + 45], accuracy: 1e-6)
     }
 
-    /// Old clothing the garment leaves uncovered on the top of a shoulder takes the garment's
-    /// colour; the neck, an arm below its shoulder, hair, and clothing beyond reach do not, and
+    /// Old clothing the garment leaves uncovered on the top of a shoulder, or in a narrow gap
+    /// within it, takes the garment's colour; the neck, an arm below its shoulder, hair, and clothing beyond reach do not, and
     /// the garment's interior is left as it was.
     func testTheGarmentRunsOnOverAShoulderItLeavesUncovered() throws {
         let (person, _) = frames()
@@ -209,6 +209,8 @@ final class ClothesSwapTests: XCTestCase {
                 region.bits[i] = y >= 130 && x > 100 && x < 300
                 hair.bits[i] = x >= 146 && x <= 148 && y >= 163 && y <= 167
                 guard y >= 160 && x >= 150 && x <= 250 else { continue }
+                // A sliver down the torso, 4 px wide (0.03 of the body's scale).
+                if x >= 220 && x <= 223 && y >= 250 && y <= 300 { continue }
                 painted.bits[i] = true
                 for c in 0..<3 { layer.rgb[c * n + i] = [0.2, 0.3, 0.6][c] }
             }
@@ -221,6 +223,10 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertTrue(out.bits[shoulder], "the shoulder's top takes the garment")
         XCTAssertEqual(layer.rgb[shoulder], 0.2, accuracy: 0.02)
         XCTAssertEqual(layer.rgb[2 * n + shoulder], 0.6, accuracy: 0.02)
+        let sliver = 270 * w + 221
+        XCTAssertTrue(out.bits[sliver], "a sliver the garment closes round is garment, on the torso too")
+        XCTAssertEqual(layer.rgb[sliver], 0.2, accuracy: 0.02)
+        XCTAssertEqual(layer.rgb[2 * n + sliver], 0.6, accuracy: 0.02)
         XCTAssertFalse(out.bits[150 * w + 200], "the neck stays bare")
         XCTAssertFalse(out.bits[230 * w + 140], "so does the arm below the shoulder")
         XCTAssertFalse(out.bits[165 * w + 147], "and hair")
@@ -298,6 +304,20 @@ final class ClothesSwapTests: XCTestCase {
         let i = try XCTUnwrap(below, "some person pixel maps below the garment photo")
         let q = warp.torso.apply(Point(Double(i % person.width), Double(i / person.width)))
         XCTAssertEqual(Double(s.rgb[n + i]) * Double(gh), 2 * Double(gh - 1) - q.y, accuracy: 0.05)
+        // With an edge band, whatever lies past the edge comes from the band's rows only: the
+        // torso running far past a portrait's cut does not reach back up to its collar.
+        let band = 12
+        let banded = warp.sample(garment: g, alpha: [Float](repeating: 1, count: gw * gh), shade: [Float](repeating: 1, count: gw * gh),
+                                 zone: zone, limbZones: [], edgeBand: band)
+        XCTAssertEqual(banded.rgb[n + i], s.rgb[n + i], accuracy: 1e-6, "the first rows past the edge mirror as before")
+        var far = 0
+        for j in 0..<n {
+            let q = warp.torso.apply(Point(Double(j % person.width), Double(j / person.width)))
+            guard q.y > Double(gh + band + 4), q.x > 10, q.x < Double(gw - 10) else { continue }
+            far += 1
+            XCTAssertGreaterThanOrEqual(Double(banded.rgb[n + j]) * Double(gh), Double(gh - band - 1), "from y \(q.y)")
+        }
+        XCTAssertGreaterThan(far, 100, "person pixels map far below the garment photo")
     }
 
     // MARK: product photos
@@ -519,6 +539,64 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertGreaterThan(before, 2000, "hands, cuff and watch are there to begin with")
         XCTAssertLessThan(light, 20, "light pixels left in the filled jacket: \(light) of \(hidden.area)")
         XCTAssertTrue((hidden && !source.region).area == 0, "the filled part is garment")
+    }
+
+    /// Grace Hopper's neck is wrinkled and its middle shadowed: the skin colour test passes its
+    /// lit sides only. Between them and the jaw it is neck, and its creases and its edge against
+    /// the collar are not garment: taken for her uniform, they were pasted as brown blotches
+    /// into another wearer's collar.
+    func testAWrinkledNeckIsNeckNotClothing() throws {
+        let swap = try swapper()
+        let image = try sample("grace_hopper.jpg")
+        let b = try BodyAnalysis.analyse(image, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
+                                         analyzer: swap.analyzer, label: "person", override: nil)
+        let garment = try swap.analyseGarment(image, kind: .upper)
+        let f = b.frame, s = f.scale, n = image.pixelCount
+        let column = Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.12 * s,
+                                    width: image.width, height: image.height)
+        // Skin's tones: red over green over blue, well apart; her white collar and navy jacket are not.
+        var skinToned = 0, clothed = 0, garmentPixels = 0
+        for i in 0..<n where column.bits[i] {
+            let r = image.rgb[i], g = image.rgb[n + i], bl = image.rgb[2 * n + i]
+            guard r > g, g > bl, r - bl > 0.12 else { continue }
+            skinToned += 1
+            if b.region.bits[i] { clothed += 1 }
+            if garment.region.bits[i] { garmentPixels += 1 }
+        }
+        XCTAssertGreaterThan(skinToned, 2000, "her neck is in the column")
+        // The clothing region keeps the skin's outermost pixels, mixed with the collar, to clear them.
+        XCTAssertLessThan(clothed, skinToned / 10, "skin-toned pixels of her neck taken for clothing: \(clothed) of \(skinToned)")
+        // Left: a line of the collar's edge, its pixels mixed with the neck.
+        XCTAssertLessThan(garmentPixels, skinToned / 50, "skin-toned pixels of her neck in the garment: \(garmentPixels) of \(skinToned)")
+    }
+
+    /// Obama's forearms lie across his chest. The new garment runs on under them: next to an arm
+    /// it is as dark as the navy uniform a little farther out, not faded into a tan halo of the
+    /// bare-skin fill beneath.
+    func testTheGarmentMeetsACrossedArmWithoutAHalo() throws {
+        let swap = try swapper()
+        // At half size, to keep the test quick.
+        let full = try sample("obama.jpg")
+        let person = try full.resized(width: full.width / 2, height: full.height / 2)
+        let r = try swap.runDetailed(person: person, garment: try sample("grace_hopper.jpg"))
+        let b = try BodyAnalysis.analyse(person, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
+                                         analyzer: swap.analyzer, label: "person", override: nil)
+        let arms = b.frontArms || b.hands
+        let ring = r.painted && (try arms.dilated(2)) && !arms
+        let farther = r.painted && (try arms.dilated(12)) && !(try arms.dilated(6))
+        let n = person.pixelCount
+        func meanLuma(_ region: Region) -> Double {
+            var sum = 0.0
+            for i in 0..<n where region.bits[i] {
+                sum += Double(0.299 * r.image.rgb[i] + 0.587 * r.image.rgb[n + i] + 0.114 * r.image.rgb[2 * n + i])
+            }
+            return sum / Double(max(1, region.area))
+        }
+        XCTAssertGreaterThan(ring.area, 500)
+        XCTAssertGreaterThan(farther.area, 500)
+        let near = meanLuma(ring), far = meanLuma(farther)
+        XCTAssertFalse(near.isNaN || far.isNaN)
+        XCTAssertLessThan(near, far + 0.03, "beside the arms \(near), farther out \(far)")
     }
 
     func testBadInputsAreOneLineErrors() throws {
