@@ -79,6 +79,9 @@ struct Swap: JobCommand {
             help: "Regions to replace: \(SwapRegion.allCases.map(\.rawValue).joined(separator: " ")) (default: all).")
     var maskRegions: [SwapRegion] = []
 
+    @Flag(name: .customLong("cover-glasses"), help: "Cover glasses the target face wears with the source's face (by default they stay, as its hair does).")
+    var coverGlasses = false
+
     @Flag(name: .customLong("no-diffusion"), help: "Stop after the warp and relighting (fast preview).")
     var noDiffusion = false
 
@@ -155,6 +158,7 @@ struct Swap: JobCommand {
         o.shape = shape
         o.outline = outline
         o.maskBlur = maskBlur
+        o.keepGlasses = !coverGlasses
         o.regions = maskRegions.isEmpty ? SwapRegion.all : Set(maskRegions)
         o.diffusion = !noDiffusion
         if let strength { o.strength = strength }

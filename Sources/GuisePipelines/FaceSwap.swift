@@ -37,6 +37,9 @@ public struct FaceSwapOptions {
     public var regions: Set<SwapRegion> = SwapRegion.all
     /// Feathering of the mask edge, as a multiple of the default (1.8 % of the face width).
     public var maskBlur = 1.0
+    /// Glasses the target face wears stay on it (dark lenses with their frames), as its hair
+    /// does; false covers them with the source's face.
+    public var keepGlasses = true
 
     /// Guided diffusion refinement after the geometric swap; false is the fast preview mode.
     public var diffusion = true
@@ -154,6 +157,8 @@ public struct SwapReport: Encodable {
         /// Whether the target's own eyes were kept, one face's eyes being nearly shut and much
         /// narrower than the other's.
         public var targetEyesKept = false
+        /// Whether glasses were found on the target face and kept (`SwapOptions.keepGlasses`).
+        public var targetGlassesKept = false
     }
 
     public var faces: [FaceResult] = []
@@ -456,6 +461,7 @@ public final class FaceSwap {
         var occludedShare = 0.0
         var mirroredShare = 0.0
         var keptTargetEyes = false
+        var glasses: Mask?
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
             // (bilinear sampling would alias a large source face).
@@ -635,6 +641,13 @@ public final class FaceSwap {
                 }
                 keptTargetEyes = true
             }
+            // And the glasses it wears, as its hair: a mask over the eyes would cover the rims and
+            // leave the arms beyond it.
+            if options.keepGlasses,
+               let frames = try TargetGlasses.frames(warpedTarget, mesh: meshD, skin: skinTarget, faceWidth: faceWidth) {
+                glasses = try frames.blurred(sigma: max(0.6, 0.006 * faceWidth))
+                keep.values = zip(keep.values, frames.values).map { max($0, $1) }
+            }
             keep = try keep.blurred(sigma: max(0.6, 0.006 * faceWidth))
 
             // Relit first, then the target's own mouth opening goes in as it is (relighting it
@@ -691,7 +704,8 @@ public final class FaceSwap {
                     lastDiffFaceExperts = names
                     lastDiffFaceTerms = refined.lastTerms
                 }
-                samples = refined.samples
+                // The kept glasses as the composite has them: the prior softens thin rims.
+                samples = try refined.samples.map { s in try glasses.map { try s.blended(with: composite, mask: $0) } ?? s }
                 sampleDistances = refined.distances
                 stepsRun = refined.stepsRun
                 workSize = refined.workSize
@@ -718,6 +732,7 @@ public final class FaceSwap {
         result.sourceOccluded = (occludedShare * 1000).rounded() / 1000
         result.sourceMirrored = (mirroredShare * 1000).rounded() / 1000
         result.targetEyesKept = keptTargetEyes
+        result.targetGlassesKept = glasses != nil
         try timed("report") {
             try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }

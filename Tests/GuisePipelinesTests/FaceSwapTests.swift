@@ -283,6 +283,53 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertTrue(lowered.faces[0].targetEyesKept)
     }
 
+    /// Dark-rimmed round glasses drawn on Obama, their arms running out past his temples: swapped
+    /// over, the rims stay on the new face, as the arms outside the mask do; covered, the rims
+    /// inside the mask go and the arms stay, the two hinges DiffFace's parser mask avoids. His
+    /// own face, without glasses, keeps nothing.
+    func testTheTargetsGlassesStayOnTheNewFace() throws {
+        let plain = try photo("obama.jpg")
+        let m = try FaceAnalyzer().landmarks(plain, face: try BlazeFaceDetector().detect(plain)[0]).mesh
+        func p(_ i: Int) -> Point { Point(m[i].x, m[i].y) }
+        let el = distance(p(33), p(263)), half = 0.0175 * el
+        let centres = [mid(p(33), p(133)), mid(p(263), p(362))]
+        let w = plain.width, n = plain.pixelCount
+        var target = plain
+        var rims = Region(width: w, height: plain.height)
+        for y in 0..<plain.height {
+            for x in 0..<w {
+                let q = Point(Double(x), Double(y))
+                var on = false
+                for (k, c) in centres.enumerated() {
+                    let u = (q.x - c.x) / (0.3 * el), v = (q.y - c.y) / (0.2 * el)
+                    // Distance to the ellipse, roughly: the radial excess in units of its smaller radius.
+                    if abs((u * u + v * v).squareRoot() - 1) * 0.2 * el < half { on = true; rims.bits[y * w + x] = true }
+                    let outward = k == 0 ? c.x - q.x : q.x - c.x
+                    if abs(q.y - c.y) < half && outward > 0.3 * el && outward < 0.55 * el { on = true }
+                }
+                if abs(q.y - centres[0].y) < half && q.x > centres[0].x + 0.3 * el && q.x < centres[1].x - 0.3 * el { on = true }
+                if on { for c in 0..<3 { target.rgb[c * n + y * w + x] = 0.08 } }
+            }
+        }
+        func darkShare(_ im: Image) -> Double {
+            var dark = 0
+            for i in 0..<n where rims.bits[i] && 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i] < 0.2 { dark += 1 }
+            return Double(dark) / Double(max(1, rims.area))
+        }
+        XCTAssertGreaterThan(rims.area, 1000)
+        let source = try photo("biden.jpg")
+        let (kept, report) = try FaceSwap(options: fast()).run(source: source, target: target)
+        XCTAssertTrue(report.faces[0].targetGlassesKept)
+        XCTAssertGreaterThan(darkShare(kept), 0.8, "the rims stay")
+        var o = fast()
+        o.keepGlasses = false
+        let (covered, coveredReport) = try FaceSwap(options: o).run(source: source, target: target)
+        XCTAssertFalse(coveredReport.faces[0].targetGlassesKept)
+        XCTAssertLessThan(darkShare(covered), 0.5, "covered, the rims go")
+        let (_, none) = try FaceSwap(options: fast()).run(source: source, target: plain)
+        XCTAssertFalse(none.faces[0].targetGlassesKept, "no glasses, nothing kept")
+    }
+
     /// Eileen Collins' fringe hangs over her forehead: it must not be pasted onto Obama's, and
     /// her skin, not his, fills in under it. Over his forehead, between the eyes' centres and
     /// 0.25 to 0.4 eye distances above the brows, the share much darker than its own median, as a

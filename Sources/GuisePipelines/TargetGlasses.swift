@@ -1,0 +1,89 @@
+import Foundation
+import GuiseFace
+import GuiseImage
+import GuiseVision
+
+/// The frames of glasses the target face wears, found on the target moved onto the swap's mesh,
+/// so the swap keeps them as it keeps the target's hair: pasted under a face mask that covers
+/// the eyes, the rims inside the mask were replaced by the source's skin while the arms outside
+/// it stayed, two dark hinges at the temples with nothing between them.
+///
+/// Glasses are what is not skin in the band round the eyes (from under the lower lids to the
+/// brows, the eyes' own contours left out) and joins the two eyes across the nose's
+/// bridge in one piece reaching past both eyes' middles and down beside both; with the rim
+/// go the brows it touches. Brows stop short of the midline, shadows under the eyes do not cross the nose, and the nose bridge alone does
+/// not reach the eyes, so a face without glasses gives nil.
+enum TargetGlasses {
+    /// `skin`: per pixel, whether it passes the target's skin colour test. Returns the frames
+    /// (hard-edged, grown by a pixel), or nil.
+    static func frames(_ image: Image, mesh: [Point], skin: [Bool], faceWidth: Double) throws -> Mask? {
+        let w = image.width, h = image.height, n = w * h
+        let le = mesh[33], re = mesh[263]
+        let ex = re.x - le.x, ey = re.y - le.y
+        let el = (ex * ex + ey * ey).squareRoot()
+        guard el > 4 else { return nil }
+        let along = Point(ex / el, ey / el), up = Point(ey / el, -ex / el)
+        let centre = Point((le.x + re.x) / 2, (le.y + re.y) / 2)
+        @inline(__always) func coords(_ i: Int) -> (u: Double, v: Double) {
+            let dx = Double(i % w) - centre.x, dy = Double(i / w) - centre.y
+            return (dx * along.x + dy * along.y, dx * up.x + dy * up.y)
+        }
+        var eyes = try SwapGeometry.region(MeshRegions.imageLeftEye, mesh, width: w, height: h)
+        let right = try SwapGeometry.region(MeshRegions.imageRightEye, mesh, width: w, height: h)
+        eyes.values = zip(eyes.values, right.values).map { max($0, $1) }
+        eyes = try eyes.dilated(radius: max(1, Int((0.02 * faceWidth).rounded())))
+        var candidate = [Bool](repeating: false, count: n)
+        var band = 0
+        for i in 0..<n {
+            let (u, v) = coords(i)
+            guard abs(u) < 0.75 * el, v > -0.45 * el, v < 0.3 * el else { continue }
+            band += 1
+            candidate[i] = !skin[i] && eyes.values[i] < 0.5
+        }
+        // A rim's thin, lighter stretches pass the skin test in places: gaps of a few pixels are closed.
+        let gap = max(1, Int((0.012 * faceWidth).rounded()))
+        candidate = try Region(width: w, height: h, bits: candidate).dilated(gap).eroded(gap).bits.enumerated().map { i, c in
+            c && eyes.values[i] < 0.5 }
+        // One piece, grown from the bridge (8-connected).
+        var piece = [Bool](repeating: false, count: n)
+        var stack: [Int] = []
+        for i in 0..<n where candidate[i] {
+            let (u, v) = coords(i)
+            if abs(u) < 0.06 * el, v > -0.15 * el, v < 0.2 * el { piece[i] = true; stack.append(i) }
+        }
+        while let i = stack.popLast() {
+            let x = i % w, y = i / w
+            for dy in -1...1 {
+                for dx in -1...1 {
+                    let xx = x + dx, yy = y + dy
+                    guard xx >= 0, yy >= 0, xx < w, yy < h else { continue }
+                    let j = yy * w + xx
+                    if candidate[j] && !piece[j] { piece[j] = true; stack.append(j) }
+                }
+            }
+        }
+        var area = 0
+        var reach = (left: 0.0, right: 0.0)
+        var below = (left: false, right: false)
+        for i in 0..<n where piece[i] {
+            area += 1
+            let (u, v) = coords(i)
+            reach.left = min(reach.left, u); reach.right = max(reach.right, u)
+            if v < 0 && u < -0.4 * el { below.left = true }
+            if v < 0 && u > 0.4 * el { below.right = true }
+        }
+        guard reach.left < -0.3 * el, reach.right > 0.3 * el, below.left, below.right, area < band / 3 else { return nil }
+        // Dark lenses (most of what the rims enclose round the eyes is not skin) are kept with
+        // their frames: the source's eyes would look out through sunglasses. Clear lenses show
+        // the source's eyes.
+        let frames = Region(width: w, height: h, bits: piece)
+        let lenses = frames.smallHolesFilled(maxArea: band) && !frames
+        var dark = 0, seen = 0
+        for i in 0..<n where lenses.bits[i] && eyes.values[i] < 0.5 {
+            seen += 1
+            if candidate[i] || !skin[i] { dark += 1 }
+        }
+        let kept = seen > 0 && dark * 3 > seen * 2 ? frames || lenses : frames
+        return try kept.mask.dilated(radius: 1)
+    }
+}
