@@ -217,11 +217,11 @@ public final class ClothesSwap {
             // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
             let under = try Self.undressed(person, body: body, kind: kind)
             // Feathered inwards only, so nothing of the garment photo's background shows at the edge.
-            // Not where the garment meets what lies in front of it (forearms, hands, hair): it
-            // runs on under those, and a feather there would fade it into the bare-skin fill
-            // and leave a tan halo round a crossed arm.
+            // Not where the garment meets forearms and hands in front of it: it runs on under
+            // those, and a feather there would fade it into the bare-skin fill and leave a tan
+            // halo round a crossed arm. (Hair's edge is re-composited over the garment below.)
             let sigma = max(0.7, 0.006 * s)
-            let inFront = body.frontArms || body.hands || body.hair
+            let inFront = body.frontArms || body.hands
             let core = try (painted || inFront).eroded(max(1, Int((1.5 * sigma).rounded())))
             var soft = try core.mask.blurred(sigma: sigma)
             for i in 0..<n where !painted.bits[i] { soft.values[i] = 0 }
