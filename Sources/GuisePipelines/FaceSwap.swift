@@ -37,7 +37,7 @@ public struct FaceSwapOptions {
     public var regions: Set<SwapRegion> = SwapRegion.all
     /// Feathering of the mask edge, as a multiple of the default (1.8 % of the face width).
     public var maskBlur = 1.0
-    /// Glasses the target face wears stay on it (dark lenses with their frames), as its hair
+    /// Glasses the target face wears stay on it (frames, and tinted lenses round the eyes), as its hair
     /// does; false covers them with the source's face.
     public var keepGlasses = true
 

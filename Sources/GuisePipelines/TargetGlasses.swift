@@ -12,7 +12,8 @@ import GuiseVision
 /// brows, the eyes' own contours left out) and joins the two eyes across the nose's
 /// bridge in one piece reaching past both eyes' middles and down beside both; with the rim
 /// go the brows it touches. Brows stop short of the midline, shadows under the eyes do not cross the nose, and the nose bridge alone does
-/// not reach the eyes, so a face without glasses gives nil.
+/// not reach the eyes, so a face without glasses gives nil. Dark lenses are part of the piece
+/// round the eyes; within the eyes' contours the source's eyes show, relit to the light there.
 enum TargetGlasses {
     /// `skin`: per pixel, whether it passes the target's skin colour test. Returns the frames
     /// (hard-edged, grown by a pixel), or nil.
@@ -73,17 +74,6 @@ enum TargetGlasses {
             if v < 0 && u > 0.4 * el { below.right = true }
         }
         guard reach.left < -0.3 * el, reach.right > 0.3 * el, below.left, below.right, area < band / 3 else { return nil }
-        // Dark lenses (most of what the rims enclose round the eyes is not skin) are kept with
-        // their frames: the source's eyes would look out through sunglasses. Clear lenses show
-        // the source's eyes.
-        let frames = Region(width: w, height: h, bits: piece)
-        let lenses = frames.smallHolesFilled(maxArea: band) && !frames
-        var dark = 0, seen = 0
-        for i in 0..<n where lenses.bits[i] && eyes.values[i] < 0.5 {
-            seen += 1
-            if candidate[i] || !skin[i] { dark += 1 }
-        }
-        let kept = seen > 0 && dark * 3 > seen * 2 ? frames || lenses : frames
-        return try kept.mask.dilated(radius: 1)
+        return try Region(width: w, height: h, bits: piece).mask.dilated(radius: 1)
     }
 }
