@@ -499,10 +499,12 @@ public final class FaceSwap {
                 : SourceVisibility(mesh: Gaze.meshWithIrises(sl.mesh, left: sl.leftEye, right: sl.rightEye), triangles: warp.triangles)
             let sampled = seen.map { $0.mirrors ? $0.sampledInside(meshS) : meshS } ?? meshS
             var warpedSource = warp.render(src, from: sampled, to: meshD, depth: depthD, width: ww, height: wh)
+            var mirrorField: [Float]?
             if let seen, seen.mirrors {
                 let mirrored = warp.render(src, triangles: warp.triangles.map { (sampled[seen.mirror[$0.0]], sampled[seen.mirror[$0.1]], sampled[seen.mirror[$0.2]]) },
                                            to: meshD, depth: depthD, width: ww, height: wh)
                 let weight = warp.renderField(seen.mirrorWeight.map { Float($0) }, to: meshD, depth: depthD, width: ww, height: wh)
+                mirrorField = weight
                 warpedSource.image = try warpedSource.image.blended(with: mirrored.image, mask: Mask(width: ww, height: wh, values: weight))
                 mirroredShare = Double(weight.reduce(0, +)) / Double(max(1, warpedSource.coverage.values.reduce(0, +)))
             }
@@ -606,7 +608,29 @@ public final class FaceSwap {
                 }
             }
             holes = try holes.eroded(speck).dilated(speck)
-            let known = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { hard.values[$0] > 0.5 && skinSource[$0] })
+            // Skin the source shows only at a glancing angle, which the target shows broadly (a
+            // frontal source's cheek by the ear on a turned target's near cheek): a few pixels of
+            // the face's edge stretched over it, streaks of its shadow, ear and background, are
+            // carried in from the source's skin round about instead. Not where the face's other
+            // half, flipped, was taken.
+            var stretched = SwapGeometry.stretchedSkin(triangles: warp.triangles, source: sampled, destination: meshD,
+                                                       field: { warp.renderField($0, to: meshD, depth: depthD, width: ww, height: wh) })
+            if let mirrorField { for k in 0..<(ww * wh) where mirrorField[k] > 0.01 { stretched[k] = 0 } }
+            // Broad stretches of plain skin only: away from the features, whose small triangles
+            // stretch unevenly, and no specks.
+            var features = Mask(width: ww, height: wh, fill: 0)
+            for part in [FaceRegion.brows, .eyes, .nose, .lips] {
+                let m = try FaceMasks.mask(part, mesh: meshD.map { Point3($0.x, $0.y, 0) }, width: ww, height: wh)
+                features.values = zip(features.values, m.values).map { max($0, $1) }
+            }
+            features = try features.dilated(radius: max(1, Int((0.05 * faceWidth).rounded())))
+            var sliver = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
+                stretched[$0] > SwapGeometry.overStretched && hard.values[$0] > 0.5 && skinD.values[$0] > 0.5 && features.values[$0] < 0.5 })
+            let open = max(1, Int((0.02 * faceWidth).rounded()))
+            sliver = try sliver.eroded(open).dilated(open).withoutComponents(smallerThan: Int(0.005 * faceWidth * faceWidth))
+            holes = holes || sliver
+            let known = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
+                hard.values[$0] > 0.5 && skinSource[$0] && stretched[$0] <= SwapGeometry.overStretched })
             if holes.area > 0, known.area >= 64 {
                 let grain = try ClothesSwap.skinGrain(warpedSource.image, source: known)
                 for c in 0..<3 {

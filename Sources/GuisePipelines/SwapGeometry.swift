@@ -117,6 +117,29 @@ enum SwapGeometry {
         return target.indices.map { fixedIndex.contains($0) ? moved[$0] : tps.apply(target[$0]) }
     }
 
+    /// How much more a triangle of the face is enlarged from source to destination than the
+    /// face's triangles are in the median, per mesh point (the most of the triangles round it),
+    /// rendered over the destination by `field`.
+    static func stretchedSkin(triangles: [(Int, Int, Int)], source: [Point], destination: [Point],
+                              field: ([Float]) -> [Float]) -> [Float] {
+        func area(_ m: [Point], _ t: (Int, Int, Int)) -> Double {
+            let a = m[t.0], b = m[t.1], c = m[t.2]
+            return abs((b.x - a.x) * (c.y - a.y) - (c.x - a.x) * (b.y - a.y)) / 2
+        }
+        let ratios = triangles.map { t -> Double in area(destination, t) / max(area(source, t), 1e-6) }
+        let sorted = ratios.sorted()
+        let median = sorted.isEmpty ? 1 : max(sorted[sorted.count / 2], 1e-9)
+        var perPoint = [Float](repeating: 0, count: destination.count)
+        for (t, r) in zip(triangles, ratios) {
+            let v = Float(r / median)
+            for i in [t.0, t.1, t.2] { perPoint[i] = max(perPoint[i], v) }
+        }
+        return field(perPoint)
+    }
+
+    /// Beyond this `stretchedSkin`, the source's skin is too thin a sliver to show.
+    static let overStretched: Float = 6
+
     /// A polygon of mesh points, rasterised hard-edged at the window's size.
     static func region(_ indices: [Int], _ mesh: [Point], width: Int, height: Int) throws -> Mask {
         try FaceMasks.polygons([indices.map { mesh[$0] }], width: width, height: height)
