@@ -506,8 +506,8 @@ struct BodyAnalysis {
             skin = skin || islands
             // A neck's creases and its shadowed middle fail the colour test between its lit
             // sides and the jaw, in a bay the skin and face almost close round: within the
-            // neck's column they are neck. Taken for cloth, an older wearer's neck went into the garment and printed as
-            // brown blotches in another wearer's collar.
+            // neck's column they are neck. Taken for cloth, a wrinkled neck would go into a
+            // garment taken off its wearer and print as brown blotches in another's collar.
             let neckColumn = Region.capsule(frame.shoulderCentre, add(frame.neck, scaled(frame.up, 0.2 * s)), radius: 0.12 * s,
                                             width: w, height: h)
             let bridge = max(2, Int((0.03 * s).rounded()))

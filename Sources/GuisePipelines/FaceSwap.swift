@@ -608,11 +608,11 @@ public final class FaceSwap {
                 }
             }
             holes = try holes.eroded(speck).dilated(speck)
-            // Skin the source shows only at a glancing angle, which the target shows broadly (a
-            // frontal source's cheek by the ear on a turned target's near cheek): a few pixels of
-            // the face's edge stretched over it, streaks of its shadow, ear and background, are
-            // carried in from the source's skin round about instead. Not where the face's other
-            // half, flipped, was taken.
+            // Skin the source shows only at a glancing angle and the target broadly (a frontal
+            // source's cheek by the ear, on a turned target's near cheek): stretched over it, a
+            // few pixels of the face's edge would draw streaks of its shadow, ear and background,
+            // so it is carried in from the source's skin round about instead. Not where the
+            // face's other half, flipped, was taken.
             var stretched = SwapGeometry.stretchedSkin(triangles: warp.triangles, source: sampled, destination: meshD,
                                                        field: { warp.renderField($0, to: meshD, depth: depthD, width: ww, height: wh) })
             if let mirrorField { for k in 0..<(ww * wh) where mirrorField[k] > 0.01 { stretched[k] = 0 } }

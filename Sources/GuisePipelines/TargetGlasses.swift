@@ -4,16 +4,16 @@ import GuiseImage
 import GuiseVision
 
 /// The frames of glasses the target face wears, found on the target moved onto the swap's mesh,
-/// so the swap keeps them as it keeps the target's hair: pasted under a face mask that covers
-/// the eyes, the rims inside the mask were replaced by the source's skin while the arms outside
-/// it stayed, two dark hinges at the temples with nothing between them.
+/// so the swap keeps them as it keeps the target's hair. Under a face mask that covers the eyes
+/// the rims would be replaced by the source's skin and the arms outside the mask would stay: two
+/// dark hinges at the temples with nothing between them.
 ///
-/// Glasses are what is not skin in the band round the eyes (from under the lower lids to the
-/// brows, the eyes' own contours left out) and joins the two eyes across the nose's
-/// bridge in one piece reaching past both eyes' middles and down beside both; with the rim
-/// go the brows it touches. Brows stop short of the midline, shadows under the eyes do not cross the nose, and the nose bridge alone does
-/// not reach the eyes, so a face without glasses gives nil. Dark lenses are part of the piece
-/// round the eyes; within the eyes' contours the source's eyes show, relit to the light there.
+/// Glasses are what is not skin in the band round the eyes (the eyes' own contours left out),
+/// joined across the nose's bridge in one piece that reaches past both eyes' middles and down
+/// beside both to the eye line; brows the rims touch go with them. Brows stop short of the
+/// midline, shadows under the eyes do not cross the nose, and the bridge alone does not reach
+/// the eyes, so a face without glasses gives nil. Tinted lenses round the eyes are part of the
+/// piece; within the eyes' contours the source's eyes show, relit to the light there.
 enum TargetGlasses {
     /// `skin`: per pixel, whether it passes the target's skin colour test. Returns the frames
     /// (hard-edged, grown by a pixel), or nil.
