@@ -349,8 +349,7 @@ public final class ClothesSwap {
             // brightness is neck.
             if let model = b.skinModel, options.garmentMask == nil {
                 let f = b.frame
-                let column = Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * f.scale)), radius: 0.12 * f.scale,
-                                            width: gw, height: gh)
+                let column = f.neckColumn(width: gw, height: gh)
                 region = region && !(column && Region(width: gw, height: gh, bits: model.classify(garment, anyLuma: true)))
             }
             guard region.area >= 64 else {
@@ -386,7 +385,7 @@ public final class ClothesSwap {
     /// pixels painted so.
     static func mirroredAcrossBody(_ layer: inout Image, painted: Region, region: Region, frame f: BodyFrame) -> Region {
         let w = layer.width, h = layer.height, n = w * h, s = f.scale
-        let neck = Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.3 * s)), radius: 0.12 * s, width: w, height: h)
+        let neck = f.neckColumn(reach: 0.3, width: w, height: h)
         let a = f.across, c = f.shoulderCentre
         var out = Region(width: w, height: h)
         for i in 0..<n where region.bits[i] && !painted.bits[i] && !neck.bits[i] {
@@ -418,7 +417,7 @@ public final class ClothesSwap {
         let s = f.scale
         let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
         var kept = try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h)
-        kept = kept || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.3 * s)), radius: 0.12 * s, width: w, height: h)
+        kept = kept || f.neckColumn(reach: 0.3, width: w, height: h)
         for (_, a, b, _) in f.limbs(kind) {
             let start = add(f[a], scaled(Point(f[b].x - f[a].x, f[b].y - f[a].y), 0.3))
             kept = kept || Region.capsule(start, f[b], radius: 0.11 * s, width: w, height: h)
@@ -466,7 +465,7 @@ public final class ClothesSwap {
         if kind != .lower {
             let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
             bare = bare || (try Region.polygon([f[.rightShoulder], f[.leftShoulder], hips.0, hips.1], width: w, height: h))
-            bare = bare || Region.capsule(f.shoulderCentre, add(f.neck, scaled(f.up, 0.2 * s)), radius: 0.12 * s, width: w, height: h)
+            bare = bare || f.neckColumn(width: w, height: h)
             // Above the shoulder line the body is the neck and the shoulders' slope; a collar or
             // a suit's ring beyond that had background behind it.
             bare = bare || (body.slope && body.person)

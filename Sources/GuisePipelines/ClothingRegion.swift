@@ -113,6 +113,23 @@ struct Region: Equatable {
         return out
     }
 
+    /// The pixels 8-connected within the region to any pixel of `seeds` that lies in it.
+    func connected(to seeds: Region) -> Region {
+        var out = Region(width: width, height: height)
+        var stack = bits.indices.filter { bits[$0] && seeds.bits[$0] }
+        for i in stack { out.bits[i] = true }
+        while let i = stack.popLast() {
+            let x = i % width, y = i / width
+            for ny in max(0, y - 1)...min(height - 1, y + 1) {
+                for nx in max(0, x - 1)...min(width - 1, x + 1) {
+                    let j = ny * width + nx
+                    if bits[j] && !out.bits[j] { out.bits[j] = true; stack.append(j) }
+                }
+            }
+        }
+        return out
+    }
+
     /// The outermost pixels of row `y` within `reach` of `centre`, nil for an empty row.
     func rowExtent(y: Double, centre: Double, reach: Double) -> (left: Double, right: Double)? {
         let r = Int(y.rounded())
@@ -225,6 +242,11 @@ struct BodyFrame {
 
     /// The base of the neck: a little above the shoulders' centre.
     var neck: Point { add(shoulderCentre, scaled(up, 0.08 * scale)) }
+    /// The neck's column: 0.12 of the scale each side of the line from the shoulders' centre up
+    /// past the neck point by `reach` scales.
+    func neckColumn(reach: Double = 0.2, width: Int, height: Int) -> Region {
+        Region.capsule(shoulderCentre, add(neck, scaled(up, reach * scale)), radius: 0.12 * scale, width: width, height: height)
+    }
 
     /// The torso polygon for `kind`, widened for loose clothing, from the neck to below the hips.
     func torsoPolygon(_ kind: GarmentKind) -> [Point] {
@@ -508,8 +530,7 @@ struct BodyAnalysis {
             // sides and the jaw, in a bay the skin and face almost close round: within the
             // neck's column they are neck. Taken for cloth, a wrinkled neck would go into a
             // garment taken off its wearer and print as brown blotches in another's collar.
-            let neckColumn = Region.capsule(frame.shoulderCentre, add(frame.neck, scaled(frame.up, 0.2 * s)), radius: 0.12 * s,
-                                            width: w, height: h)
+            let neckColumn = frame.neckColumn(width: w, height: h)
             let bridge = max(2, Int((0.03 * s).rounded()))
             skin = skin || (try (skin || face).dilated(bridge).eroded(bridge) && neckColumn && !face)
             // A bare forearm across the torso is its skin, not the whole capsule round its bone:

@@ -619,8 +619,9 @@ public final class FaceSwap {
             // Broad stretches of plain skin only: away from the features, whose small triangles
             // stretch unevenly, and no specks.
             var features = Mask(width: ww, height: wh, fill: 0)
+            let flatMesh = meshD.map { Point3($0.x, $0.y, 0) }
             for part in [FaceRegion.brows, .eyes, .nose, .lips] {
-                let m = try FaceMasks.mask(part, mesh: meshD.map { Point3($0.x, $0.y, 0) }, width: ww, height: wh)
+                let m = try FaceMasks.mask(part, mesh: flatMesh, width: ww, height: wh)
                 features.values = zip(features.values, m.values).map { max($0, $1) }
             }
             features = try features.dilated(radius: max(1, Int((0.05 * faceWidth).rounded())))

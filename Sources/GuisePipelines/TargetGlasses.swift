@@ -43,26 +43,15 @@ enum TargetGlasses {
         }
         // A rim's thin, lighter stretches pass the skin test in places: gaps of a few pixels are closed.
         let gap = max(1, Int((0.012 * faceWidth).rounded()))
-        candidate = try Region(width: w, height: h, bits: candidate).dilated(gap).eroded(gap).bits.enumerated().map { i, c in
-            c && eyes.values[i] < 0.5 }
-        // One piece, grown from the bridge (8-connected).
-        var piece = [Bool](repeating: false, count: n)
-        var stack: [Int] = []
-        for i in 0..<n where candidate[i] {
+        let closed = try Region(width: w, height: h, bits: candidate).dilated(gap).eroded(gap)
+        let candidates = Region(width: w, height: h, bits: (0..<n).map { closed.bits[$0] && eyes.values[$0] < 0.5 })
+        // One piece, grown from the bridge.
+        var bridge = Region(width: w, height: h)
+        for i in 0..<n where candidates.bits[i] {
             let (u, v) = coords(i)
-            if abs(u) < 0.06 * el, v > -0.15 * el, v < 0.2 * el { piece[i] = true; stack.append(i) }
+            bridge.bits[i] = abs(u) < 0.06 * el && v > -0.15 * el && v < 0.2 * el
         }
-        while let i = stack.popLast() {
-            let x = i % w, y = i / w
-            for dy in -1...1 {
-                for dx in -1...1 {
-                    let xx = x + dx, yy = y + dy
-                    guard xx >= 0, yy >= 0, xx < w, yy < h else { continue }
-                    let j = yy * w + xx
-                    if candidate[j] && !piece[j] { piece[j] = true; stack.append(j) }
-                }
-            }
-        }
+        let piece = candidates.connected(to: bridge).bits
         var area = 0
         var reach = (left: 0.0, right: 0.0)
         var below = (left: false, right: false)

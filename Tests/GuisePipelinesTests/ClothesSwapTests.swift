@@ -54,6 +54,20 @@ final class ClothesSwapTests: XCTestCase {
     /// Blonde hair (x < 30) over a black top (x ≥ 32), two columns between where strands let the
     /// top through by half, and a red garment now behind: the mixed columns become half hair,
     /// half red; pure hair and everything far from the edge stay as they were.
+    /// Growing from seeds keeps the pieces a seed lies in, joined through corners too, and
+    /// drops the rest; a seed outside the region grows nothing.
+    func testARegionGrowsFromItsSeedsThroughCorners() {
+        let w = 10, h = 6
+        var r = Region(width: w, height: h), seeds = Region(width: w, height: h)
+        for (x, y) in [(1, 1), (2, 2), (3, 3), (7, 1), (8, 1)] { r.bits[y * w + x] = true }
+        seeds.bits[1 * w + 1] = true
+        seeds.bits[5 * w + 9] = true
+        let grown = r.connected(to: seeds)
+        XCTAssertEqual(grown.area, 3)
+        XCTAssertTrue(grown.bits[3 * w + 3], "joined diagonally")
+        XCTAssertFalse(grown.bits[1 * w + 7], "another piece")
+    }
+
     func testTheHairsEdgeIsRecompositedOverTheNewGarment() throws {
         let w = 64, h = 32, n = w * h
         let hairColour: [Float] = [0.9, 0.8, 0.5], red: [Float] = [0.8, 0.1, 0.1]
