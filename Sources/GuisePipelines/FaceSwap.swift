@@ -618,18 +618,20 @@ public final class FaceSwap {
             if let mirrorField { for k in 0..<(ww * wh) where mirrorField[k] > 0.01 { stretched[k] = 0 } }
             // Broad stretches of plain skin only: away from the features, whose small triangles
             // stretch unevenly, and no specks.
-            var features = Mask(width: ww, height: wh, fill: 0)
-            let flatMesh = meshD.map { Point3($0.x, $0.y, 0) }
-            for part in [FaceRegion.brows, .eyes, .nose, .lips] {
-                let m = try FaceMasks.mask(part, mesh: flatMesh, width: ww, height: wh)
-                features.values = zip(features.values, m.values).map { max($0, $1) }
+            if stretched.contains(where: { $0 > SwapGeometry.overStretched }) {
+                var features = Mask(width: ww, height: wh, fill: 0)
+                let flatMesh = meshD.map { Point3($0.x, $0.y, 0) }
+                for part in [FaceRegion.brows, .eyes, .nose, .lips] {
+                    let m = try FaceMasks.mask(part, mesh: flatMesh, width: ww, height: wh)
+                    features.values = zip(features.values, m.values).map { max($0, $1) }
+                }
+                features = try features.dilated(radius: max(1, Int((0.05 * faceWidth).rounded())))
+                var sliver = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
+                    stretched[$0] > SwapGeometry.overStretched && hard.values[$0] > 0.5 && skinD.values[$0] > 0.5 && features.values[$0] < 0.5 })
+                let open = max(1, Int((0.02 * faceWidth).rounded()))
+                sliver = try sliver.eroded(open).dilated(open).withoutComponents(smallerThan: Int(0.005 * faceWidth * faceWidth))
+                holes = holes || sliver
             }
-            features = try features.dilated(radius: max(1, Int((0.05 * faceWidth).rounded())))
-            var sliver = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
-                stretched[$0] > SwapGeometry.overStretched && hard.values[$0] > 0.5 && skinD.values[$0] > 0.5 && features.values[$0] < 0.5 })
-            let open = max(1, Int((0.02 * faceWidth).rounded()))
-            sliver = try sliver.eroded(open).dilated(open).withoutComponents(smallerThan: Int(0.005 * faceWidth * faceWidth))
-            holes = holes || sliver
             let known = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
                 hard.values[$0] > 0.5 && skinSource[$0] && stretched[$0] <= SwapGeometry.overStretched })
             if holes.area > 0, known.area >= 64 {
