@@ -168,7 +168,9 @@ enum SwapGeometry {
     /// shadows glow orange, a brighter one does not wash its skin out to grey. Chromaticity is
     /// turned and scaled about grey so that much broader low-passes of the two faces' agree
     /// (skin tone and colour cast follow the target without painting its features' colours
-    /// on). The source's finer detail, which carries identity, stays.
+    /// on). The source's finer detail, which carries identity, stays; on `skin`, where its
+    /// colour is mostly the source photo's light, the tone is matched at the luma's scale and
+    /// the colour detail damped.
     static func relight(_ face: Image, like target: Image, mask: Mask, faceWidth: Double, skin: Mask? = nil) throws -> Image {
         let n = face.pixelCount
         func ycc(_ im: Image) -> Image {
@@ -185,6 +187,8 @@ enum SwapGeometry {
         // Below this luma chromaticity is chroma over the floor: near-black pixels carry no
         // reliable hue to scale.
         let lumaFloor: Float = 0.05
+        // The share of the source skin's colour variation (about its local tone) kept.
+        let skinColourDetail: Float = 0.4
         let f = ycc(face), t = ycc(target)
         let sigmaLuma = max(2, 0.1 * faceWidth), sigmaChroma = max(4, 0.3 * faceWidth)
         // Light is measured on skin alone where `skin` is given: dark brows, eye sockets and lips
@@ -221,6 +225,18 @@ enum SwapGeometry {
             var cb = fb + tb - mb
             var cr = fr + tr - mr
             if let skin, skin.values[i] > 0 {
+                // On skin the tone follows the target's at the luma's scale, and only part of the
+                // source's finer colour variation stays: a washed-out photo's skin is grey where
+                // it is lit and orange in its shadows, and at the broad scale alone those patches
+                // came through as war paint round the eyes and nose. Freckles and blush keep
+                // some of their colour; their shape is in the luma.
+                let s = skin.values[i]
+                let sly = max(lfL.rgb[i], lumaFloor), tly = max(ltL.rgb[i], lumaFloor)
+                let (lb, lr) = map(lfL.rgb[n + i] / sly, lfL.rgb[2 * n + i] / sly)
+                let skinB = ltL.rgb[n + i] / tly + skinColourDetail * (fb - lb)
+                let skinR = ltL.rgb[2 * n + i] / tly + skinColourDetail * (fr - lr)
+                cb += s * (skinB - cb)
+                cr += s * (skinR - cr)
                 // Skin left much paler than the target's (the source's sheen, or a patch its
                 // camera washed out) would read as grey, blue-grey beside warm skin: its colour is
                 // raised towards 0.6 of the target's saturation there, the more the paler it is.

@@ -563,6 +563,45 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertLessThan(everywhere.rgb[n + browAt], onSkin.rgb[n + browAt] - 0.1, "without the skin mask the band darkens it")
     }
 
+    /// On skin the tone follows the target's locally: a washed-out source, grey where it is lit
+    /// and orange in two shadowed patches, relit like evenly warm skin leaves far less of the
+    /// patches' colour against the lit skin than the broad colour match alone (which kept it
+    /// whole: war paint round the eyes and nose).
+    func testSkinTakesTheTargetsToneWithoutTheSourcesPatches() throws {
+        let w = 64, h = 64, n = w * h
+        func flat(_ r: Float, _ g: Float, _ b: Float) -> Image {
+            Image(width: w, height: h, rgb: [Float](repeating: r, count: n) + [Float](repeating: g, count: n) + [Float](repeating: b, count: n))
+        }
+        func chromaticity(_ im: Image, _ i: Int) -> (b: Float, r: Float) {
+            let y = 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i]
+            return ((im.rgb[2 * n + i] - y) / y, (im.rgb[i] - y) / y)
+        }
+        var source = flat(0.9, 0.87, 0.84)
+        for (x0, y0) in [(12, 20), (40, 36)] {
+            for y in y0..<(y0 + 10) { for x in x0..<(x0 + 10) {
+                let i = y * w + x
+                source.rgb[i] = 0.78; source.rgb[n + i] = 0.52; source.rgb[2 * n + i] = 0.34
+            } }
+        }
+        let target = flat(0.8, 0.62, 0.5)
+        let mask = Mask(width: w, height: h, fill: 1)
+        let patchAt = 25 * w + 17, litAt = 50 * w + 12
+        func patchContrast(_ im: Image) -> Float {
+            let p = chromaticity(im, patchAt), l = chromaticity(im, litAt)
+            return ((p.b - l.b) * (p.b - l.b) + (p.r - l.r) * (p.r - l.r)).squareRoot()
+        }
+        let broad = try SwapGeometry.relight(source, like: target, mask: mask, faceWidth: 64)
+        let onSkin = try SwapGeometry.relight(source, like: target, mask: mask, faceWidth: 64, skin: mask)
+        XCTAssertFalse(onSkin.rgb.contains { !$0.isFinite })
+        let kept = patchContrast(onSkin) / patchContrast(broad)
+        print("patch colour against the lit skin: \(patchContrast(onSkin)) on skin, \(patchContrast(broad)) broad only")
+        XCTAssertLessThan(kept, 0.5)
+        XCTAssertGreaterThan(patchContrast(onSkin), 0.02, "some of the source's colour detail stays")
+        let lit = chromaticity(onSkin, litAt), wanted = chromaticity(target, 0)
+        XCTAssertEqual(lit.b, wanted.b, accuracy: 0.05, "the lit skin takes the target's tone")
+        XCTAssertEqual(lit.r, wanted.r, accuracy: 0.05)
+    }
+
     /// Skin washed out by light (brighter than the cheeks, smooth, its chroma between grey and
     /// the skin's tone) is skin when highlights are asked for; pale strands (grey hair, as light
     /// but striped), a blue patch and a darker brown one are not, either way.
