@@ -332,8 +332,14 @@ public final class ClothesSwap {
             // only (a smooth interpolation, with the cloth's grain): a Telea fill from whatever
             // bordered the hole carried a cuff reaching past the torso's edge into it, and warped
             // onto the person that stayed as a white patch on the jacket.
-            let hole = try (b.frontArms || b.handZones || b.hair).dilated(max(1, Int((0.04 * b.frame.scale).rounded()))) && b.person
-            let cloth = b.region && !hole
+            // Hair only where the cloth closes round it: hair falling beside the wearer's face onto
+            // a shoulder's top has cloth on one side only, and a fill there, a blur of the stripes
+            // below, became a haze beside the new wearer's neck.
+            let grow = max(1, Int((0.04 * b.frame.scale).rounded()))
+            let limbs = try (b.frontArms || b.handZones).dilated(grow) && b.person
+            let hair = try b.hair.dilated(grow) && b.person
+            let cloth = b.region && !(limbs || hair)
+            let hole = limbs || hair.enclosed(by: cloth, reach: max(1, Int((0.5 * b.frame.scale).rounded())))
             if (hole && b.torso).area > 0 && cloth.area >= 64 && options.garmentMask == nil {
                 let n = garment.pixelCount
                 let grain = try Self.skinGrain(garment, source: cloth)

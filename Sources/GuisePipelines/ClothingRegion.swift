@@ -130,6 +130,30 @@ struct Region: Equatable {
         return out
     }
 
+    /// The pixels of the region that `walls` closes round within `reach` pixels: above and below,
+    /// or left and right, along the pixel's own column or row.
+    func enclosed(by walls: Region, reach: Int) -> Region {
+        // The distance to the nearest wall pixel in each of the four directions, in two passes
+        // per axis.
+        let far = Int.max / 4
+        var up = [Int](repeating: far, count: bits.count), down = up, left = up, right = up
+        for x in 0..<width {
+            var last = -far
+            for y in 0..<height { let i = y * width + x; if walls.bits[i] { last = y }; up[i] = y - last }
+            last = far
+            for y in stride(from: height - 1, through: 0, by: -1) { let i = y * width + x; if walls.bits[i] { last = y }; down[i] = last - y }
+        }
+        for y in 0..<height {
+            var last = -far
+            for x in 0..<width { let i = y * width + x; if walls.bits[i] { last = x }; left[i] = x - last }
+            last = far
+            for x in stride(from: width - 1, through: 0, by: -1) { let i = y * width + x; if walls.bits[i] { last = x }; right[i] = last - x }
+        }
+        return Region(width: width, height: height, bits: bits.indices.map { i in
+            bits[i] && ((up[i] <= reach && down[i] <= reach) || (left[i] <= reach && right[i] <= reach))
+        })
+    }
+
     /// The outermost pixels of row `y` within `reach` of `centre`, nil for an empty row.
     func rowExtent(y: Double, centre: Double, reach: Double) -> (left: Double, right: Double)? {
         let r = Int(y.rounded())

@@ -555,6 +555,36 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertTrue((hidden && !source.region).area == 0, "the filled part is garment")
     }
 
+    /// Hair over a worn garment is filled from the cloth only where the cloth closes round it.
+    /// Messi's hair falls beside his face onto the jersey's shoulder: that part has cloth below it
+    /// only, and filled, a blur of the stripes, it was warped beside another wearer's neck as a
+    /// purple haze. On a grid: a hole in the cloth's middle is enclosed; a notch in its top edge,
+    /// or a hole wider than the reach, is not.
+    func testHairIsFilledIntoTheGarmentOnlyWhereTheClothClosesRoundIt() throws {
+        let w = 30, h = 20
+        var cloth = Region(width: w, height: h), hair = Region(width: w, height: h)
+        for y in 5..<20 { for x in 0..<30 { cloth.bits[y * w + x] = true } }
+        for y in 10..<13 { for x in 4..<7 { cloth.bits[y * w + x] = false; hair.bits[y * w + x] = true } }      // a small hole
+        for y in 5..<8 { for x in 8..<17 { cloth.bits[y * w + x] = false; hair.bits[y * w + x] = true } }        // a notch in the top
+        for y in 9..<19 { for x in 18..<29 { cloth.bits[y * w + x] = false; hair.bits[y * w + x] = true } }      // a wide hole
+        let enclosed = hair.enclosed(by: cloth, reach: 4)
+        XCTAssertTrue(enclosed.bits[11 * w + 5])
+        XCTAssertFalse(enclosed.bits[6 * w + 13], "cloth below the notch only")
+        XCTAssertFalse(enclosed.bits[14 * w + 23], "cloth farther than the reach")
+        XCTAssertEqual((enclosed && !hair).area, 0)
+
+        let swap = try swapper()
+        let garment = try sample("messi5.jpg")
+        let source = try swap.analyseGarment(garment, kind: .upper)
+        let b = try BodyAnalysis.analyse(garment, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
+                                         analyzer: swap.analyzer, label: "garment", override: nil)
+        let hairOnCloth = try b.hair.dilated(max(1, Int((0.04 * b.frame.scale).rounded()))) && b.person && b.torso && !b.region
+        let filled = (hairOnCloth && source.region).area
+        print("hair over the jersey: \(hairOnCloth.area) px, filled into the garment: \(filled)")
+        XCTAssertGreaterThan(hairOnCloth.area, 200, "his hair lies on the jersey's shoulder")
+        XCTAssertLessThan(filled, hairOnCloth.area / 4, "all of it before: the whole hidden part was filled")
+    }
+
     /// Grace Hopper's neck is wrinkled and its middle shadowed: the skin colour test passes its
     /// lit sides only. Between them and the jaw it is neck, and its creases and its edge against
     /// the collar are not garment: taken for her uniform, they were pasted as brown blotches
