@@ -215,6 +215,7 @@ struct Swap: JobCommand {
         let result = try swap.run(sources: sources, target: targetImage, reference: referenceImage,
                                   labels: (source, target, reference ?? "the reference photo"))
         try ImageIO.write(result.image, to: output.out)
+        result.report.warnings.forEach(context.warn)
         if let keepSamples {
             for (f, samples) in result.samples.enumerated() {
                 for (k, s) in samples.enumerated() {

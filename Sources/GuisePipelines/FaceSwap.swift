@@ -159,6 +159,9 @@ public struct SwapReport: Encodable {
         public var targetEyesKept = false
         /// Whether glasses were found on the target face and kept (`SwapOptions.keepGlasses`).
         public var targetGlassesKept = false
+        /// How much the source face is enlarged onto the target's: the target's eye distance in
+        /// pixels over the source's. Far above 1, the swapped face is softer than the photo.
+        public var sourceEnlargement = 1.0
     }
 
     public var faces: [FaceResult] = []
@@ -182,6 +185,8 @@ public struct SwapReport: Encodable {
     public var experts: [String: String]?
     public var gradient: String?
     public var lossTerms: [String: Double]?
+    /// What the user should know about the result (a source face much smaller than the target's).
+    public var warnings: [String] = []
 }
 
 /// A progress event: a stage name, and how far through it (done of total).
@@ -360,6 +365,13 @@ public final class FaceSwap {
                                     timed: { stage, body in try timed(stage, body) })
             var result = face.result
             result.index = i
+            let sourceMesh = sourceFaces[min(result.sourcePhoto, sourceFaces.count - 1)].landmarks.mesh.map(\.xy)
+            let eyesS = SwapGeometry.interOcular(sourceMesh), eyesT = SwapGeometry.interOcular(tlm.mesh.map(\.xy))
+            result.sourceEnlargement = ((eyesT / max(eyesS, 1e-6)) * 100).rounded() / 100
+            if result.sourceEnlargement > Self.softEnlargement {
+                report.warnings.append(String(format: "face %d: the source face is enlarged %.1f× (its outer eye corners %.0f px apart, the target's %.0f px), so the swapped face is softer than the photo around it; a larger photo of the source gives a sharper result",
+                                              i, result.sourceEnlargement, eyesS, eyesT))
+            }
             report.faces.append(result)
             report.stepsRun = face.stepsRun
             allSamples.append(face.samples)
@@ -382,6 +394,10 @@ public final class FaceSwap {
         report.fastestStepSeconds = stepSeconds.min().map { ($0 * 1000).rounded() / 1000 }
         return Output(image: out, report: report, samples: allSamples)
     }
+
+    /// Above this enlargement of the source face the report warns that the result will be soft:
+    /// sampled up threefold, a face has a third of the photo's detail around it.
+    public static let softEnlargement = 3.0
 
     struct SourceFace {
         var image: Image

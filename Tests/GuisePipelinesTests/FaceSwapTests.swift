@@ -283,6 +283,20 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertTrue(lowered.faces[0].targetEyesKept)
     }
 
+    /// A source face much smaller than the target's is enlarged and comes out soft: the report
+    /// says by how much and warns above 3×; at about the same size it does not.
+    func testASmallSourceFaceIsReportedAsEnlarged() throws {
+        let target = try photo("obama.jpg")
+        let small = try target.resized(width: target.width / 4, height: target.height / 4, interpolation: .area)
+        let (_, enlarged) = try FaceSwap(options: fast()).run(source: small, target: target)
+        XCTAssertEqual(enlarged.faces[0].sourceEnlargement, 4, accuracy: 0.3)
+        XCTAssertEqual(enlarged.warnings.count, 1)
+        XCTAssertTrue(enlarged.warnings.first?.contains("enlarged 4.") ?? false, enlarged.warnings.first ?? "no warning")
+        let (_, same) = try FaceSwap(options: fast()).run(source: try photo("grace_hopper.jpg"), target: target)
+        XCTAssertLessThan(same.faces[0].sourceEnlargement, 2)
+        XCTAssertTrue(same.warnings.isEmpty, same.warnings.joined())
+    }
+
     /// Obama, seen from the front, onto Matt LeBlanc turned to the side: the near cheek the target
     /// shows broadly is, in the source, a sliver by the face's edge, and stretched over the cheek
     /// it drew streaks of the edge's shadow and ear, grey against the skin. That skin comes from
