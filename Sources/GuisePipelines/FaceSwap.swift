@@ -531,6 +531,12 @@ public final class FaceSwap {
             for i in 0..<nw where warpedSource.coverage.values[i] == 0 {
                 for c in 0..<3 { warpedSource.image.rgb[c * nw + i] = nearby.rgb[c * nw + i] }
             }
+            // An enlarged source arrives softer than the photo round it.
+            if ratio > 1.2 {
+                let inner = try SwapGeometry.region(MeshRegions.faceOval, meshD, width: ww, height: wh).eroded(radius: max(1, Int((0.05 * faceWidth).rounded())))
+                let measured = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { inner.values[$0] > 0.5 && warpedSource.coverage.values[$0] > 0.5 })
+                warpedSource.image = try SwapGeometry.sharpened(warpedSource.image, like: window, region: measured, sigma: 0.5 * ratio).image
+            }
             // The target moved onto the same geometry: its eyes and open mouth go where the new
             // features are, with the target's gaze and teeth.
             let movedTarget = warp.render(window, from: meshT, to: meshD, depth: depthD, width: ww, height: wh)

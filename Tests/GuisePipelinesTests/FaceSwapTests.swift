@@ -577,6 +577,29 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertLessThan(everywhere.rgb[n + browAt], onSkin.rgb[n + browAt] - 0.1, "without the skin mask the band darkens it")
     }
 
+    /// An enlarged source's detail is raised towards the target's at the scale of its own
+    /// pixels, magnified: a blurred copy of a textured photo comes back closer to the photo's
+    /// detail but not above it; a source as sharp as its target, or sharper, is left as it is.
+    func testAnEnlargedSourceIsSharpenedUpToTheTargetsDetail() throws {
+        let photo = try photo("grace_hopper.jpg").cropped(x: 150, y: 150, width: 200, height: 200)
+        let soft = try photo.blurred(sigma: 1.5)
+        let region = Region(width: 200, height: 200, value: true)
+        func detail(_ im: Image) throws -> Double {
+            let l = im.grey(), low = try Image(grey: l, width: im.width, height: im.height).blurred(sigma: 1.5).grey()
+            return zip(l, low).map { Double(abs($0 - $1)) }.reduce(0, +) / Double(l.count)
+        }
+        let (sharp, amount) = try SwapGeometry.sharpened(soft, like: photo, region: region, sigma: 1.5)
+        print("detail: photo \(try detail(photo)), blurred \(try detail(soft)), sharpened \(try detail(sharp)) (amount \(amount))")
+        XCTAssertFalse(sharp.rgb.contains { !$0.isFinite })
+        XCTAssertGreaterThan(amount, 0.3)
+        XCTAssertLessThanOrEqual(amount, SwapGeometry.maxSharpening)
+        XCTAssertGreaterThan(try detail(sharp), 1.3 * (try detail(soft)))
+        XCTAssertLessThan(try detail(sharp), 1.05 * (try detail(photo)))
+        let (same, none) = try SwapGeometry.sharpened(photo, like: soft, region: region, sigma: 1.5)
+        XCTAssertEqual(none, 0)
+        XCTAssertEqual(same.rgb, photo.rgb)
+    }
+
     /// On skin the tone follows the target's locally: a washed-out source, grey where it is lit
     /// and orange in two shadowed patches, relit like evenly warm skin leaves far less of the
     /// patches' colour against the lit skin than the broad colour match alone (which kept it
