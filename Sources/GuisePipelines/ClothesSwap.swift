@@ -190,6 +190,7 @@ public final class ClothesSwap {
         // 4. Composite: the old clothing taken off (bare body or background), the garment shaded
         // and pasted over that.
         progress?("composite", 3, Self.stages)
+        let neckEdge = try Self.neckEdge(body, kind: kind)
         let (pasted, painted, filled) = try timed("composite") { () throws -> (Image, Region, Region) in
             var painted = Region(width: w, height: h, bits: (0..<n).map { zone.bits[$0] && sampled.alpha[$0] > 0.5 })
             // The person's folds and light: their clothing's low-pass luma over its mean, in place
@@ -215,7 +216,7 @@ public final class ClothesSwap {
             }
             // Under the garment and wherever it leaves the old clothing bare, nothing of the old
             // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
-            let under = try Self.undressed(person, body: body, kind: kind)
+            let under = try Self.undressed(person, body: body, kind: kind, edge: neckEdge)
             // Feathered inwards only, so nothing of the garment photo's background shows at the edge.
             // Not where the garment meets forearms and hands in front of it: it runs on under
             // those, and a feather there would fade it into the bare-skin fill and leave a tan
@@ -232,7 +233,7 @@ public final class ClothesSwap {
         report.paintedArea = painted.area
         report.filledArea = filled.area
         var out = pasted
-        var changed = body.region || painted
+        var changed = body.region || painted || neckEdge
         if body.limit == nil, body.hair.area > 0 {
             let fringe = try Self.hairFringe(person: person, result: &out, hair: body.hair, clothing: body.region, scale: s)
             changed = changed || fringe
@@ -448,12 +449,21 @@ public final class ClothesSwap {
         return out
     }
 
+    /// The bare neck's last pixels against the old clothing: they mix skin with the collar (a
+    /// dark turtleneck leaves them half as bright), and kept beside a neck filled on below they
+    /// drew a dotted line across it. One pixel of skin, off the face, in the neck's column.
+    static func neckEdge(_ body: BodyAnalysis, kind: GarmentKind) throws -> Region {
+        let w = body.region.width, h = body.region.height
+        guard kind != .lower, body.limit == nil, body.region.area > 0 else { return Region(width: w, height: h) }
+        return try body.region.dilated(1) && !body.region && body.skin && !body.face && body.frame.neckColumn(width: w, height: h)
+    }
+
     /// The person with their old clothing taken off: bare skin (the colour of the skin nearby)
     /// where the body is, the arms' bones and the torso between shoulders
     /// and hips with the neck, and elsewhere the background, filled inwards from outside the old
-    /// clothing. The two meet under a short blend, not a seam. Outside the old clothing region,
-    /// the person photo's pixels.
-    static func undressed(_ person: Image, body: BodyAnalysis, kind: GarmentKind) throws -> Image {
+    /// clothing. The two meet under a short blend, not a seam. `edge` (`neckEdge`) is filled as
+    /// the bare body is. Outside the old clothing region and `edge`, the person photo's pixels.
+    static func undressed(_ person: Image, body: BodyAnalysis, kind: GarmentKind, edge: Region? = nil) throws -> Image {
         let region = body.region
         guard region.area > 0 else { return person }
         let w = person.width, h = person.height, n = person.pixelCount
@@ -495,7 +505,8 @@ public final class ClothesSwap {
         let blend = try bare.mask.blurred(sigma: max(1, 0.04 * s))
         let grain = try skinGrain(person, source: source)
         let shade = chinShadow(face: body.face, skin: source, region: region, scale: s)
-        for i in 0..<n where region.bits[i] && blend.values[i] > 0 {
+        let refilled = edge.map { region || $0 } ?? region
+        for i in 0..<n where refilled.bits[i] && blend.values[i] > 0 {
             let a = blend.values[i]
             for c in 0..<3 {
                 let local = near.rgb[c * n + i] * shade[i] + grain[i]

@@ -585,6 +585,40 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertLessThan(filled, hairOnCloth.area / 4, "all of it before: the whole hidden part was filled")
     }
 
+    /// Eileen Collins's neck shows as a band of skin above her black turtleneck; its last row
+    /// of pixels mixes the two, and kept beside the neck filled on below it drew a dotted dark
+    /// line across her throat. That row is filled as the neck is: none of it stays much darker
+    /// than her neck skin above, and it counts as changed.
+    func testNoDottedLineWhereTheNeckMetItsOldCollar() throws {
+        let person = try sample("astronaut.png"), garment = try sample("messi5.jpg")
+        let swap = try swapper()
+        let body = try BodyAnalysis.analyse(person, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
+                                            analyzer: swap.analyzer, label: "person", override: nil)
+        let edge = try ClothesSwap.neckEdge(body, kind: .upper)
+        let r = try swap.runDetailed(person: person, garment: garment)
+        let n = person.pixelCount
+        func luma(_ im: Image, _ i: Int) -> Float { 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i] }
+        let neck = body.skin && !body.face && !body.region && !edge && body.frame.neckColumn(width: person.width, height: person.height)
+        XCTAssertGreaterThan(neck.area, 200, "her neck shows above the collar")
+        // Darker than 0.85 of the neck skin round it (within 3 px): a dot.
+        let w = person.width, h = person.height
+        func local(_ i: Int) -> Float? {
+            var sum: Float = 0, count: Float = 0
+            for y in max(0, i / w - 3)...min(h - 1, i / w + 3) {
+                for x in max(0, i % w - 3)...min(w - 1, i % w + 3) where neck.bits[y * w + x] { sum += luma(person, y * w + x); count += 1 }
+            }
+            return count >= 5 ? sum / count : nil
+        }
+        let edgePixels = edge.bits.indices.filter { edge.bits[$0] }
+        let around = edgePixels.map(local)
+        let darkBefore = zip(edgePixels, around).filter { i, m in m.map { luma(person, i) < 0.85 * $0 } ?? false }.count
+        let darkAfter = zip(edgePixels, around).filter { i, m in m.map { luma(r.image, i) < 0.85 * $0 } ?? false }.count
+        print("neck edge: \(edgePixels.count) px, dots darker than 0.85 of the neck round them: \(darkBefore) in the photo, \(darkAfter) in the result")
+        XCTAssertGreaterThan(darkBefore, 10, "the mixed pixels are there to begin with")
+        XCTAssertLessThan(darkAfter, darkBefore / 3)
+        XCTAssertEqual((edge && !r.changed).area, 0)
+    }
+
     /// Grace Hopper's neck is wrinkled and its middle shadowed: the skin colour test passes its
     /// lit sides only. Between them and the jaw it is neck, and its creases and its edge against
     /// the collar are not garment: taken for her uniform, they were pasted as brown blotches
