@@ -391,7 +391,7 @@ public final class ClothesSwap {
     /// column 0.12 body units wide each side from the shoulders up, stays bare. Returns the
     /// pixels painted so.
     static func mirroredAcrossBody(_ layer: inout Image, painted: Region, region: Region, frame f: BodyFrame) -> Region {
-        let w = layer.width, h = layer.height, n = w * h, s = f.scale
+        let w = layer.width, h = layer.height, n = w * h
         let neck = f.neckColumn(reach: 0.3, width: w, height: h)
         let a = f.across, c = f.shoulderCentre
         var out = Region(width: w, height: h)

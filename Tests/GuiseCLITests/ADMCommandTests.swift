@@ -14,7 +14,7 @@ final class ADMCommandTests: XCTestCase {
     func testModelRunWritesOutputAndGradient() throws {
         let out = tempPath("run.safetensors")
         defer { try? FileManager.default.removeItem(atPath: out) }
-        var cmd = try ModelRun.parse([path("adm_legacy.pt"), "--config", path("adm_legacy.json"),
+        let cmd = try ModelRun.parse([path("adm_legacy.pt"), "--config", path("adm_legacy.json"),
                                       "--inputs", path("adm_legacy_io.safetensors"), "--out", out,
                                       "--grad-wrt", "x", "--grad-seed", path("adm_legacy_io.safetensors")])
         try cmd.run()
@@ -32,14 +32,14 @@ final class ADMCommandTests: XCTestCase {
         let a = tempPath("a.png"), b = tempPath("b.png")
         defer { for p in [a, b] { try? FileManager.default.removeItem(atPath: p) } }
         for p in [a, b] {
-            var cmd = try Sample.parse(["--model", path("adm_class.pt"), "--config", path("adm_class.json"),
+            let cmd = try Sample.parse(["--model", path("adm_class.pt"), "--config", path("adm_class.json"),
                                         "--steps", "ddim4", "--seed", "7", "--class", "3", "--out", p, "--quiet"])
             try cmd.run()
         }
         let da = try Data(contentsOf: URL(fileURLWithPath: a)), db = try Data(contentsOf: URL(fileURLWithPath: b))
         XCTAssertEqual(Array(da.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], "a PNG signature")
         XCTAssertEqual(da, db, "the same seed gives the same image")
-        var bad = try Sample.parse(["--model", path("adm_id.pt"), "--config", path("adm_id.json"), "--out", a, "--quiet"])
+        let bad = try Sample.parse(["--model", path("adm_id.pt"), "--config", path("adm_id.json"), "--out", a, "--quiet"])
         XCTAssertThrowsError(try bad.run())
     }
 }

@@ -15,9 +15,9 @@ final class PriorCommandTests: XCTestCase {
         try ImageIO.write(Image(width: n, height: n, rgb: rgb), to: dir + "/data/a.png")
         let common = ["--data", dir + "/data", "--out", dir + "/p.safetensors", "--config", "tiny", "--crop", "16",
                       "--batch", "2", "--log", dir + "/loss.tsv", "--quiet"]
-        var first = try TrainPrior.parse(common + ["--steps", "2"])
+        let first = try TrainPrior.parse(common + ["--steps", "2"])
         try first.run()
-        var more = try TrainPrior.parse(common + ["--steps", "3", "--resume", dir + "/p.ckpt.safetensors"])
+        let more = try TrainPrior.parse(common + ["--steps", "3", "--resume", dir + "/p.ckpt.safetensors"])
         try more.run()
         let log = try String(contentsOfFile: dir + "/loss.tsv", encoding: .utf8).split(separator: "\n")
         XCTAssertEqual(log.count, 4, "a header and steps 1, 2, 3: \(log)")
@@ -25,13 +25,13 @@ final class PriorCommandTests: XCTestCase {
         let ckpt = try SafeTensorsFile(path: dir + "/p.ckpt.safetensors")
         XCTAssertEqual(ckpt.metadata["step"], "3")
 
-        var denoise = try Denoise.parse([dir + "/data/a.png", "--sigma", "20", "--out", dir + "/d.png",
+        let denoise = try Denoise.parse([dir + "/data/a.png", "--sigma", "20", "--out", dir + "/d.png",
                                          "--model", dir + "/p.safetensors", "--steps", "2"])
         try denoise.run()
         let d = try ImageIO.read(dir + "/d.png")
         XCTAssertEqual([d.width, d.height], [n, n])
 
-        var sample = try Sample.parse(["--model", dir + "/p.safetensors", "--steps", "ddim2", "--out", dir + "/s.png", "--quiet"])
+        let sample = try Sample.parse(["--model", dir + "/p.safetensors", "--steps", "ddim2", "--out", dir + "/s.png", "--quiet"])
         try sample.run()
         XCTAssertEqual(try ImageIO.read(dir + "/s.png").width, 16)
         XCTAssertThrowsError(try Denoise.parse([dir + "/data/a.png", "--sigma", "-1", "--out", "x.png"]))
@@ -48,10 +48,10 @@ final class PriorCommandTests: XCTestCase {
         try Data(#"{"files": [{"name": "face.png", "kind": "face"}]}"#.utf8).write(to: URL(fileURLWithPath: dir + "/m.json"))
         let common = ["--data", dir + "/data", "--out", dir + "/p.safetensors", "--config", "tiny-attn", "--crop", "16",
                       "--batch", "2", "--quiet"]
-        var first = try TrainPrior.parse(common + ["--steps", "2", "--multi-scale", "--jitter", "0.04", "--manifest", dir + "/m.json",
+        let first = try TrainPrior.parse(common + ["--steps", "2", "--multi-scale", "--jitter", "0.04", "--manifest", dir + "/m.json",
                                                    "--kind-weights", "scene=1,face=3", "--upright", "person, face"])
         try first.run()
-        var more = try TrainPrior.parse(common + ["--steps", "3", "--resume", dir + "/p.ckpt.safetensors"])
+        let more = try TrainPrior.parse(common + ["--steps", "3", "--resume", dir + "/p.ckpt.safetensors"])
         try more.run()
         let meta = try SafeTensorsFile(path: dir + "/p.ckpt.safetensors").metadata
         XCTAssertEqual(meta["step"], "3")
@@ -62,7 +62,7 @@ final class PriorCommandTests: XCTestCase {
         XCTAssertEqual(meta["manifest"], dir + "/m.json")
         XCTAssertThrowsError(try TrainPrior.parse(common + ["--kind-weights", "face=x"]))
         XCTAssertThrowsError(try TrainPrior.parse(common + ["--jitter", "2"]))
-        var noManifest = try TrainPrior.parse(common + ["--kind-weights", "face=2", "--out", dir + "/q.safetensors"])
+        let noManifest = try TrainPrior.parse(common + ["--kind-weights", "face=2", "--out", dir + "/q.safetensors"])
         XCTAssertThrowsError(try noManifest.run())
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/q.safetensors"))
     }
@@ -78,19 +78,19 @@ final class PriorCommandTests: XCTestCase {
             ["--data", dir + "/data", "--out", dir + "/\(name).safetensors", "--config", "tiny", "--crop", "16", "--batch", "2",
              "--steps", "6", "--multi-scale", "--jitter", "0.03", "--log", dir + "/\(name).tsv", "--quiet"] + extra
         }
-        var whole = try TrainPrior.parse(args("whole", []))
+        let whole = try TrainPrior.parse(args("whole", []))
         try whole.run()
-        var part = try TrainPrior.parse(args("part", ["--stop-at", "3"]))
+        let part = try TrainPrior.parse(args("part", ["--stop-at", "3"]))
         try part.run()
         XCTAssertEqual(try SafeTensorsFile(path: dir + "/part.safetensors").metadata["step"], "3")
-        var rest = try TrainPrior.parse(args("part", ["--resume", dir + "/part.ckpt.safetensors"]))
+        let rest = try TrainPrior.parse(args("part", ["--resume", dir + "/part.ckpt.safetensors"]))
         try rest.run()
         // The stopped run used the 6-step schedule, and finishing it gives the same bytes.
         let a = try String(contentsOfFile: dir + "/whole.tsv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: "\t").prefix(3) }
         let b = try String(contentsOfFile: dir + "/part.tsv", encoding: .utf8).split(separator: "\n").map { $0.split(separator: "\t").prefix(3) }
         XCTAssertEqual(a, b)
         XCTAssertEqual(FileManager.default.contents(atPath: dir + "/whole.safetensors"), FileManager.default.contents(atPath: dir + "/part.safetensors"))
-        var past = try TrainPrior.parse(args("part", ["--resume", dir + "/part.ckpt.safetensors", "--stop-at", "2"]))
+        let past = try TrainPrior.parse(args("part", ["--resume", dir + "/part.ckpt.safetensors", "--stop-at", "2"]))
         XCTAssertThrowsError(try past.run())
         XCTAssertThrowsError(try TrainPrior.parse(args("x", ["--stop-at", "7"])))
     }

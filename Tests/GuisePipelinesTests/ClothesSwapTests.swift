@@ -185,7 +185,7 @@ final class ClothesSwapTests: XCTestCase {
     /// A neck filled under the jaw lies in its shadow, 0.8 at the jaw and back to 1 below; where
     /// the fill meets visible neck skin it takes that skin's light (factor 1), so no step.
     func testAFilledNeckLiesInTheChinsShadowButMeetsVisibleSkinWithoutAStep() {
-        let w = 100, h = 200, n = w * h
+        let w = 100, h = 200
         var face = Region(width: w, height: h), region = Region(width: w, height: h), skin = Region(width: w, height: h)
         for y in 0..<h {
             for x in 0..<w {

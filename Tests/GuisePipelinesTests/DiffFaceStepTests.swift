@@ -187,8 +187,8 @@ final class DiffFaceStepTests: XCTestCase {
         XCTAssertThrowsError(try DiffFaceFiles(directory: dir)) { e in
             XCTAssertTrue("\(e)".contains("none of DiffFace's"), "\(e)")
         }
-        FileManager.default.createFile(atPath: dir + "/Model.pt", contents: Data([1]))
-        FileManager.default.createFile(atPath: dir + "/Arcface.tar", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: dir + "/Model.pt", contents: Data([1]))
+        _ = FileManager.default.createFile(atPath: dir + "/Arcface.tar", contents: Data([1]))
         let f = try DiffFaceFiles(directory: dir)
         XCTAssertEqual(f.model, dir + "/Model.pt")
         XCTAssertEqual(f.arcface, dir + "/Arcface.tar")
