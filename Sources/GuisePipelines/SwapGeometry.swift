@@ -198,6 +198,7 @@ enum SwapGeometry {
         if let skin { lit.values = zip(mask.values, skin.values).map { $0 * $1 } }
         let ltL = try maskedLowPass(t, lit, sigma: sigmaLuma), lfL = try maskedLowPass(f, lit, sigma: sigmaLuma)
         let ltC = try maskedLowPass(t, lit, sigma: sigmaChroma), lfC = try maskedLowPass(f, lit, sigma: sigmaChroma)
+        let tone = skin == nil ? nil : SkinTone(t, weight: lit.values, lumaFloor: lumaFloor)
         var out = face
         for i in 0..<n {
             let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.2), 5)
@@ -233,8 +234,16 @@ enum SwapGeometry {
                 let s = skin.values[i]
                 let sly = max(lfL.rgb[i], lumaFloor), tly = max(ltL.rgb[i], lumaFloor)
                 let (lb, lr) = map(lfL.rgb[n + i] / sly, lfL.rgb[2 * n + i] / sly)
-                let skinB = ltL.rgb[n + i] / tly + skinColourDetail * (fb - lb)
-                let skinR = ltL.rgb[2 * n + i] / tly + skinColourDetail * (fr - lr)
+                // Where the new luma leaves the target's local level (the source's stubble, its
+                // deeper eye sockets, a crease) the colour moves as the target's own skin colour
+                // moves with its luma: on a pale, overexposed face the shadows are warm, and the
+                // local tone alone would leave them grey.
+                let (db, dr) = tone.map { tone in
+                    let (b1, r1) = tone.chromaticity(at: y), (b0, r0) = tone.chromaticity(at: ltL.rgb[i])
+                    return (b1 - b0, r1 - r0)
+                } ?? (Float(0), Float(0))
+                let skinB = ltL.rgb[n + i] / tly + skinColourDetail * (fb - lb) + db
+                let skinR = ltL.rgb[2 * n + i] / tly + skinColourDetail * (fr - lr) + dr
                 cb += s * (skinB - cb)
                 cr += s * (skinR - cr)
                 // Skin left much paler than the target's (the source's sheen, or a patch its
@@ -256,6 +265,51 @@ enum SwapGeometry {
             out.rgb[2 * n + i] = min(max(b, 0), 1)
         }
         return out
+    }
+
+    /// A face's skin chromaticity (blue and red difference over luma, as `relight` works)
+    /// as a function of luma: means over luma bins of the weighted pixels, joined linearly
+    /// and held level past the ends. Skin rarely keeps one chromaticity from light to shadow:
+    /// clipped highlights go white and shadows turn warmer and deeper.
+    struct SkinTone {
+        /// Bin centres (luma) and the mean chromaticity there, for bins with enough weight.
+        var luma: [Float] = [], blue: [Float] = [], red: [Float] = []
+
+        static let bins = 20
+
+        /// `image` in the luma / blue-difference / red-difference planes `relight` makes.
+        init(_ image: Image, weight: [Float], lumaFloor: Float) {
+            let n = image.pixelCount, k = SkinTone.bins
+            var w = [Double](repeating: 0, count: k), sb = w, sr = w
+            for i in 0..<n where weight[i] > 0 {
+                let y = image.rgb[i]
+                guard y.isFinite else { continue }
+                let bin = min(k - 1, max(0, Int(y * Float(k))))
+                let wy = Double(weight[i]), yy = Double(max(y, lumaFloor))
+                w[bin] += wy
+                sb[bin] += wy * Double(image.rgb[n + i]) / yy
+                sr[bin] += wy * Double(image.rgb[2 * n + i]) / yy
+            }
+            // A bin needs a share of the skin: a few stray pixels (a nostril's rim, a catch
+            // light) say nothing of how the skin's colour goes.
+            let total = w.reduce(0, +)
+            for b in 0..<k where w[b] > max(8, 0.01 * total) {
+                luma.append((Float(b) + 0.5) / Float(k))
+                blue.append(Float(sb[b] / w[b]))
+                red.append(Float(sr[b] / w[b]))
+            }
+        }
+
+        /// The chromaticity at luma `y`; (0, 0) when no bin was filled.
+        func chromaticity(at y: Float) -> (Float, Float) {
+            guard let first = luma.first, let last = luma.last else { return (0, 0) }
+            if y <= first { return (blue[0], red[0]) }
+            if y >= last { return (blue[luma.count - 1], red[luma.count - 1]) }
+            var j = 1
+            while luma[j] < y { j += 1 }
+            let a = (y - luma[j - 1]) / (luma[j] - luma[j - 1])
+            return (blue[j - 1] + a * (blue[j] - blue[j - 1]), red[j - 1] + a * (red[j] - red[j - 1]))
+        }
     }
 
     /// The most `sharpened` raises detail: the factor on it, less 1.

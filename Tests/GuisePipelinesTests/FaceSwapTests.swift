@@ -639,6 +639,33 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertEqual(lit.r, wanted.r, accuracy: 0.05)
     }
 
+    /// Skin darker than the target's at its place (the source's stubble or a crease) takes the
+    /// colour the target's own skin has at that luma: on a pale, lit face whose shadows are
+    /// warm, a grey source's dark patch comes out warm like those shadows, not grey.
+    func testDarkerSkinTakesTheTargetsShadowColour() throws {
+        let w = 64, h = 64, n = w * h
+        func chromaticity(_ im: Image, _ i: Int) -> (b: Float, r: Float) {
+            let y = 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i]
+            return ((im.rgb[2 * n + i] - y) / y, (im.rgb[i] - y) / y)
+        }
+        var target = Image(width: w, height: h, rgb: [Float](repeating: 0, count: 3 * n))
+        for y in 0..<h { for x in 0..<w {
+            let (r, g, b): (Float, Float, Float) = x < 32 ? (0.95, 0.9, 0.87) : (0.7, 0.45, 0.3)
+            target.rgb[y * w + x] = r; target.rgb[n + y * w + x] = g; target.rgb[2 * n + y * w + x] = b
+        } }
+        var source = Image(width: w, height: h, rgb: [Float](repeating: 0.6, count: 3 * n))
+        for y in 28..<36 { for x in 10..<18 { for c in 0..<3 { source.rgb[c * n + y * w + x] = 0.3 } } }
+        let mask = Mask(width: w, height: h, fill: 1)
+        let relit = try SwapGeometry.relight(source, like: target, mask: mask, faceWidth: 64, skin: mask)
+        XCTAssertFalse(relit.rgb.contains { !$0.isFinite })
+        let patch = chromaticity(relit, 32 * w + 14), lit = chromaticity(relit, 10 * w + 14)
+        let shadow = chromaticity(target, 32 * w + 48), pale = chromaticity(target, 32 * w + 14)
+        print("patch \(patch), lit skin beside it \(lit); the target's shadow \(shadow), its lit skin \(pale)")
+        XCTAssertGreaterThan(patch.r - lit.r, 0.5 * (shadow.r - pale.r), "the patch is warmer than the lit skin round it")
+        XCTAssertLessThan(patch.b - lit.b, 0.5 * (shadow.b - pale.b))
+        XCTAssertEqual(lit.r, pale.r, accuracy: 0.1, "the lit skin keeps the target's pale tone")
+    }
+
     /// Skin washed out by light (brighter than the cheeks, smooth, its chroma between grey and
     /// the skin's tone) is skin when highlights are asked for; pale strands (grey hair, as light
     /// but striped), a blue patch and a darker brown one are not, either way.
