@@ -162,6 +162,10 @@ public struct SwapReport: Encodable {
         /// How much the source face is enlarged onto the target's: the target's eye distance in
         /// pixels over the source's. Far above 1, the swapped face is softer than the photo.
         public var sourceEnlargement = 1.0
+        /// Head turn (yaw, degrees, `SwapGeometry.yaw`) of the source face less the target's.
+        /// Far from 0, one face shows a side the other hides, and the warp fills it from the
+        /// other half or stretches a sliver over it.
+        public var turnDifference = 0.0
     }
 
     public var faces: [FaceResult] = []
@@ -372,6 +376,13 @@ public final class FaceSwap {
                 report.warnings.append(String(format: "face %d: the source face is enlarged %.1f× (its outer eye corners %.0f px apart, the target's %.0f px), so the swapped face is softer than the photo around it; a larger photo of the source gives a sharper result",
                                               i, result.sourceEnlargement, eyesS, eyesT))
             }
+            let yawS = SwapGeometry.yaw(sourceFaces[min(result.sourcePhoto, sourceFaces.count - 1)].landmarks.mesh)
+            let yawT = SwapGeometry.yaw(tlm.mesh)
+            result.turnDifference = ((yawS - yawT) * 10).rounded() / 10
+            if abs(result.turnDifference) > Self.farTurn {
+                report.warnings.append(String(format: "face %d: the source face is turned %.0f° from the target's (%.0f° against %.0f°), so the side one hides and the other shows is made up from the face's other half or stretched; a source photo in a pose closer to the target's (or several, with --source) gives a better likeness",
+                                              i, abs(result.turnDifference), yawS, yawT))
+            }
             report.faces.append(result)
             report.stepsRun = face.stepsRun
             allSamples.append(face.samples)
@@ -398,6 +409,10 @@ public final class FaceSwap {
     /// Above this enlargement of the source face the report warns that the result will be soft:
     /// sampled up threefold, a face has a third of the photo's detail around it.
     public static let softEnlargement = 3.0
+
+    /// Above this difference in head turn (degrees) the report warns that the likeness suffers:
+    /// at 30° a face's far cheek is already half hidden behind its nose.
+    public static let farTurn = 30.0
 
     struct SourceFace {
         var image: Image

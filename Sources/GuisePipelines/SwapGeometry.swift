@@ -82,6 +82,15 @@ enum SwapGeometry {
         return max(1e-6, ((a.x - b.x) * (a.x - b.x) + (a.y - b.y) * (a.y - b.y)).squareRoot())
     }
 
+    /// The head's turn about the vertical (yaw), in degrees: how far the line between the face
+    /// outline's two sides at the cheekbones (mesh points 234 and 454) leaves the image plane,
+    /// by the mesh's depth. 0 is frontal; the sign tells which way.
+    static func yaw(_ mesh: [Point3]) -> Double {
+        let a = mesh[234], b = mesh[454]
+        let across = ((b.x - a.x) * (b.x - a.x) + (b.y - a.y) * (b.y - a.y)).squareRoot()
+        return atan2(b.z - a.z, across) * 180 / .pi
+    }
+
     /// The target's mesh with its feature groups moved `amount` (0 = target, 1 = source) of the
     /// way to where the source's face, fitted onto the target's by a similarity, has them; the
     /// face outline stays the target's and the rest follows a thin-plate spline.

@@ -297,6 +297,21 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertTrue(same.warnings.isEmpty, same.warnings.joined())
     }
 
+    /// A source turned far from the target's pose is reported: Matt LeBlanc turned to the side
+    /// onto Obama facing the camera differs by over 30° of head turn and draws a warning; two
+    /// frontal faces do not.
+    func testASourceTurnedFarFromTheTargetIsReported() throws {
+        let turned = try photo("t1.jpg").cropped(x: 760, y: 0, width: 350, height: 350)
+        let target = try photo("obama.jpg")
+        let (_, far) = try FaceSwap(options: fast()).run(source: turned, target: target)
+        XCTAssertGreaterThan(abs(far.faces[0].turnDifference), 35)
+        XCTAssertLessThan(abs(far.faces[0].turnDifference), 65)
+        XCTAssertEqual(far.warnings.filter { $0.contains("turned") }.count, 1, far.warnings.joined(separator: "; "))
+        let (_, near) = try FaceSwap(options: fast()).run(source: try photo("grace_hopper.jpg"), target: target)
+        XCTAssertLessThan(abs(near.faces[0].turnDifference), 15)
+        XCTAssertTrue(near.warnings.isEmpty, near.warnings.joined())
+    }
+
     /// Obama, seen from the front, onto Matt LeBlanc turned to the side: the near cheek the target
     /// shows broadly is, in the source, a sliver by the face's edge, and stretched over the cheek
     /// it drew streaks of the edge's shadow and ear, grey against the skin. That skin comes from
