@@ -558,7 +558,16 @@ public final class FaceSwap {
             let warpedTarget = try window.with(alpha: nil).blended(with: movedTarget.image, mask: movedTarget.coverage)
 
             // Regions, drawn on the bent mesh, inside the target's own face outline.
-            let ovalMask = try SwapGeometry.region(MeshRegions.faceOval, meshT, width: ww, height: wh)
+            var ovalMask = try SwapGeometry.region(MeshRegions.faceOval, meshT, width: ww, height: wh)
+            // A face turned well aside shows its nose and lips beyond the outline's points: left
+            // out, the target's nose stood beside the source's, a second profile at the cheek.
+            for mesh in [meshT, meshD] {
+                let flat = mesh.map { Point3($0.x, $0.y, 0) }
+                for part in [FaceRegion.nose, .lips] {
+                    let m = try FaceMasks.mask(part, mesh: flat, width: ww, height: wh)
+                    ovalMask.values = zip(ovalMask.values, m.values).map { max($0, $1) }
+                }
+            }
             var region = ovalMask
             if options.regions != SwapRegion.all {
                 var sel = [Float](repeating: 0, count: ww * wh)

@@ -297,6 +297,30 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertTrue(same.warnings.isEmpty, same.warnings.joined())
     }
 
+    /// A target turned well aside shows its nose beyond the face outline's points: that nose is
+    /// swapped with the rest, not left standing beside the source's as a second profile. Matt
+    /// LeBlanc turned to the side, from Matthew Perry (both from the group photo): most of the
+    /// target's nose outside its outline polygon changes.
+    func testATurnedTargetsNoseIsSwappedWhole() throws {
+        let group = try photo("t1.jpg")
+        let target = try group.cropped(x: 760, y: 0, width: 350, height: 350)
+        let m = try FaceAnalyzer().landmarks(target, face: try BlazeFaceDetector().detect(target)[0]).mesh
+        var options = fast()
+        options.sourceFace = 1
+        let (out, _) = try FaceSwap(options: options).run(source: group, target: target)
+        let flat = m.map { Point3($0.x, $0.y, 0) }
+        let nose = try FaceMasks.mask(.nose, mesh: flat, width: target.width, height: target.height)
+        let oval = try SwapGeometry.region(MeshRegions.faceOval, m.map(\.xy), width: target.width, height: target.height)
+        let n = target.pixelCount
+        var beyond = 0, changed = 0
+        for i in 0..<n where nose.values[i] > 0.5 && oval.values[i] < 0.5 {
+            beyond += 1
+            if (0..<3).contains(where: { out.rgb[$0 * n + i] != target.rgb[$0 * n + i] }) { changed += 1 }
+        }
+        XCTAssertGreaterThan(beyond, 50, "the turned nose reaches past the outline")
+        XCTAssertGreaterThan(Double(changed) / Double(max(beyond, 1)), 0.6, "\(changed) of \(beyond) nose pixels past the outline changed")
+    }
+
     /// A source turned far from the target's pose is reported: Matt LeBlanc turned to the side
     /// onto Obama facing the camera differs by over 30° of head turn and draws a warning; two
     /// frontal faces do not.
