@@ -243,12 +243,14 @@ enum SwapGeometry {
                 let s = skin.values[i]
                 let sly = max(lfL.rgb[i], lumaFloor), tly = max(ltL.rgb[i], lumaFloor)
                 let (lb, lr) = map(lfL.rgb[n + i] / sly, lfL.rgb[2 * n + i] / sly)
-                // Where the new luma leaves the target's local level (the source's stubble, its
-                // deeper eye sockets, a crease) the colour moves as the target's own skin colour
-                // moves with its luma: on a pale, overexposed face the shadows are warm, and the
-                // local tone alone would leave them grey.
+                // Where the new luma falls below the target's local level (the source's stubble,
+                // its deeper eye sockets, a crease) the colour moves as the target's own skin
+                // colour moves with its luma: on a pale, overexposed face the shadows are warm,
+                // and the local tone alone would leave them grey. Brighter than the local level
+                // (the source photo's own highlights) the local tone stays: given the target's
+                // clipped, near-white colour there they stood out as white blotches.
                 let (db, dr) = tone.map { tone in
-                    let (b1, r1) = tone.chromaticity(at: y), (b0, r0) = tone.chromaticity(at: ltL.rgb[i])
+                    let (b1, r1) = tone.chromaticity(at: min(y, ltL.rgb[i])), (b0, r0) = tone.chromaticity(at: ltL.rgb[i])
                     return (b1 - b0, r1 - r0)
                 } ?? (Float(0), Float(0))
                 let skinB = ltL.rgb[n + i] / tly + skinColourDetail * (fb - lb) + db

@@ -680,7 +680,9 @@ final class FaceSwapTests: XCTestCase {
 
     /// Skin darker than the target's at its place (the source's stubble or a crease) takes the
     /// colour the target's own skin has at that luma: on a pale, lit face whose shadows are
-    /// warm, a grey source's dark patch comes out warm like those shadows, not grey.
+    /// warm, a grey source's dark patch comes out warm like those shadows, not grey. A highlight
+    /// of the source's own light on the shadowed half keeps the warm tone round it, not the
+    /// pale colour of the target's lit skin (white blotches).
     func testDarkerSkinTakesTheTargetsShadowColour() throws {
         let w = 64, h = 64, n = w * h
         func chromaticity(_ im: Image, _ i: Int) -> (b: Float, r: Float) {
@@ -694,6 +696,8 @@ final class FaceSwapTests: XCTestCase {
         } }
         var source = Image(width: w, height: h, rgb: [Float](repeating: 0.6, count: 3 * n))
         for y in 28..<36 { for x in 10..<18 { for c in 0..<3 { source.rgb[c * n + y * w + x] = 0.3 } } }
+        // A highlight of the source's own light on the shadowed half.
+        for y in 28..<36 { for x in 46..<54 { for c in 0..<3 { source.rgb[c * n + y * w + x] = 0.8 } } }
         let mask = Mask(width: w, height: h, fill: 1)
         let relit = try SwapGeometry.relight(source, like: target, mask: mask, faceWidth: 64, skin: mask)
         XCTAssertFalse(relit.rgb.contains { !$0.isFinite })
@@ -703,6 +707,8 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertGreaterThan(patch.r - lit.r, 0.5 * (shadow.r - pale.r), "the patch is warmer than the lit skin round it")
         XCTAssertLessThan(patch.b - lit.b, 0.5 * (shadow.b - pale.b))
         XCTAssertEqual(lit.r, pale.r, accuracy: 0.1, "the lit skin keeps the target's pale tone")
+        let highlight = chromaticity(relit, 32 * w + 50)
+        XCTAssertGreaterThan(highlight.r, 0.85 * shadow.r, "a highlight keeps the warm tone round it, not the pale skin's: \(highlight)")
     }
 
     /// Skin washed out by light (brighter than the cheeks, smooth, its chroma between grey and
