@@ -178,8 +178,9 @@ enum SwapGeometry {
     /// turned and scaled about grey so that much broader low-passes of the two faces' agree
     /// (skin tone and colour cast follow the target without painting its features' colours
     /// on). The source's finer detail, which carries identity, stays; on `skin`, where its
-    /// colour is mostly the source photo's light, the tone is matched at the luma's scale and
-    /// the colour detail damped.
+    /// colour is mostly the source photo's light, the tone is matched at the luma's scale, the
+    /// colour detail damped, and shadows a little finer than the ratio's scale softened to the
+    /// target's contrast there (`shadingGain`).
     static func relight(_ face: Image, like target: Image, mask: Mask, faceWidth: Double, skin: Mask? = nil) throws -> Image {
         let n = face.pixelCount
         func ycc(_ im: Image) -> Image {
@@ -208,12 +209,18 @@ enum SwapGeometry {
         let ltL = try maskedLowPass(t, lit, sigma: sigmaLuma), lfL = try maskedLowPass(f, lit, sigma: sigmaLuma)
         let ltC = try maskedLowPass(t, lit, sigma: sigmaChroma), lfC = try maskedLowPass(f, lit, sigma: sigmaChroma)
         let tone = skin == nil ? nil : SkinTone(t, weight: lit.values, lumaFloor: lumaFloor)
+        let shading = try skin.map { _ in try shadingGain(f, like: t, lit: lit, broad: (lfL, ltL), faceWidth: faceWidth) }
         var out = face
         for i in 0..<n {
             let ratio = min(max(ltL.rgb[i] / max(lfL.rgb[i], 1e-3), 0.2), 5)
+            // The source's mid-scale shadows on skin, softened where the target's light is softer.
+            var fl = f.rgb[i]
+            if let skin, let shading {
+                fl -= skin.values[i] * (1 - shading.gain[i]) * shading.band[i]
+            }
             // A soft knee above 0.85, so a highlight on a darker source face brightened to a light
             // target's level rolls off instead of clipping to a white patch.
-            var y = f.rgb[i] * ratio
+            var y = fl * ratio
             if y > 0.85 { y = 0.85 + 0.15 * Float(tanh(Double((y - 0.85) / 0.15))) }
             // The similarity of the chromaticity plane (turn and scale about grey) that takes the
             // source's skin tone to the target's, what it leaves over added: a highlight or an
@@ -276,6 +283,47 @@ enum SwapGeometry {
             out.rgb[2 * n + i] = min(max(b, 0), 1)
         }
         return out
+    }
+
+    /// The least `shadingGain` leaves of the source's shading: the shadows are part of the
+    /// face's shape, and removed outright it looked flat and lost the source's likeness.
+    static let minShadingGain: Float = 0.4
+
+    /// Normalised Gaussian low-pass of one plane inside a mask.
+    static func maskedLowPass(plane: [Float], _ mask: Mask, sigma: Double) throws -> [Float] {
+        let num = try Mask(width: mask.width, height: mask.height, values: zip(plane, mask.values).map { $0 * $1 }).blurred(sigma: sigma)
+        let den = try mask.blurred(sigma: sigma)
+        return zip(num.values, den.values).map { $1 > 1e-4 ? $0 / $1 : 0 }
+    }
+
+    /// The source skin's shading between a fortieth and a tenth of the face (`band`: cast
+    /// shadows, deep eye sockets, a hard side light's fall-off across a cheek) and, per pixel,
+    /// the factor on it (`gain`, at most 1) that brings its local contrast, relative to the
+    /// broad light, down to the target skin's at the same scale. The broad ratio in `relight`
+    /// evens out light only at a tenth of the face; a harshly lit source kept its shadows on a
+    /// softly lit target, a dirty half face. Never raised: a flat source is not given the
+    /// target's shadows, which would land on the source's features, not the target's.
+    static func shadingGain(_ f: Image, like t: Image, lit: Mask, broad: (source: Image, target: Image), faceWidth: Double) throws
+        -> (band: [Float], gain: [Float]) {
+        let n = f.pixelCount
+        // The band's fine edge: finer than a fortieth of the face is texture (pores, stubble,
+        // wrinkles), which carries identity and is left alone. Its contrast is compared over
+        // neighbourhoods of 0.15 face widths.
+        let sigmaBand = max(1, 0.025 * faceWidth), sigmaEnergy = max(3, 0.15 * faceWidth)
+        let yf = Array(f.rgb[0..<n]), yt = Array(t.rgb[0..<n])
+        let mf = try maskedLowPass(plane: yf, lit, sigma: sigmaBand), mt = try maskedLowPass(plane: yt, lit, sigma: sigmaBand)
+        var band = [Float](repeating: 0, count: n), rf = band, rt = band
+        for i in 0..<n {
+            band[i] = mf[i] - broad.source.rgb[i]
+            let r = band[i] / max(broad.source.rgb[i], 0.05), q = (mt[i] - broad.target.rgb[i]) / max(broad.target.rgb[i], 0.05)
+            rf[i] = r * r; rt[i] = q * q
+        }
+        let ef = try maskedLowPass(plane: rf, lit, sigma: sigmaEnergy), et = try maskedLowPass(plane: rt, lit, sigma: sigmaEnergy)
+        let gain = (0..<n).map { i -> Float in
+            let a = ef[i].squareRoot(), b = et[i].squareRoot()
+            return a > 1e-4 ? min(1, max(minShadingGain, b / a)) : 1
+        }
+        return (band, gain)
     }
 
     /// A face's skin chromaticity (blue and red difference over luma, as `relight` works)

@@ -703,12 +703,57 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertFalse(relit.rgb.contains { !$0.isFinite })
         let patch = chromaticity(relit, 32 * w + 14), lit = chromaticity(relit, 10 * w + 14)
         let shadow = chromaticity(target, 32 * w + 48), pale = chromaticity(target, 32 * w + 14)
-        print("patch \(patch), lit skin beside it \(lit); the target's shadow \(shadow), its lit skin \(pale)")
-        XCTAssertGreaterThan(patch.r - lit.r, 0.5 * (shadow.r - pale.r), "the patch is warmer than the lit skin round it")
-        XCTAssertLessThan(patch.b - lit.b, 0.5 * (shadow.b - pale.b))
+        // The target's skin colour runs linearly between its two tones' lumas, so the patch
+        // should have moved that share of the way from the lit skin's colour to the shadow's.
+        func luma(_ im: Image, _ i: Int) -> Float { 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i] }
+        let share = min(1, max(0, (luma(relit, 10 * w + 14) - luma(relit, 32 * w + 14)) / (luma(target, 32 * w + 14) - luma(target, 32 * w + 48))))
+        print("patch \(patch), lit skin beside it \(lit); the target's shadow \(shadow), its lit skin \(pale); expected share \(share)")
+        XCTAssertGreaterThan(share, 0.25, "the patch is darker than the lit skin round it")
+        XCTAssertEqual(patch.r - lit.r, share * (shadow.r - pale.r), accuracy: 0.25 * share * (shadow.r - pale.r), "the patch is warmer than the lit skin round it")
+        XCTAssertEqual(patch.b - lit.b, share * (shadow.b - pale.b), accuracy: 0.25 * share * abs(shadow.b - pale.b))
         XCTAssertEqual(lit.r, pale.r, accuracy: 0.1, "the lit skin keeps the target's pale tone")
         let highlight = chromaticity(relit, 32 * w + 50)
         XCTAssertGreaterThan(highlight.r, 0.85 * shadow.r, "a highlight keeps the warm tone round it, not the pale skin's: \(highlight)")
+    }
+
+    /// A harshly lit source's shadows at a few percent of the face (a nose's cast shadow, deep
+    /// eye sockets) soften to the contrast the target's skin has at that scale; shadows the
+    /// target's own skin matches are left, and a source is never given more contrast than its own.
+    func testAHarshSourcesShadowsSoftenOnASoftlyLitTarget() throws {
+        let w = 96, h = 96, n = w * h
+        func face(_ depth: Float, base: Float, sigma: Double = 3) -> Image {
+            var im = Image(width: w, height: h, rgb: [Float](repeating: 0, count: 3 * n))
+            for y in 0..<h { for x in 0..<w {
+                var l = base
+                for (cx, cy) in [(30.0, 40.0), (66.0, 40.0), (48.0, 66.0)] {
+                    let d2 = (Double(x) - cx) * (Double(x) - cx) + (Double(y) - cy) * (Double(y) - cy)
+                    l *= 1 - depth * Float(exp(-d2 / (2 * sigma * sigma)))
+                }
+                im.rgb[y * w + x] = 1.1 * l; im.rgb[n + y * w + x] = 0.97 * l; im.rgb[2 * n + y * w + x] = 0.85 * l
+            } }
+            return im
+        }
+        let mask = Mask(width: w, height: h, fill: 1)
+        func luma(_ im: Image, _ x: Int, _ y: Int) -> Float {
+            let i = y * w + x
+            return 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i]
+        }
+        // Shadow depth: the shadow's centre against the skin a little way off it.
+        func depth(_ im: Image) -> Float { 1 - luma(im, 48, 66) / luma(im, 48, 80) }
+        let harsh = face(0.5, base: 0.6)
+        for (target, kept) in [(face(0.05, base: 0.65), false), (face(0.5, base: 0.65), true), (face(0.8, base: 0.65), true)] {
+            let relit = try SwapGeometry.relight(harsh, like: target, mask: mask, faceWidth: 96, skin: mask)
+            let broadOnly = try SwapGeometry.relight(harsh, like: target, mask: mask, faceWidth: 96)
+            XCTAssertFalse(relit.rgb.contains { !$0.isFinite })
+            let (d, d0) = (depth(relit), depth(broadOnly))
+            print("shadow depth \(d) against \(d0) with the broad ratio alone; target's \(depth(target))")
+            if kept {
+                XCTAssertEqual(d, d0, accuracy: 0.03 * d0, "a target with shadows as deep or deeper leaves the source's")
+            } else {
+                XCTAssertLessThan(d, 0.7 * d0, "on a softly lit target the shadow softens")
+                XCTAssertGreaterThan(d, 0.2 * d0, "but does not vanish: it is part of the face")
+            }
+        }
     }
 
     /// Skin washed out by light (brighter than the cheeks, smooth, its chroma between grey and
