@@ -9,11 +9,13 @@ import GuiseVision
 /// dark hinges at the temples with nothing between them.
 ///
 /// Glasses are what is not skin in the band round the eyes (the eyes' own contours left out),
-/// joined across the nose's bridge in one piece that reaches past both eyes' middles and down
-/// beside both to the eye line; brows the rims touch go with them. Brows stop short of the
-/// midline, shadows under the eyes do not cross the nose, and the bridge alone does not reach
-/// the eyes, so a face without glasses gives nil. Tinted lenses round the eyes are part of the
-/// piece; within the eyes' contours the source's eyes show, relit to the light there.
+/// grown from what is not skin over the nose's bridge (and within 7 % of the face of it, as a
+/// light gold bridge passes the skin test) into pieces that reach past both eyes' middles and
+/// down beside both to the eye line; brows the rims touch go with them. A face without
+/// glasses has nothing but skin over its bridge, shadows under the eyes do not cross the
+/// nose, and brows do not reach down beside the eyes, so it gives nil. Tinted lenses round
+/// the eyes are part of the piece; within the eyes' contours the source's eyes show, relit to
+/// the light there.
 enum TargetGlasses {
     /// `skin`: per pixel, whether it passes the target's skin colour test. Returns the frames
     /// (hard-edged, grown by a pixel), or nil.
@@ -51,7 +53,13 @@ enum TargetGlasses {
             let (u, v) = coords(i)
             bridge.bits[i] = abs(u) < 0.06 * el && v > -0.15 * el && v < 0.2 * el
         }
-        let piece = candidates.connected(to: bridge).bits
+        // A light bridge (gold, clear plastic) passes the skin test and leaves the rims' pieces
+        // apart from the bridge's darker parts: the piece grows from everything within 7 % of
+        // the face of the bridge (Grace Hopper's darker rims lie 5 to 7 % of her face from the
+        // dark top of her gold bridge).
+        let reachGap = max(gap, Int((0.07 * faceWidth).rounded()))
+        let seeds = try bridge.dilated(reachGap)
+        var piece = candidates.connected(to: Region(width: w, height: h, bits: (0..<n).map { seeds.bits[$0] && candidates.bits[$0] })).bits
         var area = 0
         var reach = (left: 0.0, right: 0.0)
         var below = (left: false, right: false)
@@ -63,6 +71,13 @@ enum TargetGlasses {
             if v < 0 && u > 0.4 * el { below.right = true }
         }
         guard reach.left < -0.3 * el, reach.right > 0.3 * el, below.left, below.right, area < band / 3 else { return nil }
+        // The light bridge itself, between the pieces over the nose, stays too: covered, the
+        // frames were cut in two there.
+        let joined = try Region(width: w, height: h, bits: piece).dilated(reachGap).eroded(reachGap)
+        for i in 0..<n where joined.bits[i] && !piece[i] && eyes.values[i] < 0.5 {
+            let (u, v) = coords(i)
+            if abs(u) < 0.25 * el && v > -0.2 * el && v < 0.25 * el { piece[i] = true }
+        }
         return try Region(width: w, height: h, bits: piece).mask.dilated(radius: 1)
     }
 }

@@ -413,6 +413,32 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertFalse(none.faces[0].targetGlassesKept, "no glasses, nothing kept")
     }
 
+    /// Grace Hopper's cat-eye frames have dark upper rims but a light gold bridge, which passes
+    /// the skin test: they are found all the same, and their dark wings beside the eyes stay on
+    /// the new face (covered, they left two dark hinges at the temples).
+    func testGlassesWithALightBridgeStay() throws {
+        let target = try photo("grace_hopper.jpg")
+        let (out, report) = try FaceSwap(options: fast()).run(source: try photo("obama.jpg"), target: target)
+        XCTAssertTrue(report.faces[0].targetGlassesKept)
+        let m = try FaceAnalyzer().landmarks(target, face: try BlazeFaceDetector().detect(target)[0]).mesh
+        let le = Point(m[33].x, m[33].y), re = Point(m[263].x, m[263].y)
+        let el = distance(le, re), c = mid(le, re)
+        let along = Point((re.x - le.x) / el, (re.y - le.y) / el), up = Point(along.y, -along.x)
+        let w = target.width, n = target.pixelCount
+        func luma(_ im: Image, _ i: Int) -> Float { 0.299 * im.rgb[i] + 0.587 * im.rgb[n + i] + 0.114 * im.rgb[2 * n + i] }
+        var wings = 0, stayed = 0
+        for i in 0..<n {
+            let dx = Double(i % w) - c.x, dy = Double(i / w) - c.y
+            let u = abs(dx * along.x + dy * along.y), v = dx * up.x + dy * up.y
+            guard u > 0.5 * el, u < 0.75 * el, v > 0, v < 0.35 * el, luma(target, i) < 0.25 else { continue }
+            wings += 1
+            if luma(out, i) < 0.3 { stayed += 1 }
+        }
+        print("dark frame wings: \(wings) pixels, \(stayed) still dark")
+        XCTAssertGreaterThan(wings, 100)
+        XCTAssertGreaterThan(Double(stayed), 0.8 * Double(wings), "the frames' wings stay")
+    }
+
     /// Eileen Collins' fringe hangs over her forehead: it must not be pasted onto Obama's, and
     /// her skin, not his, fills in under it. Over his forehead, between the eyes' centres and
     /// 0.25 to 0.4 eye distances above the brows, the share much darker than its own median, as a
