@@ -439,6 +439,25 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertGreaterThan(Double(stayed), 0.8 * Double(wings), "the frames' wings stay")
     }
 
+    /// Glasses are kept only on faces that wear them: of every face in the sample photos, Grace
+    /// Hopper's frames and Anne Helene's sunglasses are found, and no other face's brows, bridge
+    /// shadow or temple hair passes for frames (each would keep the target's brows and hair over
+    /// the new face).
+    func testGlassesAreFoundOnlyWhereWorn() throws {
+        var o = fast()
+        o.targets = .all
+        let swap = try FaceSwap(options: o)
+        let source = try photo("obama.jpg")
+        for (name, worn) in [("grace_hopper.jpg", true), ("anne_helene.jpg", true), ("obama2.jpg", false), ("obama3.jpg", false),
+                             ("biden.jpg", false), ("astronaut.png", false), ("t1.jpg", false), ("messi5.jpg", false), ("hanks.png", false)] {
+            let (_, report) = try swap.run(source: source, target: try photo(name))
+            XCTAssertFalse(report.faces.isEmpty, name)
+            for face in report.faces {
+                XCTAssertEqual(face.targetGlassesKept, worn, "\(name), face \(face.index)")
+            }
+        }
+    }
+
     /// Eileen Collins' fringe hangs over her forehead: it must not be pasted onto Obama's, and
     /// her skin, not his, fills in under it. Over his forehead, between the eyes' centres and
     /// 0.25 to 0.4 eye distances above the brows, the share much darker than its own median, as a
