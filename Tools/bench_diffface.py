@@ -27,6 +27,7 @@ from reference_adm import Diffusion, create_model, randomize  # noqa: E402
 import make_fixtures_arcface as arc  # noqa: E402
 import make_fixtures_parsing as parsing  # noqa: E402
 import reference_diffface as ref  # noqa: E402
+import blas_info  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ADM = dict(image_size=256, num_channels=256, num_res_blocks=2, channel_mult="", attention_resolutions="32,16,8",
@@ -162,7 +163,7 @@ def main():
         isa = t["isa"]
         print(f"{mode:<14}{g_step:>13.2f}{t['seconds_per_step']:>15.2f}{g_step / t['seconds_per_step']:>7.2f}"
               f"{t2['seconds_per_step']:>13.2f}{g_step / t2['seconds_per_step']:>7.2f}{g_peak:>14.0f}{t_peak:>16.0f}", flush=True)
-    print(f"PyTorch's CPU capability as installed: {isa}; Guise's kernels and OpenBLAS's are AVX2 (Haswell).")
+    print(f"PyTorch's CPU capability as installed: {isa}; Guise's own kernels are AVX2 (Haswell); {blas_info.describe()}.")
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ GuiseBench uses.
 import argparse, os, subprocess, time
 
 import bench_timing
+import blas_info
 import torch
 import torch.nn.functional as F
 
@@ -174,6 +175,7 @@ def main():
     print(f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}), {torch.get_num_threads()} threads; "
           f"load average {load:.2f} at start; "
           f"{args.rounds} round(s) per row")
+    print(blas_info.describe())
     print("ratio = Guise/torch of median times; 'best ratio' of each side's fastest run. GFLOP/s count a")
     print("conv's direct-convolution FLOPs (so Winograd can pass the sgemm peak), %peak is of Guise's sgemm")
     print(f"{'op':30} {'Guise ms':>9} {'torch ms':>9} {'ratio':>6} {'best ratio':>10} {'GFLOP/s':>8} {'%peak':>6} {'torch GF/s':>10}")
