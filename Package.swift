@@ -61,6 +61,9 @@ let package = Package(
         // The engine's fork-join thread pool (spinning workers; see Sources/CThreadPool/include/threadpool.h),
         // its per-thread autograd switch and its allocator setting.
         .target(name: "CThreadPool", path: "Sources/CThreadPool", cSettings: [.unsafeFlags(["-O2"] + cCPU)]),
+        // A packed AVX2/FMA sgemm, for CPUs whose model OpenBLAS does not recognise (it then runs
+        // SSE3 kernels); see Sources/CGemm/include/cgemm.h and GemmKernel.swift.
+        .target(name: "CGemm", path: "Sources/CGemm", cSettings: [.unsafeFlags(["-O3"] + cCPU)]),
         // Whole-file writes that never leave partial or clobbered outputs; shared by images and weights.
         .target(name: "GuiseFiles"),
         .target(
@@ -74,7 +77,7 @@ let package = Package(
             ]
         ),
         // Layer 2: tensors and autodiff; images.
-        .target(name: "GuiseTensor", dependencies: ["COpenBLAS", "CThreadPool"], swiftSettings: hot),
+        .target(name: "GuiseTensor", dependencies: ["COpenBLAS", "CGemm", "CThreadPool"], swiftSettings: hot),
         .target(name: "GuiseImage", dependencies: ["CPNG", "CVBridge", "GuiseFiles"], swiftSettings: hot),
         // Layer 3: weight formats (safetensors, PyTorch, TFLite, dlib) and layers.
         .target(name: "GuiseFormats", dependencies: ["GuiseTensor", "GuiseFiles"], swiftSettings: checkedHot),
@@ -120,7 +123,7 @@ let package = Package(
         // `make fixtures`), gradient checks. A plain target, so test targets can depend on it.
         .target(name: "GuiseTestSupport", dependencies: ["GuiseTensor", "GuiseFormats", "GuiseImage"], path: "Tests/GuiseTestSupport", swiftSettings: cpu),
         .testTarget(name: "GuiseTestSupportTests", dependencies: ["GuiseTestSupport"], swiftSettings: cpu),
-        .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTestSupport", "GuiseTensor", "GuiseFormats", "CThreadPool"], swiftSettings: cpu),
+        .testTarget(name: "GuiseTensorTests", dependencies: ["GuiseTestSupport", "GuiseTensor", "GuiseFormats", "CThreadPool", "CGemm", "COpenBLAS"], swiftSettings: cpu),
         .testTarget(name: "GuiseFormatsTests", dependencies: ["GuiseTestSupport", "GuiseFormats"], swiftSettings: cpu),
         .testTarget(name: "GuiseImageTests", dependencies: ["GuiseTestSupport", "GuiseImage", "CVBridge"], swiftSettings: cpu),
         .testTarget(name: "GuiseNetworksTests", dependencies: ["GuiseTestSupport", "GuiseNetworks", "GuiseDiffusion", "GuiseTensor", "GuiseFormats"], swiftSettings: cpu),

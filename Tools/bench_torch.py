@@ -176,6 +176,8 @@ def main():
           f"load average {load:.2f} at start; "
           f"{args.rounds} round(s) per row")
     print(blas_info.describe())
+    if args.guise:
+        print(subprocess.run([args.guise, "--gemm"], check=True, capture_output=True, text=True).stdout.strip())
     print("ratio = Guise/torch of median times; 'best ratio' of each side's fastest run. GFLOP/s count a")
     print("conv's direct-convolution FLOPs (so Winograd can pass the sgemm peak), %peak is of Guise's sgemm")
     print(f"{'op':30} {'Guise ms':>9} {'torch ms':>9} {'ratio':>6} {'best ratio':>10} {'GFLOP/s':>8} {'%peak':>6} {'torch GF/s':>10}")

@@ -2,10 +2,12 @@
 
 Debian's OpenBLAS is built for many CPUs and picks its kernels when it loads, by the CPU's
 model. A model it does not know (a newer or a virtualised CPU) gets its generic Prescott (SSE3)
-kernels, several times slower than the AVX2 ones Guise's figures assume, whatever instructions
-the CPU has; Guise's times then say more about that choice than about Guise.
+kernels, several times slower than AVX2 ones, whatever instructions the CPU has. Guise then runs
+its own AVX2/FMA sgemm (Sources/CGemm, chosen in GemmKernel.swift by the same test as here)
+unless GUISE_GEMM=openblas; PyTorch is unaffected (oneDNN and its own GEMMs).
 """
 import ctypes
+import os
 
 
 def openblas_core():
@@ -39,8 +41,11 @@ def describe():
     """One line for a benchmark's header."""
     core = openblas_core()
     if core.lower() in OLDER and cpu_has_avx2():
-        return (f"OpenBLAS kernels: {core}, though this CPU has AVX2 and FMA: OpenBLAS did not recognise its "
-                f"model, and Guise's GEMMs run several times slower than on the AVX2 kernels its figures assume")
+        if os.environ.get("GUISE_GEMM", "").lower() == "openblas":
+            return (f"OpenBLAS kernels: {core}, though this CPU has AVX2 and FMA: OpenBLAS did not recognise its "
+                    f"model, and GUISE_GEMM=openblas keeps Guise's GEMMs on them, several times slower than AVX2 kernels")
+        return (f"OpenBLAS kernels: {core}, though this CPU has AVX2 and FMA (OpenBLAS did not recognise its "
+                f"model); Guise runs its own AVX2/FMA sgemm here instead (GemmKernel)")
     return f"OpenBLAS kernels: {core}"
 
 

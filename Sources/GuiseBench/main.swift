@@ -5,7 +5,7 @@ import GuiseTensor
 
 // Times Guise's hot ops with warm-up and the median of several runs.
 // `GuiseBench [SUBSTRING]` prints a table; `GuiseBench --tsv [--only NAME]` prints
-// `name<TAB>median ms<TAB>best ms<TAB>gflop` lines, and `--list` the row names. Tools/bench_torch.py runs each
+// `name<TAB>median ms<TAB>best ms<TAB>gflop` lines, `--list` the row names, `--gemm` which sgemm runs. Tools/bench_torch.py runs each
 // row here and then in PyTorch back to back, so load from other processes hits both alike.
 // A row is a name, its FLOP count and a closure that builds inputs and returns the timed body;
 // Tools/bench_torch.py must have a row of the same name.
@@ -235,6 +235,7 @@ Parallel.threads = threads  // every GEMM's threads too
 Allocator.keepFreedMemory()  // as the command line runs
 let args = Array(CommandLine.arguments.dropFirst())
 if args.contains("--list") { for row in rows { print(row.name) }; exit(0) }
+if args.contains("--gemm") { print("sgemm: " + GemmKernel.summary); exit(0) }
 if let k = args.firstIndex(of: "--profile"), k + 1 < args.count {
     // `--profile MODEL`: where a network's time goes, per op type and the slowest steps.
     let net = try! TFLiteNetwork(path: "Models/\(args[k + 1]).tflite")

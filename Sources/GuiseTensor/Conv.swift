@@ -1,3 +1,4 @@
+import CGemm
 import COpenBLAS
 
 /// Row-major single-precision GEMM: C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
@@ -12,8 +13,9 @@ func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 }
 
 /// One GEMM as blocks of C's columns or rows (whichever side is longer), a block per thread of
-/// the pool, each a single-threaded OpenBLAS call (see `BLASThreads`). Block edges fall on
-/// multiples of 16, so every block but the last keeps OpenBLAS's kernels on full tiles. Below
+/// the pool, each a single-threaded call of the process's sgemm (`GemmKernel`: OpenBLAS, see
+/// `BLASThreads`, or Guise's own). Block edges fall on multiples of 16, so every block but the
+/// last keeps the kernels on full tiles. Below
 /// 2¹⁸ multiply-adds the split costs more than it saves, and the GEMM runs as one call, as it
 /// does unless `split`. The blocks depend only on the shapes and the pool's thread count, so
 /// the bits do too.
@@ -23,6 +25,10 @@ func pooledGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float
     let threads = Parallel.threads
     let blocks = !split || m * n * k < 1 << 18 || threads == 1 ? 1 : min(threads, max(m, n) / 16)
     func call(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>, _ m: Int, _ n: Int) {
+        if GemmKernel.active == .guise {
+            guise_sgemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            return
+        }
         BLASThreads.run {
             cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                         Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
