@@ -89,9 +89,12 @@ static void pack_b(int trans, const float *b, ptrdiff_t ldb, ptrdiff_t p0, ptrdi
 }
 
 // C tile (mr ≤ MR rows, nr ≤ NR columns) = alpha·(A panel · B panel) + beta·C tile, where
-// beta = 0 means C's old values are not read.
-static void kernel(ptrdiff_t kc, const float *restrict a, const float *restrict b, float alpha,
-                   float beta, float *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr) {
+// beta = 0 means C's old values are not read. Row i of the A panel at column kk is
+// a[i·ars + kk·acs]: a packed panel (1, MR) or op(A) read where it lies (lda, 1 plain; 1, lda
+// transposed).
+static inline __attribute__((always_inline)) void
+kernel(ptrdiff_t kc, const float *restrict a, ptrdiff_t ars, ptrdiff_t acs, const float *restrict b, float alpha,
+       float beta, float *c, ptrdiff_t ldc, ptrdiff_t mr, ptrdiff_t nr) {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -102,13 +105,13 @@ static void kernel(ptrdiff_t kc, const float *restrict a, const float *restrict 
     for (ptrdiff_t kk = 0; kk < kc; kk++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 x;
-        x = _mm256_broadcast_ss(a + 0); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a + 4); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a + 5); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-        a += MR;
+        x = _mm256_broadcast_ss(a + 0 * ars); c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a + 1 * ars); c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a + 2 * ars); c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a + 3 * ars); c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a + 4 * ars); c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a + 5 * ars); c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
+        a += acs;
         b += NR;
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
@@ -151,8 +154,8 @@ void guise_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, 
     }
     ptrdiff_t ncMax = n < NC ? (n + NR - 1) / NR * NR : NC;
     ptrdiff_t kcMax = k < KC ? k : KC;
-    ptrdiff_t mcMax = m < MC ? (m + MR - 1) / MR * MR : MC;
     float *pb = grow(&packB, &packBCap, (size_t)(kcMax * ncMax));
+    ptrdiff_t mcMax = m < MC ? (m + MR - 1) / MR * MR : MC;
     float *pa = grow(&packA, &packACap, (size_t)(kcMax * mcMax));
     for (ptrdiff_t jc = 0; jc < n; jc += NC) {
         ptrdiff_t nc = n - jc < NC ? n - jc : NC;
@@ -162,12 +165,21 @@ void guise_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, 
             pack_b(transB, b, ldb, pc, jc, kc, nc, pb);
             for (ptrdiff_t ic = 0; ic < m; ic += MC) {
                 ptrdiff_t mc = m - ic < MC ? m - ic : MC;
-                pack_a(transA, a, lda, ic, pc, mc, kc, pa);
+                // A plain op(A)'s full panels of MR rows are read where they lie (six rows, each
+                // along k): packing them cost as much as the products when n is a few tiles
+                // (Winograd's GEMMs). A transposed op(A) would be read down columns, one cache
+                // line per k for six floats, so it is packed, as is a last, partial panel (zero
+                // rows below it, so no kernel reads past A).
+                ptrdiff_t direct = transA ? 0 : mc / MR * MR;
+                pack_a(transA, a, lda, ic + direct, pc, mc - direct, kc, pa);
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
-                    for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
+                    for (ptrdiff_t ir = 0; ir < direct; ir += MR)
+                        kernel(kc, a + (ic + ir) * lda + pc, lda, 1, pb + jr * kc, alpha, betaBlock,
+                               c + (ic + ir) * ldc + jc + jr, ldc, MR, nr);
+                    for (ptrdiff_t ir = direct; ir < mc; ir += MR) {
                         ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
-                        kernel(kc, pa + ir * kc, pb + jr * kc, alpha, betaBlock,
+                        kernel(kc, pa + (ir - direct) * kc, 1, MR, pb + jr * kc, alpha, betaBlock,
                                c + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
                     }
                 }
