@@ -4,6 +4,7 @@
 // its k products in the same order (KC-blocks in turn, FMA within each), whatever m, n and
 // the caller's split, so a block of C gets the same bits as the whole product would.
 #include "cgemm.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,9 +19,32 @@ int guise_sgemm_available(void) {
 }
 
 // Per-thread packing buffers, grown on demand and kept: the engine's pool threads live as
-// long as the process, and every GEMM they run reuses them.
-static _Thread_local float *packA, *packB;
-static _Thread_local size_t packACap, packBCap;
+// long as the process, and every GEMM they run reuses them. A thread that ends (a batch
+// worker) frees its own.
+struct buffers { float *a, *b; size_t aCap, bCap; };
+static pthread_key_t buffersKey;
+static pthread_once_t buffersOnce = PTHREAD_ONCE_INIT;
+
+static void free_buffers(void *p) {
+    struct buffers *q = p;
+    free(q->a);
+    free(q->b);
+    free(q);
+}
+
+static void make_buffers_key(void) {
+    if (pthread_key_create(&buffersKey, free_buffers) != 0) abort();
+}
+
+static struct buffers *thread_buffers(void) {
+    pthread_once(&buffersOnce, make_buffers_key);
+    struct buffers *q = pthread_getspecific(buffersKey);
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q || pthread_setspecific(buffersKey, q) != 0) abort();
+    }
+    return q;
+}
 
 static float *grow(float **buf, size_t *cap, size_t count) {
     if (*cap < count) {
@@ -154,9 +178,10 @@ void guise_sgemm(int transA, int transB, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, 
     }
     ptrdiff_t ncMax = n < NC ? (n + NR - 1) / NR * NR : NC;
     ptrdiff_t kcMax = k < KC ? k : KC;
-    float *pb = grow(&packB, &packBCap, (size_t)(kcMax * ncMax));
+    struct buffers *buf = thread_buffers();
+    float *pb = grow(&buf->b, &buf->bCap, (size_t)(kcMax * ncMax));
     ptrdiff_t mcMax = m < MC ? (m + MR - 1) / MR * MR : MC;
-    float *pa = grow(&packA, &packACap, (size_t)(kcMax * mcMax));
+    float *pa = grow(&buf->a, &buf->aCap, (size_t)(kcMax * mcMax));
     for (ptrdiff_t jc = 0; jc < n; jc += NC) {
         ptrdiff_t nc = n - jc < NC ? n - jc : NC;
         for (ptrdiff_t pc = 0; pc < k; pc += KC) {
