@@ -1,12 +1,12 @@
-// A packed GEMM in the usual three-level blocking: op(B) is packed in KC×NC blocks as panels of
-// NR columns, op(A) in MC×KC blocks as panels of MR rows, and a 6×16 micro-kernel keeps its
-// tile of C in 12 AVX registers while it walks a panel pair along k. Every element of C sums
-// its k products in the same order (KC-blocks in turn, FMA within each), whatever m, n and
-// the caller's split, so a block of C gets the same bits as the whole product would.
+// A GEMM in the usual three-level blocking: op(B) is packed in KC×NC blocks as panels of NR
+// columns, op(A) is taken in MC×KC blocks as panels of MR rows (packed when transposed, read in
+// place when plain), and a 6×16 micro-kernel keeps its tile of C in 12 AVX registers while it
+// walks a panel pair along k. Every element of C sums its k products in the same order
+// (KC-blocks in turn, FMA within each), whatever m, n and the caller's split, so a block of C
+// gets the same bits as the whole product would.
 #include "cgemm.h"
 #include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
