@@ -260,12 +260,12 @@ FUZZ_CLANG := $(dir $(shell command -v $(SWIFTC)))clang
 FUZZ_CPU := $(if $(filter x86_64,$(shell uname -m)),haswell,)
 FUZZ_SWIFT := -O -g -parse-as-library -enable-testing -sanitize=fuzzer,address -suppress-warnings \
   $(if $(FUZZ_CPU),-target-cpu $(FUZZ_CPU)) -I $(FUZZ_BUILD)/modules -I Sources/COpenBLAS \
-  -I $(FUZZ_BUILD)/include/CThreadPool -I $(FUZZ_BUILD)/include/CPNG -I $(FUZZ_BUILD)/include/CVBridge \
-  -I $(FUZZ_BUILD)/include/FuzzHeap
+  -I $(FUZZ_BUILD)/include/CThreadPool -I $(FUZZ_BUILD)/include/CGemm -I $(FUZZ_BUILD)/include/CPNG \
+  -I $(FUZZ_BUILD)/include/CVBridge -I $(FUZZ_BUILD)/include/FuzzHeap
 FUZZ_C := -O2 -g -fsanitize=fuzzer-no-link,address $(if $(FUZZ_CPU),-march=$(FUZZ_CPU))
 FUZZ_OPENCV := -lopencv_core -lopencv_imgproc -lopencv_imgcodecs -lopencv_photo -lopencv_objdetect
 FUZZ_FORMATS := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseTensor.o $(FUZZ_BUILD)/GuiseFormats.o \
-  $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o $(FUZZ_BUILD)/allocator.o
+  $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o $(FUZZ_BUILD)/allocator.o $(FUZZ_BUILD)/sgemm.o
 FUZZ_NETWORKS := $(FUZZ_FORMATS) $(FUZZ_BUILD)/GuiseNetworks.o
 FUZZ_IMAGE := $(FUZZ_BUILD)/GuiseFiles.o $(FUZZ_BUILD)/GuiseImage.o $(FUZZ_BUILD)/cpng.o $(FUZZ_BUILD)/cvbridge.o
 FUZZ_SUPPORT := Fuzz/Support.swift $(FUZZ_BUILD)/fuzz_heap.o
@@ -287,6 +287,9 @@ $(FUZZ_BUILD)/fuzz_heap.o: Fuzz/FuzzHeap/fuzz_heap.c Fuzz/FuzzHeap/include/fuzz_
 
 $(FUZZ_BUILD)/threadpool.o $(FUZZ_BUILD)/gradstate.o $(FUZZ_BUILD)/allocator.o: $(FUZZ_BUILD)/%.o: Sources/CThreadPool/%.c
 	$(FUZZ_CLANG) $(FUZZ_C) -I Sources/CThreadPool/include -c $< -o $@
+$(FUZZ_BUILD)/sgemm.o: Sources/CGemm/sgemm.c Sources/CGemm/include/cgemm.h
+	@mkdir -p $(FUZZ_BUILD)
+	$(FUZZ_CLANG) $(FUZZ_C) -I Sources/CGemm/include -c $< -o $@
 $(FUZZ_BUILD)/cpng.o: Sources/CPNG/cpng.c | deps
 	@mkdir -p $(FUZZ_BUILD)
 	$(FUZZ_CLANG) $(FUZZ_C) -I Sources/CPNG/include -c $< -o $@
@@ -296,7 +299,8 @@ $(FUZZ_BUILD)/cvbridge.o: Sources/CVBridge/cvbridge.cpp | deps
 
 $(FUZZ_BUILD)/GuiseFiles.o: $(wildcard Sources/GuiseFiles/*.swift)
 	$(call fuzz_swift_module,GuiseFiles)
-$(FUZZ_BUILD)/GuiseTensor.o: $(wildcard Sources/GuiseTensor/*.swift) $(FUZZ_BUILD)/include/CThreadPool/module.modulemap | deps
+$(FUZZ_BUILD)/GuiseTensor.o: $(wildcard Sources/GuiseTensor/*.swift) $(FUZZ_BUILD)/include/CThreadPool/module.modulemap \
+  $(FUZZ_BUILD)/include/CGemm/module.modulemap | deps
 	$(call fuzz_swift_module,GuiseTensor)
 $(FUZZ_BUILD)/GuiseFormats.o: $(wildcard Sources/GuiseFormats/*.swift) $(FUZZ_BUILD)/GuiseTensor.o $(FUZZ_BUILD)/GuiseFiles.o
 	$(call fuzz_swift_module,GuiseFormats)
