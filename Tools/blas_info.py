@@ -3,7 +3,7 @@
 Debian's OpenBLAS is built for many CPUs and picks its kernels when it loads, by the CPU's
 model. A model it does not know (a newer or a virtualised CPU) gets its generic Prescott (SSE3)
 kernels, several times slower than AVX2 ones, whatever instructions the CPU has. Guise then runs
-its own AVX2/FMA sgemm (Sources/CGemm, chosen in GemmKernel.swift by the same test as here)
+its own AVX2/FMA sgemm (Sources/CGemm; GemmKernel.swift decides, from the same core name)
 unless GUISE_GEMM=openblas; PyTorch is unaffected (oneDNN and its own GEMMs).
 """
 import ctypes

@@ -15,10 +15,9 @@ func gemmRowMajor(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 /// One GEMM as blocks of C's columns or rows (whichever side is longer), a block per thread of
 /// the pool, each a single-threaded call of the process's sgemm (`GemmKernel`: OpenBLAS, see
 /// `BLASThreads`, or Guise's own). Block edges fall on multiples of 16, so every block but the
-/// last keeps the kernels on full tiles. Below
-/// 2¹⁸ multiply-adds the split costs more than it saves, and the GEMM runs as one call, as it
-/// does unless `split`. The blocks depend only on the shapes and the pool's thread count, so
-/// the bits do too.
+/// last keeps the kernels on full tiles. Below 2¹⁸ multiply-adds the split costs more than it
+/// saves, and the GEMM runs as one call, as it does unless `split`. The blocks depend only on
+/// the shapes and the pool's thread count, so the bits do too.
 func pooledGemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                 _ a: UnsafePointer<Float>, lda: Int, _ b: UnsafePointer<Float>, ldb: Int,
                 beta: Float, _ c: UnsafeMutablePointer<Float>, ldc: Int, split: Bool = true) {
