@@ -46,7 +46,7 @@ struct Align: ParsableCommand {
     }
 
     func run() throws {
-        try output.check(kind: .image)
+        try output.check(kind: .image, inputs: [image])
         let start = Date()
         let picture = try ImageIO.read(image)
         let (found, detector) = try faces.detectNamed(in: picture)

@@ -86,7 +86,7 @@ struct Clothes: JobCommand {
     func run() throws { try runAsCommand() }
 
     func perform(_ context: JobContext) throws -> JobResult {
-        try output.check(kind: .image)
+        try output.check(kind: .image, inputs: inputFiles + modelFiles)
         let start = Date()
         let personImage = try ImageIO.read(person)
         let garmentImage = try ImageIO.read(garment)

@@ -55,7 +55,7 @@ struct Denoise: ParsableCommand {
     }
 
     func run() throws {
-        try output.check(kind: .image)
+        try output.check(kind: .image, inputs: [input, model])
         let start = Date()
         let path = try DiffusionModel.resolvePath(model)
         let denoiser = try PriorDenoiser(path: path)

@@ -57,7 +57,7 @@ struct Detect: ParsableCommand {
     @OptionGroup var faces: FaceOptions
 
     func run() throws {
-        if let annotatePath { try OutputOptions.check(annotatePath, kind: .image) }
+        if let annotatePath { try OutputOptions.check(annotatePath, kind: .image, inputs: [image]) }
         let picture = try ImageIO.read(image)
         let (found, used) = try faces.detectNamed(in: picture)
         if let annotatePath { try ImageIO.write(annotated(picture, found), to: annotatePath) }

@@ -178,7 +178,7 @@ struct EditCommand: JobCommand {
     func run() throws { try runAsCommand() }
 
     func perform(_ context: JobContext) throws -> JobResult {
-        try output.check(kind: .image)
+        try output.check(kind: .image, inputs: inputFiles + modelFiles)
         let photo = try ImageIO.read(image)
         var m: Mask
         var expression: (guidance: EditGuidance, context: [Int], mask: Mask, plan: EditExpression.Plan)?

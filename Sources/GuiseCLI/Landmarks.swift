@@ -43,7 +43,7 @@ struct Landmarks: ParsableCommand {
     }
 
     func run() throws {
-        if let annotatePath { try OutputOptions.check(annotatePath, kind: .image) }
+        if let annotatePath { try OutputOptions.check(annotatePath, kind: .image, inputs: [image]) }
         let picture = try ImageIO.read(image)
         let found = try pickFace(picture, path: image, index: face, options: faces)
         let lm = try meshLandmarks(picture, face: found)

@@ -50,7 +50,7 @@ public struct ModelConvert: ParsableCommand {
     }
 
     public func run() throws {
-        try output.check(kind: .safetensors)
+        try output.check(kind: .safetensors, inputs: [file])
         let start = Date()
         let c = try Checkpoint(path: file, select: key, stripModulePrefix: !keepModulePrefix)
         var stored = c.tensors

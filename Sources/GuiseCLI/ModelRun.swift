@@ -86,7 +86,7 @@ struct ModelRun: ParsableCommand {
     }
 
     func run() throws {
-        try output.check(kind: .safetensors)
+        try output.check(kind: .safetensors, inputs: [file, config, inputs, gradSeed])
         let start = Date()
         let kind: String, outputs: [String: Tensor]
         if file.hasSuffix(".tflite") {

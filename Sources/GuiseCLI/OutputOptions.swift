@@ -39,13 +39,14 @@ public struct OutputOptions: ParsableArguments {
     public init() {}
 
     /// Throws unless `out` has an extension of `kind` and its folder exists (and it is not a
-    /// folder itself). Call it before any long work, so a typo costs nothing.
-    public func check(kind: Kind) throws {
-        try Self.check(out, kind: kind)
+    /// folder itself), and it is none of the files the command reads (`inputs`; nil entries
+    /// are options not given). Call it before any long work, so a typo costs nothing.
+    public func check(kind: Kind, inputs: [String?] = []) throws {
+        try Self.check(out, kind: kind, inputs: inputs)
     }
 
     /// The same check for another path a command writes (an annotated copy, a checkpoint).
-    public static func check(_ path: String, kind: Kind) throws {
+    public static func check(_ path: String, kind: Kind, inputs: [String?] = []) throws {
         let ext = URL(fileURLWithPath: path).pathExtension
         switch kind {
         case .image:
@@ -58,6 +59,7 @@ public struct OutputOptions: ParsableArguments {
             }
         }
         try AtomicFile.checkWritable(path)
+        try AtomicFile.checkNotAnInput(path, inputs: inputs.compactMap { $0 })
     }
 
     /// One line on stderr, unless --quiet.

@@ -36,7 +36,7 @@ struct PoseCommand: ParsableCommand {
     }
 
     func run() throws {
-        for path in [annotatePath, maskPath].compactMap({ $0 }) { try OutputOptions.check(path, kind: .image) }
+        for path in [annotatePath, maskPath].compactMap({ $0 }) { try OutputOptions.check(path, kind: .image, inputs: [image]) }
         let picture = try ImageIO.read(image)
         let estimator = try PoseEstimator()
         guard let first = try estimator.detect(picture).first else { throw BodyError("no person found in \(image)", category: .notFound) }

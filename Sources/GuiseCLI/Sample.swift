@@ -72,7 +72,7 @@ struct Sample: ParsableCommand {
     }
 
     func run() throws {
-        try output.check(kind: .image)
+        try output.check(kind: .image, inputs: [model, config])
         let start = Date()
         let loaded = try DiffusionModel.load(model, config: config, log: output.note)
         let net = loaded.net

@@ -54,7 +54,7 @@ struct Segment: ParsableCommand {
     }
 
     func run() throws {
-        try output.check(kind: .image)
+        try output.check(kind: .image, inputs: [image])
         let start = Date()
         let picture = try ImageIO.read(image)
         let mask: Mask

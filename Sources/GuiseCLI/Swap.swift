@@ -192,7 +192,7 @@ struct Swap: JobCommand {
     func run() throws { try runAsCommand() }
 
     func perform(_ context: JobContext) throws -> JobResult {
-        try output.check(kind: .image)
+        try output.check(kind: .image, inputs: inputFiles + modelFiles)
         if let keepSamples {
             var isDir: ObjCBool = false
             guard FileManager.default.fileExists(atPath: keepSamples, isDirectory: &isDir), isDir.boolValue else {

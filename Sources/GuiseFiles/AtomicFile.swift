@@ -29,6 +29,19 @@ public enum AtomicFile {
         }
     }
 
+    /// Throws if `path` is already one of `inputs` (the same file, however it is spelled or
+    /// linked): the result would replace a file it is made from, which is then lost.
+    public static func checkNotAnInput(_ path: String, inputs: [String]) throws {
+        var out = stat()
+        guard stat(path, &out) == 0 else { return }
+        for input in inputs {
+            var other = stat()
+            if stat(input, &other) == 0, other.st_dev == out.st_dev, other.st_ino == out.st_ino {
+                throw FileError("cannot write \(path): it is the input \(input), which it would replace; write to another file")
+            }
+        }
+    }
+
     public static func write(_ data: Data, to path: String) throws {
         try checkWritable(path)
         let url = URL(fileURLWithPath: path)

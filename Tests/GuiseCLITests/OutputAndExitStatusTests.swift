@@ -63,6 +63,38 @@ extension CLITests {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["data", "smooth.png"])
     }
 
+    /// An output that is one of the command's own inputs (named as it is, another way, or
+    /// through a link) is refused before any work: the photo it reads would be lost.
+    func testAnOutputThatIsAnInputIsRefused() throws {
+        let photo = try smoothPhoto("photo.png")
+        let original = try Data(contentsOf: URL(fileURLWithPath: photo))
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link.png", withDestinationPath: photo)
+        let other = dir + "/../" + URL(fileURLWithPath: dir).lastPathComponent + "/photo.png"
+        let face = repoRoot + "/Samples/obama.jpg"
+        let runs: [([String], String)] = [
+            (["segment", photo, "--what", "person", "-o", photo], photo),
+            (["segment", photo, "--what", "person", "-o", other], other),
+            (["segment", photo, "--what", "person", "-o", dir + "/link.png"], dir + "/link.png"),
+            (["denoise", photo, "--sigma", "20", "-o", photo], photo),
+            (["swap", "--source", face, "--target", photo, "-o", photo, "--no-diffusion"], photo),
+            (["swap", "--source", photo, "--target", face, "-o", photo, "--no-diffusion"], photo),
+            (["edit", photo, "--box", "4,4,8,8", "-o", photo], photo),
+            (["clothes", "--person", photo, "--garment", face, "-o", photo], photo),
+        ]
+        for (arguments, out) in runs {
+            let run = try guise(arguments)
+            XCTAssertEqual(run.status, 2, "\(arguments): \(run.stderr)")
+            XCTAssertEqual(run.stderrLines.count, 1, run.stderr)
+            XCTAssertEqual(run.stderr, "guise: error: cannot write \(out): it is the input \(photo), which it would replace; write to another file\n")
+            XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: photo)), original, "\(arguments) changed the input")
+        }
+        // Another file of the same name elsewhere is written as usual.
+        let elsewhere = dir + "/elsewhere"
+        try FileManager.default.createDirectory(atPath: elsewhere, withIntermediateDirectories: true)
+        let fine = try guise(["segment", photo, "--what", "person", "-o", elsewhere + "/photo.png", "--quiet"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+    }
+
     func testJSONReportsAndQuiet() throws {
         // sample: progress on stderr unless --quiet; --json replaces the lines on stdout.
         let out = dir + "/s.png"
