@@ -56,6 +56,78 @@ final class GeometryTests: XCTestCase {
         XCTAssertLessThan(blurred[20, 20], 1.0001)
     }
 
+    /// A 0/1 mask takes a linear-time path (a distance transform) instead of OpenCV's, whose
+    /// cost grows with the disc's area. It must give OpenCV's bits: the same mask at 0/0.5,
+    /// which is not 0/1, goes through cv::dilate/erode and is compared after doubling.
+    func testBinaryMorphologyMatchesOpenCVsDisc() throws {
+        var state: UInt64 = 11
+        func next() -> Int { state = state &* 6364136223846793005 &+ 1442695040888963407; return Int(state >> 33) }
+        func check(_ mask: Mask, _ label: String) throws {
+            let half = Mask(width: mask.width, height: mask.height, values: mask.values.map { $0 * 0.5 })
+            for r in [1, 2, 3, 4, 5, 7, 12, 19, 33, 64] {
+                for dilate in [true, false] {
+                    let fast = dilate ? try mask.dilated(radius: r) : try mask.eroded(radius: r)
+                    let cv = dilate ? try half.dilated(radius: r) : try half.eroded(radius: r)
+                    let differ = zip(fast.values, cv.values).filter { $0 != 2 * $1 }.count
+                    XCTAssertEqual(differ, 0, "\(label), radius \(r), \(dilate ? "dilated" : "eroded")")
+                }
+            }
+        }
+        // Scattered points (every disc drawn whole), blobs touching the borders, a thin line,
+        // all set and none set, on sizes smaller and larger than the disc.
+        for (w, h) in [(97, 61), (23, 140), (5, 5)] {
+            var dots = Mask(width: w, height: h, fill: 0)
+            for _ in 0..<(w * h / 150 + 1) { dots.values[next() % (w * h)] = 1 }
+            try check(dots, "dots \(w)x\(h)")
+            var blobs = Mask(width: w, height: h, fill: 0)
+            for y in 0..<h { for x in 0..<w where (x * 7 + y * 3) % 29 < 12 || x < 3 || y > h - 4 { blobs[x, y] = 1 } }
+            try check(Mask(width: w, height: h, values: try blobs.blurred(sigma: 2).values.map { $0 > 0.5 ? 1 : 0 }), "blobs \(w)x\(h)")
+            var line = Mask(width: w, height: h, fill: 0)
+            for y in 0..<h { line[min(w - 1, y * w / h), y] = 1 }
+            try check(line, "line \(w)x\(h)")
+            try check(Mask(width: w, height: h, fill: 1), "full \(w)x\(h)")
+            try check(Mask(width: w, height: h, fill: 0), "empty \(w)x\(h)")
+        }
+    }
+
+    /// Wide blurs (σ ≥ 16 px) are computed on a padded, averaged-down plane: they must stay
+    /// within 1e-3 (a quarter of an 8-bit step) of the sampled Gaussian with OpenCV's
+    /// reflect-101 border, computed here directly in double precision, at the border too.
+    func testWideBlurMatchesTheGaussian() throws {
+        let w = 150, h = 97
+        var values = [Float](repeating: 0, count: w * h)
+        for y in 0..<h {
+            for x in 0..<w {
+                let inside = pow(Double(x - 60) / 45, 2) + pow(Double(y - 40) / 30, 2) < 1
+                values[y * w + x] = inside ? Float(0.5 + 0.4 * sin(Double(x) * 0.21) * cos(Double(y) * 0.13)) : (x > 130 ? 1 : 0)
+            }
+        }
+        let mask = Mask(width: w, height: h, values: values)
+        func reflect(_ i: Int, _ n: Int) -> Int {
+            var i = i
+            while i < 0 || i >= n { i = i < 0 ? -i : 2 * (n - 1) - i }
+            return i
+        }
+        for sigma in [16.0, 23.5, 40.0, 64.0] {
+            let radius = (Int((sigma * 8 + 1).rounded()) | 1) / 2
+            var k = (-radius...radius).map { exp(-Double($0 * $0) / (2 * sigma * sigma)) }
+            let total = k.reduce(0, +)
+            k = k.map { $0 / total }
+            var rows = [Double](repeating: 0, count: w * h)
+            for y in 0..<h { for x in 0..<w { rows[y * w + x] = (-radius...radius).reduce(0) { $0 + k[$1 + radius] * Double(values[y * w + reflect(x + $1, w)]) } } }
+            var worst = 0.0
+            let fast = try mask.blurred(sigma: sigma)
+            for y in 0..<h {
+                for x in 0..<w {
+                    let exact = (-radius...radius).reduce(0) { $0 + k[$1 + radius] * rows[reflect(y + $1, h) * w + x] }
+                    let d = abs(Double(fast.values[y * w + x]) - exact)
+                    worst = d.isNaN ? .infinity : max(worst, d)
+                }
+            }
+            XCTAssertLessThan(worst, 1e-3, "σ \(sigma)")
+        }
+    }
+
     func testSeamlessCloneAndInpaintOnlyChangeTheMask() throws {
         let s: [UInt8] = samples(64 * 48 * 3, seed: 4)
         let base = try Image(interleaved: s, width: 64, height: 48, channels: 3).blurred(sigma: 1)
