@@ -75,9 +75,22 @@ public struct DlibChip: Equatable, Sendable {
     /// otherwise everything stays in floating point.
     public func extract(from image: Image, quantised: Bool = true) throws -> Image {
         try image.validate()
-        var w = image.width, h = image.height
-        var planes: [[Double]] = (0..<3).map { c in
-            image.rgb[(c * w * h)..<((c + 1) * w * h)].map { quantised ? (Double($0) * 255).rounded() : Double($0) * 255 }
+        let fullW = image.width, fullH = image.height
+        // Only the part of the photo the chip reads is converted: a whole 35 Mpx photo as
+        // Double planes is 840 MB, for a chip of 150².
+        func crop(_ x0: Int, _ y0: Int, _ cw: Int, _ ch: Int) -> [[Double]] {
+            (0..<3).map { c in
+                var out = [Double](repeating: 0, count: cw * ch)
+                let base = c * fullW * fullH
+                for y in 0..<ch {
+                    let row = base + (y0 + y) * fullW + x0
+                    for x in 0..<cw {
+                        let v = Double(image.rgb[row + x]) * 255
+                        out[y * cw + x] = quantised ? v.rounded() : v
+                    }
+                }
+                return out
+            }
         }
         let chipArea = Double(size * size)
         var levelRect = rect
@@ -88,29 +101,39 @@ public struct DlibChip: Equatable, Sendable {
             depth += 1
             grow = grow * 2 + 2
         }
+        let corners = [(0.0, 0.0), (Double(size - 1), 0), (0, Double(size - 1)), (Double(size - 1), Double(size - 1))]
+        let planes: [[Double]]
+        // The sampled plane's size (a sample whose 2 × 2 neighbourhood leaves it is 0), and
+        // where in it the converted crop lies.
+        var w = fullW, h = fullH, ox = 0, oy = 0, stride = 0
         if depth > 0 {
             // The rotated rectangle's bounding box, grown, clipped to the image and rounded
             // (drectangle → rectangle), is all the pyramid sees.
             let m = chipToImage
-            let corners = [(0.0, 0.0), (Double(size - 1), 0), (0, Double(size - 1)), (Double(size - 1), Double(size - 1))].map { m.apply(Point($0.0, $0.1)) }
-            let l = max(corners.map(\.x).min()! - grow, 0), t = max(corners.map(\.y).min()! - grow, 0)
-            let r = min(corners.map(\.x).max()! + grow, Double(w - 1)), b = min(corners.map(\.y).max()! + grow, Double(h - 1))
+            let mapped = corners.map { m.apply(Point($0.0, $0.1)) }
+            let l = max(mapped.map(\.x).min()! - grow, 0), t = max(mapped.map(\.y).min()! - grow, 0)
+            let r = min(mapped.map(\.x).max()! + grow, Double(w - 1)), b = min(mapped.map(\.y).max()! + grow, Double(h - 1))
             guard l <= r, t <= b else { return Image(width: size, height: size, red: 0, green: 0, blue: 0) }
             let x0 = Int((l + 0.5).rounded(.down)), y0 = Int((t + 0.5).rounded(.down))
             let x1 = Int((r + 0.5).rounded(.down)), y1 = Int((b + 0.5).rounded(.down))
-            let cw = x1 - x0 + 1, ch = y1 - y0 + 1
-            planes = planes.map { p in
-                var out = [Double](repeating: 0, count: cw * ch)
-                for y in 0..<ch { for x in 0..<cw { out[y * cw + x] = p[(y0 + y) * w + x0 + x] } }
-                return out
-            }
-            (w, h) = (cw, ch)
+            var level = crop(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+            (w, h) = (x1 - x0 + 1, y1 - y0 + 1)
             levelRect = (levelRect.l - Double(x0), levelRect.t - Double(y0), levelRect.r - Double(x0), levelRect.b - Double(y0))
             for _ in 0..<depth {
                 guard w > 8, h > 8 else { return Image(width: size, height: size, red: 0, green: 0, blue: 0) }
-                (planes, w, h) = Self.pyramidDown(planes, w, h, quantised: quantised)
+                (level, w, h) = Self.pyramidDown(level, w, h, quantised: quantised)
                 levelRect = Self.down(levelRect)
             }
+            planes = level
+            stride = w
+        } else {
+            // The pixels the bilinear samples touch: the chip's corners' box, a pixel wider.
+            let mapped = corners.map { chipMapping(levelRect).apply(Point($0.0, $0.1)) }
+            let x0 = max(0, Int(mapped.map(\.x).min()!.rounded(.down)) - 1), y0 = max(0, Int(mapped.map(\.y).min()!.rounded(.down)) - 1)
+            let x1 = min(w - 1, Int(mapped.map(\.x).max()!.rounded(.down)) + 2), y1 = min(h - 1, Int(mapped.map(\.y).max()!.rounded(.down)) + 2)
+            guard x0 <= x1, y0 <= y1 else { return Image(width: size, height: size, red: 0, green: 0, blue: 0) }
+            planes = crop(x0, y0, x1 - x0 + 1, y1 - y0 + 1)
+            (ox, oy, stride) = (x0, y0, x1 - x0 + 1)
         }
         let t = chipMapping(levelRect)
         let n = size * size
@@ -122,8 +145,8 @@ public struct DlibChip: Equatable, Sendable {
                 guard x0 >= 0, y0 >= 0, x0 + 1 < w, y0 + 1 < h else { continue }
                 let fx = q.x - Double(x0), fy = q.y - Double(y0)
                 for ch in 0..<3 {
-                    let p = planes[ch], i = y0 * w + x0
-                    var v = (1 - fy) * ((1 - fx) * p[i] + fx * p[i + 1]) + fy * ((1 - fx) * p[i + w] + fx * p[i + w + 1])
+                    let p = planes[ch], i = (y0 - oy) * stride + x0 - ox
+                    var v = (1 - fy) * ((1 - fx) * p[i] + fx * p[i + 1]) + fy * ((1 - fx) * p[i + stride] + fx * p[i + stride + 1])
                     if quantised { v = min(max(v, 0), 255).rounded(.towardZero) }
                     rgb[ch * n + r * size + c] = Float(v / 255)
                 }

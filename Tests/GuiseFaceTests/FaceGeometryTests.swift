@@ -476,6 +476,27 @@ final class DlibChipTests: XCTestCase {
         XCTAssertThrowsError(try DlibChip.tensor([]))
     }
 
+    /// A plain chip reads only the pixels round it, wherever the face lies: cut the photo
+    /// through the face and the chip is the same where its samples stay inside the cut photo,
+    /// and 0 (dlib's border) where they leave it.
+    func testChipsReachingPastTheEdgeReadTheRightPixels() throws {
+        let f = try fixture("dlib_chips")
+        let image = try sample("astronaut.png")
+        let shapes = try f.tensor("shapes").values.map(Double.init)
+        let pts = (0..<5).map { Point(shapes[2 * $0], shapes[2 * $0 + 1]) }
+        let whole = try DlibChip.details(points: pts).extract(from: image)
+        for (dx, dy) in [(Int(pts[4].x), 0), (0, Int(pts[4].y)), (Int(pts[0].x) - 10, Int(pts[0].y) - 10)] {
+            let cut = try image.cropped(x: dx, y: dy, width: image.width - dx, height: image.height - dy)
+            let chip = try DlibChip.details(points: pts.map { Point($0.x - Double(dx), $0.y - Double(dy)) }).extract(from: cut)
+            var zeros = 0, same = 0
+            for i in 0..<(3 * 150 * 150) {
+                if chip.rgb[i] == 0 { zeros += 1 } else if chip.rgb[i] == whole.rgb[i] { same += 1 }
+            }
+            XCTAssertGreaterThan(zeros, 3 * 150 * 20, "cut at \(dx), \(dy): the chip should reach past the edge")
+            XCTAssertEqual(zeros + same, 3 * 150 * 150, "cut at \(dx), \(dy)")
+        }
+    }
+
     func testChipTransformsRoundTrip() throws {
         let pts = [Point(255, 104), Point(238, 105), Point(195, 101), Point(212, 103), Point(224, 135)]
         let d = try DlibChip.details(points: pts)
