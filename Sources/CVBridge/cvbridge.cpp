@@ -388,40 +388,56 @@ void binary_dilate(const float *in, float *out, int w, int h, bool erode, int r)
         for (int x = 0; x < w; x++)
             g[row + x] = d[x] < 0 ? inf : d[x] == 0 ? -1.0 : (double)((2 * d[x] - 1) * (2 * d[x] - 1));
     }
+    // Down each column, on a transposed copy so the column is contiguous (walking a column of
+    // a wide plane in place touches a new cache line per row).
+    std::vector<double> gt((size_t)w * h);
+    const int block = 32;
+    for (int y0 = 0; y0 < h; y0 += block)
+        for (int x0 = 0; x0 < w; x0 += block)
+            for (int y = y0; y < std::min(h, y0 + block); y++)
+                for (int x = x0; x < std::min(w, x0 + block); x++) gt[(size_t)x * h + y] = g[(size_t)y * w + x];
+    std::vector<uint8_t> hits((size_t)w * h);
     std::vector<int> v(h);
     std::vector<double> z(h + 1);
     const double limit = 4.0 * r * r;
     for (int x = 0; x < w; x++) {
         // Parabolas f(q) + 4 (p - q)^2 for the rows q that hold a set pixel.
-        auto f = [&](int q) { return g[(size_t)q * w + x]; };
+        const double *f = gt.data() + (size_t)x * h;
+        uint8_t *hit = hits.data() + (size_t)x * h;
         int k = -1;
         for (int q = 0; q < h; q++) {
-            if (f(q) >= inf) continue;
+            if (f[q] >= inf) continue;
             if (k < 0) { k = 0; v[0] = q; z[0] = -inf; z[1] = inf; continue; }
             double s;
             while (true) {
                 int p = v[k];
-                s = ((f(q) + 4.0 * q * q) - (f(p) + 4.0 * p * p)) / (8.0 * (q - p));
+                s = ((f[q] + 4.0 * q * q) - (f[p] + 4.0 * p * p)) / (8.0 * (q - p));
                 if (s <= z[k] && k > 0) { k--; continue; }
                 break;
             }
-            if (s <= z[k]) { v[k] = q; z[k + 1] = inf; continue; }
             k++; v[k] = q; z[k] = s; z[k + 1] = inf;
         }
         int j = 0;
         for (int y = 0; y < h; y++) {
-            bool hit = false;
+            bool any = false;
             if (k >= 0) {
                 while (z[j + 1] < y) j++;
                 // The nearest parabola, and its neighbours in case rounding put the boundary a hair off.
-                for (int t = std::max(0, j - 1); t <= std::min(k, j + 1) && !hit; t++) {
+                for (int t = std::max(0, j - 1); t <= std::min(k, j + 1) && !any; t++) {
                     double dy = y - v[t];
-                    hit = f(v[t]) + 4.0 * dy * dy < limit;
+                    any = f[v[t]] + 4.0 * dy * dy < limit;
                 }
             }
-            out[(size_t)y * w + x] = erode ? (hit ? 0.0f : 1.0f) : (hit ? 1.0f : 0.0f);
+            hit[y] = any;
         }
     }
+    for (int y0 = 0; y0 < h; y0 += block)
+        for (int x0 = 0; x0 < w; x0 += block)
+            for (int y = y0; y < std::min(h, y0 + block); y++)
+                for (int x = x0; x < std::min(w, x0 + block); x++) {
+                    const bool any = hits[(size_t)x * h + y] != 0;
+                    out[(size_t)y * w + x] = erode ? (any ? 0.0f : 1.0f) : (any ? 1.0f : 0.0f);
+                }
 }
 
 } // namespace
@@ -437,7 +453,25 @@ int cvb_morphology(const float *src, int width, int height, int planes, float *d
         for (int i = 0; i < planes; i++) {
             const float *p = src + i * n;
             if (disc && std::all_of(p, p + n, [](float v) { return v == 0.0f || v == 1.0f; })) {
-                binary_dilate(p, dst + i * n, width, height, !dilate, radius);
+                // Either way nothing is set farther than the radius from the set pixels' box, and
+                // nothing inside it depends on pixels beyond that: only the box grown by the
+                // radius is worked (a face's or a person's mask in a large photo is a small part).
+                int x0 = width, y0 = height, x1 = -1, y1 = -1;
+                for (int y = 0; y < height; y++)
+                    for (int x = 0; x < width; x++)
+                        if (p[(size_t)y * width + x] == 1.0f) {
+                            x0 = std::min(x0, x); x1 = std::max(x1, x); y0 = std::min(y0, y); y1 = std::max(y1, y);
+                        }
+                float *o = dst + i * n;
+                std::fill(o, o + n, 0.0f);
+                if (x1 < 0) continue;
+                x0 = std::max(0, x0 - radius); y0 = std::max(0, y0 - radius);
+                x1 = std::min(width - 1, x1 + radius); y1 = std::min(height - 1, y1 + radius);
+                const int cw = x1 - x0 + 1, ch = y1 - y0 + 1;
+                std::vector<float> crop((size_t)cw * ch), result((size_t)cw * ch);
+                for (int y = 0; y < ch; y++) std::copy_n(p + (size_t)(y0 + y) * width + x0, cw, crop.data() + (size_t)y * cw);
+                binary_dilate(crop.data(), result.data(), cw, ch, !dilate, radius);
+                for (int y = 0; y < ch; y++) std::copy_n(result.data() + (size_t)y * cw, cw, o + (size_t)(y0 + y) * width + x0);
                 continue;
             }
             cv::Mat r;
