@@ -333,8 +333,11 @@ int cvb_gaussian_blur(const float *src, int width, int height, int planes, float
     return guarded("GaussianBlur", [&] {
         auto in = plane_views(src, width, height, planes);
         auto out = plane_views(dst, width, height, planes);
-        // Below 16 px the direct kernel is cheap and exact.
-        const int factor = ksize == 0 ? (int)(sigma / 8) : 0;
+        // Below 16 px the direct kernel is cheap and exact. So is it, nearly, where σ is large
+        // against the plane, whose padding would then outgrow it many times over (a feather
+        // of thousands of pixels): there the direct kernel runs, slowly but in bounded memory.
+        const double padded = (width + 8 * sigma) * (height + 8 * sigma);
+        const int factor = ksize == 0 && sigma >= 16 && padded <= 2.0 * width * height + 16e6 ? (int)(sigma / 8) : 0;
         for (int i = 0; i < planes; i++) {
             cv::Mat r;
             if (factor >= 2) wide_gaussian(in[i], r, sigma, factor);
