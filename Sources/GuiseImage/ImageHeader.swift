@@ -111,10 +111,12 @@ struct ImageHeader: Equatable {
             guard w > 0 && h > 0 else { throw ImageError("corrupt TIFF (no image size)") }
             // OpenCV allocates one strip or tile as declared, up to 1 GB, without clamping it to the
             // image: a 200-byte file of 4102×6 pixels with 8299 rows per strip made it take 130 MB.
-            // A strip or tile may be as large as the image, or 1 MP, whichever is more.
+            // A strip or tile may be as large as the image, or 1 MP, whichever is more. A tiled file
+            // that leaves one tile side out (or gives it as 0) gets that side from the image, as
+            // OpenCV does: 5×4 pixels with 5392710-row tiles and no tile width took 103 MB.
             let tiled = tileW > 0 || tileH > 0
-            let blockW = tiled ? tileW : w
-            let blockH = tiled ? tileH : (rowsPerStrip == 0 || rowsPerStrip == 0xFFFF_FFFF ? h : rowsPerStrip)
+            let blockW = tiled ? (tileW > 0 ? tileW : w) : w
+            let blockH = tiled ? (tileH > 0 ? tileH : h) : (rowsPerStrip == 0 || rowsPerStrip == 0xFFFF_FFFF ? h : rowsPerStrip)
             let (block, overflow) = blockW.multipliedReportingOverflow(by: blockH)
             let (area, areaOverflow) = w.multipliedReportingOverflow(by: h)
             guard !overflow, areaOverflow || block <= max(area, 1 << 20) else {

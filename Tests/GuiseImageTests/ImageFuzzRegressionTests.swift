@@ -13,6 +13,9 @@ final class ImageFuzzRegressionTests: XCTestCase {
         // A TIFF giving its height twice (65534, then 12): the header check took the last, libtiff
         // the first, and OpenCV allocated 4101×65534 pixels (256 MB).
         "image-tiff-height-given-twice.tif": "corrupt TIFF (tag 257 repeated or not a single SHORT or LONG)",
+        // A 5×4 tiled TIFF declaring 5392710-row tiles and no tile width: OpenCV took the image's
+        // width for the tile's and allocated 5×5392710 pixels (103 MB).
+        "image-tiff-tile-without-width.tif": "corrupt TIFF (tiles of 5x5392710 pixels for a 5x4 image)",
     ]
 
     func testCrashInputsNowGiveOneLineErrors() throws {
