@@ -193,6 +193,7 @@ public final class ClothesSwap {
         let neckEdge = try Self.neckEdge(body, kind: kind)
         let (pasted, painted, filled) = try timed("composite") { () throws -> (Image, Region, Region) in
             var painted = Region(width: w, height: h, bits: (0..<n).map { zone.bits[$0] && sampled.alpha[$0] > 0.5 })
+            painted = try Self.anchoredOnBareSkin(painted, skin: body.skin && !body.face, scale: s)
             // The person's folds and light: their clothing's low-pass luma over its mean, in place
             // of the garment's own, bounded, its mean over the garment kept at 1 so the colour holds.
             let personShade = try Self.shading(person, region: body.region, sigma: 0.06 * s)
@@ -447,6 +448,22 @@ public final class ClothesSwap {
             for i in 0..<n where fill.bits[i] { layer.rgb[c * n + i] = filled[i] }
         }
         return out
+    }
+
+    /// The garment where it lies on the person's bare skin only as part of a piece that also
+    /// covers old clothing: a sleeve over a bare arm runs on from the shoulder. A patch floating on
+    /// the skin, cut off from the rest (the wearer's watch, the mixed pixels along their arm's
+    /// outline, a fill beside their hand, carried by the arm's warp), would print as a blotch on
+    /// the arm. Pieces joined only by a thread thinner than 2 % of the body's scale count as cut off.
+    static func anchoredOnBareSkin(_ painted: Region, skin: Region, scale s: Double) throws -> Region {
+        let onSkin = painted && skin
+        guard onSkin.area > 0 else { return painted }
+        let k = max(1, Int((0.01 * s).rounded()))
+        let opened = try painted.eroded(k).dilated(k) && painted
+        let anchored = opened.connected(to: opened && !skin)
+        // What the opening took off stays where it touches the anchored garment (its own edge).
+        let rim = try anchored.dilated(k + 1) && painted
+        return painted && (!skin || anchored || rim)
     }
 
     /// The bare neck's last pixels against the old clothing: they mix skin with the collar (a

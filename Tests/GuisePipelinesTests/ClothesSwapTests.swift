@@ -37,6 +37,30 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertEqual(white.b, 0, accuracy: 1e-3)
     }
 
+    /// On bare skin the garment stays where it runs on from the part over old clothing (a sleeve
+    /// from the torso); a patch cut off from it, or hanging on by a 1-pixel thread, goes. Off the
+    /// skin nothing is taken away.
+    func testGarmentPatchesFloatingOnBareSkinAreDropped() throws {
+        let w = 100, h = 60
+        var painted = Region(width: w, height: h), skin = Region(width: w, height: h)
+        func fill(_ xs: Range<Int>, _ ys: Range<Int>, _ r: inout Region) { for y in ys { for x in xs { r.bits[y * w + x] = true } } }
+        fill(40..<w, 0..<h, &skin)
+        fill(0..<40, 0..<h, &painted)          // torso, over old clothing
+        fill(40..<70, 0..<10, &painted)        // sleeve over the bare arm
+        fill(70..<80, 30..<40, &painted)       // a patch on its own
+        fill(50..<60, 45..<55, &painted)       // a patch on a thread
+        fill(45..<46, 10..<45, &painted)       // the thread
+        fill(10..<12, 20..<22, &skin)          // skin under the torso's garment stays painted
+        let out = try ClothesSwap.anchoredOnBareSkin(painted, skin: skin, scale: 100)
+        func all(_ xs: Range<Int>, _ ys: Range<Int>, _ v: Bool) -> Bool { ys.allSatisfy { y in xs.allSatisfy { out.bits[y * w + $0] == v } } }
+        XCTAssertTrue(all(0..<40, 0..<h, true), "the garment off the bare skin is all kept")
+        XCTAssertTrue(all(40..<70, 0..<10, true), "the sleeve is kept")
+        XCTAssertTrue(all(70..<80, 30..<40, false), "the floating patch goes")
+        XCTAssertTrue(all(50..<60, 45..<55, false), "the patch on a thread goes")
+        XCTAssertTrue(all(45..<46, 13..<45, false), "and the thread, but for its root at the sleeve")
+        XCTAssertTrue((out && !painted).area == 0, "nothing is added")
+    }
+
     func testSmallHolesAreFilledAndLargeOnesAndOpeningsKept() throws {
         // A 40×40 ring region with a 3×3 hole and a 10×10 hole inside, and a notch open to the border.
         let w = 40, h = 40
