@@ -205,6 +205,44 @@ final class AlignmentTests: XCTestCase {
 final class TiledDetectionTests: XCTestCase {
     /// The group photo: one pass over the whole photo finds three of its six faces; with tiles all
     /// six, each once, and no extra face on the single-person photos.
+    /// Obama's portrait turned upside down: one pass alone puts the eyes above the mouth as on
+    /// an upright face; the detector finds the face upright in the photo turned back, so its
+    /// keypoints are the upright photo's turned over. On the upright photo nothing changes.
+    func testAnUpsideDownFaceIsFoundTheRightWayUp() throws {
+        let d = try BlazeFaceDetector()
+        let image = try sample("obama.jpg")
+        let up = try d.detect(image)
+        XCTAssertEqual(up, try d.firstFound(image), "the turned pass leaves an upright photo's faces as they were")
+        let face = try XCTUnwrap(up.first)
+        let turnedImage = image.turnedOver()
+        let single = try XCTUnwrap(try d.firstFound(turnedImage).first)
+        XCTAssertLessThan(try XCTUnwrap(single.keypoints[KeypointName.leftEye]).y, try XCTUnwrap(single.keypoints[KeypointName.mouthCentre]).y,
+                          "one pass sees an upright face")
+        let found = try d.detect(turnedImage)
+        XCTAssertEqual(found.count, up.count)
+        let f = try XCTUnwrap(found.first)
+        XCTAssertGreaterThan(f.score, single.score + 0.1)
+        let w = Double(image.width), h = Double(image.height)
+        for (name, p) in face.keypoints {
+            let q = try XCTUnwrap(f.keypoints[name], name)
+            XCTAssertLessThan(hypot(q.x - (w - p.x), q.y - (h - p.y)), 0.05 * face.box.width, name)
+        }
+        XCTAssertGreaterThan(try XCTUnwrap(f.keypoints[KeypointName.leftEye]).y, try XCTUnwrap(f.keypoints[KeypointName.mouthCentre]).y,
+                             "the eyes lie below the mouth in the upside-down photo")
+    }
+
+    /// A turned detection replaces an overlapping upright one only when it scores over 0.1
+    /// more, and stands alone only from 0.75.
+    func testTurnedDetectionsReplaceOrJoinOnlyWhenClearlyBetter() {
+        func face(_ x: Double, _ score: Double, _ tag: Double) -> Face {
+            Face(box: Box(x: x, y: 0, width: 10, height: 10), score: score, keypoints: [KeypointName.nose: Point(tag, 0)])
+        }
+        let upright = [face(0, 0.7, 1), face(50, 0.9, 2)]
+        XCTAssertEqual(BlazeFaceDetector.merged(upright: upright, turned: [face(1, 0.75, 3), face(51, 0.6, 4), face(100, 0.7, 5)]), upright)
+        let merged = BlazeFaceDetector.merged(upright: upright, turned: [face(1, 0.85, 3), face(100, 0.8, 5)])
+        XCTAssertEqual(merged.map { $0.keypoints[KeypointName.nose]!.x }.sorted(), [2, 3, 5])
+    }
+
     func testTilesFindTheSmallFacesOfAGroupPhoto() throws {
         let blaze = try BlazeFaceDetector()
         let tiled = TiledBlazeFaceDetector(blaze)
