@@ -229,6 +229,11 @@ public final class ClothesSwap {
             for i in 0..<n where !painted.bits[i] { soft.values[i] = 0 }
             var out = under
             FaceSwap.paste(garmentLayer, mask: soft, into: &out, x: 0, y: 0)
+            // Forearms in front keep their shape and folds but wear the new sleeve, or are bare
+            // (the skin `undressed` gave them) when the garment's sleeves are short.
+            if let colour = source.sleeveColour {
+                Self.recolouredSleeves(&out, person: person, sleeves: body.frontSleeves, colour: colour)
+            }
             return (out, painted, body.region && !painted)
         }
         report.paintedArea = painted.area
@@ -301,6 +306,9 @@ public final class ClothesSwap {
         var fromPerson: Bool
         var neckline: Point?
         var outline: [String: Point]?
+        /// The colour of the garment's sleeves at the forearm, nil when it leaves the forearms
+        /// bare (a T-shirt, a vest).
+        var sleeveColour: (Float, Float, Float)?
     }
 
     func analyseGarment(_ garment: Image, kind: GarmentKind) throws -> GarmentSource {
@@ -366,7 +374,8 @@ public final class ClothesSwap {
             // The wearer's shoulder tops pair with the person's, so the garment's shoulders reach
             // theirs; its sides are not used (arms hanging along a body widen the silhouette).
             let tops = b.outline.filter { $0.key.hasSuffix("_shoulder_top") }
-            return GarmentSource(image: image, region: region, frame: b.frame, fromPerson: true, neckline: nil, outline: tops.isEmpty ? nil : tops)
+            return GarmentSource(image: image, region: region, frame: b.frame, fromPerson: true, neckline: nil, outline: tops.isEmpty ? nil : tops,
+                                 sleeveColour: Self.sleeveColour(garment, wearer: b, kind: kind, fallback: region))
         }
         guard kind == .upper else {
             throw PipelineError("no person wearing a garment found in the garment photo; a garment on its own is supported for --kind upper only", category: .unsupported)
@@ -380,7 +389,61 @@ public final class ClothesSwap {
         }
         let product = try ProductGarment.landmarks(region)
         return GarmentSource(image: garment, region: region, frame: product.frame, fromPerson: false, neckline: product.landmarks["neckline"],
-                              outline: product.outline)
+                              outline: product.outline, sleeveColour: Self.meanColour(garment, region))
+    }
+
+    /// The sleeve on the wearer's forearms: the cloth (neither skin, hand, face nor hair) in each
+    /// forearm's capsule within the person. A forearm whose capsule is at least half cloth wears
+    /// a sleeve, and the sleeves' mean colour is returned; forearms in view that are all bare
+    /// mean short sleeves (nil). With neither forearm in view the upper arms' cloth speaks for
+    /// the sleeve, and failing that the whole garment.
+    static func sleeveColour(_ image: Image, wearer b: BodyAnalysis, kind: GarmentKind, fallback: Region) -> (Float, Float, Float)? {
+        guard kind != .lower else { return nil }
+        let f = b.frame, w = image.width, h = image.height, s = f.scale
+        func cloth(_ part: String) -> (seen: Int, cloth: Region) {
+            var seen = 0, out = Region(width: w, height: h)
+            for (name, a, c, r) in f.limbs(kind) where name.hasSuffix(part) && f.located(a) && f.located(c) {
+                let arm = Region.capsule(f[a], f[c], radius: r * s, width: w, height: h) && b.person && !b.handZones && !b.face && !b.hair
+                guard arm.area >= 16 else { continue }
+                seen += 1
+                let covered = arm && !b.skin
+                if 2 * covered.area >= arm.area { out = out || covered }
+            }
+            return (seen, out)
+        }
+        let forearms = cloth("forearm")
+        if forearms.cloth.area > 0 { return meanColour(image, forearms.cloth) }
+        if forearms.seen > 0 { return nil }
+        let upper = cloth("upper arm").cloth
+        return meanColour(image, upper.area > 0 ? upper : fallback)
+    }
+
+    static func meanColour(_ image: Image, _ region: Region) -> (Float, Float, Float)? {
+        let n = image.pixelCount
+        var sum = (0.0, 0.0, 0.0), count = 0.0
+        for i in 0..<n where region.bits[i] {
+            sum.0 += Double(image.rgb[i]); sum.1 += Double(image.rgb[n + i]); sum.2 += Double(image.rgb[2 * n + i]); count += 1
+        }
+        return count > 0 ? (Float(sum.0 / count), Float(sum.1 / count), Float(sum.2 / count)) : nil
+    }
+
+    /// The old sleeves on forearms in front of the body, in the new sleeve's colour: each pixel
+    /// the colour times its luma's departure from the old sleeves' mean (their folds and light),
+    /// that departure taken relative to at least 0.2 and damped to 0.6 of it, so the noise of a
+    /// dark sleeve does not print as blotches on a light one.
+    static func recolouredSleeves(_ out: inout Image, person: Image, sleeves: Region, colour: (Float, Float, Float)) {
+        let n = person.pixelCount
+        let luma = person.grey()
+        var sum = 0.0, count = 0.0
+        for i in 0..<n where sleeves.bits[i] { sum += Double(luma[i]); count += 1 }
+        guard count > 0 else { return }
+        let mean = Float(sum / count), scale = max(mean, 0.2)
+        for i in 0..<n where sleeves.bits[i] {
+            let f = 1 + 0.6 * min(max((luma[i] - mean) / scale, -1), 1)
+            out.rgb[i] = min(max(colour.0 * f, 0), 1)
+            out.rgb[n + i] = min(max(colour.1 * f, 0), 1)
+            out.rgb[2 * n + i] = min(max(colour.2 * f, 0), 1)
+        }
     }
 
     /// A top's own openings that land beside the wearer's neck rather than round it (the

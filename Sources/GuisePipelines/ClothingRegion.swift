@@ -401,6 +401,9 @@ struct BodyAnalysis {
     var handZones: Region
     /// Forearms lying over the torso: in front of it, so they stay.
     var frontArms: Region
+    /// The old sleeves on those forearms (their pixels that are not skin, hand, face or hair):
+    /// part of the region, so the new garment's sleeve colour or bare skin replaces them there.
+    var frontSleeves: Region
     var skin: Region
     /// Hair, from the head down over the shoulders and back (`HairModel`): in front of any garment.
     var hair: Region
@@ -451,6 +454,30 @@ struct BodyAnalysis {
                 top = q
             }
             if let top, distance(top, p) >= 0.05 * frame.scale { out[name] = top }
+        }
+        return out
+    }
+
+    /// The pixels of `candidates` of `sample`'s main colour: within 2.5 times the median
+    /// distance (at least 0.1) of its per-channel median, by Euclidean distance in RGB, or twice
+    /// that for pixels no brighter than the median in any channel (the cloth in shadow). Medians,
+    /// so a watch or a white cuff in the sample does not widen the colour to take them in.
+    static func coloured(like sample: Region, in candidates: Region, image: Image) -> Region {
+        let n = image.pixelCount
+        var out = Region(width: image.width, height: image.height)
+        let picked = (0..<n).filter { sample.bits[$0] }
+        guard !picked.isEmpty else { return out }
+        func median(_ v: [Float]) -> Float { v.sorted()[v.count / 2] }
+        let centre = (0..<3).map { c in median(picked.map { image.rgb[c * n + $0] }) }
+        func distance(_ i: Int) -> Float {
+            var d2: Float = 0
+            for c in 0..<3 { let d = image.rgb[c * n + i] - centre[c]; d2 += d * d }
+            return d2.squareRoot()
+        }
+        let reach = max(0.1, 2.5 * median(picked.map(distance)))
+        for i in 0..<n where candidates.bits[i] {
+            let darker = (0..<3).allSatisfy { image.rgb[$0 * n + i] <= centre[$0] + 0.02 }
+            out.bits[i] = distance(i) <= (darker ? 2 * reach : reach)
         }
         return out
     }
@@ -608,6 +635,23 @@ struct BodyAnalysis {
         var zone = torso || band || collar
         for l in limbs { zone = zone || l }
         var region = person && zone && !(face && !collarInFaceMargin) && !hands && !frontArms && !(skin && !skinEdge) && !hair
+        var frontSleeves = Region(width: w, height: h)
+        var handsKept = hands
+        if kind != .lower, override == nil {
+            // The sleeve is the cloth of the forearm's own colour: a watch or a shirt's cuff in
+            // it stays as it is. A hand's zone keeps a margin round its skin; where that margin
+            // is the sleeve's colour it is the sleeve, and kept it would ring the hand with the
+            // old cloth.
+            let cloth = frontArms && person && !(skin && !skinEdge) && !face && !hair
+            if cloth.area >= 16 {
+                let near = try cloth.dilated(max(1, Int((0.04 * s).rounded())))
+                frontSleeves = Self.coloured(like: cloth && !hands, in: cloth && (!hands || near), image: image)
+                // Specks the colour test left in its folds' deepest shadows are sleeve too.
+                frontSleeves = frontSleeves.smallHolesFilled(maxArea: max(4, Int(0.003 * s * s))) && cloth
+                handsKept = hands && !frontSleeves
+            }
+            region = region || frontSleeves
+        }
         var limit: Region?
         if let override {
             guard override.width == w, override.height == h else {
@@ -616,8 +660,8 @@ struct BodyAnalysis {
             region = Region(override) && !face
             limit = region
         }
-        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, slope: slope, face: face, hands: hands, handZones: handZones,
-                            frontArms: frontArms, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit,
+        return BodyAnalysis(frame: frame, person: person, torso: torso, limbs: limbs, band: band, collar: collar, slope: slope, face: face, hands: handsKept, handZones: handZones,
+                            frontArms: frontArms, frontSleeves: frontSleeves, skin: skin, hair: hair, region: region, skinColour: skinColour, limit: limit,
                             skinModel: skinModel)
     }
 }

@@ -701,6 +701,72 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertLessThan(near, far + 0.03, "beside the arms \(near), farther out \(far)")
     }
 
+    /// Obama's crossed forearms in his navy sleeves: under the astronaut's long-sleeved suit they
+    /// keep their place and folds but turn the suit's orange; under Messi's short-sleeved shirt
+    /// they turn to bare skin like his hands'. His hands stay bit for bit.
+    func testOldSleevesOnForearmsInFrontTakeTheNewSleeveOrBareSkin() throws {
+        let swap = try swapper()
+        let full = try sample("obama.jpg")
+        let person = try full.resized(width: full.width / 2, height: full.height / 2)
+        let b = try BodyAnalysis.analyse(person, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
+                                         analyzer: swap.analyzer, label: "person", override: nil)
+        let sleeves = b.frontSleeves
+        XCTAssertGreaterThan(sleeves.area, 2000, "his sleeves across the body")
+        XCTAssertEqual((sleeves && !b.region).area, 0, "the sleeves are part of the region that may change")
+        XCTAssertEqual((sleeves && b.hands).area, 0)
+        let n = person.pixelCount
+        let before = try XCTUnwrap(ColourDifference.meanLab(person, sleeves))
+        for (garment, long) in [("astronaut.png", true), ("messi5.jpg", false)] {
+            let g = try sample(garment)
+            let source = try swap.analyseGarment(g, kind: .upper)
+            XCTAssertEqual(source.sleeveColour != nil, long, garment)
+            let r = try swap.runDetailed(person: person, garment: g)
+            let after = try XCTUnwrap(ColourDifference.meanLab(r.image, sleeves))
+            XCTAssertGreaterThan(ColourDifference.ciede2000(after, before), 20, "\(garment): the navy is gone")
+            let want: ColourDifference.Lab
+            if let c = source.sleeveColour {
+                want = ColourDifference.lab(Double(c.0), Double(c.1), Double(c.2))
+            } else {
+                // The skin it is filled from: his hands'.
+                want = try XCTUnwrap(ColourDifference.meanLab(person, b.hands && b.skin))
+            }
+            XCTAssertLessThan(ColourDifference.ciede2000(after, want), 12, "\(garment): \(after) against \(want)")
+            let moved = (0..<n).filter { i in b.hands.bits[i] && (0..<3).contains { r.image.rgb[$0 * n + i] != person.rgb[$0 * n + i] } }
+            XCTAssertEqual(moved.count, 0, "\(garment): the hands stay")
+        }
+    }
+
+    /// The sleeve's colour is its main colour (a median), so a white cuff in the sample does not
+    /// widen it; its shadows pass, other colours do not.
+    func testTheSleeveIsTheClothOfItsOwnColour() {
+        let w = 10, h = 1, n = w * h
+        let colours: [(Float, Float, Float)] = [(0.1, 0.1, 0.3), (0.12, 0.1, 0.32), (0.1, 0.12, 0.28), (0.11, 0.1, 0.3), (0.09, 0.11, 0.31),
+                                                (0.95, 0.95, 0.95), (0.95, 0.95, 0.95),   // a cuff, in the sample
+                                                (0.04, 0.04, 0.16),                        // the sleeve in shadow
+                                                (0.8, 0.1, 0.1), (0.95, 0.95, 0.95)]       // red, white: not the sleeve
+        var rgb = [Float](repeating: 0, count: 3 * n)
+        for (i, c) in colours.enumerated() { rgb[i] = c.0; rgb[n + i] = c.1; rgb[2 * n + i] = c.2 }
+        let image = Image(width: w, height: h, rgb: rgb)
+        var sample = Region(width: w, height: h)
+        for i in 0..<7 { sample.bits[i] = true }
+        let out = BodyAnalysis.coloured(like: sample, in: Region(width: w, height: h, value: true), image: image)
+        XCTAssertEqual(out.bits, [true, true, true, true, true, false, false, true, false, false])
+    }
+
+    /// Recoloured, a sleeve's pixel at its mean luma takes the new colour exactly; brighter and
+    /// darker ones keep 0.6 of their relative departure.
+    func testARecolouredSleeveKeepsItsFolds() {
+        let w = 3, n = 3
+        let grey: [Float] = [0.3, 0.4, 0.5]
+        let person = Image(width: w, height: 1, rgb: grey + grey + grey)
+        var out = Image(width: w, height: 1, red: 0, green: 0, blue: 0)
+        ClothesSwap.recolouredSleeves(&out, person: person, sleeves: Region(width: w, height: 1, value: true), colour: (0.8, 0.4, 0.2))
+        XCTAssertEqual(out.rgb[1], 0.8, accuracy: 1e-5)
+        XCTAssertEqual(out.rgb[n + 1], 0.4, accuracy: 1e-5)
+        XCTAssertEqual(out.rgb[0], 0.8 * (1 - 0.6 * 0.25), accuracy: 1e-4)
+        XCTAssertEqual(out.rgb[2 * n + 2], 0.2 * (1 + 0.6 * 0.25), accuracy: 1e-4)
+    }
+
     func testBadInputsAreOneLineErrors() throws {
         let swap = try swapper()
         let grey = Image(width: 320, height: 240, red: 0.5, green: 0.5, blue: 0.5)
