@@ -638,14 +638,13 @@ struct BodyAnalysis {
         var frontSleeves = Region(width: w, height: h)
         var handsKept = hands
         if kind != .lower, override == nil {
-            // The sleeve is the cloth of the forearm's own colour: a watch or a shirt's cuff in
-            // it stays as it is. A hand's zone keeps a margin round its skin; where that margin
-            // is the sleeve's colour it is the sleeve, and kept it would ring the hand with the
-            // old cloth.
+            // The sleeve is the forearm's cloth of the colour it has outside the hand's zone: a
+            // watch or a shirt's cuff stays as it is. Inside the forearm the hand's zone counts
+            // too: its margin round the skin, or a disc kept whole (a hand tucked under the other
+            // arm), also holds the sleeve's end, and kept it ringed the hand with the old cloth.
             let cloth = frontArms && person && !(skin && !skinEdge) && !face && !hair
-            if cloth.area >= 16 {
-                let near = try cloth.dilated(max(1, Int((0.04 * s).rounded())))
-                frontSleeves = Self.coloured(like: cloth && !hands, in: cloth && (!hands || near), image: image)
+            if (cloth && !hands).area >= 16 {
+                frontSleeves = Self.coloured(like: cloth && !hands, in: cloth, image: image)
                 // Specks the colour test left in its folds' deepest shadows are sleeve too.
                 frontSleeves = frontSleeves.smallHolesFilled(maxArea: max(4, Int(0.003 * s * s))) && cloth
                 handsKept = hands && !frontSleeves
