@@ -230,9 +230,14 @@ public final class ClothesSwap {
             var out = under
             FaceSwap.paste(garmentLayer, mask: soft, into: &out, x: 0, y: 0)
             // Forearms in front keep their shape and folds but wear the new sleeve, or are bare
-            // (the skin `undressed` gave them) when the garment's sleeves are short.
+            // when the garment's sleeves are short: the skin `undressed` gave them, with the
+            // arm's light (its luma low-passed, so the cloth's creases stay behind).
             if let colour = source.sleeveColour {
                 Self.recolouredSleeves(&out, person: person, sleeves: body.frontSleeves, colour: colour)
+            } else if body.frontSleeves.area > 0 {
+                let luma = Image(grey: person.grey(), width: w, height: h)
+                let light = try SwapGeometry.maskedLowPass(luma, body.frontSleeves.mask, sigma: max(1, 0.03 * s))
+                Self.recolouredSleeves(&out, person: light, sleeves: body.frontSleeves, colour: nil)
             }
             return (out, painted, body.region && !painted)
         }
@@ -427,11 +432,12 @@ public final class ClothesSwap {
         return count > 0 ? (Float(sum.0 / count), Float(sum.1 / count), Float(sum.2 / count)) : nil
     }
 
-    /// The old sleeves on forearms in front of the body, in the new sleeve's colour: each pixel
-    /// the colour times its luma's departure from the old sleeves' mean (their folds and light),
-    /// that departure taken relative to at least 0.2 and damped to 0.6 of it, so the noise of a
-    /// dark sleeve does not print as blotches on a light one.
-    static func recolouredSleeves(_ out: inout Image, person: Image, sleeves: Region, colour: (Float, Float, Float)) {
+    /// The old sleeves on forearms in front of the body, in the new sleeve's colour (or, with
+    /// none, in the colour `out` already has there): each pixel the colour times its luma's
+    /// departure from the old sleeves' mean (their folds and light), that departure taken
+    /// relative to at least 0.2 and damped to 0.6 of it, so the noise of a dark sleeve does not
+    /// print as blotches on a light one.
+    static func recolouredSleeves(_ out: inout Image, person: Image, sleeves: Region, colour: (Float, Float, Float)?) {
         let n = person.pixelCount
         let luma = person.grey()
         var sum = 0.0, count = 0.0
@@ -440,9 +446,10 @@ public final class ClothesSwap {
         let mean = Float(sum / count), scale = max(mean, 0.2)
         for i in 0..<n where sleeves.bits[i] {
             let f = 1 + 0.6 * min(max((luma[i] - mean) / scale, -1), 1)
-            out.rgb[i] = min(max(colour.0 * f, 0), 1)
-            out.rgb[n + i] = min(max(colour.1 * f, 0), 1)
-            out.rgb[2 * n + i] = min(max(colour.2 * f, 0), 1)
+            let c = colour ?? (out.rgb[i], out.rgb[n + i], out.rgb[2 * n + i])
+            out.rgb[i] = min(max(c.0 * f, 0), 1)
+            out.rgb[n + i] = min(max(c.1 * f, 0), 1)
+            out.rgb[2 * n + i] = min(max(c.2 * f, 0), 1)
         }
     }
 

@@ -639,14 +639,18 @@ struct BodyAnalysis {
         var handsKept = hands
         if kind != .lower, override == nil {
             // The sleeve is the forearm's cloth of the colour it has outside the hand's zone: a
-            // watch or a shirt's cuff stays as it is. Inside the forearm the hand's zone counts
-            // too: its margin round the skin, or a disc kept whole (a hand tucked under the other
-            // arm), also holds the sleeve's end, and kept it ringed the hand with the old cloth.
-            let cloth = frontArms && person && !(skin && !skinEdge) && !face && !hair
-            if (cloth && !hands).area >= 16 {
-                frontSleeves = Self.coloured(like: cloth && !hands, in: cloth, image: image)
+            // watch or a shirt's cuff stays as it is. The hand's zone counts too, inside the
+            // forearm and within 4 % of the scale of the sleeve past the wrist: its margin round
+            // the skin, or a disc kept whole (a hand tucked under the other arm), also holds the
+            // sleeve's end, and kept it ringed the hand with the old cloth.
+            let notSkin = person && !(skin && !skinEdge) && !face && !hair
+            let cloth = frontArms && notSkin
+            let sleeve = cloth && !hands
+            if sleeve.area >= 16 {
+                let candidates = cloth || (try hands && notSkin && sleeve.dilated(max(1, Int((0.04 * s).rounded()))))
+                frontSleeves = Self.coloured(like: sleeve, in: candidates, image: image)
                 // Specks the colour test left in its folds' deepest shadows are sleeve too.
-                frontSleeves = frontSleeves.smallHolesFilled(maxArea: max(4, Int(0.003 * s * s))) && cloth
+                frontSleeves = frontSleeves.smallHolesFilled(maxArea: max(4, Int(0.003 * s * s))) && candidates
                 handsKept = hands && !frontSleeves
             }
             region = region || frontSleeves
