@@ -211,9 +211,12 @@ public final class ClothesSwap {
                 for c in 0..<3 { garmentLayer.rgb[c * n + i] = min(max(sampled.rgb[c * n + i] * factor[i] * norm, 0), 1) }
             }
             if kind != .lower {
-                let mirrored = Self.mirroredAcrossBody(&garmentLayer, painted: painted, region: body.region, frame: body.frame)
+                // Not onto the sleeves of forearms in front: the arm stays in front of the garment.
+                let behind = body.region && !body.frontSleeves
+                let mirrored = Self.mirroredAcrossBody(&garmentLayer, painted: painted, region: behind, frame: body.frame)
                 painted = painted || mirrored
-                painted = painted || (try Self.extendedOverBody(&garmentLayer, painted: painted, body: body, kind: kind))
+                painted = painted || (try Self.extendedOverBody(&garmentLayer, painted: painted, region: behind, person: body.person, hair: body.hair,
+                                                                face: body.face, frame: body.frame, kind: kind))
             }
             // Under the garment and wherever it leaves the old clothing bare, nothing of the old
             // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
@@ -484,11 +487,6 @@ public final class ClothesSwap {
     /// garment, never on the neck or along an arm below its shoulder, the garment's colour is
     /// interpolated outwards (push–pull from the painted garment, its edge pixels left out); so
     /// is every gap in the garment narrower than 6 % of the body's scale.
-    static func extendedOverBody(_ layer: inout Image, painted: Region, body: BodyAnalysis, kind: GarmentKind) throws -> Region {
-        try extendedOverBody(&layer, painted: painted, region: body.region, person: body.person, hair: body.hair, face: body.face,
-                             frame: body.frame, kind: kind)
-    }
-
     static func extendedOverBody(_ layer: inout Image, painted: Region, region: Region, person: Region, hair: Region, face: Region,
                                  frame f: BodyFrame, kind: GarmentKind) throws -> Region {
         let w = layer.width, h = layer.height, n = w * h
