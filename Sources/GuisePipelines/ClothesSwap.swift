@@ -183,7 +183,7 @@ public final class ClothesSwap {
         let sampled = try timed("warp") { () throws -> GarmentWarp.Sampled in
             let gAlpha = try source.region.mask.blurred(sigma: 0.7).values
             let gShade = try Self.shading(source.image, region: source.region, sigma: 0.06 * source.frame.scale)
-            return warp.sample(garment: source.image, alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs,
+            return warp.sample(garment: try Self.bled(source.image, region: source.region), alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs,
                                edgeBand: max(4, Int((0.2 * source.frame.scale).rounded())))
         }
 
@@ -681,6 +681,25 @@ public final class ClothesSwap {
         }
         return try SwapGeometry.unitGrain(width: person.width, height: person.height, seed: 0x5EED_5C1A, sigma: 1)
             .map { $0 * 0.5 * strength }
+    }
+
+    /// The garment photo with the garment's own colours carried outwards past its edge (push–pull
+    /// from the region shrunk by `inset` pixels, whose outer ring is part backdrop in a photo's
+    /// pixels). The warp samples bilinearly, so along the garment's edge it mixed in the backdrop
+    /// or the wearer's skin: where that edge landed inside the person (a shoulder the garment's
+    /// extension continues past) it drew a light line across the new cloth.
+    static func bled(_ garment: Image, region: Region, inset: Int = 2) throws -> Image {
+        let core = try region.eroded(inset)
+        let known = core.area >= 64 ? core : region
+        guard known.area > 0 else { return garment }
+        let n = garment.pixelCount
+        var out = garment
+        for c in 0..<3 {
+            let plane = Array(garment.rgb[(c * n)..<((c + 1) * n)])
+            let filled = Membrane.pushPull(plane, known: known.bits, width: garment.width, height: garment.height)
+            for i in 0..<n where !known.bits[i] { out.rgb[c * n + i] = filled[i] }
+        }
+        return out
     }
 
     /// `region` Telea-filled from outside it. The fill is smooth, so on a large photo it is made

@@ -61,6 +61,41 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertTrue((out && !painted).area == 0, "nothing is added")
     }
 
+    /// A navy garment cut out of a photo onto a white backdrop, its outer ring of pixels half
+    /// backdrop as a photo's edge is: after bleeding, the garment's colour runs on past its edge
+    /// and through that ring, so a bilinear sample across the edge is navy, not a light line.
+    func testTheGarmentsColourRunsOnPastItsEdge() throws {
+        let w = 48, h = 48, n = w * h
+        let navy: [Float] = [0.1, 0.15, 0.3]
+        var rgb = [Float](repeating: 0.96, count: 3 * n)
+        var region = Region(width: w, height: h)
+        for y in 0..<h {
+            for x in 0..<w {
+                let r = ((Double(x) - 24) * (Double(x) - 24) + (Double(y) - 24) * (Double(y) - 24)).squareRoot()
+                guard r <= 14 else { continue }
+                region.bits[y * w + x] = true
+                let edge = r > 13 ? Float(0.5) : 0      // the ring mixed with the backdrop
+                for c in 0..<3 { rgb[c * n + y * w + x] = (1 - edge) * (navy[c] + 0.02 * Float((x + y) % 3)) + edge * 0.96 }
+            }
+        }
+        let garment = Image(width: w, height: h, rgb: rgb)
+        let core = try region.eroded(2)
+        let bled = try ClothesSwap.bled(garment, region: region)
+        var worst: Float = 0
+        for i in 0..<n where !core.bits[i] {
+            for c in 0..<3 { worst = max(worst, abs(bled.rgb[c * n + i] - navy[c])) }
+        }
+        XCTAssertLessThan(worst, 0.05, "past the core the garment's own colour, not the backdrop's")
+        XCTAssertFalse(worst.isNaN)
+        for i in 0..<n where core.bits[i] {
+            for c in 0..<3 where bled.rgb[c * n + i] != garment.rgb[c * n + i] { XCTFail("the core's pixels are its own"); return }
+        }
+        // Without the bleed the ring is light.
+        var ringLight: Float = 0
+        for i in 0..<n where region.bits[i] && !core.bits[i] { ringLight = max(ringLight, garment.rgb[i]) }
+        XCTAssertGreaterThan(ringLight, 0.4)
+    }
+
     func testSmallHolesAreFilledAndLargeOnesAndOpeningsKept() throws {
         // A 40×40 ring region with a 3×3 hole and a 10×10 hole inside, and a notch open to the border.
         let w = 40, h = 40
