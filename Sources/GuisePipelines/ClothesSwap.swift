@@ -235,12 +235,13 @@ public final class ClothesSwap {
             // Forearms in front keep their shape and folds but wear the new sleeve, or are bare
             // when the garment's sleeves are short: the skin `undressed` gave them, with the
             // arm's light (its luma low-passed, so the cloth's creases stay behind).
+            let round = Self.forearmRelief(body.frame, kind: kind, over: body.frontSleeves)
             if let colour = source.sleeveColour {
-                Self.recolouredSleeves(&out, person: person, sleeves: body.frontSleeves, colour: colour)
+                Self.recolouredSleeves(&out, person: person, sleeves: body.frontSleeves, colour: colour, relief: round)
             } else if body.frontSleeves.area > 0 {
                 let luma = Image(grey: person.grey(), width: w, height: h)
                 let light = try SwapGeometry.maskedLowPass(luma, body.frontSleeves.mask, sigma: max(1, 0.03 * s))
-                Self.recolouredSleeves(&out, person: light, sleeves: body.frontSleeves, colour: nil)
+                Self.recolouredSleeves(&out, person: light, sleeves: body.frontSleeves, colour: nil, relief: round)
             }
             return (out, painted, body.region && !painted)
         }
@@ -255,6 +256,14 @@ public final class ClothesSwap {
         if options.harmonize > 0 {
             out = try timed("harmonize") {
                 try harmonise(out, region: changed, garment: sampled.rgb, painted: painted, report: &report)
+            }
+        }
+        // A grey photo stays grey: the garment is written as its luma, as a black-and-white
+        // photo of it would show it.
+        if person.sourceFormat?.isGrey ?? false {
+            for i in 0..<n where out.rgb[i] != person.rgb[i] || out.rgb[n + i] != person.rgb[n + i] || out.rgb[2 * n + i] != person.rgb[2 * n + i] {
+                let y = 0.299 * out.rgb[i] + 0.587 * out.rgb[n + i] + 0.114 * out.rgb[2 * n + i]
+                out.rgb[i] = y; out.rgb[n + i] = y; out.rgb[2 * n + i] = y
             }
         }
         progress?("done", 4, Self.stages)
@@ -440,7 +449,8 @@ public final class ClothesSwap {
     /// departure from the old sleeves' mean (their folds and light), that departure taken
     /// relative to at least 0.2 and damped to 0.6 of it, so the noise of a dark sleeve does not
     /// print as blotches on a light one.
-    static func recolouredSleeves(_ out: inout Image, person: Image, sleeves: Region, colour: (Float, Float, Float)?) {
+    static func recolouredSleeves(_ out: inout Image, person: Image, sleeves: Region, colour: (Float, Float, Float)?,
+                                  relief: [Float]? = nil) {
         let n = person.pixelCount
         let luma = person.grey()
         var sum = 0.0, count = 0.0
@@ -448,12 +458,37 @@ public final class ClothesSwap {
         guard count > 0 else { return }
         let mean = Float(sum / count), scale = max(mean, 0.2)
         for i in 0..<n where sleeves.bits[i] {
-            let f = 1 + 0.6 * min(max((luma[i] - mean) / scale, -1), 1)
+            let f = (1 + 0.6 * min(max((luma[i] - mean) / scale, -1), 1)) * (relief?[i] ?? 1)
             let c = colour ?? (out.rgb[i], out.rgb[n + i], out.rgb[2 * n + i])
             out.rgb[i] = min(max(c.0 * f, 0), 1)
             out.rgb[n + i] = min(max(c.1 * f, 0), 1)
             out.rgb[2 * n + i] = min(max(c.2 * f, 0), 1)
         }
+    }
+
+    /// A forearm's roundness, as a factor on what is painted over it: 1 − 0.3·t², t the distance
+    /// from the nearer forearm's bone over the forearm zone's radius (0.15 of the scale), at most
+    /// 1. A sleeve of one colour or a bare arm filled at one skin tone, shaded only by the old
+    /// sleeve's low-passed light, read as a flat slab laid across the body.
+    static func forearmRelief(_ f: BodyFrame, kind: GarmentKind, over region: Region) -> [Float] {
+        let w = region.width, n = w * region.height
+        var relief = [Float](repeating: 1, count: n)
+        let bones = f.limbs(kind).filter { $0.0.hasSuffix("forearm") }.map { (f[$0.1], f[$0.2]) }
+        guard !bones.isEmpty else { return relief }
+        let radius = 0.15 * f.scale
+        for i in 0..<n where region.bits[i] {
+            let p = Point(Double(i % w), Double(i / w))
+            var d = Double.infinity
+            for (a, b) in bones {
+                let ab = sub(b, a), ap = sub(p, a)
+                let len2 = max(ab.x * ab.x + ab.y * ab.y, 1e-9)
+                let u = min(max((ap.x * ab.x + ap.y * ab.y) / len2, 0), 1)
+                d = min(d, distance(p, add(a, scaled(ab, u))))
+            }
+            let t = Float(min(d / radius, 1))
+            relief[i] = 1 - 0.3 * t * t
+        }
+        return relief
     }
 
     /// A top's own openings that land beside the wearer's neck rather than round it (the
@@ -503,7 +538,16 @@ public final class ClothesSwap {
         // torso warped by the body) is garment wherever it lies, arm or torso.
         let bridge = max(1, Int((0.03 * s).rounded()))
         let slivers = try painted.dilated(bridge).eroded(bridge)
-        let out = region && person && !painted && ((!kept && reach) || slivers) && !hair && !face
+        // Above the shoulders' line only onto the shoulders' own slope, which reaches the neck's
+        // sides a little above the line: a suit's ring or a high collar stood beyond it, with
+        // background behind, and the garment run up over it to the chin made a box round the neck.
+        var above = Region(width: w, height: h)
+        let u = f.up, c = f.shoulderCentre
+        for i in 0..<n where (Double(i % w) - c.x) * u.x + (Double(i / w) - c.y) * u.y > 0 { above.bits[i] = true }
+        if let slope = f.shoulderSlope(top: f.slopeTop) {
+            above = above && !(try Region.polygon(slope, width: w, height: h))
+        }
+        let out = region && person && !painted && ((!kept && reach) || slivers) && !hair && !face && !above
         guard out.area > 0 else { return out }
         let edge = max(1, Int((0.004 * s).rounded()))
         let known = try painted.eroded(edge)
@@ -591,10 +635,15 @@ public final class ClothesSwap {
         let grain = try skinGrain(person, source: source)
         let shade = chinShadow(face: body.face, skin: source, region: region, scale: s)
         let refilled = edge.map { region || $0 } ?? region
-        for i in 0..<n where refilled.bits[i] && blend.values[i] > 0 {
-            let a = blend.values[i]
+        let relief = kind == .lower ? [Float](repeating: 1, count: n)
+            : neckRelief(person, face: body.face, skin: source, fill: refilled, frame: f)
+        // The neck's edge row is skin in the photo: the background's share of the blend, which
+        // at the neck column's sides is half, would darken it into a dotted line again.
+        let onEdge = edge ?? Region(width: w, height: h)
+        for i in 0..<n where refilled.bits[i] && (blend.values[i] > 0 || onEdge.bits[i]) {
+            let a = onEdge.bits[i] ? 1 : blend.values[i]
             for c in 0..<3 {
-                let local = near.rgb[c * n + i] * shade[i] + grain[i]
+                let local = near.rgb[c * n + i] * shade[i] * relief[i] + grain[i]
                 out.rgb[c * n + i] = (1 - a) * out.rgb[c * n + i] + a * min(max(local, 0), 1)
             }
         }
@@ -623,6 +672,66 @@ public final class ClothesSwap {
             shade[i] = 1 - 0.2 * weight
         }
         return shade
+    }
+
+    /// The neck's roundness on a neck filled from the chin's skin, as a factor on the fill. A
+    /// push–pull fill runs on at one colour, and a neck of one colour from edge to edge reads as
+    /// a flat beige slab under the chin. Across the neck column (t from −1 to 1 over its radius)
+    /// the light falls off as 1 − 0.22·t² towards the sides, easing back to 1 over half a radius
+    /// past them; the face's own side light (the relative difference between its skin's luma on
+    /// either side of its centre, along the shoulders' line, at most ±0.25) tilts it the same
+    /// way, 1 + g·t. It gives way where the fill meets visible skin other than the face, in full
+    /// within 2 px of it and fading in over a tenth of the scale (a neck above a collar has its own light,
+    /// which the fill carries on; the chin shadow's d₂ / (d₁ + d₂) let a short visible neck's
+    /// edge row darken into dots at the sides).
+    static func neckRelief(_ person: Image, face: Region, skin: Region, fill: Region, frame f: BodyFrame) -> [Float] {
+        let w = face.width, h = face.height, n = w * h
+        var relief = [Float](repeating: 1, count: n)
+        guard face.area > 0, fill.area > 0 else { return relief }
+        let s = f.scale, radius = 0.12 * s
+        let centre = f.shoulderCentre, across = f.across, up = f.up
+        let top = 0.28 * s + radius
+        // The face's side light, from its skin (or the whole face where too little is skin).
+        let faceSkin = (face && skin).area >= 64 ? face && skin : face
+        let luma = person.grey()
+        var cx = 0.0, cy = 0.0
+        for i in 0..<n where faceSkin.bits[i] { cx += Double(i % w); cy += Double(i / w) }
+        let count = Double(faceSkin.area)
+        cx /= count; cy /= count
+        var sums = [0.0, 0.0], counts = [0.0, 0.0]
+        for i in 0..<n where faceSkin.bits[i] {
+            let side = (Double(i % w) - cx) * across.x + (Double(i / w) - cy) * across.y > 0 ? 1 : 0
+            sums[side] += Double(luma[i]); counts[side] += 1
+        }
+        var g: Float = 0
+        if counts[0] > 0, counts[1] > 0 {
+            let a = sums[0] / counts[0], b = sums[1] / counts[1]
+            g = Float(min(max((b - a) / max(a + b, 1e-6), -0.25), 0.25))
+        }
+        let otherSkin = skin && !face
+        let toSkin = otherSkin.area > 0
+            ? EditGuides.chamferDistance(otherSkin.bits.map { !$0 }, width: w, height: h, edgeIsOutside: false) : nil
+        let fade = Float(0.1 * s)
+        for i in 0..<n where fill.bits[i] {
+            let dx = Double(i % w) - centre.x, dy = Double(i / w) - centre.y
+            let along = dx * up.x + dy * up.y
+            guard along > -radius, along < top else { continue }
+            let t = Float((dx * across.x + dy * across.y) / radius), a = abs(t)
+            guard a < 1.5 else { continue }
+            // 0.22·t² inside, eased back to 0 over the half radius past the side (smoothstep).
+            let fall: Float
+            if a <= 1 {
+                fall = 0.22 * t * t
+            } else {
+                let u = (a - 1) / 0.5
+                fall = 0.22 * (1 - u * u * (3 - 2 * u))
+            }
+            let tilt = g * min(max(t, -1), 1)
+            var factor = (1 - fall) * (1 + tilt)
+            if let toSkin { factor = 1 + (factor - 1) * min(max(toSkin[i] - 2, 0) / fade, 1) }
+            relief[i] = factor
+        }
+        return relief
     }
 
     /// The hair's edge over the old clothing, re-composited over the new: a pixel there mixes hair

@@ -266,6 +266,9 @@ struct BodyFrame {
 
     /// The base of the neck: a little above the shoulders' centre.
     var neck: Point { add(shoulderCentre, scaled(up, 0.08 * scale)) }
+    /// Where the shoulders' slope meets the neck's sides: a fifth of the scale above the
+    /// shoulders' line. Above it the bare body is the neck column alone.
+    var slopeTop: Point { add(shoulderCentre, scaled(up, 0.2 * scale)) }
     /// The neck's column: 0.12 of the scale each side of the line from the shoulders' centre up
     /// past the neck point by `reach` scales.
     func neckColumn(reach: Double = 0.2, width: Int, height: Int) -> Region {
@@ -392,7 +395,8 @@ struct BodyAnalysis {
     /// tops of the shoulders, where a collar may reach above the torso polygon; never painted,
     /// only cleared (the face, skin and hair in it are not part of the region).
     var collar: Region
-    /// The bare shoulders and neck above the shoulder line (`BodyFrame.shoulderSlope`).
+    /// The bare shoulders above the shoulder line, up to the neck's sides at `BodyFrame.slopeTop`
+    /// (`BodyFrame.shoulderSlope`).
     var slope: Region
     var face: Region
     var hands: Region
@@ -605,7 +609,7 @@ struct BodyAnalysis {
             if kind != .lower {
                 let mouth = Point(lm.mesh[14].x, lm.mesh[14].y)
                 collar = try frame.collar(top: mouth).map { try Region.polygon($0, width: w, height: h) } ?? collar
-                slope = try frame.shoulderSlope(top: mouth).map { try Region.polygon($0, width: w, height: h) } ?? slope
+                slope = try frame.shoulderSlope(top: frame.slopeTop).map { try Region.polygon($0, width: w, height: h) } ?? slope
                 // The face's margin is kept whole except where a light collar reaches the jaw: below
                 // the mouth, not skin-coloured and brighter than the face, it is cloth (a beard or a
                 // shadow there is darker, and stays).
@@ -651,9 +655,26 @@ struct BodyAnalysis {
                 frontSleeves = Self.coloured(like: sleeve, in: candidates, image: image)
                 // Specks the colour test left in its folds' deepest shadows are sleeve too.
                 frontSleeves = frontSleeves.smallHolesFilled(maxArea: max(4, Int(0.003 * s * s))) && candidates
+                // And so are the specks along its edge, which no fill encloses (a black sleeve's
+                // lighter weave): closed over 1 % of the scale.
+                let close = max(1, Int((0.01 * s).rounded()))
+                frontSleeves = frontSleeves || (try frontSleeves.dilated(close).eroded(close) && candidates)
                 handsKept = hands && !frontSleeves
             }
             region = region || frontSleeves
+            // Off the forearms, the zone's margin round a hand's skin on the torso holds the old
+            // clothing between and round the fingers, which stayed as a dark rim round the hand in
+            // the new garment: its pixels of the colour of the clothing just round the zone are
+            // clothing. On the forearm (a watch, a cuff) it is kept as it is, and so is a disc
+            // kept whole away from any skin (a glove, a hand hidden under the other arm).
+            let margin = max(1, Int((0.03 * s).rounded()))
+            let ring = try handsKept.dilated(margin) && region && !frontSleeves
+            if ring.area >= 16, skin.area > 0 {
+                let nearSkin = try skin.dilated(margin + 1)
+                let rim = Self.coloured(like: ring, in: handsKept && notSkin && !frontArms && nearSkin, image: image)
+                region = region || rim
+                handsKept = handsKept && !rim
+            }
         }
         var limit: Region?
         if let override {

@@ -267,6 +267,44 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertEqual(alone[60 * w + 5], alone[60 * w + 45], accuracy: 1e-6)
     }
 
+    /// A neck filled under a face lit from the image's right: darker towards the neck's sides
+    /// (1 − 0.22·t²), tilted by the face's side light (+0.2 here, so 1 + 0.2·t), back to 1 past
+    /// one and a half radii from the middle; near visible neck skin below, it gives way.
+    func testAFilledNeckIsRoundAndLitFromTheFacesSide() throws {
+        let w = 200, h = 200, n = w * h
+        var p = [Point](repeating: Point(100, 100), count: 33)
+        var v = [Double](repeating: 0, count: 33)
+        for (j, q) in [BodyFrame.Joint.leftShoulder: Point(150, 150), .rightShoulder: Point(50, 150),
+                       .leftHip: Point(140, 300), .rightHip: Point(60, 300), .nose: Point(100, 60)] {
+            p[j.rawValue] = q; v[j.rawValue] = 1
+        }
+        // Scale 100, the neck column 12 px wide each side of x = 100, from y = 150 up to y = 110.
+        let frame = BodyFrame(points: p, visibility: v, width: w, height: h)
+        var face = Region(width: w, height: h), fill = Region(width: w, height: h), skin = Region(width: w, height: h)
+        var grey = [Float](repeating: 0.5, count: n)
+        for y in 0..<h {
+            for x in 0..<w {
+                let i = y * w + x
+                face.bits[i] = y < 90 && x >= 70 && x < 130
+                if face.bits[i] { grey[i] = x < 100 ? 0.4 : 0.6 }
+                fill.bits[i] = y >= 90 && y < 160 && x >= 80 && x < 121
+            }
+        }
+        let person = Image(grey: grey, width: w, height: h)
+        let relief = ClothesSwap.neckRelief(person, face: face, skin: skin, fill: fill, frame: frame)
+        XCTAssertFalse(relief.contains { !$0.isFinite })
+        let y = 130
+        XCTAssertEqual(relief[y * w + 100], 1, accuracy: 0.01, "the neck's middle")
+        XCTAssertEqual(relief[y * w + 112], 0.78 * 1.2, accuracy: 0.02, "its lit side")
+        XCTAssertEqual(relief[y * w + 88], 0.78 * 0.8, accuracy: 0.02, "its shaded side")
+        XCTAssertEqual(relief[y * w + 80], 1, "past one and a half radii")
+        XCTAssertEqual(relief[175 * w + 112], 1, "outside the fill")
+        // Visible neck skin just below the fill: the fill gives way to its light near it.
+        for y in 160..<170 { for x in 80..<121 { skin.bits[y * w + x] = true } }
+        let joined = ClothesSwap.neckRelief(person, face: face, skin: skin, fill: fill, frame: frame)
+        XCTAssertLessThan(abs(joined[158 * w + 112] - 1), 0.2 * abs(joined[115 * w + 112] - 1))
+    }
+
     /// Old clothing the garment leaves uncovered on the top of a shoulder, or in a narrow gap
     /// within it, takes the garment's colour; the neck, an arm below its shoulder, hair, and clothing beyond reach do not, and
     /// the garment's interior is left as it was.
@@ -301,6 +339,7 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertEqual(layer.rgb[sliver], 0.2, accuracy: 0.02)
         XCTAssertEqual(layer.rgb[2 * n + sliver], 0.6, accuracy: 0.02)
         XCTAssertFalse(out.bits[150 * w + 200], "the neck stays bare")
+        XCTAssertFalse(out.bits[150 * w + 160], "above the shoulders' slope beside the neck (where a suit's ring stood) it does not")
         XCTAssertFalse(out.bits[230 * w + 140], "so does the arm below the shoulder")
         XCTAssertFalse(out.bits[165 * w + 147], "and hair")
         XCTAssertFalse(out.bits[140 * w + 110], "too far from the garment")
@@ -769,6 +808,40 @@ final class ClothesSwapTests: XCTestCase {
             let moved = (0..<n).filter { i in b.hands.bits[i] && (0..<3).contains { r.image.rgb[$0 * n + i] != person.rgb[$0 * n + i] } }
             XCTAssertEqual(moved.count, 0, "\(garment): the hands stay")
         }
+    }
+
+    /// A black-and-white photo (the cameraman) in Messi's red and blue shirt stays grey: the
+    /// garment is written as its luma.
+    func testAGreyPersonPhotoStaysGrey() throws {
+        let person = try sample("camera.png")
+        XCTAssertEqual(person.sourceFormat?.isGrey, true)
+        let (out, report) = try swapper().run(person: person, garment: try sample("messi5.jpg"))
+        XCTAssertGreaterThan(report.paintedArea, 1000)
+        XCTAssertTrue(out.isGrey)
+        XCTAssertNotEqual(out.rgb, person.rgb)
+    }
+
+    /// Obama's hand on his upper arm: the zone's margin round its skin, off the forearm, takes in
+    /// his jacket between and round the fingers. That jacket is clothing (it changes); kept as
+    /// hand it stayed a dark rim round the hand in the new garment.
+    func testTheJacketRoundAHandOnTheTorsoIsClothing() throws {
+        let swap = try swapper()
+        let full = try sample("obama.jpg")
+        let person = try full.resized(width: full.width / 2, height: full.height / 2)
+        let b = try BodyAnalysis.analyse(person, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
+                                         analyzer: swap.analyzer, label: "person", override: nil)
+        let jacket = try XCTUnwrap(ColourDifference.meanLab(person, b.region && b.torso && !b.frontSleeves))
+        let n = person.pixelCount
+        let offForearm = b.handZones && !b.frontArms && !b.skin
+        let navy = (0..<n).filter { i in
+            offForearm.bits[i] && ColourDifference.ciede2000(
+                ColourDifference.lab(Double(person.rgb[i]), Double(person.rgb[n + i]), Double(person.rgb[2 * n + i])), jacket) < 8
+        }
+        let kept = navy.filter { !b.region.bits[$0] }
+        print("jacket-coloured pixels in the hands' zones off the forearms: \(navy.count), kept as hand: \(kept.count)")
+        XCTAssertGreaterThan(navy.count, 300, "the zones take in some of the jacket")
+        XCTAssertLessThan(kept.count, navy.count / 20, "224 of 2981 were kept before the margin was tested")
+        XCTAssertEqual((b.hands && b.region).area, 0, "what is hand is not clothing")
     }
 
     /// The sleeve's colour is its main colour (a median), so a white cuff in the sample does not
