@@ -405,8 +405,40 @@ public final class ClothesSwap {
             region = r
         }
         let product = try ProductGarment.landmarks(region)
-        return GarmentSource(image: garment, region: region, frame: product.frame, fromPerson: false, neckline: product.landmarks["neckline"],
-                              outline: product.outline, sleeveColour: Self.meanColour(garment, region))
+        let image = options.garmentMask == nil ? try Self.productHandsFilled(garment, region: region, scale: product.frame.scale) : garment
+        return GarmentSource(image: image, region: region, frame: product.frame, fromPerson: false, neckline: product.landmarks["neckline"],
+                              outline: product.outline, sleeveColour: Self.meanColour(image, region))
+    }
+
+    /// A product photo of a garment on a model whose head the frame leaves out shows the model's
+    /// hands on it, and warped onto the person they were a second pair of hands on the chest.
+    /// There is no face to sample skin from, so skin is the usual chroma rule (YCrCb: Cr 135…175,
+    /// Cb 80…130 of 255, not dark); its pieces, opened against specks and grown by 6 % of the
+    /// garment's scale (a cuff, a watch), are filled from the garment's own cloth round them
+    /// with its grain, as a worn garment's hands are. A garment a quarter or more skin-coloured
+    /// (beige, tan) is left as it is: its colour is not a hand.
+    static func productHandsFilled(_ garment: Image, region: Region, scale s: Double) throws -> Image {
+        let w = garment.width, h = garment.height, n = garment.pixelCount
+        var skin = Region(width: w, height: h)
+        for i in 0..<n where region.bits[i] {
+            let r = garment.rgb[i], g = garment.rgb[n + i], b = garment.rgb[2 * n + i]
+            let y = 0.299 * r + 0.587 * g + 0.114 * b
+            let cr = 0.713 * (r - y) + 0.5, cb = 0.564 * (b - y) + 0.5
+            skin.bits[i] = y > 0.2 && cr >= 135 / 255 && cr <= 175 / 255 && cb >= 80 / 255 && cb <= 130 / 255
+        }
+        let speck = max(1, Int((0.01 * s).rounded()))
+        skin = try skin.eroded(speck).dilated(speck) && skin
+        guard skin.area > 0, 4 * skin.area < region.area else { return garment }
+        let hole = try skin.dilated(max(1, Int((0.06 * s).rounded()))) && region
+        let cloth = region && !hole
+        guard cloth.area >= 64 else { return garment }
+        var image = garment
+        let grain = try skinGrain(garment, source: cloth)
+        for c in 0..<3 {
+            let filled = Membrane.pushPull(Array(garment.rgb[(c * n)..<((c + 1) * n)]), known: cloth.bits, width: w, height: h)
+            for i in 0..<n where hole.bits[i] { image.rgb[c * n + i] = min(max(filled[i] + grain[i], 0), 1) }
+        }
+        return image
     }
 
     /// The sleeve on the wearer's forearms: the cloth (neither skin, hand, face nor hair) in each

@@ -810,6 +810,39 @@ final class ClothesSwapTests: XCTestCase {
         }
     }
 
+    /// A product shot of a jacket on a headless model, a hand on it: the hand (and a margin
+    /// round it, for a cuff or a watch) takes the jacket's cloth; the rest of the jacket keeps
+    /// its pixels. A beige jacket, skin-coloured all over, is left as it is.
+    func testAProductShotsHandsTakeTheGarmentsCloth() throws {
+        let w = 120, h = 120, n = w * h
+        let navy: [Float] = [0.12, 0.14, 0.3], hand: [Float] = [0.85, 0.62, 0.5], beige: [Float] = [0.86, 0.75, 0.63]
+        func shot(_ cloth: [Float]) -> (Image, Region) {
+            var rgb = [Float](repeating: 0.96, count: 3 * n)
+            var region = Region(width: w, height: h)
+            for y in 10..<110 {
+                for x in 15..<105 {
+                    let i = y * w + x
+                    region.bits[i] = true
+                    let onHand = x >= 50 && x < 70 && y >= 60 && y < 75
+                    for c in 0..<3 { rgb[c * n + i] = (onHand ? hand : cloth)[c] + 0.01 * Float((x * 7 + y * 3) % 5) }
+                }
+            }
+            return (Image(width: w, height: h, rgb: rgb), region)
+        }
+        let (jacket, region) = shot(navy)
+        let out = try ClothesSwap.productHandsFilled(jacket, region: region, scale: 100)
+        for (x, y) in [(55, 65), (60, 70), (68, 62)] {
+            let i = y * w + x
+            XCTAssertEqual(out.rgb[i], navy[0], accuracy: 0.06, "the hand at \(x),\(y) takes the cloth")
+            XCTAssertEqual(out.rgb[2 * n + i], navy[2], accuracy: 0.06)
+        }
+        XCTAssertFalse(out.rgb.contains { !$0.isFinite })
+        XCTAssertEqual(out.rgb[20 * w + 20], jacket.rgb[20 * w + 20], "far from the hand the jacket's own pixel")
+        XCTAssertEqual(out.rgb[5 * w + 5], jacket.rgb[5 * w + 5], "the backdrop is not touched")
+        let (tan, tanRegion) = shot(beige)
+        XCTAssertEqual(try ClothesSwap.productHandsFilled(tan, region: tanRegion, scale: 100).rgb, tan.rgb)
+    }
+
     /// A black-and-white photo (the cameraman) in Messi's red and blue shirt stays grey: the
     /// garment is written as its luma.
     func testAGreyPersonPhotoStaysGrey() throws {
