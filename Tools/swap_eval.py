@@ -3,6 +3,7 @@
 
     .venv-eval/bin/python Tools/swap_eval.py SWAPS.json --guise .build/release/guise
         [--gallery GALLERY.json] [--models Models] [--out-json R.json] [--out-md R.md]
+        [--degrade standard|harsh]
 
 SWAPS.json is a list of swaps:
     {"source": path, "source_face": i, "target": path, "target_face": j, "result": path,
@@ -13,7 +14,8 @@ descriptor; without it each person's photos are those the swaps name.
 
 Per swap:
   identity   The result is re-encoded as JPEG q90 and scaled by 0.9 (INTER_AREA), so a swap
-             cannot pass on pixel-exact traces of the source; dlib's HOG detector (upsample 1)
+             cannot pass on pixel-exact traces of the source (--degrade harsh: blurred by
+             σ 1 px first, JPEG q60, ×0.6, which changes aimed at dlib alone do not survive); dlib's HOG detector (upsample 1)
              finds faces and the one overlapping the target face (its box scaled by 0.9) is
              described by dlib's ResNet (5-point shape, 150² chip). Distances to the source
              person's mean descriptor, to the target person's, and source-to-target. A result
@@ -42,6 +44,10 @@ import numpy as np
 
 NO_FACE_DISTANCE = 1.0
 SCALE = 0.9
+# How a result is degraded before its identity is read: "standard" (JPEG q90, then ×0.9) or
+# "harsh" (Gaussian blur σ 1 px, JPEG q60, then ×0.6), which a pixel-level change aimed at
+# dlib's network does not survive while a change of the face's features does.
+DEGRADE = "standard"
 MATCH_IOU = 0.3
 STRONG = 10
 # dlib's own same-person threshold on descriptor distance.
@@ -138,8 +144,12 @@ class Dlib:
 
 
 def degraded(rgb):
-    """JPEG q90 then ×0.9 with INTER_AREA: what a result goes through before identity is read."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    """JPEG q90 then ×SCALE with INTER_AREA: what a result goes through before identity is read
+    (DEGRADE "harsh": blurred first, and JPEG q60)."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    if DEGRADE == "harsh":
+        bgr = cv2.GaussianBlur(bgr, (0, 0), 1.0)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 60 if DEGRADE == "harsh" else 90])
     assert ok
     bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
     h, w = bgr.shape[:2]
@@ -385,6 +395,7 @@ def markdown(rows, s):
                    f"{fmt(p.get('d_roll'), '.1f')} | {bg} | {fmt(x.get('seam_ratio'), '.2f')} | {fmt(x.get('seam_ratio_strong'), '.2f')} |")
     out += ["",
             f"{s['pairs']} pairs; dlib found no face in {s['no_face']} result(s) (counted as failures, distance {NO_FACE_DISTANCE}).",
+            "Identity read after " + ("blur σ 1, JPEG q60 and ×0.6 (--degrade harsh)." if DEGRADE == "harsh" else "JPEG q90 and ×0.9."),
             f"- closer to source than target: {s['closer_to_source_pct']:.0f} %",
             f"- top-1 retrieval among all persons: {s['top1_pct']:.0f} %",
             f"- same person as the source by dlib's threshold (distance < {SAME_PERSON}): {s['same_person_pct']:.0f} %",
@@ -412,7 +423,12 @@ def main():
     ap.add_argument("--models", default="Models")
     ap.add_argument("--out-json")
     ap.add_argument("--out-md")
+    ap.add_argument("--degrade", choices=["standard", "harsh"], default="standard",
+                    help="how results are degraded before identity is read (harsh: blur σ 1, JPEG q60, ×0.6)")
     a = ap.parse_args()
+    global DEGRADE, SCALE
+    DEGRADE = a.degrade
+    SCALE = 0.6 if a.degrade == "harsh" else 0.9
     with open(a.swaps) as f:
         swaps = json.load(f)
     if not swaps:
