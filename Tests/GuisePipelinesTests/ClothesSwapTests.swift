@@ -775,15 +775,21 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertLessThan(near, far + 0.03, "beside the arms \(near), farther out \(far)")
     }
 
-    /// Obama's crossed forearms in his navy sleeves: under the astronaut's long-sleeved suit they
-    /// keep their place and folds but turn the suit's orange; under Messi's short-sleeved shirt
-    /// they turn to bare skin like his hands'. His hands stay bit for bit.
-    func testOldSleevesOnForearmsInFrontTakeTheNewSleeveOrBareSkin() throws {
+    /// Obama with his arms crossed, at half size, and his body analysis.
+    func halfSizeObama() throws -> (ClothesSwap, Image, BodyAnalysis) {
         let swap = try swapper()
         let full = try sample("obama.jpg")
         let person = try full.resized(width: full.width / 2, height: full.height / 2)
         let b = try BodyAnalysis.analyse(person, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
                                          analyzer: swap.analyzer, label: "person", override: nil)
+        return (swap, person, b)
+    }
+
+    /// Obama's crossed forearms in his navy sleeves: under the astronaut's long-sleeved suit they
+    /// keep their place and folds but turn the suit's orange; under Messi's short-sleeved shirt
+    /// they turn to bare skin like his hands'. His hands stay bit for bit.
+    func testOldSleevesOnForearmsInFrontTakeTheNewSleeveOrBareSkin() throws {
+        let (swap, person, b) = try halfSizeObama()
         let sleeves = b.frontSleeves
         XCTAssertGreaterThan(sleeves.area, 2000, "his sleeves across the body")
         XCTAssertEqual((sleeves && !b.region).area, 0, "the sleeves are part of the region that may change")
@@ -858,11 +864,7 @@ final class ClothesSwapTests: XCTestCase {
     /// his jacket between and round the fingers. That jacket is clothing (it changes); kept as
     /// hand it stayed a dark rim round the hand in the new garment.
     func testTheJacketRoundAHandOnTheTorsoIsClothing() throws {
-        let swap = try swapper()
-        let full = try sample("obama.jpg")
-        let person = try full.resized(width: full.width / 2, height: full.height / 2)
-        let b = try BodyAnalysis.analyse(person, kind: .upper, pose: swap.pose, faceDetector: swap.faceDetector,
-                                         analyzer: swap.analyzer, label: "person", override: nil)
+        let (_, person, b) = try halfSizeObama()
         let jacket = try XCTUnwrap(ColourDifference.meanLab(person, b.region && b.torso && !b.frontSleeves))
         let n = person.pixelCount
         let offForearm = b.handZones && !b.frontArms && !b.skin
