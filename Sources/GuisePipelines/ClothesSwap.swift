@@ -183,7 +183,8 @@ public final class ClothesSwap {
         let sampled = try timed("warp") { () throws -> GarmentWarp.Sampled in
             let gAlpha = try source.region.mask.blurred(sigma: 0.7).values
             let gShade = try Self.shading(source.image, region: source.region, sigma: 0.06 * source.frame.scale)
-            return warp.sample(garment: try Self.bled(source.image, region: source.region), alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs,
+            let bled = try Self.bled(source.image, region: source.region)
+            return warp.sample(garment: bled, alpha: gAlpha, shade: gShade, zone: zone, limbZones: body.limbs,
                                edgeBand: max(4, Int((0.2 * source.frame.scale).rounded())))
         }
 
@@ -713,9 +714,9 @@ public final class ClothesSwap {
     /// past them; the face's own side light (the relative difference between its skin's luma on
     /// either side of its centre, along the shoulders' line, at most ±0.25) tilts it the same
     /// way, 1 + g·t. It gives way where the fill meets visible skin other than the face, in full
-    /// within 2 px of it and fading in over a tenth of the scale (a neck above a collar has its own light,
-    /// which the fill carries on; the chin shadow's d₂ / (d₁ + d₂) let a short visible neck's
-    /// edge row darken into dots at the sides).
+    /// within 2 px of it and fading in over a tenth of the scale (a neck above a collar has its
+    /// own light, which the fill carries on; the chin shadow's d₂ / (d₁ + d₂) let a short
+    /// visible neck's edge row darken into dots at the sides).
     static func neckRelief(_ person: Image, face: Region, skin: Region, fill: Region, frame f: BodyFrame) -> [Float] {
         let w = face.width, h = face.height, n = w * h
         var relief = [Float](repeating: 1, count: n)

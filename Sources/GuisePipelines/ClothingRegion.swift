@@ -656,7 +656,8 @@ struct BodyAnalysis {
                 // Specks the colour test left in its folds' deepest shadows are sleeve too.
                 frontSleeves = frontSleeves.smallHolesFilled(maxArea: max(4, Int(0.003 * s * s))) && candidates
                 // And so are the specks along its edge, which no fill encloses (a black sleeve's
-                // lighter weave): closed over 1 % of the scale.
+                // lighter weave): closed over 1 % of the scale (joined to what it was, which the
+                // closing's erosion would cut back where the sleeve meets the photo's edge).
                 let close = max(1, Int((0.01 * s).rounded()))
                 frontSleeves = frontSleeves || (try frontSleeves.dilated(close).eroded(close) && candidates)
                 handsKept = hands && !frontSleeves
