@@ -68,6 +68,16 @@ public struct Image {
         return true
     }
 
+    /// Each pixel that differs from `original`'s written as its luma (BT.601), the rest left as
+    /// they are: a result made from a grey photo stays grey.
+    public mutating func greyWhereChanged(from original: Image) {
+        let n = pixelCount
+        for i in 0..<n where rgb[i] != original.rgb[i] || rgb[n + i] != original.rgb[n + i] || rgb[2 * n + i] != original.rgb[2 * n + i] {
+            let y = 0.299 * rgb[i] + 0.587 * rgb[n + i] + 0.114 * rgb[2 * n + i]
+            rgb[i] = y; rgb[n + i] = y; rgb[2 * n + i] = y
+        }
+    }
+
     /// Luma with ITU-R BT.601 weights (as OpenCV's RGB→GRAY); R where the image is grey.
     public func grey() -> [Float] {
         let n = pixelCount

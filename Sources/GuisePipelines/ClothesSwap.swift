@@ -261,12 +261,7 @@ public final class ClothesSwap {
         }
         // A grey photo stays grey: the garment is written as its luma, as a black-and-white
         // photo of it would show it.
-        if person.sourceFormat?.isGrey ?? false {
-            for i in 0..<n where out.rgb[i] != person.rgb[i] || out.rgb[n + i] != person.rgb[n + i] || out.rgb[2 * n + i] != person.rgb[2 * n + i] {
-                let y = 0.299 * out.rgb[i] + 0.587 * out.rgb[n + i] + 0.114 * out.rgb[2 * n + i]
-                out.rgb[i] = y; out.rgb[n + i] = y; out.rgb[2 * n + i] = y
-            }
-        }
+        if person.sourceFormat?.isGrey ?? false { out.greyWhereChanged(from: person) }
         progress?("done", 4, Self.stages)
 
         // Fit and colour, measured on the result.

@@ -388,13 +388,7 @@ public final class FaceSwap {
             allSamples.append(face.samples)
         }
         // A grey photo stays grey: the swapped face is written as its luma.
-        if target.sourceFormat?.isGrey ?? false {
-            let n = out.pixelCount
-            for i in 0..<n where out.rgb[i] != target.rgb[i] || out.rgb[n + i] != target.rgb[n + i] || out.rgb[2 * n + i] != target.rgb[2 * n + i] {
-                let y = 0.299 * out.rgb[i] + 0.587 * out.rgb[n + i] + 0.114 * out.rgb[2 * n + i]
-                out.rgb[i] = y; out.rgb[n + i] = y; out.rgb[2 * n + i] = y
-            }
-        }
+        if target.sourceFormat?.isGrey ?? false { out.greyWhereChanged(from: target) }
         if options.diffusion, case .success(let m) = model { report.model = m.path }
         if options.diffFace != nil {
             report.gradient = options.gradientThroughNetwork ? "through-unet" : "x0"
