@@ -159,6 +159,9 @@ public struct SwapReport: Encodable {
         public var targetEyesKept = false
         /// Whether glasses were found on the target face and kept (`SwapOptions.keepGlasses`).
         public var targetGlassesKept = false
+        /// Whether glasses were found on the source face and filled in from its skin round
+        /// about before it was pasted.
+        public var sourceGlassesRemoved = false
         /// How much the source face is enlarged onto the target's: the target's eye distance in
         /// pixels over the source's. Far above 1, the swapped face is softer than the photo.
         public var sourceEnlargement = 1.0
@@ -486,6 +489,8 @@ public final class FaceSwap {
         var occludedShare = 0.0
         var mirroredShare = 0.0
         var keptTargetEyes = false
+        var sourceGlassesRemoved = false
+        var hiddenBrows: Mask?
         var glasses: Mask?
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
@@ -532,6 +537,55 @@ public final class FaceSwap {
                 mirrorField = weight
                 warpedSource.image = try warpedSource.image.blended(with: mirrored.image, mask: Mask(width: ww, height: wh, values: weight))
                 mirroredShare = Double(weight.reduce(0, +)) / Double(max(1, warpedSource.coverage.values.reduce(0, +)))
+            }
+            // Glasses the source wears are not who the source is: pasted, the rims and bridge sat
+            // on the target's face as a print, with no arms running back to its ears. They are
+            // found in the source's own photo, where the rims are sharpest, carried onto the
+            // window as its face is, and filled in from the face round about (push–pull, with
+            // its skin's grain) before anything reads the source's skin, light or detail.
+            let faceWidthS = faceWidth * SwapGeometry.interOcular(meshS) / max(SwapGeometry.interOcular(meshD), 1e-6)
+            if let (frames, crop) = try FaceGlasses.worn(src, mesh: Array(meshS.prefix(FaceMesh.pointCount)), faceWidth: faceWidthS) {
+                let drawn = Image(grey: frames.values, width: frames.width, height: frames.height)
+                let local = sampled.map { Point($0.x - Double(crop.x), $0.y - Double(crop.y)) }
+                var onWindow = warp.render(drawn, from: local, to: meshD, depth: depthD, width: ww, height: wh).image.grey()
+                if let seen, seen.mirrors, let mirrorField {
+                    let mirrored = warp.render(drawn, triangles: warp.triangles.map { (local[seen.mirror[$0.0]], local[seen.mirror[$0.1]], local[seen.mirror[$0.2]]) },
+                                               to: meshD, depth: depthD, width: ww, height: wh).image.grey()
+                    for k in 0..<onWindow.count { onWindow[k] += mirrorField[k] * (mirrored[k] - onWindow[k]) }
+                }
+                // The rims' soft edges and the shadows they cast on the skin go with them. Where
+                // a rim crosses a brow, the brow is filled from the brow round about (filled from
+                // skin, the brows went; kept, the rim read as a heavy black brow), unless the rim
+                // hides nearly all of it: then the target's own brows, moved onto the new
+                // geometry, are kept, as its eyes are when the source's are shut. Elsewhere the
+                // fill is from the skin, brows left out.
+                let gone = try Mask(width: ww, height: wh, values: onWindow).dilated(radius: max(1, Int((0.012 * faceWidth).rounded())))
+                let flat = meshD.map { Point3($0.x, $0.y, 0) }
+                let brows = try FaceMasks.mask(.brows, mesh: flat, width: ww, height: wh)
+                let browZone = try brows.dilated(radius: max(1, Int((0.01 * faceWidth).rounded())))
+                let known = (0..<(ww * wh)).map { gone.values[$0] < 0.5 && warpedSource.coverage.values[$0] > 0.5 }
+                let knownSkin = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { known[$0] && browZone.values[$0] < 0.5 })
+                let knownBrow = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { known[$0] && browZone.values[$0] >= 0.5 })
+                let browArea = brows.values.reduce(0) { $0 + ($1 > 0.5 ? 1 : 0) }
+                if knownSkin.area >= 64 {
+                    let skin = try FaceMasks.mask(.skin, mesh: flat, width: ww, height: wh)
+                    let grain = try ClothesSwap.skinGrain(warpedSource.image, source: Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
+                        knownSkin.bits[$0] && skin.values[$0] > 0.5 }))
+                    let browsShow = knownBrow.area >= max(16, browArea / 4)
+                    for c in 0..<3 {
+                        let plane = Array(warpedSource.image.rgb[(c * ww * wh)..<((c + 1) * ww * wh)])
+                        let fromSkin = Membrane.pushPull(plane, known: knownSkin.bits, width: ww, height: wh)
+                        let fromBrow = browsShow ? Membrane.pushPull(plane, known: knownBrow.bits, width: ww, height: wh) : fromSkin
+                        for k in 0..<(ww * wh) where gone.values[k] > 0.5 {
+                            let v = brows.values[k] > 0.5 ? fromBrow[k] : fromSkin[k] + grain[k]
+                            warpedSource.image.rgb[c * ww * wh + k] = min(max(v, 0), 1)
+                        }
+                    }
+                    if !browsShow {
+                        hiddenBrows = Mask(width: ww, height: wh, values: (0..<(ww * wh)).map { brows.values[$0] > 0.5 && gone.values[$0] > 0.5 ? 1 : 0 })
+                    }
+                    sourceGlassesRemoved = true
+                }
             }
             // Where the outline runs concave in the photo the surface leaves pixels uncovered; the
             // mask closes over small gaps, so they take their neighbours' colour, not black.
@@ -711,10 +765,11 @@ public final class FaceSwap {
             // And the glasses it wears, as its hair: a mask over the eyes would cover the rims and
             // leave the arms beyond it.
             if options.keepGlasses,
-               let frames = try TargetGlasses.frames(warpedTarget, mesh: meshD, skin: skinTarget, faceWidth: faceWidth) {
+               let frames = try FaceGlasses.frames(warpedTarget, mesh: meshD, skin: skinTarget, faceWidth: faceWidth) {
                 glasses = try frames.blurred(sigma: max(0.6, 0.006 * faceWidth))
                 keep.values = zip(keep.values, frames.values).map { max($0, $1) }
             }
+            if let hiddenBrows { keep.values = zip(keep.values, hiddenBrows.values).map { max($0, $1) } }
             keep = try keep.blurred(sigma: max(0.6, 0.006 * faceWidth))
 
             // Relit first, then the target's own mouth opening goes in as it is (relighting it
@@ -800,6 +855,7 @@ public final class FaceSwap {
         result.sourceMirrored = (mirroredShare * 1000).rounded() / 1000
         result.targetEyesKept = keptTargetEyes
         result.targetGlassesKept = glasses != nil
+        result.sourceGlassesRemoved = sourceGlassesRemoved
         try timed("report") {
             try measure(out, target: target, face: face, landmarks: tlm, sourceDescriptor: sourceDescriptor, into: &result)
         }

@@ -3,10 +3,12 @@ import GuiseFace
 import GuiseImage
 import GuiseVision
 
-/// The frames of glasses the target face wears, found on the target moved onto the swap's mesh,
-/// so the swap keeps them as it keeps the target's hair. Under a face mask that covers the eyes
-/// the rims would be replaced by the source's skin and the arms outside the mask would stay: two
-/// dark hinges at the temples with nothing between them.
+/// The frames of glasses a face wears, found on a face moved onto the swap's mesh. The target's
+/// stay, as its hair does: under a face mask that covers the eyes the rims would be replaced by
+/// the source's skin and the arms outside the mask would stay, two dark hinges at the temples
+/// with nothing between them. The source's are filled in from its skin round about: they are
+/// not who the source is, and pasted onto the target they sat on its face as a print, with no
+/// arms running back to its ears.
 ///
 /// Glasses are what is not skin in the band round the eyes (the eyes' own contours left out),
 /// grown from what is not skin over the nose's bridge (and within 7 % of the face of it, as a
@@ -16,8 +18,37 @@ import GuiseVision
 /// nose, and brows do not reach down beside the eyes, so it gives nil. Tinted lenses round
 /// the eyes are part of the piece; within the eyes' contours the source's eyes show, relit to
 /// the light there.
-enum TargetGlasses {
-    /// `skin`: per pixel, whether it passes the target's skin colour test. Returns the frames
+enum FaceGlasses {
+    /// The frames on a face in its own photo, its skin sampled on its cheeks (below the eyes,
+    /// above the mouth) as the swap samples it; nil without glasses. Worked out on the face's
+    /// surroundings only (the mesh's box grown by a quarter each way), so a large photo costs
+    /// no more than a small one: the mask covers `crop`, in the photo's pixels.
+    static func worn(_ image: Image, mesh: [Point], faceWidth: Double) throws -> (frames: Mask, crop: (x: Int, y: Int))? {
+        let xs = mesh.map(\.x), ys = mesh.map(\.y)
+        guard let minX = xs.min(), let maxX = xs.max(), let minY = ys.min(), let maxY = ys.max() else { return nil }
+        let gx = 0.25 * (maxX - minX), gy = 0.25 * (maxY - minY)
+        let x0 = max(0, Int((minX - gx).rounded(.down))), y0 = max(0, Int((minY - gy).rounded(.down)))
+        let x1 = min(image.width, Int((maxX + gx).rounded(.up)) + 1), y1 = min(image.height, Int((maxY + gy).rounded(.up)) + 1)
+        guard x1 - x0 >= 8, y1 - y0 >= 8 else { return nil }
+        let face = try image.with(alpha: nil).cropped(x: x0, y: y0, width: x1 - x0, height: y1 - y0)
+        let local = mesh.map { Point($0.x - Double(x0), $0.y - Double(y0)) }
+        let w = face.width, h = face.height
+        var cheeks = try FaceMasks.mask(.skin, mesh: local.map { Point3($0.x, $0.y, 0) }, width: w, height: h)
+        let le = local[33], re = local[263], mouth = local[13]
+        let ex = re.x - le.x, ey = re.y - le.y, el = max((ex * ex + ey * ey).squareRoot(), 1e-6)
+        let up = Point(ey / el, -ex / el)
+        let eyes = Point((le.x + re.x) / 2, (le.y + re.y) / 2)
+        func height(_ x: Int, _ y: Int, above p: Point) -> Double { (Double(x) - p.x) * up.x + (Double(y) - p.y) * up.y }
+        for y in 0..<h {
+            for x in 0..<w where height(x, y, above: eyes) > -0.15 * el || height(x, y, above: mouth) < 0.1 * el {
+                cheeks.values[y * w + x] = 0
+            }
+        }
+        let skin = try SwapGeometry.skinLike(face, sample: cheeks, highlights: true)
+        return try frames(face, mesh: local, skin: skin, faceWidth: faceWidth).map { ($0, (x0, y0)) }
+    }
+
+    /// `skin`: per pixel, whether it passes the face's skin colour test. Returns the frames
     /// (hard-edged, grown by a pixel), or nil.
     static func frames(_ image: Image, mesh: [Point], skin: [Bool], faceWidth: Double) throws -> Mask? {
         let w = image.width, h = image.height, n = w * h
