@@ -217,7 +217,8 @@ public final class ClothesSwap {
                 let mirrored = Self.mirroredAcrossBody(&garmentLayer, painted: painted, region: behind, frame: body.frame)
                 painted = painted || mirrored
                 painted = painted || (try Self.extendedOverBody(&garmentLayer, painted: painted, region: behind, person: body.person, hair: body.hair,
-                                                                face: body.face, frame: body.frame, kind: kind))
+                                                                face: body.face, frame: body.frame, kind: kind,
+                                                                sleeved: source.sleeveColour != nil))
             }
             // Under the garment and wherever it leaves the old clothing bare, nothing of the old
             // clothing stays: the garment's feathered edge fades into this, not into the old cloth.
@@ -549,9 +550,13 @@ public final class ClothesSwap {
     /// of background out of the person's outline. Within 12 % of the body's scale of the
     /// garment, never on the neck or along an arm below its shoulder, the garment's colour is
     /// interpolated outwards (push–pull from the painted garment, its edge pixels left out); so
-    /// is every gap in the garment narrower than 6 % of the body's scale.
+    /// is every gap in the garment narrower than 6 % of the body's scale. A `sleeved` garment
+    /// (its sleeves reach the forearms) is carried on over all the old clothing on the arms as
+    /// well, and up to a quarter of the scale from it: a long sleeve warped from another pose
+    /// left an elbow or an upper arm of the old jacket uncovered, and bare skin and background
+    /// there made a hole in the new jacket.
     static func extendedOverBody(_ layer: inout Image, painted: Region, region: Region, person: Region, hair: Region, face: Region,
-                                 frame f: BodyFrame, kind: GarmentKind) throws -> Region {
+                                 frame f: BodyFrame, kind: GarmentKind, sleeved: Bool = false) throws -> Region {
         let w = layer.width, h = layer.height, n = w * h
         let s = f.scale
         let hips = kind == .dress ? (f[.leftKnee], f[.rightKnee]) : (f[.leftHip], f[.rightHip])
@@ -561,7 +566,7 @@ public final class ClothesSwap {
             let start = add(f[a], scaled(Point(f[b].x - f[a].x, f[b].y - f[a].y), 0.3))
             kept = kept || Region.capsule(start, f[b], radius: 0.11 * s, width: w, height: h)
         }
-        let reach = try painted.dilated(max(1, Int((0.12 * s).rounded())))
+        let reach = try painted.dilated(max(1, Int(((sleeved ? 0.25 : 0.12) * s).rounded())))
         // A sliver the garment almost closes round (between a sleeve warped by its arm and the
         // torso warped by the body) is garment wherever it lies, arm or torso.
         let bridge = max(1, Int((0.03 * s).rounded()))
@@ -575,7 +580,11 @@ public final class ClothesSwap {
         if let slope = f.shoulderSlope(top: f.slopeTop) {
             above = above && !(try Region.polygon(slope, width: w, height: h))
         }
-        let out = region && person && !painted && ((!kept && reach) || slivers) && !hair && !face && !above
+        var arms = Region(width: w, height: h)
+        if sleeved && kind != .lower {
+            for (_, a, b, r) in f.limbs(kind) { arms = arms || Region.capsule(f[a], f[b], radius: r * s, width: w, height: h) }
+        }
+        let out = region && person && !painted && ((!kept && reach) || slivers || arms) && !hair && !face && !above
         guard out.area > 0 else { return out }
         let edge = max(1, Int((0.004 * s).rounded()))
         let known = try painted.eroded(edge)

@@ -346,6 +346,20 @@ final class ClothesSwapTests: XCTestCase {
         XCTAssertFalse((out && painted).area > 0 || (out && !region).area > 0)
         XCTAssertEqual(layer.rgb[300 * w + 200], before.rgb[300 * w + 200], "the garment's interior as it was")
         XCTAssertFalse(layer.rgb.contains { !$0.isFinite })
+
+        // A garment whose sleeves reach the forearms runs on over the old clothing on the arms
+        // as well: a long sleeve that missed an elbow left the old jacket there.
+        var sleevedLayer = before
+        let sleeved = try ClothesSwap.extendedOverBody(&sleevedLayer, painted: painted, region: region, person: body, hair: hair,
+                                                       face: Region(width: w, height: h), frame: person, kind: .upper, sleeved: true)
+        let arm = 230 * w + 140
+        XCTAssertTrue(sleeved.bits[arm], "the arm below the shoulder takes the long sleeve")
+        XCTAssertEqual(sleevedLayer.rgb[arm], 0.2, accuracy: 0.02)
+        XCTAssertEqual(sleevedLayer.rgb[2 * n + arm], 0.6, accuracy: 0.02)
+        XCTAssertFalse(sleeved.bits[150 * w + 200], "the neck still stays bare")
+        XCTAssertFalse(sleeved.bits[165 * w + 147], "and the hair")
+        XCTAssertFalse((sleeved && painted).area > 0 || (sleeved && !region).area > 0)
+        XCTAssertTrue((out && !sleeved).area == 0, "everything the short-sleeved garment covers, the long-sleeved one does")
     }
 
     func testWarpTakesPersonLandmarksOntoTheGarmentsOwn() throws {
