@@ -491,6 +491,7 @@ public final class FaceSwap {
         var keptTargetEyes = false
         var sourceGlassesRemoved = false
         var hiddenBrows: Mask?
+        var hiddenEyes: Mask?
         var glasses: Mask?
         try timed("warp") {
             // The source at about the target face's scale, so the warp never shrinks by much
@@ -544,7 +545,7 @@ public final class FaceSwap {
             // window as its face is, and filled in from the face round about (push–pull, with
             // its skin's grain) before anything reads the source's skin, light or detail.
             let faceWidthS = faceWidth * SwapGeometry.interOcular(meshS) / max(SwapGeometry.interOcular(meshD), 1e-6)
-            if let (frames, crop) = try FaceGlasses.worn(src, mesh: Array(meshS.prefix(FaceMesh.pointCount)), faceWidth: faceWidthS) {
+            if let (frames, crop, tinted) = try FaceGlasses.worn(src, mesh: Array(meshS.prefix(FaceMesh.pointCount)), faceWidth: faceWidthS) {
                 let drawn = Image(grey: frames.values, width: frames.width, height: frames.height)
                 let local = sampled.map { Point($0.x - Double(crop.x), $0.y - Double(crop.y)) }
                 var onWindow = warp.render(drawn, from: local, to: meshD, depth: depthD, width: ww, height: wh).image.grey()
@@ -559,12 +560,30 @@ public final class FaceSwap {
                 // hides nearly all of it: then the target's own brows, moved onto the new
                 // geometry, are kept, as its eyes are when the source's are shut. Elsewhere the
                 // fill is from the skin, brows left out.
-                let gone = try Mask(width: ww, height: wh, values: onWindow).dilated(radius: max(1, Int((0.012 * faceWidth).rounded())))
+                var lenses = Mask(width: ww, height: wh, values: onWindow)
+                if tinted {
+                    // Sunglasses hide the source's eyes: the lenses go whole, eyes included, and
+                    // the target's own eyes are kept (below), as when the source's are shut.
+                    for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
+                        let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh).dilated(radius: max(1, Int((0.03 * faceWidth).rounded())))
+                        lenses.values = zip(lenses.values, eye.values).map { max($0, $1) }
+                    }
+                    // Round the eyes, behind the lenses, nothing of the source is seen: filled,
+                    // the span read as a smooth band of shadow across the face. The target's own
+                    // eyes, lids and sockets are kept there, faded in over 2 % of the face.
+                    let span = max(1, Int((0.08 * faceWidth).rounded()))
+                    lenses = try lenses.dilated(radius: span).eroded(radius: span)
+                    hiddenEyes = try lenses.blurred(sigma: max(1, 0.02 * faceWidth))
+                }
+                let gone = try lenses.dilated(radius: max(1, Int((0.012 * faceWidth).rounded())))
                 let flat = meshD.map { Point3($0.x, $0.y, 0) }
                 let brows = try FaceMasks.mask(.brows, mesh: flat, width: ww, height: wh)
                 let browZone = try brows.dilated(radius: max(1, Int((0.01 * faceWidth).rounded())))
                 let known = (0..<(ww * wh)).map { gone.values[$0] < 0.5 && warpedSource.coverage.values[$0] > 0.5 }
-                let knownSkin = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { known[$0] && browZone.values[$0] < 0.5 })
+                // Skin is filled from skin: a fringe over the forehead, beside large lenses,
+                // drew a dark band across the face.
+                let skinColour = try SwapGeometry.skinLike(warpedSource.image, sample: try FaceGlasses.cheekSample(meshD, width: ww, height: wh), highlights: true)
+                let knownSkin = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { known[$0] && browZone.values[$0] < 0.5 && skinColour[$0] })
                 let knownBrow = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { known[$0] && browZone.values[$0] >= 0.5 })
                 let browArea = brows.values.reduce(0) { $0 + ($1 > 0.5 ? 1 : 0) }
                 if knownSkin.area >= 64 {
@@ -645,12 +664,9 @@ public final class FaceSwap {
             let browIdx = MeshRegions.imageLeftBrow + MeshRegions.imageRightBrow
             let brow = Point(browIdx.map { meshD[$0].x }.reduce(0, +) / Double(browIdx.count),
                              browIdx.map { meshD[$0].y }.reduce(0, +) / Double(browIdx.count))
-            let mouthC = meshD[13]
-            let eyeC = Point((le.x + re.x) / 2, (le.y + re.y) / 2)
             func height(_ x: Int, _ y: Int, above p: Point) -> Double { (Double(x) - p.x) * up.x + (Double(y) - p.y) * up.y }
             let skinD = try FaceMasks.mask(.skin, mesh: meshD.map { Point3($0.x, $0.y, 0) }, width: ww, height: wh)
-            var cheeks = skinD
-            for y in 0..<wh { for x in 0..<ww where height(x, y, above: eyeC) > -0.15 * el || height(x, y, above: mouthC) < 0.1 * el { cheeks.values[y * ww + x] = 0 } }
+            let cheeks = try FaceGlasses.cheekSample(meshD, width: ww, height: wh)
             // The source's forehead is held to a stricter test (darker than its cheeks or
             // textured like strands: a fringe) than the target's, whose skin there is only
             // being covered.
@@ -754,8 +770,13 @@ public final class FaceSwap {
             // stretched open, smeared across the eye, and the target's gaze is lost; a target
             // looking down, given a source's open eyes, would look up out of a lowered face. Both
             // eyes or neither, so the two never differ.
-            if let openT = SwapGeometry.eyeOpenness(tlm), let openS = SwapGeometry.eyeOpenness(sl),
-               min(openS, openT) < SwapGeometry.nearlyShutEyes, min(openS, openT) < SwapGeometry.narrowerEyes * max(openS, openT) {
+            let shut: Bool
+            if let openT = SwapGeometry.eyeOpenness(tlm), let openS = SwapGeometry.eyeOpenness(sl) {
+                shut = min(openS, openT) < SwapGeometry.nearlyShutEyes && min(openS, openT) < SwapGeometry.narrowerEyes * max(openS, openT)
+            } else {
+                shut = false
+            }
+            if shut || hiddenEyes != nil {
                 for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
                     let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh)
                     keep.values = zip(keep.values, eye.values).map { max($0, $1) }
@@ -771,6 +792,7 @@ public final class FaceSwap {
             }
             if let hiddenBrows { keep.values = zip(keep.values, hiddenBrows.values).map { max($0, $1) } }
             keep = try keep.blurred(sigma: max(0.6, 0.006 * faceWidth))
+            if let hiddenEyes { keep.values = zip(keep.values, hiddenEyes.values).map { max($0, $1) } }
 
             // Relit first, then the target's own mouth opening goes in as it is (relighting it
             // with the source's darker lips around would blow its teeth out).

@@ -462,6 +462,37 @@ final class FaceSwapTests: XCTestCase {
         XCTAssertLessThan(extra, 0.004, "the source's rims were pasted: \(extra) of the band darker")
     }
 
+    /// Anne Helene wears sunglasses: nothing of her eyes is seen, so the target keeps its own
+    /// eyes, lids and sockets behind where her lenses would land, and her tinted lenses are
+    /// not pasted (they left a band of shadow across the face). Round Biden's eyes the result
+    /// stays within a few levels of his photo; Grace Hopper's clear lenses show her eyes, which
+    /// are swapped.
+    func testSunglassesOnTheSourceLeaveTheTargetsEyes() throws {
+        let target = try photo("biden.jpg")
+        let swap = try FaceSwap(options: fast())
+        let (out, report) = try swap.run(source: try photo("anne_helene.jpg"), target: target)
+        XCTAssertTrue(report.faces[0].sourceGlassesRemoved)
+        XCTAssertTrue(report.faces[0].targetEyesKept)
+        let m = try FaceAnalyzer().landmarks(target, face: try BlazeFaceDetector().detect(target)[0]).mesh.map { Point($0.x, $0.y) }
+        var eyes = try SwapGeometry.region(MeshRegions.imageLeftEye, m, width: target.width, height: target.height)
+        let right = try SwapGeometry.region(MeshRegions.imageRightEye, m, width: target.width, height: target.height)
+        eyes.values = zip(eyes.values, right.values).map { max($0, $1) }
+        let n = target.pixelCount
+        var sum = 0.0, count = 0
+        for i in 0..<n where eyes.values[i] > 0.5 {
+            for c in 0..<3 { sum += Double(abs(out.rgb[c * n + i] - target.rgb[c * n + i])) }
+            count += 3
+        }
+        let meanDifference = sum / Double(max(count, 1))
+        print("Biden's eyes under Anne Helene's sunglasses: mean difference \(meanDifference * 255) levels over \(count / 3) px")
+        XCTAssertGreaterThan(count, 300)
+        XCTAssertFalse(meanDifference.isNaN)
+        XCTAssertLessThan(meanDifference, 8.0 / 255, "the target's own eyes stay")
+        let (_, clear) = try swap.run(source: try photo("grace_hopper.jpg"), target: target)
+        XCTAssertTrue(clear.faces[0].sourceGlassesRemoved)
+        XCTAssertFalse(clear.faces[0].targetEyesKept, "behind clear lenses the source's eyes are swapped")
+    }
+
     /// Grace Hopper's cat-eye frames have dark upper rims but a light gold bridge, which passes
     /// the skin test: they are found all the same, and their dark wings beside the eyes stay on
     /// the new face (covered, they left two dark hinges at the temples).
