@@ -53,6 +53,57 @@ enum FaceGlasses {
         return (found, (x0, y0), tinted)
     }
 
+    /// The source's glasses (`frames`, on the window) filled in on its warped face. The rims'
+    /// soft edges and the shadows they cast go with them (the mask grown by 1.2 % of the face),
+    /// and the skin is filled from skin-coloured pixels round about (push–pull, with the skin's
+    /// grain): a fringe beside large lenses, taken in, drew a dark band across the face. A rim
+    /// across a brow is filled from the brow round about (filled from skin, the brows went;
+    /// kept, the rim read as a heavy black brow), unless the frames hide nearly all of it: then
+    /// `hiddenBrows` says where the target's own brows, moved onto the new geometry, are kept,
+    /// as its eyes are when the source's are shut. Behind `tinted` lenses nothing of the source
+    /// is seen round its eyes (filled, the span read as a smooth band of shadow): the lenses are
+    /// closed over their span and `hiddenEyes` says where the target's own eyes, lids and
+    /// sockets are kept, faded in over 2 % of the face. Nil when too little skin is left to fill
+    /// from (nothing is changed then).
+    static func filled(_ face: inout Image, coverage: Mask, frames: Mask, tinted: Bool, mesh: [Point], faceWidth: Double) throws
+        -> (hiddenBrows: Mask?, hiddenEyes: Mask?)? {
+        let w = face.width, h = face.height, n = w * h
+        var lenses = frames
+        var hiddenEyes: Mask?
+        if tinted {
+            for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
+                let eye = try SwapGeometry.region(contour, mesh, width: w, height: h).dilated(radius: max(1, Int((0.03 * faceWidth).rounded())))
+                lenses.values = zip(lenses.values, eye.values).map { max($0, $1) }
+            }
+            let span = max(1, Int((0.08 * faceWidth).rounded()))
+            lenses = try lenses.dilated(radius: span).eroded(radius: span)
+            hiddenEyes = try lenses.blurred(sigma: max(1, 0.02 * faceWidth))
+        }
+        let gone = try lenses.dilated(radius: max(1, Int((0.012 * faceWidth).rounded())))
+        let flat = mesh.map { Point3($0.x, $0.y, 0) }
+        let brows = try FaceMasks.mask(.brows, mesh: flat, width: w, height: h)
+        let browZone = try brows.dilated(radius: max(1, Int((0.01 * faceWidth).rounded())))
+        let known = (0..<n).map { gone.values[$0] < 0.5 && coverage.values[$0] > 0.5 }
+        let skinColour = try SwapGeometry.skinLike(face, sample: try cheekSample(mesh, width: w, height: h), highlights: true)
+        let knownSkin = Region(width: w, height: h, bits: (0..<n).map { known[$0] && browZone.values[$0] < 0.5 && skinColour[$0] })
+        let knownBrow = Region(width: w, height: h, bits: (0..<n).map { known[$0] && browZone.values[$0] >= 0.5 })
+        guard knownSkin.area >= 64 else { return nil }
+        let skin = try FaceMasks.mask(.skin, mesh: flat, width: w, height: h)
+        let grain = try ClothesSwap.skinGrain(face, source: Region(width: w, height: h, bits: (0..<n).map { knownSkin.bits[$0] && skin.values[$0] > 0.5 }))
+        let browArea = brows.values.reduce(0) { $0 + ($1 > 0.5 ? 1 : 0) }
+        let browsShow = knownBrow.area >= max(16, browArea / 4)
+        for c in 0..<3 {
+            let plane = Array(face.rgb[(c * n)..<((c + 1) * n)])
+            let fromSkin = Membrane.pushPull(plane, known: knownSkin.bits, width: w, height: h)
+            let fromBrow = browsShow ? Membrane.pushPull(plane, known: knownBrow.bits, width: w, height: h) : fromSkin
+            for k in 0..<n where gone.values[k] > 0.5 {
+                face.rgb[c * n + k] = min(max(brows.values[k] > 0.5 ? fromBrow[k] : fromSkin[k] + grain[k], 0), 1)
+            }
+        }
+        let hiddenBrows = browsShow ? nil : Mask(width: w, height: h, values: (0..<n).map { brows.values[$0] > 0.5 && gone.values[$0] > 0.5 ? 1 : 0 })
+        return (hiddenBrows, hiddenEyes)
+    }
+
     /// Where a face's skin colour is sampled: the mesh's skin below the eyes (0.15 eye distances
     /// under their line) and above the mouth.
     static func cheekSample(_ mesh: [Point], width w: Int, height h: Int) throws -> Mask {

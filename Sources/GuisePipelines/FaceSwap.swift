@@ -554,55 +554,10 @@ public final class FaceSwap {
                                                to: meshD, depth: depthD, width: ww, height: wh).image.grey()
                     for k in 0..<onWindow.count { onWindow[k] += mirrorField[k] * (mirrored[k] - onWindow[k]) }
                 }
-                // The rims' soft edges and the shadows they cast on the skin go with them. Where
-                // a rim crosses a brow, the brow is filled from the brow round about (filled from
-                // skin, the brows went; kept, the rim read as a heavy black brow), unless the rim
-                // hides nearly all of it: then the target's own brows, moved onto the new
-                // geometry, are kept, as its eyes are when the source's are shut. Elsewhere the
-                // fill is from the skin, brows left out.
-                var lenses = Mask(width: ww, height: wh, values: onWindow)
-                if tinted {
-                    // Sunglasses hide the source's eyes: the lenses go whole, eyes included, and
-                    // the target's own eyes are kept (below), as when the source's are shut.
-                    for contour in [MeshRegions.imageLeftEye, MeshRegions.imageRightEye] {
-                        let eye = try SwapGeometry.region(contour, meshD, width: ww, height: wh).dilated(radius: max(1, Int((0.03 * faceWidth).rounded())))
-                        lenses.values = zip(lenses.values, eye.values).map { max($0, $1) }
-                    }
-                    // Round the eyes, behind the lenses, nothing of the source is seen: filled,
-                    // the span read as a smooth band of shadow across the face. The target's own
-                    // eyes, lids and sockets are kept there, faded in over 2 % of the face.
-                    let span = max(1, Int((0.08 * faceWidth).rounded()))
-                    lenses = try lenses.dilated(radius: span).eroded(radius: span)
-                    hiddenEyes = try lenses.blurred(sigma: max(1, 0.02 * faceWidth))
-                }
-                let gone = try lenses.dilated(radius: max(1, Int((0.012 * faceWidth).rounded())))
-                let flat = meshD.map { Point3($0.x, $0.y, 0) }
-                let brows = try FaceMasks.mask(.brows, mesh: flat, width: ww, height: wh)
-                let browZone = try brows.dilated(radius: max(1, Int((0.01 * faceWidth).rounded())))
-                let known = (0..<(ww * wh)).map { gone.values[$0] < 0.5 && warpedSource.coverage.values[$0] > 0.5 }
-                // Skin is filled from skin: a fringe over the forehead, beside large lenses,
-                // drew a dark band across the face.
-                let skinColour = try SwapGeometry.skinLike(warpedSource.image, sample: try FaceGlasses.cheekSample(meshD, width: ww, height: wh), highlights: true)
-                let knownSkin = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { known[$0] && browZone.values[$0] < 0.5 && skinColour[$0] })
-                let knownBrow = Region(width: ww, height: wh, bits: (0..<(ww * wh)).map { known[$0] && browZone.values[$0] >= 0.5 })
-                let browArea = brows.values.reduce(0) { $0 + ($1 > 0.5 ? 1 : 0) }
-                if knownSkin.area >= 64 {
-                    let skin = try FaceMasks.mask(.skin, mesh: flat, width: ww, height: wh)
-                    let grain = try ClothesSwap.skinGrain(warpedSource.image, source: Region(width: ww, height: wh, bits: (0..<(ww * wh)).map {
-                        knownSkin.bits[$0] && skin.values[$0] > 0.5 }))
-                    let browsShow = knownBrow.area >= max(16, browArea / 4)
-                    for c in 0..<3 {
-                        let plane = Array(warpedSource.image.rgb[(c * ww * wh)..<((c + 1) * ww * wh)])
-                        let fromSkin = Membrane.pushPull(plane, known: knownSkin.bits, width: ww, height: wh)
-                        let fromBrow = browsShow ? Membrane.pushPull(plane, known: knownBrow.bits, width: ww, height: wh) : fromSkin
-                        for k in 0..<(ww * wh) where gone.values[k] > 0.5 {
-                            let v = brows.values[k] > 0.5 ? fromBrow[k] : fromSkin[k] + grain[k]
-                            warpedSource.image.rgb[c * ww * wh + k] = min(max(v, 0), 1)
-                        }
-                    }
-                    if !browsShow {
-                        hiddenBrows = Mask(width: ww, height: wh, values: (0..<(ww * wh)).map { brows.values[$0] > 0.5 && gone.values[$0] > 0.5 ? 1 : 0 })
-                    }
+                if let filled = try FaceGlasses.filled(&warpedSource.image, coverage: warpedSource.coverage,
+                                                       frames: Mask(width: ww, height: wh, values: onWindow), tinted: tinted,
+                                                       mesh: meshD, faceWidth: faceWidth) {
+                    (hiddenBrows, hiddenEyes) = (filled.hiddenBrows, filled.hiddenEyes)
                     sourceGlassesRemoved = true
                 }
             }
